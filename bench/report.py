@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Helpers for bench/run: parse wrk's text output and render the results table.
+
+    report.py parse WRK_OUTPUT_FILE
+        prints one tab-separated line: req_per_s  p50_ms  p99_ms  errors  error_detail
+        ("-" for a value wrk did not print; the exit status is 0 even then, so one broken run
+        shows up in the table instead of aborting the whole benchmark)
+
+    report.py table RESULTS_TSV [--md OUT] [--header TEXT]
+        RESULTS_TSV lines: target conc req_per_s p50_ms p99_ms errors error_detail rss_kb
+        prints the markdown table and the summary lines against the targets of the issue;
+        exits 0 (PASS or FAIL alike: the table is the result), 2 if a row could not be parsed.
+
+Standard library only, so it runs on any python3.
+"""
+
+import re
+import sys
+
+# wrk prints durations with an adaptive unit (src/units.c): us, ms, s, m, h.
+UNIT_TO_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+DURATION = re.compile(r"^([0-9]*\.?[0-9]+)(us|ms|s|m|h)$")
+
+# Targets from the issue.
+RPS_TARGET_PCT = 50.0  # Switchyard req/s at the highest concurrency >= 50% of nginx's
+P50_TARGET_MS = 0.2  # Switchyard p50 - nginx p50 at concurrency 1 <= 0.2 ms
+RSS_TARGET_MB = 30.0  # Switchyard peak RSS < 30 MB
+
+
+def duration_ms(text):
+    m = DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(m.group(1)) * UNIT_TO_MS[m.group(2)]
+
+
+def parse_wrk(text):
+    """Return dict(rps, p50, p99, errors, detail) from wrk --latency output; None if missing."""
+    out = {"rps": None, "p50": None, "p99": None, "errors": 0, "detail": []}
+    in_dist = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("Requests/sec:"):
+            out["rps"] = float(line.split(":", 1)[1].strip())
+        elif line.startswith("Latency Distribution"):
+            in_dist = True
+        elif in_dist and re.match(r"^[0-9.]+%\s", line):
+            pct, value = line.split()[:2]
+            if pct in ("50%", "50.000%"):
+                out["p50"] = duration_ms(value)
+            elif pct in ("99%", "99.000%"):
+                out["p99"] = duration_ms(value)
+        elif in_dist and line and not re.match(r"^[0-9.]+%", line):
+            in_dist = False
+        if line.startswith("Non-2xx or 3xx responses:"):
+            n = int(line.split(":", 1)[1].strip())
+            out["errors"] += n
+            out["detail"].append(f"non-2xx={n}")
+        elif line.startswith("Socket errors:"):
+            # "Socket errors: connect 0, read 1, write 0, timeout 0"
+            for kind, n in re.findall(r"([a-z]+) ([0-9]+)", line.split(":", 1)[1]):
+                if int(n):
+                    out["errors"] += int(n)
+                    out["detail"].append(f"{kind}={n}")
+    return out
+
+
+def fmt(value, digits=3):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def cmd_parse(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        r = parse_wrk(f.read())
+    detail = ",".join(r["detail"]) or "-"
+    if r["rps"] is None:
+        detail = "no-wrk-output" if detail == "-" else detail + ",no-wrk-output"
+    rps = "-" if r["rps"] is None else f"{r['rps']:.2f}"
+    print("\t".join([rps, fmt(r["p50"]), fmt(r["p99"]), str(r["errors"]), detail]))
+
+
+def num(text):
+    return None if text in ("-", "") else float(text)
+
+
+def cmd_table(path, md_out=None, header=""):
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            target, conc, rps, p50, p99, errors, detail, rss_kb = line.rstrip("\n").split("\t")
+            rows.append(
+                {
+                    "target": target,
+                    "conc": int(conc),
+                    "rps": num(rps),
+                    "p50": num(p50),
+                    "p99": num(p99),
+                    "errors": int(errors),
+                    "detail": detail,
+                    "rss_mb": None if rss_kb == "-" else int(rss_kb) / 1024.0,
+                }
+            )
+
+    lines = [
+        "| target | conc | req/s | p50 ms | p99 ms | errors | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        errors = str(r["errors"])
+        if r["rps"] is None:
+            errors = f"**?** ({r['detail']})"
+        elif r["errors"] or r["detail"] != "-":
+            errors = f"**{r['errors']}** ({r['detail']})"
+        rps = "-" if r["rps"] is None else f"{r['rps']:.0f}"
+        lines.append(
+            f"| {r['target']} | {r['conc']} | {rps} | {fmt(r['p50'])} | {fmt(r['p99'])} "
+            f"| {errors} | {fmt(r['rss_mb'], 1)} |"
+        )
+
+    def row(target, conc):
+        for r in rows:
+            if r["target"] == target and r["conc"] == conc:
+                return r
+        return None
+
+    def verdict(ok):
+        return "PASS" if ok else "FAIL"
+
+    summary = []
+    concs = sorted({r["conc"] for r in rows})
+    # Throughput: compare at 32 if measured, else at the highest concurrency measured.
+    hi = 32 if 32 in concs else (concs[-1] if concs else None)
+    sy, ng = row("switchyard", hi), row("nginx", hi)
+    if sy and ng and sy["rps"] and ng["rps"]:
+        pct = 100.0 * sy["rps"] / ng["rps"]
+        summary.append(
+            f"- Throughput: switchyard req/s at c={hi} is {pct:.1f}% of nginx's "
+            f"({sy['rps']:.0f} vs {ng['rps']:.0f}; target >= {RPS_TARGET_PCT:.0f}%): "
+            f"{verdict(pct >= RPS_TARGET_PCT)}"
+        )
+    elif sy and ng:
+        summary.append(f"- Throughput: FAIL - no req/s for switchyard or nginx at c={hi}")
+    else:
+        summary.append(f"- Throughput: n/a (needs switchyard and nginx rows at c={hi})")
+
+    sy, ng = row("switchyard", 1), row("nginx", 1)
+    if sy and ng and sy["p50"] is not None and ng["p50"] is not None:
+        delta = sy["p50"] - ng["p50"]
+        summary.append(
+            f"- Added latency: switchyard p50 - nginx p50 at c=1 is {delta:+.3f} ms "
+            f"(target <= {P50_TARGET_MS} ms): {verdict(delta <= P50_TARGET_MS)}"
+        )
+    elif sy and ng:
+        summary.append("- Added latency: FAIL - no p50 for switchyard or nginx at c=1")
+    else:
+        summary.append("- Added latency: n/a (needs switchyard and nginx rows at c=1)")
+
+    sy_rss = [r["rss_mb"] for r in rows if r["target"] == "switchyard" and r["rss_mb"]]
+    if sy_rss:
+        rss = max(sy_rss)
+        summary.append(
+            f"- Memory: switchyard peak RSS {rss:.1f} MB (target < {RSS_TARGET_MB:.0f} MB): "
+            f"{verdict(rss < RSS_TARGET_MB)}"
+        )
+    elif any(r["target"] == "switchyard" for r in rows):
+        summary.append("- Memory: FAIL - switchyard's peak RSS could not be read")
+    else:
+        summary.append("- Memory: n/a (no switchyard row)")
+
+    bad = [r for r in rows if r["errors"] or r["rps"] is None]
+    if bad:
+        where = ", ".join(f"{r['target']} c={r['conc']}" for r in bad)
+        summary.append(f"- Errors: FAIL - runs with errors or no output: {where}")
+    else:
+        summary.append("- Errors: PASS - every run returned only 2xx responses")
+
+    text = "\n".join(lines) + "\n\n" + "\n".join(summary) + "\n"
+    print(text, end="")
+    if md_out:
+        with open(md_out, "w", encoding="utf-8") as f:
+            if header:
+                f.write(header.rstrip("\n") + "\n\n")
+            f.write(text)
+    return 0
+
+
+def main(argv):
+    if len(argv) >= 2 and argv[0] == "parse":
+        cmd_parse(argv[1])
+        return 0
+    if len(argv) >= 2 and argv[0] == "table":
+        md_out, header, rest = None, "", argv[2:]
+        while rest:
+            if rest[0] == "--md" and len(rest) > 1:
+                md_out, rest = rest[1], rest[2:]
+            elif rest[0] == "--header" and len(rest) > 1:
+                header, rest = rest[1], rest[2:]
+            else:
+                print(f"report.py: unknown argument {rest[0]!r}", file=sys.stderr)
+                return 2
+        try:
+            return cmd_table(argv[1], md_out, header)
+        except (ValueError, OSError) as e:
+            print(f"report.py: {e}", file=sys.stderr)
+            return 2
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

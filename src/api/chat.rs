@@ -1,0 +1,60 @@
+//! `POST /v1/chat/completions`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::body::read_json;
+use super::error::ApiError;
+use super::{served_headers, sse};
+use crate::auth::authenticate;
+use crate::schema::ChatRequest;
+use crate::state::AppState;
+
+pub async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authenticate(&headers, state.master_key.as_ref())?;
+    let request: ChatRequest = read_json(&headers, body, state.max_request_bytes).await?;
+    validate(&request)?;
+    if request.is_stream() {
+        let served = state.router.chat_stream(&state.http, &request).await?;
+        let body = sse::chat_body(
+            state.clone(),
+            served.value,
+            served.deployment.clone(),
+            request.wants_stream_usage(),
+        );
+        let mut response = sse::response(body);
+        served_headers(&mut response, &served.deployment, served.attempts);
+        return Ok(response);
+    }
+    let served = state.router.chat(&state.http, &request).await?;
+    if let Some(usage) = &served.value.usage {
+        state.metrics.record_usage(&served.deployment.id, usage);
+    }
+    let mut response = Json(served.value).into_response();
+    served_headers(&mut response, &served.deployment, served.attempts);
+    Ok(response)
+}
+
+/// What serde cannot express: OpenAI rejects these too, with the same wording.
+fn validate(request: &ChatRequest) -> Result<(), ApiError> {
+    if request.model.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "`model` must not be empty",
+            Some("model"),
+        ));
+    }
+    if request.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "`messages` must contain at least one message",
+            Some("messages"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! HTTP routes. Handlers parse, call the router, render; the request-id middleware here stamps
+//! every response and writes the access log.
+
+mod body;
+mod chat;
+pub mod error;
+mod health;
+mod models;
+mod passthrough;
+mod sse;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::router::Deployment;
+use crate::state::AppState;
+use error::ApiError;
+
+pub fn routes(state: AppState) -> axum::Router {
+    let api = axum::Router::new()
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/completions", post(passthrough::completions))
+        .route("/embeddings", post(passthrough::embeddings))
+        .route("/models", get(models::list))
+        .route("/models/{*model}", get(models::retrieve));
+    axum::Router::new()
+        .nest("/v1", api.clone())
+        .merge(api)
+        .route("/health/liveliness", get(health::liveliness))
+        .route("/health/liveness", get(health::liveliness))
+        .route("/health/readiness", get(health::readiness))
+        .route("/metrics", get(health::metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            stamp_and_log,
+        ))
+        // Bodies are bounded by `read_json` with the configured limit instead.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+/// Which deployment answered; handlers put it in the response extensions.
+#[derive(Clone)]
+pub struct ServedBy {
+    pub deployment: Arc<Deployment>,
+    pub attempts: u32,
+}
+
+/// Header names of the response metadata, documented in docs/http-api.md.
+pub const MODEL_ID_HEADER: &str = "x-switchyard-model-id";
+pub const MODEL_GROUP_HEADER: &str = "x-switchyard-model-group";
+pub const ATTEMPTS_HEADER: &str = "x-switchyard-attempts";
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+pub(crate) fn served_headers(response: &mut Response, deployment: &Arc<Deployment>, attempts: u32) {
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
+        headers.insert(MODEL_ID_HEADER, id.clone());
+        // LiteLLM's name for the same thing, so existing dashboards and clients keep working.
+        headers.insert("x-litellm-model-id", id);
+    }
+    if let Ok(group) = HeaderValue::from_str(&deployment.model_name) {
+        headers.insert(MODEL_GROUP_HEADER, group);
+    }
+    headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    response.extensions_mut().insert(ServedBy {
+        deployment: deployment.clone(),
+        attempts,
+    });
+}
+
+/// Echoes a sane `x-request-id` or makes one, and logs one line per request.
+async fn stamp_and_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .filter(|v| v.len() <= 128 && v.to_str().is_ok_and(|s| !s.is_empty()))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    let served = response.extensions_mut().remove::<ServedBy>();
+    match &served {
+        Some(served) => state
+            .metrics
+            .record_response(&served.deployment.id, status, elapsed),
+        None if status >= 400 => state.metrics.record_rejected(status),
+        None => {}
+    }
+    tracing::info!(
+        request_id = request_id.to_str().unwrap_or(""),
+        %method,
+        path,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        model_group = served.as_ref().map(|s| s.deployment.model_name.as_str()),
+        deployment = served.as_ref().map(|s| s.deployment.id.as_str()),
+        attempts = served.as_ref().map(|s| s.attempts),
+        "request"
+    );
+    response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+    response
+}
+
+fn new_request_id() -> HeaderValue {
+    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}

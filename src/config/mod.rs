@@ -1,0 +1,462 @@
+//! Typed configuration, loaded from a LiteLLM-format `config.yaml`.
+//!
+//! Loading happens in three steps: the YAML is deserialized into the raw LiteLLM shapes
+//! (`litellm.rs`; type errors name the key path and line), `os.environ/NAME` references are
+//! resolved (a missing variable names the variable and the model), and the result is validated
+//! into [`Config`]. Unsupported keys become warnings, one per key.
+
+mod litellm;
+mod secret;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+pub use secret::Secret;
+
+use litellm::{ExtraKeys, RawConfig, RawModel};
+
+/// LiteLLM's default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Default request body limit (10 MiB).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+
+const ENV_PREFIX: &str = "os.environ/";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Yaml(String),
+    #[error("{location}: environment variable `{var}` is not set")]
+    MissingEnv { location: String, var: String },
+    #[error("{location}: {message}")]
+    Invalid { location: String, message: String },
+}
+
+/// The validated configuration the gateway runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub deployments: Vec<DeploymentConfig>,
+    /// Without a master key the gateway accepts every request (LiteLLM's behaviour); a warning says so.
+    pub master_key: Option<Secret>,
+    pub max_request_bytes: usize,
+    /// Default per-request timeout when a deployment sets none.
+    pub request_timeout: Duration,
+    pub num_retries: u32,
+    pub drop_params: bool,
+}
+
+/// One entry of `model_list`: a deployment serving the alias `model_name`.
+#[derive(Debug, Clone)]
+pub struct DeploymentConfig {
+    /// `model_info.id`, or a stable hash of the entry.
+    pub id: String,
+    /// The alias clients ask for; entries sharing it form a model group.
+    pub model_name: String,
+    /// The provider prefix of `litellm_params.model` (`openai`, `azure`, `groq` ...).
+    pub provider: String,
+    /// The model name sent upstream (after the provider prefix).
+    pub upstream_model: String,
+    pub api_base: Option<String>,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    pub timeout: Option<Duration>,
+    pub stream_timeout: Option<Duration>,
+    pub max_retries: Option<u32>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub weight: f64,
+    pub order: Option<u32>,
+    pub extra_headers: Vec<(String, Secret)>,
+    pub mock_response: Option<String>,
+    pub info: ModelInfo,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ModelInfo {
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub max_tokens: Option<u64>,
+    pub mode: Option<String>,
+}
+
+/// A config plus the warnings to print once at start-up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates a config file, resolving `os.environ/` from the process environment.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &|name| std::env::var(name).ok())
+}
+
+/// Parses config text; `env` looks up environment variables (injected for tests).
+pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let raw: RawConfig = match serde_path_to_error::deserialize(deserializer) {
+        Ok(raw) => raw,
+        // An empty file is an empty config, not an error of the YAML parser.
+        Err(_) if text.trim().is_empty() => RawConfig::default(),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            return Err(ConfigError::Yaml(if path == "." || path.is_empty() {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }));
+        }
+    };
+    let mut raw = raw;
+    let config_env = std::mem::take(&mut raw.environment_variables);
+    Validator::new(&config_env, env).run(raw)
+}
+
+struct Validator<'a> {
+    config_env: &'a BTreeMap<String, String>,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    warnings: Vec<String>,
+    /// Unsupported keys already warned about, so 50 models with the same key give one warning.
+    warned: BTreeSet<String>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(
+        config_env: &'a BTreeMap<String, String>,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
+        Validator {
+            config_env,
+            env,
+            warnings: Vec::new(),
+            warned: BTreeSet::new(),
+        }
+    }
+
+    fn run(mut self, raw: RawConfig) -> Result<Loaded, ConfigError> {
+        self.unsupported("", &raw.extra);
+        self.unsupported("router_settings.", &raw.router_settings.extra);
+        self.unsupported("litellm_settings.", &raw.litellm_settings.extra);
+        self.unsupported("general_settings.", &raw.general_settings.extra);
+        if let Some(strategy) = &raw.router_settings.routing_strategy {
+            if strategy != "simple-shuffle" {
+                self.warn(format!(
+                    "router_settings.routing_strategy `{strategy}` is not supported yet; using simple-shuffle"
+                ));
+            }
+        }
+
+        let master_key = match &raw.general_settings.master_key {
+            Some(value) => Some(Secret::new(
+                self.resolve(value, "general_settings.master_key")?,
+            )),
+            None => {
+                self.warn("general_settings.master_key is not set: every request is accepted without a key".into());
+                None
+            }
+        };
+        let max_request_bytes = match raw.general_settings.max_request_size_mb {
+            Some(mb) if mb > 0.0 && mb.is_finite() => (mb * 1024.0 * 1024.0) as usize,
+            Some(mb) => {
+                return Err(invalid(
+                    "general_settings.max_request_size_mb",
+                    format!("must be a positive number of MiB, got {mb}"),
+                ))
+            }
+            None => DEFAULT_MAX_REQUEST_BYTES,
+        };
+        let request_timeout = match raw
+            .router_settings
+            .timeout
+            .or(raw.litellm_settings.request_timeout)
+        {
+            Some(secs) => seconds(secs, "router_settings.timeout")?,
+            None => DEFAULT_TIMEOUT,
+        };
+
+        let mut deployments = Vec::with_capacity(raw.model_list.len());
+        let mut ids = BTreeMap::new();
+        for (index, model) in raw.model_list.into_iter().enumerate() {
+            let deployment = self.deployment(index, model)?;
+            if let Some(previous) = ids.insert(deployment.id.clone(), index) {
+                return Err(invalid(
+                    &format!("model_list[{index}].model_info.id"),
+                    format!(
+                        "id `{}` is already used by model_list[{previous}]",
+                        deployment.id
+                    ),
+                ));
+            }
+            deployments.push(deployment);
+        }
+        if deployments.is_empty() {
+            self.warn("model_list is empty: the gateway will answer 404 to every model".into());
+        }
+
+        Ok(Loaded {
+            config: Config {
+                deployments,
+                master_key,
+                max_request_bytes,
+                request_timeout,
+                num_retries: raw
+                    .router_settings
+                    .num_retries
+                    .or(raw.litellm_settings.num_retries)
+                    .unwrap_or(0),
+                drop_params: raw.litellm_settings.drop_params.unwrap_or(false),
+            },
+            warnings: self.warnings,
+        })
+    }
+
+    fn deployment(
+        &mut self,
+        index: usize,
+        model: RawModel,
+    ) -> Result<DeploymentConfig, ConfigError> {
+        let RawModel {
+            model_name,
+            litellm_params: params,
+            model_info: info,
+            extra,
+        } = model;
+        let at = |key: &str| format!("model_list[{index}] (model_name `{model_name}`): {key}");
+        self.unsupported("model_list[].", &extra);
+        self.unsupported("model_list[].litellm_params.", &params.extra);
+        self.unsupported("model_list[].model_info.", &info.extra);
+
+        if model_name.trim().is_empty() {
+            return Err(invalid(
+                &format!("model_list[{index}].model_name"),
+                "must not be empty".into(),
+            ));
+        }
+        let model = self.resolve(&params.model, &at("litellm_params.model"))?;
+        let (provider, upstream_model) = match model.split_once('/') {
+            Some((provider, rest)) if !provider.is_empty() && !rest.is_empty() => {
+                (provider.to_ascii_lowercase(), rest.to_owned())
+            }
+            // LiteLLM infers the provider of a bare model name; OpenAI is its default.
+            None if !model.is_empty() => ("openai".to_owned(), model.clone()),
+            _ => {
+                return Err(invalid(
+                    &at("litellm_params.model"),
+                    format!("`{model}` is not of the form <provider>/<model>"),
+                ))
+            }
+        };
+        let opt = |this: &mut Self,
+                   value: &Option<String>,
+                   key: &str|
+         -> Result<Option<String>, ConfigError> {
+            value
+                .as_deref()
+                .map(|v| this.resolve(v, &at(key)))
+                .transpose()
+        };
+        let api_base = opt(self, &params.api_base, "litellm_params.api_base")?
+            .map(|base| base.trim_end_matches('/').to_owned());
+        if let Some(base) = &api_base {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(invalid(
+                    &at("litellm_params.api_base"),
+                    format!("`{base}` must start with http:// or https://"),
+                ));
+            }
+        }
+        let api_key = opt(self, &params.api_key, "litellm_params.api_key")?.map(Secret::new);
+        let api_version = opt(self, &params.api_version, "litellm_params.api_version")?;
+        let mock_response = opt(self, &params.mock_response, "litellm_params.mock_response")?;
+        let mut extra_headers = Vec::new();
+        for (name, value) in params.extra_headers.iter().flatten() {
+            let value =
+                self.resolve(value, &at(&format!("litellm_params.extra_headers.{name}")))?;
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || reqwest::header::HeaderValue::from_str(&value).is_err()
+            {
+                return Err(invalid(
+                    &at(&format!("litellm_params.extra_headers.{name}")),
+                    "is not a valid HTTP header".into(),
+                ));
+            }
+            extra_headers.push((name.to_ascii_lowercase(), Secret::new(value)));
+        }
+        let weight = params.weight.unwrap_or(1.0);
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(invalid(
+                &at("litellm_params.weight"),
+                format!("must be >= 0, got {weight}"),
+            ));
+        }
+        let id = match &info.id {
+            Some(id) => id.clone(),
+            None => stable_id(
+                &model_name,
+                &model,
+                api_base.as_deref().unwrap_or(""),
+                index,
+            ),
+        };
+
+        Ok(DeploymentConfig {
+            id,
+            provider,
+            upstream_model,
+            api_base,
+            api_key,
+            api_version,
+            timeout: params
+                .timeout
+                .map(|s| seconds(s, &at("litellm_params.timeout")))
+                .transpose()?,
+            stream_timeout: params
+                .stream_timeout
+                .map(|s| seconds(s, &at("litellm_params.stream_timeout")))
+                .transpose()?,
+            max_retries: params.max_retries,
+            rpm: params.rpm,
+            tpm: params.tpm,
+            weight,
+            order: params.order,
+            extra_headers,
+            mock_response,
+            info: ModelInfo {
+                input_cost_per_token: info.input_cost_per_token,
+                output_cost_per_token: info.output_cost_per_token,
+                max_tokens: info.max_tokens,
+                mode: info.mode.clone(),
+            },
+            model_name,
+        })
+    }
+
+    /// Resolves `os.environ/NAME`; any other string is returned as is.
+    fn resolve(&self, value: &str, location: &str) -> Result<String, ConfigError> {
+        let Some(var) = value.strip_prefix(ENV_PREFIX) else {
+            return Ok(value.to_owned());
+        };
+        self.config_env
+            .get(var)
+            .cloned()
+            .or_else(|| (self.env)(var))
+            .ok_or_else(|| ConfigError::MissingEnv {
+                location: location.to_owned(),
+                var: var.to_owned(),
+            })
+    }
+
+    fn unsupported(&mut self, prefix: &str, extra: &ExtraKeys) {
+        for key in extra.keys() {
+            let full = format!("{prefix}{key}");
+            if self.warned.insert(full.clone()) {
+                self.warnings.push(format!(
+                    "config key `{full}` is not supported yet and is ignored"
+                ));
+            }
+        }
+    }
+
+    fn warn(&mut self, message: String) {
+        self.warnings.push(message);
+    }
+}
+
+fn invalid(location: &str, message: String) -> ConfigError {
+    ConfigError::Invalid {
+        location: location.to_owned(),
+        message,
+    }
+}
+
+fn seconds(secs: f64, location: &str) -> Result<Duration, ConfigError> {
+    if secs.is_finite() && secs > 0.0 && secs < 1e9 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(invalid(
+            location,
+            format!("must be a positive number of seconds, got {secs}"),
+        ))
+    }
+}
+
+/// FNV-1a over the fields that identify a deployment: stable across runs and instances, so
+/// metrics and response headers name the same deployment everywhere.
+fn stable_id(model_name: &str, model: &str, api_base: &str, index: usize) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [model_name, model, api_base, &index.to_string()] {
+        for byte in part.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+impl Config {
+    /// A human-readable summary for `switchyard check`, secrets masked.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let mut groups: BTreeMap<&str, Vec<&DeploymentConfig>> = BTreeMap::new();
+        for d in &self.deployments {
+            groups.entry(&d.model_name).or_default().push(d);
+        }
+        let _ = writeln!(
+            out,
+            "master_key: {}",
+            self.master_key
+                .as_ref()
+                .map_or("(none: no auth)".to_owned(), Secret::masked)
+        );
+        let _ = writeln!(out, "max_request_size: {} bytes", self.max_request_bytes);
+        let _ = writeln!(
+            out,
+            "default timeout: {:?}, num_retries: {}",
+            self.request_timeout, self.num_retries
+        );
+        let _ = writeln!(
+            out,
+            "{} model group(s), {} deployment(s):",
+            groups.len(),
+            self.deployments.len()
+        );
+        for (name, deployments) in groups {
+            let _ = writeln!(out, "  {name}");
+            for d in deployments {
+                let target = match (&d.mock_response, &d.api_base) {
+                    (Some(_), _) => "mock_response (in-process)".to_owned(),
+                    (None, Some(base)) => base.clone(),
+                    (None, None) => "(provider default)".to_owned(),
+                };
+                let _ = writeln!(
+                    out,
+                    "    - id {} -> {}/{} at {} key {} weight {}",
+                    d.id,
+                    d.provider,
+                    d.upstream_model,
+                    target,
+                    d.api_key
+                        .as_ref()
+                        .map_or("(none)".to_owned(), Secret::masked),
+                    d.weight
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

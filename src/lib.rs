@@ -1,0 +1,15 @@
+//! Switchyard: an OpenAI- and Anthropic-compatible AI gateway.
+//!
+//! The request path reads top to bottom: `api` parses, `auth` identifies the caller, `router` picks
+//! a deployment, `providers` speak the upstream's wire format, `telemetry` records what happened.
+//! See DESIGN.md for the map and the invariants.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod providers;
+pub mod router;
+pub mod schema;
+pub mod server;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,116 @@
+//! The `switchyard` command: `serve`, `check` and `mock-upstream`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An OpenAI-compatible AI gateway that reads LiteLLM config.yaml"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// LiteLLM-format config.yaml.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// Address to listen on (LiteLLM's default).
+        #[arg(long, default_value = "0.0.0.0")]
+        host: String,
+        /// Port to listen on (LiteLLM's default).
+        #[arg(long, short = 'p', default_value_t = 4000)]
+        port: u16,
+        /// Log as JSON lines instead of text.
+        #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
+        json_logs: bool,
+    },
+    /// Validate a config and print the resolved model groups (secrets masked).
+    Check {
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Run a fake OpenAI-compatible upstream for tests, benchmarks and load tests.
+    MockUpstream(switchyard_mock::MockArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => {
+            switchyard::telemetry::init_logging(false);
+            match switchyard::config::load(&config) {
+                Ok(loaded) => {
+                    for warning in &loaded.warnings {
+                        eprintln!("warning: {warning}");
+                    }
+                    print!("{}", loaded.config.describe());
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Serve {
+            config,
+            host,
+            port,
+            json_logs,
+        } => {
+            switchyard::telemetry::init_logging(json_logs);
+            let loaded = match switchyard::config::load(&config) {
+                Ok(loaded) => loaded,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            for warning in &loaded.warnings {
+                tracing::warn!("{warning}");
+            }
+            let addr = match format!("{host}:{port}").parse::<SocketAddr>() {
+                Ok(addr) => addr,
+                Err(err) => {
+                    eprintln!("error: invalid --host/--port `{host}:{port}`: {err}");
+                    return ExitCode::from(2);
+                }
+            };
+            run_async(switchyard::server::serve(loaded.config, addr))
+        }
+        Command::MockUpstream(args) => {
+            switchyard::telemetry::init_logging(false);
+            run_async(switchyard_mock::serve(args))
+        }
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = std::io::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Azure OpenAI: the OpenAI wire format at a per-deployment URL
+//! (`{api_base}/openai/deployments/{deployment}/chat/completions?api-version=...`), authenticated
+//! with an `api-key` header instead of a bearer token.
+
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+
+use super::openai::{chat_body, parse_completion, parse_error, to_body, OpenAiStreamDecoder};
+use super::{
+    ChatStreamDecoder, PassthroughEndpoint, Provider, ProviderError, Upstream, UpstreamRequest,
+};
+use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest, WithModel};
+
+/// Used when a deployment sets no `api_version`: the latest GA data-plane version.
+pub const DEFAULT_API_VERSION: &str = "2024-10-21";
+
+pub struct Azure;
+
+impl Azure {
+    fn url(upstream: &Upstream, operation: &str) -> String {
+        let version = upstream
+            .api_version
+            .as_deref()
+            .unwrap_or(DEFAULT_API_VERSION);
+        format!(
+            "{}/openai/deployments/{}/{operation}?api-version={}",
+            upstream.base_url,
+            encode_path_segment(&upstream.model),
+            encode_path_segment(version)
+        )
+    }
+
+    fn headers(upstream: &Upstream) -> Result<HeaderMap, ProviderError> {
+        let mut headers = HeaderMap::with_capacity(2 + upstream.headers.len());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &upstream.api_key {
+            let mut value = HeaderValue::try_from(key.expose()).map_err(|_| {
+                ProviderError::Unsupported(
+                    "the deployment's api_key is not a valid header value".into(),
+                )
+            })?;
+            value.set_sensitive(true);
+            headers.insert("api-key", value);
+        }
+        for (name, value) in &upstream.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        Ok(headers)
+    }
+}
+
+impl Provider for Azure {
+    fn name(&self) -> &'static str {
+        "azure"
+    }
+
+    fn chat_request(
+        &self,
+        upstream: &Upstream,
+        request: &ChatRequest,
+    ) -> Result<UpstreamRequest, ProviderError> {
+        Ok(UpstreamRequest {
+            url: Self::url(upstream, "chat/completions"),
+            headers: Self::headers(upstream)?,
+            body: chat_body(upstream, request)?,
+        })
+    }
+
+    fn chat_response(&self, body: &[u8]) -> Result<ChatCompletion, ProviderError> {
+        parse_completion(body)
+    }
+
+    fn chat_stream_decoder(&self) -> Box<dyn ChatStreamDecoder> {
+        Box::new(OpenAiStreamDecoder)
+    }
+
+    fn passthrough_request(
+        &self,
+        upstream: &Upstream,
+        endpoint: PassthroughEndpoint,
+        request: &PassthroughRequest,
+    ) -> Result<UpstreamRequest, ProviderError> {
+        Ok(UpstreamRequest {
+            url: Self::url(upstream, endpoint.path()),
+            headers: Self::headers(upstream)?,
+            body: to_body(&WithModel {
+                request,
+                model: &upstream.model,
+            })?,
+        })
+    }
+
+    fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
+        parse_error(status, headers, body)
+    }
+}
+
+/// Percent-encodes everything but unreserved characters: deployment names come from config.
+fn encode_path_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_url_and_api_key_header() {
+        let upstream = Upstream {
+            base_url: "https://example-resource.openai.azure.com".into(),
+            api_key: Some(crate::config::Secret::new("azure-key".into())),
+            api_version: Some("2024-06-01".into()),
+            model: "my gpt/4o".into(),
+            headers: HeaderMap::new(),
+        };
+        let req: ChatRequest = serde_json::from_str(r#"{"model":"alias","messages":[]}"#).unwrap();
+        let built = Azure.chat_request(&upstream, &req).unwrap();
+        assert_eq!(
+            built.url,
+            "https://example-resource.openai.azure.com/openai/deployments/my%20gpt%2F4o/chat/completions?api-version=2024-06-01"
+        );
+        assert_eq!(built.headers["api-key"], "azure-key");
+        assert!(built.headers.get("authorization").is_none());
+    }
+}

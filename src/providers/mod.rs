@@ -1,0 +1,215 @@
+//! Providers: one file per provider family, each behind [`Provider`]. A provider only translates
+//! (canonical request → upstream HTTP request, upstream bytes → canonical response); the HTTP
+//! client (`http.rs`) sends, and the router decides where. Providers know nothing of keys,
+//! budgets or routing.
+
+mod azure;
+mod error;
+pub mod http;
+pub mod mock;
+mod openai;
+pub mod sse;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+
+pub use error::ProviderError;
+pub use sse::{SseDecoder, SseEvent};
+
+use crate::config::Secret;
+use crate::schema::{ChatChunk, ChatCompletion, ChatRequest, PassthroughRequest};
+
+/// Where and as whom a deployment calls its upstream.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub api_version: Option<String>,
+    /// The model name the upstream expects (the part after `provider/`).
+    pub model: String,
+    /// Sent on every request, after the provider's own headers.
+    pub headers: HeaderMap,
+}
+
+/// Endpoints whose bodies pass through with only `model` rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassthroughEndpoint {
+    Completions,
+    Embeddings,
+}
+
+impl PassthroughEndpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            PassthroughEndpoint::Completions => "completions",
+            PassthroughEndpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// A fully built upstream HTTP request (always a JSON POST).
+#[derive(Debug)]
+pub struct UpstreamRequest {
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What one decoded stream event means.
+#[derive(Debug)]
+pub enum StreamItem {
+    Chunk(ChatChunk),
+    /// The upstream signalled the normal end (`[DONE]`, `message_stop` ...).
+    Done,
+}
+
+/// Turns one upstream's stream events into canonical chunks. Stateful because some providers
+/// spread one logical chunk over several events.
+pub trait ChatStreamDecoder: Send {
+    fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamItem>) -> Result<(), ProviderError>;
+}
+
+pub trait Provider: Send + Sync + 'static {
+    /// The provider prefix as written in config (`openai`, `azure` ...).
+    fn name(&self) -> &'static str;
+
+    fn chat_request(
+        &self,
+        upstream: &Upstream,
+        request: &ChatRequest,
+    ) -> Result<UpstreamRequest, ProviderError>;
+
+    fn chat_response(&self, body: &[u8]) -> Result<ChatCompletion, ProviderError>;
+
+    fn chat_stream_decoder(&self) -> Box<dyn ChatStreamDecoder>;
+
+    fn passthrough_request(
+        &self,
+        upstream: &Upstream,
+        endpoint: PassthroughEndpoint,
+        request: &PassthroughRequest,
+    ) -> Result<UpstreamRequest, ProviderError>;
+
+    /// Reads an upstream error body into a [`ProviderError::Status`].
+    fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError;
+}
+
+/// What the registry knows about a provider prefix.
+pub struct ProviderSpec {
+    pub provider: Arc<dyn Provider>,
+    /// Used when the deployment sets no `api_base`.
+    pub default_base: Option<&'static str>,
+    /// Environment variable read when the deployment sets no `api_key` (LiteLLM's convention).
+    pub key_env: Option<&'static str>,
+}
+
+/// The provider registry: one line per provider prefix.
+pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
+    let openai = |name, default_base, key_env| ProviderSpec {
+        provider: Arc::new(openai::OpenAiCompatible { name }),
+        default_base,
+        key_env,
+    };
+    Some(match prefix {
+        "openai" => openai(
+            "openai",
+            Some("https://api.openai.com/v1"),
+            Some("OPENAI_API_KEY"),
+        ),
+        "custom_openai" => openai("custom_openai", None, None),
+        "hosted_vllm" => openai("hosted_vllm", None, Some("HOSTED_VLLM_API_KEY")),
+        "lm_studio" => openai(
+            "lm_studio",
+            Some("http://localhost:1234/v1"),
+            Some("LM_STUDIO_API_KEY"),
+        ),
+        "llamafile" => openai("llamafile", Some("http://127.0.0.1:8080/v1"), None),
+        "groq" => openai(
+            "groq",
+            Some("https://api.groq.com/openai/v1"),
+            Some("GROQ_API_KEY"),
+        ),
+        "mistral" => openai(
+            "mistral",
+            Some("https://api.mistral.ai/v1"),
+            Some("MISTRAL_API_KEY"),
+        ),
+        "deepseek" => openai(
+            "deepseek",
+            Some("https://api.deepseek.com/v1"),
+            Some("DEEPSEEK_API_KEY"),
+        ),
+        "together_ai" => openai(
+            "together_ai",
+            Some("https://api.together.xyz/v1"),
+            Some("TOGETHERAI_API_KEY"),
+        ),
+        "fireworks_ai" => openai(
+            "fireworks_ai",
+            Some("https://api.fireworks.ai/inference/v1"),
+            Some("FIREWORKS_AI_API_KEY"),
+        ),
+        "openrouter" => openai(
+            "openrouter",
+            Some("https://openrouter.ai/api/v1"),
+            Some("OPENROUTER_API_KEY"),
+        ),
+        "xai" => openai("xai", Some("https://api.x.ai/v1"), Some("XAI_API_KEY")),
+        "perplexity" => openai(
+            "perplexity",
+            Some("https://api.perplexity.ai"),
+            Some("PERPLEXITYAI_API_KEY"),
+        ),
+        "azure" => ProviderSpec {
+            provider: Arc::new(azure::Azure),
+            default_base: None,
+            key_env: Some("AZURE_API_KEY"),
+        },
+        _ => return None,
+    })
+}
+
+/// Every prefix [`lookup`] knows, for error messages.
+pub const KNOWN_PREFIXES: &[&str] = &[
+    "openai",
+    "custom_openai",
+    "hosted_vllm",
+    "lm_studio",
+    "llamafile",
+    "groq",
+    "mistral",
+    "deepseek",
+    "together_ai",
+    "fireworks_ai",
+    "openrouter",
+    "xai",
+    "perplexity",
+    "azure",
+];
+
+/// Replaces every occurrence of the deployment's key in an upstream message: some providers
+/// echo the key they were given in their error text.
+pub(crate) fn scrub(message: &str, upstream_key: Option<&Secret>) -> String {
+    match upstream_key {
+        Some(key) if key.expose().len() >= 4 && message.contains(key.expose()) => {
+            message.replace(key.expose(), "****")
+        }
+        _ => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_prefix_resolves() {
+        for prefix in KNOWN_PREFIXES {
+            let spec = lookup(prefix).unwrap();
+            assert_eq!(spec.provider.name(), *prefix);
+        }
+        assert!(lookup("nope").is_none());
+    }
+}

@@ -1,0 +1,12 @@
+//! Canonical request and response types: the OpenAI wire shape, typed where Switchyard needs to
+//! read or change a field, with every other field kept in an `extra` map so it passes through
+//! unchanged. This module depends on no other module of the crate.
+
+mod chat;
+mod passthrough;
+
+pub use chat::*;
+pub use passthrough::*;
+
+/// Unknown fields, kept in order of appearance and forwarded as they came.
+pub type Extra = serde_json::Map<String, serde_json::Value>;
