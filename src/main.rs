@@ -48,7 +48,13 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => {
             switchyard::telemetry::init_logging(false);
-            match switchyard::config::load(&config) {
+            let checked = switchyard::config::load(&config).and_then(|loaded| {
+                switchyard::router::Router::build(&loaded.config, &|name| {
+                    std::env::var(name).ok()
+                })?;
+                Ok(loaded)
+            });
+            match checked {
                 Ok(loaded) => {
                     for warning in &loaded.warnings {
                         eprintln!("warning: {warning}");

@@ -117,6 +117,16 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_body_growing_past_the_limit_is_413() {
+        let chunks = (0..20).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024]));
+        let body = Body::from_stream(futures_util::stream::iter(chunks));
+        match read_json::<ChatRequest>(&HeaderMap::new(), body, 1024 * 1024).await {
+            Err(ApiError::PayloadTooLarge { limit }) => assert_eq!(limit, 1024 * 1024),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn hostile_bodies_are_400s() {
         let deep = "[".repeat(100_000);

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 use crate::providers::ProviderError;
-use crate::router::RouteError;
+use crate::router::{RouteError, UpstreamFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -45,7 +45,7 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Route(RouteError::Upstream { error, .. }) => upstream_status(error),
+            ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
         }
     }
 
@@ -85,12 +85,9 @@ impl ApiError {
                 Some("model".to_owned()),
                 Some("model_not_found".to_owned()),
             ),
-            ApiError::Route(RouteError::Upstream {
-                group,
-                attempts,
-                error,
-                ..
-            }) => upstream_body(group, *attempts, error),
+            ApiError::Route(RouteError::Upstream(failure)) => {
+                upstream_body(&failure.group, failure.attempts, &failure.error)
+            }
         };
         json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
     }
@@ -160,13 +157,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
-        if let ApiError::Route(RouteError::Upstream {
-            attempts,
-            deployment,
-            error,
-            ..
-        }) = &self
-        {
+        if let ApiError::Route(RouteError::Upstream(failure)) = &self {
+            let UpstreamFailure {
+                attempts,
+                deployment,
+                error,
+                ..
+            } = failure.as_ref();
             let headers = response.headers_mut();
             if let Ok(value) = HeaderValue::from_str(deployment) {
                 headers.insert("x-switchyard-model-id", value);
@@ -186,12 +183,7 @@ mod tests {
     use std::time::Duration;
 
     fn upstream(error: ProviderError) -> ApiError {
-        ApiError::Route(RouteError::Upstream {
-            group: "g".into(),
-            attempts: 2,
-            deployment: "d".into(),
-            error,
-        })
+        ApiError::Route(RouteError::upstream("g", 2, "d", error))
     }
 
     #[test]

@@ -128,12 +128,12 @@ impl Stream for SseBody {
                 Poll::Ready(Some(Err(error))) => {
                     self.ended = true;
                     tracing::warn!(deployment = %self.deployment.id, "upstream stream failed: {error}");
-                    let api_error = ApiError::Route(RouteError::Upstream {
-                        group: self.deployment.model_name.clone(),
-                        attempts: 1,
-                        deployment: self.deployment.id.clone(),
+                    let api_error = ApiError::Route(RouteError::upstream(
+                        &self.deployment.model_name,
+                        1,
+                        &self.deployment.id,
                         error,
-                    });
+                    ));
                     return Poll::Ready(Some(Ok(data_event(&api_error.body()))));
                 }
                 Poll::Ready(None) => {

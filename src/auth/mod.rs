@@ -43,6 +43,7 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         let value = value.to_str().ok()?.trim();
         let key = match value.split_once(' ') {
             Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
+            None if value.eq_ignore_ascii_case("bearer") => "",
             _ => value,
         };
         return (!key.is_empty()).then_some(key);

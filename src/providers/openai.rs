@@ -192,7 +192,8 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let duration = read("retry-after-ms")
         .map(|ms| ms / 1000.0)
         .or_else(|| read("retry-after"))?;
-    (duration.is_finite() && duration >= 0.0 && duration < 86_400.0)
+    (0.0..86_400.0)
+        .contains(&duration)
         .then(|| Duration::from_secs_f64(duration))
 }
 

@@ -243,12 +243,12 @@ impl Router {
                         "upstream call failed: {error}"
                     );
                     if !error.is_retryable() || attempt >= max_attempts {
-                        return Err(RouteError::Upstream {
-                            group: group.name.clone(),
-                            attempts: attempt,
-                            deployment: deployment.id.clone(),
+                        return Err(RouteError::upstream(
+                            &group.name,
+                            attempt,
+                            &deployment.id,
                             error,
-                        });
+                        ));
                     }
                     tokio::time::sleep(retry::backoff(attempt - 1, error.retry_after())).await;
                     avoid = Some(deployment.id.clone());

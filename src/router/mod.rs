@@ -71,7 +71,7 @@ impl ModelGroup {
             }
             point -= deployment.weight;
         }
-        candidates().last().unwrap_or(&self.deployments[0])
+        candidates().next_back().unwrap_or(&self.deployments[0])
     }
 }
 
@@ -79,13 +79,29 @@ impl ModelGroup {
 pub enum RouteError {
     #[error("model `{0}` is not served by this gateway")]
     UnknownModel(String),
-    #[error("model group `{group}` failed after {attempts} attempt(s): {error}")]
-    Upstream {
-        group: String,
-        attempts: u32,
-        deployment: String,
-        error: ProviderError,
-    },
+    #[error(transparent)]
+    Upstream(Box<UpstreamFailure>),
+}
+
+/// Every attempt failed; this is the last failure and where it happened.
+#[derive(Debug, thiserror::Error)]
+#[error("model group `{group}` failed after {attempts} attempt(s): {error}")]
+pub struct UpstreamFailure {
+    pub group: String,
+    pub attempts: u32,
+    pub deployment: String,
+    pub error: ProviderError,
+}
+
+impl RouteError {
+    pub fn upstream(group: &str, attempts: u32, deployment: &str, error: ProviderError) -> Self {
+        RouteError::Upstream(Box::new(UpstreamFailure {
+            group: group.to_owned(),
+            attempts,
+            deployment: deployment.to_owned(),
+            error,
+        }))
+    }
 }
 
 pub struct Router {

@@ -231,6 +231,49 @@ pub struct Delta {
     pub extra: Extra,
 }
 
+/// Writes `request` as JSON with `model` replaced by the upstream's model name, without cloning
+/// the request (it may be sent again to another deployment).
+pub struct WithModel<'a, T> {
+    pub request: &'a T,
+    pub model: &'a str,
+}
+
+impl serde::Serialize for WithModel<'_, ChatRequest> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let req = self.request;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("messages", &req.messages)?;
+        if let Some(stream) = req.stream {
+            map.serialize_entry("stream", &stream)?;
+        }
+        if let Some(options) = &req.stream_options {
+            map.serialize_entry("stream_options", options)?;
+        }
+        for (key, value) in &req.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl serde::Serialize for WithModel<'_, super::PassthroughRequest> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let req = self.request;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("model", self.model)?;
+        if let Some(stream) = req.stream {
+            map.serialize_entry("stream", &stream)?;
+        }
+        for (key, value) in &req.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,48 +320,5 @@ mod tests {
             .as_object()
             .unwrap()
             .contains_key("logprobs"));
-    }
-}
-
-/// Writes `request` as JSON with `model` replaced by the upstream's model name, without cloning
-/// the request (it may be sent again to another deployment).
-pub struct WithModel<'a, T> {
-    pub request: &'a T,
-    pub model: &'a str,
-}
-
-impl serde::Serialize for WithModel<'_, ChatRequest> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let req = self.request;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("model", self.model)?;
-        map.serialize_entry("messages", &req.messages)?;
-        if let Some(stream) = req.stream {
-            map.serialize_entry("stream", &stream)?;
-        }
-        if let Some(options) = &req.stream_options {
-            map.serialize_entry("stream_options", options)?;
-        }
-        for (key, value) in &req.extra {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
-    }
-}
-
-impl serde::Serialize for WithModel<'_, super::PassthroughRequest> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let req = self.request;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("model", self.model)?;
-        if let Some(stream) = req.stream {
-            map.serialize_entry("stream", &stream)?;
-        }
-        for (key, value) in &req.extra {
-            map.serialize_entry(key, value)?;
-        }
-        map.end()
     }
 }

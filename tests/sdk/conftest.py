@@ -68,6 +68,13 @@ model_list:
       model: openai/flaky-model
       api_base: {mock}/v1
       api_key: os.environ/MOCK_KEY
+  # A short per-attempt timeout, for the upstream-timeout test.
+  - model_name: slow-chat
+    litellm_params:
+      model: openai/slow-model
+      api_base: {mock}/v1
+      api_key: os.environ/MOCK_KEY
+      timeout: 1
   - model_name: text-embedding-3-small
     litellm_params:
       model: openai/text-embedding-3-small
@@ -81,7 +88,7 @@ general_settings:
   master_key: {master}
 """
 
-ALIASES = ["gpt-4o-mini", "team-chat", "flaky-chat", "text-embedding-3-small", "offline"]
+ALIASES = ["gpt-4o-mini", "team-chat", "flaky-chat", "slow-chat", "text-embedding-3-small", "offline"]
 
 
 # --------------------------------------------------------------------------- processes

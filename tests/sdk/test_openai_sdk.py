@@ -9,6 +9,7 @@ shapes and classes the SDK expects.
 from __future__ import annotations
 
 import subprocess
+import time
 
 import openai
 import pytest
@@ -254,6 +255,31 @@ def test_upstream_500_on_stream_is_an_http_error(client: openai.OpenAI, mock):
     with pytest.raises(openai.APIStatusError) as excinfo:
         list(client.chat.completions.create(model="flaky-chat", messages=HELLO, stream=True))
     assert excinfo.value.status_code >= 500
+
+
+def test_upstream_timeout_is_a_504(client: openai.OpenAI, mock):
+    # `slow-chat` has `timeout: 1`; a hanging upstream must become a 504, promptly.
+    mock.configure(hang=True)
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as excinfo:
+        client.chat.completions.create(model="slow-chat", messages=HELLO)
+    elapsed = time.monotonic() - started
+    assert excinfo.value.status_code == 504, "DESIGN.md: an upstream timeout is a 504"
+    assert_openai_error_shape(excinfo.value)
+    assert elapsed < 20, f"took {elapsed:.1f}s despite a 1 s deployment timeout"
+
+
+def test_stream_cut_mid_way_is_not_a_clean_end(client: openai.OpenAI, mock):
+    """Once bytes reached the client the gateway cannot fail over, but it must not
+    pretend the stream finished: the SDK has to raise instead of ending quietly."""
+    mock.configure(fail_mid_stream_after=2)
+    received = []
+    with pytest.raises(Exception) as excinfo:
+        for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True):
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+    assert not isinstance(excinfo.value, AssertionError)
+    assert "".join(received) != MOCK_REPLY
 
 
 def test_error_responses_carry_request_id(gateway_url: str, mock):

@@ -89,7 +89,9 @@ pub fn validate_error_rate(rate: f64) -> Result<(), String> {
     if rate.is_finite() && (0.0..=1.0).contains(&rate) {
         Ok(())
     } else {
-        Err(format!("error_rate must be between 0.0 and 1.0, got {rate}"))
+        Err(format!(
+            "error_rate must be between 0.0 and 1.0, got {rate}"
+        ))
     }
 }
 
@@ -97,7 +99,9 @@ pub fn validate_error_status(status: u16) -> Result<(), String> {
     if ERROR_STATUS_RANGE.contains(&status) {
         Ok(())
     } else {
-        Err(format!("error_status must be between 400 and 599, got {status}"))
+        Err(format!(
+            "error_status must be between 400 and 599, got {status}"
+        ))
     }
 }
 

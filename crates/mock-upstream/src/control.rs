@@ -9,7 +9,7 @@ use axum::Json;
 use bytes::Bytes;
 
 use crate::config::ConfigPatch;
-use crate::error::{bad_request, openai_error};
+use crate::error::ApiError;
 use crate::state::{AppState, StatsView};
 
 /// `GET /__mock/config`.
@@ -25,15 +25,18 @@ pub async fn patch_config(
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            return openai_error(rejection.status(), rejection.body_text(), None, None);
+            return ApiError::new(rejection.status(), rejection.body_text()).into_response();
         }
     };
     let patch: ConfigPatch = match serde_json::from_slice(&body) {
         Ok(patch) => patch,
-        Err(e) => return bad_request(format!("invalid config patch: {e}"), None),
+        Err(e) => {
+            return ApiError::bad_request(format!("invalid config patch: {e}"), None)
+                .into_response()
+        }
     };
     if let Err(e) = patch.validate() {
-        return bad_request(e.message, Some(e.field));
+        return ApiError::bad_request(e.message, Some(e.field)).into_response();
     }
     state.apply_patch(&patch);
     Json(state.config_view()).into_response()

@@ -1,12 +1,21 @@
 //! OpenAI-shaped error responses: `{"error": {"message", "type", "param", "code"}}`.
 //!
-//! Every error the mock sends, injected or real, has this shape, so a gateway under test sees
-//! exactly what it would see from the provider.
+//! Every error the mock sends, injected or real, is an [`ApiError`] rendered here, so a gateway
+//! under test sees exactly the shape it would see from the provider.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    param: Option<&'static str>,
+    code: Option<&'static str>,
+    retry_after: Option<u64>,
+}
 
 /// The `type` OpenAI uses for a status: 429 is a rate limit, 5xx a server error, and any other
 /// 4xx an invalid request.
@@ -18,45 +27,70 @@ pub fn error_type(status: StatusCode) -> &'static str {
     }
 }
 
-pub fn openai_error(
-    status: StatusCode,
-    message: impl Into<String>,
-    param: Option<&str>,
-    code: Option<&str>,
-) -> Response {
-    let body = json!({
-        "error": {
-            "message": message.into(),
-            "type": error_type(status),
-            "param": param,
-            "code": code,
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            param: None,
+            code: None,
+            retry_after: None,
         }
-    });
-    (status, Json(body)).into_response()
-}
-
-/// A 400 for a request the mock cannot read.
-pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Response {
-    openai_error(StatusCode::BAD_REQUEST, message, param, None)
-}
-
-/// The error `fail_next` and `error_rate` inject.
-pub fn injected_error(status: u16, retry_after: Option<u64>) -> Response {
-    // The config only admits 400..=599, which are all valid status codes.
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let code = (status == StatusCode::TOO_MANY_REQUESTS).then_some("rate_limit_exceeded");
-    let mut response = openai_error(
-        status,
-        format!("mock upstream injected error (status {})", status.as_u16()),
-        None,
-        code,
-    );
-    if let Some(seconds) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    response
+
+    /// A 400 for a request the mock cannot read, naming the offending parameter if known.
+    pub fn bad_request(message: impl Into<String>, param: Option<&'static str>) -> Self {
+        Self {
+            param,
+            ..Self::new(StatusCode::BAD_REQUEST, message)
+        }
+    }
+
+    pub fn missing(param: &'static str) -> Self {
+        Self::bad_request(
+            format!("Missing required parameter: '{param}'."),
+            Some(param),
+        )
+    }
+
+    /// The error `fail_next` and `error_rate` inject.
+    pub fn injected(status: u16, retry_after: Option<u64>) -> Self {
+        // The config only admits 400..=599, which are all valid status codes.
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self {
+            code: (status == StatusCode::TOO_MANY_REQUESTS).then_some("rate_limit_exceeded"),
+            retry_after,
+            ..Self::new(
+                status,
+                format!("mock upstream injected error (status {})", status.as_u16()),
+            )
+        }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "message": self.message,
+                "type": error_type(self.status),
+                "param": self.param,
+                "code": self.code,
+            }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
 }
 
 #[cfg(test)]
@@ -65,22 +99,26 @@ mod tests {
 
     #[test]
     fn status_maps_to_openai_type() {
-        assert_eq!(error_type(StatusCode::TOO_MANY_REQUESTS), "rate_limit_error");
+        assert_eq!(
+            error_type(StatusCode::TOO_MANY_REQUESTS),
+            "rate_limit_error"
+        );
         assert_eq!(error_type(StatusCode::BAD_GATEWAY), "server_error");
-        assert_eq!(error_type(StatusCode::UNAUTHORIZED), "invalid_request_error");
+        assert_eq!(
+            error_type(StatusCode::UNAUTHORIZED),
+            "invalid_request_error"
+        );
     }
 
     #[test]
     fn injected_error_carries_retry_after() {
-        let response = injected_error(429, Some(7));
+        let response = ApiError::injected(429, Some(7)).into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(
             response.headers().get(header::RETRY_AFTER),
             Some(&HeaderValue::from_static("7"))
         );
-        assert!(injected_error(503, None)
-            .headers()
-            .get(header::RETRY_AFTER)
-            .is_none());
+        let response = ApiError::injected(503, None).into_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

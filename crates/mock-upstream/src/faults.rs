@@ -8,23 +8,24 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::response::Response;
-
 use crate::config::RuntimeConfig;
-use crate::error::injected_error;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Runs the fault checks. `Ok` carries the config snapshot the answer should use; `Err` is the
 /// injected error to send instead.
-pub async fn gate(state: &AppState) -> Result<Arc<RuntimeConfig>, Response> {
+pub async fn gate(state: &AppState) -> Result<Arc<RuntimeConfig>, ApiError> {
     let config = wait_while_hanging(state).await;
     if config.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(config.latency_ms)).await;
     }
     if state.take_fail_next() || state.roll_error(config.error_rate) {
         state.stats.injected_errors.fetch_add(1, Relaxed);
-        tracing::debug!(status = config.error_status, "mock upstream injecting an error");
-        return Err(injected_error(config.error_status, config.retry_after));
+        tracing::debug!(
+            status = config.error_status,
+            "mock upstream injecting an error"
+        );
+        return Err(ApiError::injected(config.error_status, config.retry_after));
     }
     Ok(config)
 }

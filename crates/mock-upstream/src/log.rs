@@ -140,7 +140,13 @@ mod tests {
     use axum::http::HeaderValue;
 
     fn entry(id: u64) -> LogEntry {
-        LogEntry::new(id, &Method::POST, &Uri::from_static("/x"), &HeaderMap::new(), b"")
+        LogEntry::new(
+            id,
+            &Method::POST,
+            &Uri::from_static("/x"),
+            &HeaderMap::new(),
+            b"",
+        )
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use crate::config::RuntimeConfig;
 use crate::embedding::{self, EmbeddingItem};
-use crate::error::{bad_request, openai_error};
+use crate::error::ApiError;
 use crate::faults;
 use crate::shapes::{
     ChatCompletion, ChunkSequence, EmbeddingData, EmbeddingList, EmbeddingUsage, EmbeddingValues,
@@ -95,7 +95,13 @@ pub async fn azure_chat_completions(
     deployment: Deployment,
     request: ApiRequest,
 ) -> Response {
-    handle(state, Endpoint::Chat, deployment.map(|Path(d)| Some(d)), request).await
+    handle(
+        state,
+        Endpoint::Chat,
+        deployment.map(|Path(d)| Some(d)),
+        request,
+    )
+    .await
 }
 
 pub async fn azure_completions(
@@ -123,25 +129,36 @@ async fn handle(
     request: ApiRequest,
 ) -> Response {
     let body_for_log: &[u8] = request.body.as_deref().unwrap_or_default();
-    let admission = state.admit(&request.method, &request.uri, &request.headers, body_for_log);
-    let response = match (request.body, deployment) {
-        (Err(rejection), _) => openai_error(rejection.status(), rejection.body_text(), None, None),
-        (_, Err(rejection)) => bad_request(rejection.body_text(), None),
-        (Ok(body), Ok(deployment)) => match faults::gate(&state).await {
-            Err(injected) => injected,
-            Ok(config) => {
-                let deployment = deployment.as_deref();
-                match endpoint {
-                    Endpoint::Chat => chat(&state, &admission, config, &body, deployment),
-                    Endpoint::Completions => {
-                        completion(&state, &admission, config, &body, deployment)
-                    }
-                    Endpoint::Embeddings => embed(&state, &body, deployment),
-                }
-            }
-        },
-    };
-    finish(&state, &admission, response)
+    let admission = state.admit(
+        &request.method,
+        &request.uri,
+        &request.headers,
+        body_for_log,
+    );
+    let result = answer(&state, &admission, endpoint, deployment, request.body).await;
+    finish(
+        &state,
+        &admission,
+        result.unwrap_or_else(IntoResponse::into_response),
+    )
+}
+
+async fn answer(
+    state: &AppState,
+    admission: &Admission,
+    endpoint: Endpoint,
+    deployment: Result<Option<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+    let deployment = deployment.map_err(|r| ApiError::bad_request(r.body_text(), None))?;
+    let config = faults::gate(state).await?;
+    let deployment = deployment.as_deref();
+    match endpoint {
+        Endpoint::Chat => chat(state, admission, config, &body, deployment),
+        Endpoint::Completions => completion(state, admission, config, &body, deployment),
+        Endpoint::Embeddings => embed(state, &body, deployment),
+    }
 }
 
 /// Records the status in the log and stamps the request id, like OpenAI's `x-request-id`.
@@ -161,24 +178,17 @@ fn unix_now() -> u64 {
 }
 
 /// Parses a request body, turning failures into the 400 OpenAI would send.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
-            bad_request(
+            ApiError::bad_request(
                 format!("We could not parse the JSON body of your request: {e}"),
                 None,
             )
         } else {
-            bad_request(format!("Invalid request body: {e}"), None)
+            ApiError::bad_request(format!("Invalid request body: {e}"), None)
         }
     })
-}
-
-fn missing(param: &str) -> Response {
-    bad_request(
-        format!("Missing required parameter: '{param}'."),
-        Some(param),
-    )
 }
 
 #[derive(Deserialize, Default)]
@@ -218,16 +228,16 @@ fn chat(
     config: Arc<RuntimeConfig>,
     body: &[u8],
     deployment: Option<&str>,
-) -> Response {
-    let request: ChatRequest = match parse_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let Some(messages) = request.messages else {
-        return missing("messages");
-    };
+) -> Result<Response, ApiError> {
+    let request: ChatRequest = parse_body(body)?;
+    let messages = request
+        .messages
+        .ok_or_else(|| ApiError::missing("messages"))?;
     if messages.is_empty() {
-        return bad_request("'messages' must contain at least one message.", Some("messages"));
+        return Err(ApiError::bad_request(
+            "'messages' must contain at least one message.",
+            Some("messages"),
+        ));
     }
     let model = pick_model(request.model, deployment, DEFAULT_CHAT_MODEL);
     state.note_model(&model);
@@ -249,9 +259,16 @@ fn chat(
             include_usage,
             usage,
         );
-        return sse_response(state, admission, &config, events);
+        return Ok(sse_response(state, admission, &config, events));
     }
-    Json(ChatCompletion::new(&id, created, &model, &config.reply, usage)).into_response()
+    Ok(Json(ChatCompletion::new(
+        &id,
+        created,
+        &model,
+        &config.reply,
+        usage,
+    ))
+    .into_response())
 }
 
 fn wants_usage(options: Option<StreamOptions>) -> bool {
@@ -273,7 +290,10 @@ fn sse_response(
     );
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         Body::from_stream(body),
@@ -299,14 +319,9 @@ fn completion(
     config: Arc<RuntimeConfig>,
     body: &[u8],
     deployment: Option<&str>,
-) -> Response {
-    let request: CompletionRequest = match parse_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let Some(PromptTokens(prompt_tokens)) = request.prompt else {
-        return missing("prompt");
-    };
+) -> Result<Response, ApiError> {
+    let request: CompletionRequest = parse_body(body)?;
+    let PromptTokens(prompt_tokens) = request.prompt.ok_or_else(|| ApiError::missing("prompt"))?;
     let model = pick_model(request.model, deployment, DEFAULT_CHAT_MODEL);
     state.note_model(&model);
     let usage = Usage::new(prompt_tokens.max(1), tokens::count_words(&config.reply));
@@ -323,9 +338,9 @@ fn completion(
             include_usage,
             usage,
         );
-        return sse_response(state, admission, &config, events);
+        return Ok(sse_response(state, admission, &config, events));
     }
-    Json(TextCompletion {
+    Ok(Json(TextCompletion {
         id: &id,
         object: "text_completion",
         created,
@@ -339,7 +354,7 @@ fn completion(
         }],
         usage: Some(Some(usage)),
     })
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -377,36 +392,31 @@ impl EmbeddingInput {
     }
 }
 
-fn embed(state: &AppState, body: &[u8], deployment: Option<&str>) -> Response {
-    let request: EmbeddingRequest = match parse_body(body) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let Some(input) = request.input else {
-        return missing("input");
-    };
+fn embed(state: &AppState, body: &[u8], deployment: Option<&str>) -> Result<Response, ApiError> {
+    let request: EmbeddingRequest = parse_body(body)?;
+    let input = request.input.ok_or_else(|| ApiError::missing("input"))?;
     let items = input.items();
     if items.is_empty() || items.len() > MAX_EMBEDDING_INPUTS {
-        return bad_request(
+        return Err(ApiError::bad_request(
             format!("'input' must contain between 1 and {MAX_EMBEDDING_INPUTS} items."),
             Some("input"),
-        );
+        ));
     }
     let dimensions = request.dimensions.unwrap_or(DEFAULT_DIMENSIONS);
     if !(1..=MAX_DIMENSIONS).contains(&dimensions) {
-        return bad_request(
+        return Err(ApiError::bad_request(
             format!("'dimensions' must be between 1 and {MAX_DIMENSIONS}, got {dimensions}."),
             Some("dimensions"),
-        );
+        ));
     }
     let base64 = match request.encoding_format.as_deref() {
         None | Some("float") => false,
         Some("base64") => true,
         Some(other) => {
-            return bad_request(
+            return Err(ApiError::bad_request(
                 format!("'encoding_format' must be 'float' or 'base64', got '{other}'."),
                 Some("encoding_format"),
-            )
+            ))
         }
     };
     let model = pick_model(request.model, deployment, DEFAULT_EMBEDDING_MODEL);
@@ -430,7 +440,7 @@ fn embed(state: &AppState, body: &[u8], deployment: Option<&str>) -> Response {
             }
         })
         .collect();
-    Json(EmbeddingList {
+    Ok(Json(EmbeddingList {
         object: "list",
         data,
         model: &model,
@@ -439,7 +449,7 @@ fn embed(state: &AppState, body: &[u8], deployment: Option<&str>) -> Response {
             total_tokens: prompt_tokens,
         },
     })
-    .into_response()
+    .into_response())
 }
 
 /// `GET /v1/models`: the built-in names plus every model name requests have used so far.
@@ -453,10 +463,7 @@ pub async fn list_models(State(state): State<AppState>, request: ApiRequest) -> 
             ids.push(model);
         }
     }
-    let data = ids
-        .into_iter()
-        .map(|id| model_entry(id, created))
-        .collect();
+    let data = ids.into_iter().map(|id| model_entry(id, created)).collect();
     let response = Json(ModelList {
         object: "list",
         data,
@@ -474,7 +481,7 @@ pub async fn get_model(
     let admission = state.admit(&request.method, &request.uri, &request.headers, b"");
     let response = match model {
         Ok(Path(model)) => Json(model_entry(&model, unix_now())).into_response(),
-        Err(rejection) => bad_request(rejection.body_text(), None),
+        Err(rejection) => ApiError::bad_request(rejection.body_text(), None).into_response(),
     };
     finish(&state, &admission, response)
 }
@@ -491,7 +498,7 @@ fn model_entry(id: &str, created: u64) -> ModelEntry<'_> {
 /// Anything else: OpenAI's 404, and (outside `/__mock`) logged, so a test can see which wrong
 /// path a gateway called.
 pub async fn unknown_route(State(state): State<AppState>, request: ApiRequest) -> Response {
-    let response = openai_error(
+    let response = ApiError::new(
         StatusCode::NOT_FOUND,
         format!(
             "Unknown request URL: {} {}. The mock upstream serves /v1/chat/completions, \
@@ -499,24 +506,24 @@ pub async fn unknown_route(State(state): State<AppState>, request: ApiRequest) -
             request.method,
             request.uri.path()
         ),
-        None,
-        Some("unknown_url"),
-    );
+    )
+    .with_code("unknown_url")
+    .into_response();
     log_unrouted(&state, request, response)
 }
 
 /// A known path with the wrong method.
 pub async fn method_not_allowed(State(state): State<AppState>, request: ApiRequest) -> Response {
-    let response = openai_error(
+    let response = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(
             "Method {} is not allowed on {}.",
             request.method,
             request.uri.path()
         ),
-        None,
-        Some("method_not_allowed"),
-    );
+    )
+    .with_code("method_not_allowed")
+    .into_response();
     log_unrouted(&state, request, response)
 }
 

@@ -443,7 +443,11 @@ mod tests {
         assert_eq!(chunks[0]["choices"][0]["delta"]["content"], "");
         let text: String = chunks[1..4]
             .iter()
-            .map(|c| c["choices"][0]["delta"]["content"].as_str().expect("content"))
+            .map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .expect("content")
+            })
             .collect();
         assert_eq!(text, "Hello mock world");
         assert_eq!(chunks[1]["choices"][0]["delta"]["content"], "Hello ");

@@ -193,9 +193,9 @@ impl AppState {
         let in_flight = InFlight::new(self);
         let next_id = || self.next_id.fetch_add(1, Relaxed) + 1;
         if self.log.enabled() {
-            let id = self.log.push(next_id, |id| {
-                LogEntry::new(id, method, uri, headers, body)
-            });
+            let id = self
+                .log
+                .push(next_id, |id| LogEntry::new(id, method, uri, headers, body));
             Admission {
                 id,
                 logged: true,

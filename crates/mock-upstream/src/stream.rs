@@ -93,14 +93,13 @@ pub struct SseBody<E> {
 impl<E: ExactSizeIterator<Item = Bytes>> SseBody<E> {
     /// `fail_after`: abort after that many events. It is capped so that `[DONE]` is never sent:
     /// a stream told to fail always fails, however short the reply.
-    pub fn new(
-        events: E,
-        delay: Duration,
-        fail_after: Option<u64>,
-        guard: StreamGuard,
-    ) -> Self {
+    pub fn new(events: E, delay: Duration, fail_after: Option<u64>, guard: StreamGuard) -> Self {
         let last_before_done = events.len().saturating_sub(1);
-        let abort_at = fail_after.map(|n| usize::try_from(n).unwrap_or(usize::MAX).min(last_before_done));
+        let abort_at = fail_after.map(|n| {
+            usize::try_from(n)
+                .unwrap_or(usize::MAX)
+                .min(last_before_done)
+        });
         Self {
             events,
             emitted: 0,
@@ -203,23 +202,47 @@ mod tests {
     #[tokio::test]
     async fn completes_and_counts() {
         let state = state();
-        let body = SseBody::new(events(3), Duration::ZERO, None, StreamGuard::new(&state, None));
+        let body = SseBody::new(
+            events(3),
+            Duration::ZERO,
+            None,
+            StreamGuard::new(&state, None),
+        );
         let items: Vec<_> = body.collect().await;
         assert_eq!(items.len(), 3);
         assert!(items.iter().all(Result::is_ok));
         let stats = state.stats.view();
-        assert_eq!((stats.streams_completed, stats.streams_cancelled, stats.in_flight), (1, 0, 0));
+        assert_eq!(
+            (
+                stats.streams_completed,
+                stats.streams_cancelled,
+                stats.in_flight
+            ),
+            (1, 0, 0)
+        );
     }
 
     #[tokio::test]
     async fn dropped_early_counts_as_cancelled() {
         let state = state();
-        let mut body = SseBody::new(events(3), Duration::ZERO, None, StreamGuard::new(&state, None));
+        let mut body = SseBody::new(
+            events(3),
+            Duration::ZERO,
+            None,
+            StreamGuard::new(&state, None),
+        );
         assert!(body.next().await.is_some());
         assert_eq!(state.stats.view().in_flight, 1);
         drop(body);
         let stats = state.stats.view();
-        assert_eq!((stats.streams_completed, stats.streams_cancelled, stats.in_flight), (0, 1, 0));
+        assert_eq!(
+            (
+                stats.streams_completed,
+                stats.streams_cancelled,
+                stats.in_flight
+            ),
+            (0, 1, 0)
+        );
     }
 
     #[tokio::test]

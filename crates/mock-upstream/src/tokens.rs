@@ -246,7 +246,11 @@ mod tests {
 
     #[test]
     fn prompt_tokens_handle_every_prompt_shape() {
-        let count = |json: &str| serde_json::from_str::<PromptTokens>(json).expect("parses").0;
+        let count = |json: &str| {
+            serde_json::from_str::<PromptTokens>(json)
+                .expect("parses")
+                .0
+        };
         assert_eq!(count(r#""abcdefgh""#), 2);
         assert_eq!(count(r#"["abcd", "e"]"#), 2);
         assert_eq!(count("[1, 2, 3]"), 3);

@@ -176,7 +176,10 @@ pub fn parse_response(raw: &[u8]) -> HttpResponse {
     let (body, complete) = if header("transfer-encoding").as_deref() == Some("chunked") {
         dechunk(rest)
     } else if let Some(length) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        (rest[..length.min(rest.len())].to_vec(), rest.len() >= length)
+        (
+            rest[..length.min(rest.len())].to_vec(),
+            rest.len() >= length,
+        )
     } else {
         (rest.to_vec(), true)
     };
