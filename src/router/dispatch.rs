@@ -207,6 +207,17 @@ impl Router {
         })
     }
 
+    /// Runs `call` against the group's deployments with the router's retry policy, for callers
+    /// that need their own per-deployment operation (e.g. forwarding a provider-native request).
+    pub async fn execute<'a, T, F, Fut>(&'a self, model: &str, call: F) -> Result<Served<T>, RouteError>
+    where
+        F: FnMut(Arc<Deployment>) -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>> + 'a,
+    {
+        let group = self.group(model)?;
+        self.with_retries(group, call).await
+    }
+
     /// The attempt loop. The number of attempts is `1 + max_retries` of the deployment picked
     /// first (or `num_retries` from the router settings); a non-retryable failure ends it at once.
     async fn with_retries<'a, T, F, Fut>(
