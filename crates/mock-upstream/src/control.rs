@@ -13,8 +13,8 @@ use crate::error::ApiError;
 use crate::state::{AppState, StatsView};
 
 /// `GET /__mock/config`.
-pub async fn get_config(State(state): State<AppState>) -> Json<serde_json::Value> {
-    Json(state.config_view())
+pub async fn get_config(State(state): State<AppState>) -> Response {
+    state.config_response()
 }
 
 /// `POST /__mock/config`: merge a partial config; answers with the config now in force.
@@ -39,7 +39,7 @@ pub async fn patch_config(
         return ApiError::bad_request(e.message, Some(e.field)).into_response();
     }
     state.apply_patch(&patch);
-    Json(state.config_view()).into_response()
+    state.config_response()
 }
 
 /// `GET /__mock/requests`: the request log, oldest first.
@@ -66,7 +66,7 @@ pub async fn get_stats(State(state): State<AppState>) -> Json<StatsView> {
 }
 
 /// `POST /__mock/reset`: start-up config, empty log, zeroed counters; answers with the config.
-pub async fn reset(State(state): State<AppState>) -> Json<serde_json::Value> {
+pub async fn reset(State(state): State<AppState>) -> Response {
     state.reset();
-    Json(state.config_view())
+    state.config_response()
 }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use axum::http::{HeaderMap, Method, Uri};
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LogEntry {
@@ -20,8 +20,8 @@ pub struct LogEntry {
     /// Every header, lower-case name to value (repeated headers joined with ", "). This is a test
     /// tool: the keys sent to it are fake, and seeing them is the point.
     pub headers: BTreeMap<String, String>,
-    /// The body parsed as JSON, or `null` when it was empty or not JSON.
-    pub body: Value,
+    /// The body as sent when it is JSON (kept verbatim, key order included), else `null`.
+    pub body: Option<Box<RawValue>>,
     /// The request asked for a stream (`"stream": true`).
     pub stream: bool,
     /// The client went away before the stream finished.
@@ -34,7 +34,8 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    pub fn new(id: u64, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Self {
+    /// A new entry; its `id` is assigned by [`RequestLog::push`].
+    pub fn new(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Self {
         let mut header_map: BTreeMap<String, String> = BTreeMap::new();
         for (name, value) in headers {
             let value = String::from_utf8_lossy(value.as_bytes());
@@ -46,14 +47,10 @@ impl LogEntry {
                 })
                 .or_insert_with(|| value.into_owned());
         }
-        let body: Value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(body).unwrap_or(Value::Null)
-        };
-        let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+        let body: Option<Box<RawValue>> = serde_json::from_slice(body).ok();
+        let stream = body.as_deref().is_some_and(asks_for_stream);
         Self {
-            id,
+            id: 0,
             method: method.as_str().to_owned(),
             path: uri.path().to_owned(),
             query: uri.query().map(str::to_owned),
@@ -65,6 +62,17 @@ impl LogEntry {
             status: 0,
         }
     }
+}
+
+/// `"stream": true` at the top level of a JSON body.
+fn asks_for_stream(body: &RawValue) -> bool {
+    #[derive(Deserialize)]
+    struct StreamFlag {
+        #[serde(default)]
+        stream: Option<serde_json::Value>,
+    }
+    serde_json::from_str::<StreamFlag>(body.get())
+        .is_ok_and(|flag| flag.stream == Some(serde_json::Value::Bool(true)))
 }
 
 pub struct RequestLog {
@@ -91,15 +99,17 @@ impl RequestLog {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Assigns the next id (by calling `next_id` under the lock) and records the entry built for
-    /// it. Returns the id.
-    pub fn push(&self, next_id: impl FnOnce() -> u64, build: impl FnOnce(u64) -> LogEntry) -> u64 {
+    /// Records `entry` under the next id (`next_id` is called under the lock, so the ring stays
+    /// sorted by id). The entry is built by the caller, outside the lock: parsing the body is the
+    /// expensive part and should not serialise concurrent requests. Returns the id.
+    pub fn push(&self, next_id: impl FnOnce() -> u64, mut entry: LogEntry) -> u64 {
         let mut entries = self.lock();
         let id = next_id();
+        entry.id = id;
         if entries.len() >= self.capacity {
             entries.pop_front();
         }
-        entries.push_back(build(id));
+        entries.push_back(entry);
         id
     }
 
@@ -138,10 +148,10 @@ impl RequestLog {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+    use serde_json::Value;
 
-    fn entry(id: u64) -> LogEntry {
+    fn entry() -> LogEntry {
         LogEntry::new(
-            id,
             &Method::POST,
             &Uri::from_static("/x"),
             &HeaderMap::new(),
@@ -159,7 +169,7 @@ mod tests {
                     next += 1;
                     next
                 },
-                entry,
+                entry(),
             );
         }
         let json: Value = serde_json::from_slice(&log.to_json()).expect("json");
@@ -175,7 +185,7 @@ mod tests {
     #[test]
     fn updates_find_their_entry_and_ignore_evicted_ones() {
         let log = RequestLog::new(5);
-        let id = log.push(|| 7, entry);
+        let id = log.push(|| 7, entry());
         log.set_status(id, 200);
         log.mark_cancelled(id);
         log.set_status(99, 500);
@@ -192,14 +202,26 @@ mod tests {
         headers.append("x-tag", HeaderValue::from_static("a"));
         headers.append("x-tag", HeaderValue::from_static("b"));
         let uri = Uri::from_static("/openai/deployments/d/chat/completions?api-version=2024-10-21");
-        let e = LogEntry::new(1, &Method::POST, &uri, &headers, br#"{"stream":true}"#);
+        let e = LogEntry::new(&Method::POST, &uri, &headers, br#"{"stream":true}"#);
         assert_eq!(e.headers["authorization"], "Bearer sk-fake");
         assert_eq!(e.headers["x-tag"], "a, b");
         assert_eq!(e.query.as_deref(), Some("api-version=2024-10-21"));
         assert_eq!(e.path, "/openai/deployments/d/chat/completions");
         assert!(e.stream);
-        let not_json = LogEntry::new(2, &Method::POST, &uri, &headers, b"{nope");
-        assert_eq!(not_json.body, Value::Null);
+        let not_json = LogEntry::new(&Method::POST, &uri, &headers, b"{nope");
+        assert!(not_json.body.is_none());
+        // The body is kept as sent, not re-ordered.
+        let ordered = LogEntry::new(
+            &Method::POST,
+            &uri,
+            &headers,
+            br#"{"z":1,"a":{"y":2,"b":3}}"#,
+        );
+        assert_eq!(
+            ordered.body.as_deref().map(RawValue::get),
+            Some(r#"{"z":1,"a":{"y":2,"b":3}}"#)
+        );
+        assert!(!ordered.stream);
         assert!(!not_json.stream);
     }
 }

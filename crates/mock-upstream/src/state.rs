@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -152,13 +154,14 @@ impl AppState {
         Arc::clone(&lock(&self.config))
     }
 
-    pub fn config_view(&self) -> serde_json::Value {
+    /// The config as `GET /__mock/config` shows it.
+    pub fn config_response(&self) -> Response {
         let config = self.config();
-        serde_json::to_value(ConfigView {
+        Json(ConfigView {
             config: &config,
             fail_next: self.fail_next.load(Relaxed),
         })
-        .unwrap_or(serde_json::Value::Null)
+        .into_response()
     }
 
     /// Merges a validated patch and wakes anything waiting on a config change.
@@ -193,9 +196,8 @@ impl AppState {
         let in_flight = InFlight::new(self);
         let next_id = || self.next_id.fetch_add(1, Relaxed) + 1;
         if self.log.enabled() {
-            let id = self
-                .log
-                .push(next_id, |id| LogEntry::new(id, method, uri, headers, body));
+            let entry = LogEntry::new(method, uri, headers, body);
+            let id = self.log.push(next_id, entry);
             Admission {
                 id,
                 logged: true,
