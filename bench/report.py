@@ -7,7 +7,7 @@
         shows up in the table instead of aborting the whole benchmark)
 
     report.py table RESULTS_TSV [--md OUT] [--header TEXT]
-        RESULTS_TSV lines: target conc req_per_s p50_ms p99_ms errors error_detail rss_kb
+        RESULTS_TSV lines: target conc req_per_s p50_ms p99_ms errors error_detail cpu_pct rss_kb
         prints the markdown table and the summary lines against the targets of the issue;
         exits 0 (PASS or FAIL alike: the table is the result), 2 if a row could not be parsed.
 
@@ -89,7 +89,10 @@ def cmd_table(path, md_out=None, header=""):
         for line in f:
             if not line.strip():
                 continue
-            target, conc, rps, p50, p99, errors, detail, rss_kb = line.rstrip("\n").split("\t")
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 9:
+                raise ValueError(f"{path}: row has {len(fields)} fields, expected 9: {line!r}")
+            target, conc, rps, p50, p99, errors, detail, cpu, rss_kb = fields
             rows.append(
                 {
                     "target": target,
@@ -99,13 +102,15 @@ def cmd_table(path, md_out=None, header=""):
                     "p99": num(p99),
                     "errors": int(errors),
                     "detail": detail,
+                    "cpu": num(cpu),
                     "rss_mb": None if rss_kb == "-" else int(rss_kb) / 1024.0,
                 }
             )
 
     lines = [
-        "| target | conc | req/s | p50 ms | p99 ms | errors | peak RSS MB |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| target | conc | req/s | p50 ms | p99 ms | errors | target CPU % | CPU us/req "
+        "| peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         errors = str(r["errors"])
@@ -114,9 +119,14 @@ def cmd_table(path, md_out=None, header=""):
         elif r["errors"] or r["detail"] != "-":
             errors = f"**{r['errors']}** ({r['detail']})"
         rps = "-" if r["rps"] is None else f"{r['rps']:.0f}"
+        # CPU time per request: the target's efficiency, which (unlike CPU %) holds up when
+        # other work on the machine takes part of the target's core.
+        per_req = None
+        if r["cpu"] is not None and r["rps"]:
+            per_req = r["cpu"] / 100.0 * 1e6 / r["rps"]
         lines.append(
             f"| {r['target']} | {r['conc']} | {rps} | {fmt(r['p50'])} | {fmt(r['p99'])} "
-            f"| {errors} | {fmt(r['rss_mb'], 1)} |"
+            f"| {errors} | {fmt(r['cpu'], 0)} | {fmt(per_req, 0)} | {fmt(r['rss_mb'], 1)} |"
         )
 
     def row(target, conc):

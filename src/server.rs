@@ -10,6 +10,10 @@ use crate::state::AppState;
 /// socket is bound (with `--port 0`, the port the OS chose), for scripts and tests.
 pub async fn serve(config: Config, addr: SocketAddr) -> std::io::Result<()> {
     let state = AppState::build(config).map_err(|err| std::io::Error::other(err.to_string()))?;
+    if state.router.health_checks_enabled() {
+        let checker = state.clone();
+        tokio::spawn(async move { checker.router.run_health_checks(&checker.http).await });
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     {

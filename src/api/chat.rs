@@ -8,8 +8,9 @@ use axum::Json;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{served_headers, sse};
+use super::{route_headers, served_headers, sse};
 use crate::auth::authenticate;
+use crate::router::RequestOptions;
 use crate::schema::ChatRequest;
 use crate::state::AppState;
 
@@ -19,10 +20,14 @@ pub async fn chat_completions(
     body: Body,
 ) -> Result<Response, ApiError> {
     authenticate(&headers, state.master_key.as_ref())?;
-    let request: ChatRequest = read_json(&headers, body, state.max_request_bytes).await?;
+    let mut request: ChatRequest = read_json(&headers, body, state.max_request_bytes).await?;
     validate(&request)?;
+    let options = RequestOptions::take_from(&mut request.extra)?;
     if request.is_stream() {
-        let served = state.router.chat_stream(&state.http, &request).await?;
+        let served = state
+            .router
+            .chat_stream(&state.http, &request, &options)
+            .await?;
         let body = sse::chat_body(
             state.clone(),
             served.value,
@@ -31,14 +36,16 @@ pub async fn chat_completions(
         );
         let mut response = sse::response(body);
         served_headers(&mut response, &served.deployment, served.attempts);
+        route_headers(&mut response, &served.report);
         return Ok(response);
     }
-    let served = state.router.chat(&state.http, &request).await?;
+    let served = state.router.chat(&state.http, &request, &options).await?;
     if let Some(usage) = &served.value.usage {
         state.metrics.record_usage(&served.deployment.id, usage);
     }
     let mut response = Json(served.value).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
+    route_headers(&mut response, &served.report);
     Ok(response)
 }
 

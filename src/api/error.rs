@@ -7,7 +7,9 @@ use serde_json::json;
 
 use crate::auth::AuthError;
 use crate::providers::ProviderError;
-use crate::router::{RouteError, UpstreamFailure};
+use crate::router::{
+    NoPick, OptionsError, RouteError, RouteReport, TrailEntry, Unavailable, UpstreamFailure,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,6 +30,15 @@ pub enum ApiError {
     Route(#[from] RouteError),
 }
 
+impl From<OptionsError> for ApiError {
+    fn from(err: OptionsError) -> Self {
+        ApiError::BadRequest {
+            message: err.to_string(),
+            param: Some(err.param),
+        }
+    }
+}
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
         ApiError::BadRequest {
@@ -45,7 +56,16 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Route(RouteError::InvalidOptions { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
+            ApiError::Route(RouteError::Unavailable(unavailable)) => match unavailable.reason {
+                NoPick::CoolingDown {
+                    rate_limited: true, ..
+                }
+                | NoPick::OverLimits { .. } => StatusCode::TOO_MANY_REQUESTS,
+                NoPick::ContextWindow { .. } => StatusCode::BAD_REQUEST,
+                NoPick::CoolingDown { .. } | NoPick::AllTried => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
@@ -85,9 +105,24 @@ impl ApiError {
                 Some("model".to_owned()),
                 Some("model_not_found".to_owned()),
             ),
+            ApiError::Route(RouteError::InvalidOptions { param, message }) => (
+                format!("`{param}` {message}"),
+                "invalid_request_error",
+                Some(param.clone()),
+                None,
+            ),
             ApiError::Route(RouteError::Upstream(failure)) => {
-                upstream_body(&failure.group, failure.attempts, &failure.error)
+                let group = match failure.report.fallbacks {
+                    0 => format!("model group `{}`", failure.group),
+                    n => format!(
+                        "model group `{}` and {n} fallback group(s), last `{}`,",
+                        failure.group,
+                        last_group(&failure.report).unwrap_or(&failure.group)
+                    ),
+                };
+                upstream_body(&group, failure.attempts, &failure.error)
             }
+            ApiError::Route(RouteError::Unavailable(unavailable)) => unavailable_body(unavailable),
         };
         json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
     }
@@ -121,23 +156,80 @@ fn upstream_body(
             code.clone(),
         ),
         ProviderError::Status { status, message, .. } => (
-            format!("upstream error from model group `{group}` (status {status}, {attempts} attempt(s)): {message}"),
+            format!("upstream error from {group} (last error: {}, status {status}, {attempts} attempt(s)): {message}", error.class()),
             "upstream_error",
             None,
             Some("upstream_error".to_owned()),
         ),
         ProviderError::Timeout(after) => (
-            format!("upstream of model group `{group}` did not answer within {:.1}s ({attempts} attempt(s))", after.as_secs_f64()),
+            format!("upstream of {group} did not answer within {:.1}s ({attempts} attempt(s))", after.as_secs_f64()),
             "timeout_error",
             None,
             Some("upstream_timeout".to_owned()),
         ),
         ProviderError::Unsupported(message) => (message.clone(), "invalid_request_error", None, None),
         other => (
-            format!("upstream error from model group `{group}` ({attempts} attempt(s)): {other}"),
+            format!("upstream error from {group} ({attempts} attempt(s)): {other}"),
             "upstream_error",
             None,
             Some(other.class().to_owned()),
+        ),
+    }
+}
+
+/// The group of the last deployment called.
+fn last_group(report: &RouteReport) -> Option<&str> {
+    report.trail.iter().rev().find_map(|entry| match entry {
+        TrailEntry::Called { deployment, .. } => Some(deployment.model_name.as_str()),
+        TrailEntry::Skipped { .. } => None,
+    })
+}
+
+fn unavailable_body(
+    unavailable: &Unavailable,
+) -> (String, &'static str, Option<String>, Option<String>) {
+    let group = &unavailable.group;
+    let retry_in = unavailable.retry_after().map_or(String::new(), |wait| {
+        format!("; retry in {:.1}s", wait.as_secs_f64())
+    });
+    match unavailable.reason {
+        NoPick::CoolingDown {
+            rate_limited,
+            deployments,
+            ..
+        } => (
+            format!(
+                "No deployment of model group `{group}` is available: {deployments} deployment(s) are cooling down after {}{retry_in}",
+                if rate_limited { "rate limit errors (429)" } else { "failures" }
+            ),
+            if rate_limited { "rate_limit_error" } else { "service_unavailable_error" },
+            None,
+            Some("deployments_cooling_down".to_owned()),
+        ),
+        NoPick::OverLimits { .. } => (
+            format!(
+                "Every deployment of model group `{group}` is at its rpm/tpm limit for this minute{retry_in}"
+            ),
+            "rate_limit_error",
+            None,
+            Some("rate_limit_exceeded".to_owned()),
+        ),
+        NoPick::ContextWindow {
+            prompt_tokens,
+            largest,
+        } => (
+            format!(
+                "The prompt (about {prompt_tokens} tokens) does not fit the context window of any deployment of model group `{group}` (the largest takes {largest} tokens)"
+            ),
+            "invalid_request_error",
+            Some("messages".to_owned()),
+            Some("context_length_exceeded".to_owned()),
+        ),
+        NoPick::AllTried => (
+            format!("No deployment of model group `{group}` is available"),
+            "service_unavailable_error",
+            None,
+            Some("no_available_deployment".to_owned()),
         ),
     }
 }
@@ -157,20 +249,50 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
-        if let ApiError::Route(RouteError::Upstream(failure)) = &self {
-            let UpstreamFailure {
-                attempts,
-                deployment,
-                error,
-                ..
-            } = failure.as_ref();
-            let headers = response.headers_mut();
-            if let Ok(value) = HeaderValue::from_str(deployment) {
-                headers.insert("x-switchyard-model-id", value);
+        let headers = response.headers_mut();
+        let (group, attempts, retry_after, report) = match &self {
+            ApiError::Route(RouteError::Upstream(failure)) => {
+                let UpstreamFailure {
+                    group,
+                    attempts,
+                    deployment,
+                    error,
+                    report,
+                } = failure.as_ref();
+                if let Ok(value) = HeaderValue::from_str(deployment) {
+                    headers.insert(super::MODEL_ID_HEADER, value);
+                }
+                (group, *attempts, error.retry_after(), report)
             }
-            headers.insert("x-switchyard-attempts", HeaderValue::from(*attempts));
-            if let Some(wait) = error.retry_after() {
-                headers.insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
+            ApiError::Route(RouteError::Unavailable(unavailable)) => {
+                let attempts = unavailable
+                    .report
+                    .trail
+                    .iter()
+                    .filter(|e| matches!(e, TrailEntry::Called { .. }))
+                    .count() as u32;
+                (
+                    &unavailable.group,
+                    attempts,
+                    unavailable.retry_after(),
+                    &unavailable.report,
+                )
+            }
+            _ => return response,
+        };
+        if let Ok(value) = HeaderValue::from_str(group) {
+            headers.insert(super::MODEL_GROUP_HEADER, value);
+        }
+        headers.insert(super::ATTEMPTS_HEADER, HeaderValue::from(attempts));
+        if let Some(wait) = retry_after {
+            // Whole seconds, rounded up: a client must not come back before the wait is over.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert("retry-after", HeaderValue::from(secs.max(1)));
+            headers.insert("retry-after-ms", HeaderValue::from(wait.as_millis() as u64));
+        }
+        if !report.trail.is_empty() {
+            if let Ok(trail) = HeaderValue::from_str(&report.trail_text()) {
+                headers.insert(super::ATTEMPT_TRAIL_HEADER, trail);
             }
         }
         response

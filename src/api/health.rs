@@ -1,11 +1,13 @@
 //! Health and metrics endpoints (unauthenticated, as in LiteLLM, so probes need no key).
 
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::error::ApiError;
+use crate::auth::authenticate;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
@@ -24,12 +26,32 @@ pub async fn readiness(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
+#[derive(serde::Deserialize)]
+pub struct HealthQuery {
+    model: Option<String>,
+}
+
+/// `GET /health`: every deployment's routing state (healthy, cooling down, half-open, failed
+/// its health check) with its recent numbers. It reads what the router already knows and calls
+/// no upstream, so it is cheap to poll. Like LiteLLM's `/health`, it needs a key: it names the
+/// upstreams (never their keys).
+pub async fn deployments(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<HealthQuery>,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&headers, state.master_key.as_ref())?;
+    Ok(Json(state.router.health_report(query.model.as_deref())))
+}
+
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut body = state.metrics.render();
+    state.router.render_metrics(&mut body);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        body,
     )
 }

@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 
-use crate::router::Deployment;
+use crate::router::{Deployment, RouteReport};
 use crate::state::AppState;
 use error::ApiError;
 
@@ -32,6 +32,7 @@ pub fn routes(state: AppState) -> axum::Router {
     axum::Router::new()
         .nest("/v1", api.clone())
         .merge(api)
+        .route("/health", get(health::deployments))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))
@@ -72,6 +73,10 @@ pub struct ServedBy {
 pub const MODEL_ID_HEADER: &str = "x-switchyard-model-id";
 pub const MODEL_GROUP_HEADER: &str = "x-switchyard-model-group";
 pub const ATTEMPTS_HEADER: &str = "x-switchyard-attempts";
+pub const ATTEMPT_TRAIL_HEADER: &str = "x-switchyard-attempt-trail";
+pub const ROUTE_RULE_HEADER: &str = "x-switchyard-route-rule";
+pub const CANARY_HEADER: &str = "x-switchyard-canary";
+pub const REQUESTED_MODEL_HEADER: &str = "x-switchyard-requested-model";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub(crate) fn served_headers(response: &mut Response, deployment: &Arc<Deployment>, attempts: u32) {
@@ -89,6 +94,45 @@ pub(crate) fn served_headers(response: &mut Response, deployment: &Arc<Deploymen
         deployment: deployment.clone(),
         attempts,
     });
+}
+
+/// What the router did beyond the plain case: the route rule that chose the group, a canary
+/// answer, retries and fallbacks (with LiteLLM's header names too) and, when more than one
+/// attempt was made, where each went and how it ended. A first-try answer gets none of these.
+pub(crate) fn route_headers(response: &mut Response, report: &RouteReport) {
+    let headers = response.headers_mut();
+    if let Some(rule) = report
+        .rule
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
+        headers.insert(ROUTE_RULE_HEADER, rule);
+    }
+    if report.canary {
+        headers.insert(CANARY_HEADER, HeaderValue::from_static("true"));
+    }
+    if report.retries > 0 {
+        headers.insert(
+            "x-litellm-attempted-retries",
+            HeaderValue::from(report.retries),
+        );
+    }
+    if report.fallbacks > 0 {
+        headers.insert(
+            "x-litellm-attempted-fallbacks",
+            HeaderValue::from(report.fallbacks),
+        );
+    }
+    if report.rule.is_some() || report.fallbacks > 0 {
+        if let Ok(requested) = HeaderValue::from_str(&report.requested) {
+            headers.insert(REQUESTED_MODEL_HEADER, requested);
+        }
+    }
+    if report.trail.len() > 1 {
+        if let Ok(trail) = HeaderValue::from_str(&report.trail_text()) {
+            headers.insert(ATTEMPT_TRAIL_HEADER, trail);
+        }
+    }
 }
 
 /// Echoes a sane `x-request-id` or makes one, and logs one line per request.

@@ -34,6 +34,10 @@ pub async fn retrieve(
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&headers, state.master_key.as_ref())?;
     // Aliases may contain `/` (e.g. `meta-llama/Llama-3-8B`), hence the wildcard route.
-    let group = state.router.group(&model).map_err(ApiError::Route)?;
-    Ok(Json(model_object(&group.name)))
+    if !state.router.serves(&model) {
+        return Err(ApiError::Route(crate::router::RouteError::UnknownModel(
+            model,
+        )));
+    }
+    Ok(Json(model_object(&model)))
 }

@@ -9,9 +9,10 @@ use axum::Json;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{served_headers, sse};
+use super::{route_headers, served_headers, sse};
 use crate::auth::authenticate;
 use crate::providers::PassthroughEndpoint;
+use crate::router::RequestOptions;
 use crate::schema::PassthroughRequest;
 use crate::state::AppState;
 
@@ -38,7 +39,8 @@ async fn handle(
     endpoint: PassthroughEndpoint,
 ) -> Result<Response, ApiError> {
     authenticate(&headers, state.master_key.as_ref())?;
-    let request: PassthroughRequest = read_json(&headers, body, state.max_request_bytes).await?;
+    let mut request: PassthroughRequest =
+        read_json(&headers, body, state.max_request_bytes).await?;
     if request.model.trim().is_empty() {
         return Err(ApiError::bad_request(
             "`model` must not be empty",
@@ -55,25 +57,28 @@ async fn handle(
             Some(required),
         ));
     }
+    let options = RequestOptions::take_from(&mut request.extra)?;
     // Only completions stream; embeddings have no streaming form.
     if endpoint == PassthroughEndpoint::Completions && request.stream == Some(true) {
         let served = state
             .router
-            .passthrough_stream(&state.http, endpoint, &request)
+            .passthrough_stream(&state.http, endpoint, &request, &options)
             .await?;
         let body = sse::passthrough_body(state.clone(), served.value, served.deployment.clone());
         let mut response = sse::response(body);
         served_headers(&mut response, &served.deployment, served.attempts);
+        route_headers(&mut response, &served.report);
         return Ok(response);
     }
     let served = state
         .router
-        .passthrough(&state.http, endpoint, &request)
+        .passthrough(&state.http, endpoint, &request, &options)
         .await?;
     if let Some(usage) = served.value.usage() {
         state.metrics.record_usage(&served.deployment.id, &usage);
     }
     let mut response = Json(served.value).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
+    route_headers(&mut response, &served.report);
     Ok(response)
 }

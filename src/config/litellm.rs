@@ -23,6 +23,10 @@ pub struct RawConfig {
     /// `os.environ/NAME` references (they win over the process environment, as in LiteLLM).
     #[serde(default)]
     pub environment_variables: BTreeMap<String, String>,
+    /// Switchyard's own routing keys (deadline, route rules); LiteLLM ignores unknown top-level
+    /// keys, so a config carrying them still loads there.
+    #[serde(default)]
+    pub switchyard_routing: Option<RawSwitchyardRouting>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -51,6 +55,8 @@ pub struct RawLitellmParams {
     pub tpm: Option<u64>,
     pub weight: Option<f64>,
     pub order: Option<u32>,
+    /// LiteLLM's deployment region (`eu`, `us-east-1` ...), used for region-aware routing.
+    pub region_name: Option<String>,
     pub extra_headers: Option<BTreeMap<String, String>>,
     pub mock_response: Option<String>,
     #[serde(flatten)]
@@ -63,16 +69,77 @@ pub struct RawModelInfo {
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
     pub max_tokens: Option<u64>,
+    pub max_input_tokens: Option<u64>,
     pub mode: Option<String>,
+    /// Switchyard: the fixed share (0..1) of the group's traffic this deployment receives.
+    /// `model_info` is free-form metadata in LiteLLM, so the key is harmless there.
+    pub canary_share: Option<f64>,
+    #[serde(flatten)]
+    pub extra: ExtraKeys,
+}
+
+/// `[{"gpt-4o": ["claude-sonnet", "gpt-4o-mini"]}, {"*": ["gpt-4o-mini"]}]`: LiteLLM writes each
+/// fallback rule as a one-key map.
+pub type RawFallbacks = Vec<BTreeMap<String, Vec<String>>>;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRouterSettings {
+    pub routing_strategy: Option<String>,
+    pub routing_strategy_args: Option<RawStrategyArgs>,
+    pub num_retries: Option<u32>,
+    pub timeout: Option<f64>,
+    pub stream_timeout: Option<f64>,
+    /// Minimum seconds to wait before retrying the same deployment.
+    pub retry_after: Option<f64>,
+    pub retry_policy: Option<RawRetryPolicy>,
+    pub model_group_retry_policy: Option<BTreeMap<String, RawRetryPolicy>>,
+    pub allowed_fails: Option<u32>,
+    pub allowed_fails_policy: Option<RawAllowedFailsPolicy>,
+    pub cooldown_time: Option<f64>,
+    pub disable_cooldowns: Option<bool>,
+    pub fallbacks: Option<RawFallbacks>,
+    pub context_window_fallbacks: Option<RawFallbacks>,
+    pub content_policy_fallbacks: Option<RawFallbacks>,
+    pub default_fallbacks: Option<Vec<String>>,
+    pub max_fallbacks: Option<u32>,
+    pub enable_pre_call_checks: Option<bool>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct RawRouterSettings {
-    pub routing_strategy: Option<String>,
-    pub num_retries: Option<u32>,
-    pub timeout: Option<f64>,
+pub struct RawStrategyArgs {
+    /// latency-based-routing: pick at random among deployments within this fraction of the
+    /// fastest (0.5 = up to 50% slower), instead of always the fastest.
+    pub lowest_latency_buffer: Option<f64>,
+    #[serde(flatten)]
+    pub extra: ExtraKeys,
+}
+
+/// LiteLLM's `RetryPolicy`: retries per error class, overriding `num_retries`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[allow(non_snake_case)] // LiteLLM's key names
+pub struct RawRetryPolicy {
+    pub BadRequestErrorRetries: Option<u32>,
+    pub AuthenticationErrorRetries: Option<u32>,
+    pub TimeoutErrorRetries: Option<u32>,
+    pub RateLimitErrorRetries: Option<u32>,
+    pub ContentPolicyViolationErrorRetries: Option<u32>,
+    pub InternalServerErrorRetries: Option<u32>,
+    #[serde(flatten)]
+    pub extra: ExtraKeys,
+}
+
+/// LiteLLM's `AllowedFailsPolicy`: failures allowed per error class before a cooldown.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[allow(non_snake_case)] // LiteLLM's key names
+pub struct RawAllowedFailsPolicy {
+    pub BadRequestErrorAllowedFails: Option<u32>,
+    pub AuthenticationErrorAllowedFails: Option<u32>,
+    pub TimeoutErrorAllowedFails: Option<u32>,
+    pub RateLimitErrorAllowedFails: Option<u32>,
+    pub ContentPolicyViolationErrorAllowedFails: Option<u32>,
+    pub InternalServerErrorAllowedFails: Option<u32>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -82,6 +149,14 @@ pub struct RawLitellmSettings {
     pub drop_params: Option<bool>,
     pub num_retries: Option<u32>,
     pub request_timeout: Option<f64>,
+    // LiteLLM's proxy docs put these here as often as under router_settings; router_settings
+    // wins when both are set.
+    pub fallbacks: Option<RawFallbacks>,
+    pub context_window_fallbacks: Option<RawFallbacks>,
+    pub content_policy_fallbacks: Option<RawFallbacks>,
+    pub default_fallbacks: Option<Vec<String>>,
+    pub allowed_fails: Option<u32>,
+    pub cooldown_time: Option<f64>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -91,6 +166,60 @@ pub struct RawGeneralSettings {
     pub master_key: Option<String>,
     /// LiteLLM's name for the request body limit.
     pub max_request_size_mb: Option<f64>,
+    pub background_health_checks: Option<bool>,
+    /// Seconds between two rounds of background health checks.
+    pub health_check_interval: Option<f64>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
+}
+
+/// `switchyard_routing:` — Switchyard's own keys, so unknown ones are errors, not warnings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchyardRouting {
+    /// Seconds: the total budget of one request, retries and fallbacks included.
+    pub deadline: Option<f64>,
+    #[serde(default)]
+    pub route_rules: Vec<RawRouteRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteRule {
+    pub name: String,
+    /// The model clients ask for that this rule applies to; `*` is any.
+    pub model: String,
+    #[serde(default)]
+    pub when: RawRuleConditions,
+    /// The model group the request goes to when the rule matches.
+    pub route_to: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuleConditions {
+    pub min_prompt_tokens: Option<u64>,
+    pub max_prompt_tokens: Option<u64>,
+    pub tier: Option<OneOrMany>,
+    pub tags: Option<Vec<String>>,
+    pub feature: Option<OneOrMany>,
+    pub stream: Option<bool>,
+    pub metadata: Option<BTreeMap<String, OneOrMany>>,
+}
+
+/// A string or a list of strings (any of them matches).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! into [`Config`]. Unsupported keys become warnings, one per key.
 
 mod litellm;
+mod router;
 mod secret;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,6 +14,10 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
+pub use router::{
+    FallbackRules, FallbackSettings, PerErrorClass, RouteRuleConfig, RouterSettings,
+    RoutingStrategy,
+};
 pub use secret::Secret;
 
 use litellm::{ExtraKeys, RawConfig, RawModel};
@@ -50,6 +55,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub num_retries: u32,
     pub drop_params: bool,
+    /// Strategy, cooldowns, fallbacks, deadline, health checks and route rules.
+    pub router: RouterSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -71,8 +78,12 @@ pub struct DeploymentConfig {
     pub max_retries: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
-    pub weight: f64,
+    /// `None` when not set: simple-shuffle then weighs by `rpm`/`tpm`, or equally.
+    pub weight: Option<f64>,
     pub order: Option<u32>,
+    pub region: Option<String>,
+    /// The fixed share of the group's traffic this deployment receives (`model_info.canary_share`).
+    pub canary_share: Option<f64>,
     pub extra_headers: Vec<(String, Secret)>,
     pub mock_response: Option<String>,
     pub info: ModelInfo,
@@ -83,6 +94,7 @@ pub struct ModelInfo {
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
     pub max_tokens: Option<u64>,
+    pub max_input_tokens: Option<u64>,
     pub mode: Option<String>,
 }
 
@@ -145,19 +157,11 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn run(mut self, raw: RawConfig) -> Result<Loaded, ConfigError> {
+    fn run(mut self, mut raw: RawConfig) -> Result<Loaded, ConfigError> {
         self.unsupported("", &raw.extra);
         self.unsupported("router_settings.", &raw.router_settings.extra);
         self.unsupported("litellm_settings.", &raw.litellm_settings.extra);
         self.unsupported("general_settings.", &raw.general_settings.extra);
-        if let Some(strategy) = &raw.router_settings.routing_strategy {
-            if strategy != "simple-shuffle" {
-                self.warn(format!(
-                    "router_settings.routing_strategy `{strategy}` is not supported yet; using simple-shuffle"
-                ));
-            }
-        }
-
         let master_key = match &raw.general_settings.master_key {
             Some(value) => Some(Secret::new(
                 self.resolve(value, "general_settings.master_key")?,
@@ -188,7 +192,7 @@ impl<'a> Validator<'a> {
 
         let mut deployments = Vec::with_capacity(raw.model_list.len());
         let mut ids = BTreeMap::new();
-        for (index, model) in raw.model_list.into_iter().enumerate() {
+        for (index, model) in std::mem::take(&mut raw.model_list).into_iter().enumerate() {
             let deployment = self.deployment(index, model)?;
             if let Some(previous) = ids.insert(deployment.id.clone(), index) {
                 return Err(invalid(
@@ -204,6 +208,7 @@ impl<'a> Validator<'a> {
         if deployments.is_empty() {
             self.warn("model_list is empty: the gateway will answer 404 to every model".into());
         }
+        let router = self.router_settings(&mut raw, &deployments)?;
 
         Ok(Loaded {
             config: Config {
@@ -217,6 +222,7 @@ impl<'a> Validator<'a> {
                     .or(raw.litellm_settings.num_retries)
                     .unwrap_or(0),
                 drop_params: raw.litellm_settings.drop_params.unwrap_or(false),
+                router,
             },
             warnings: self.warnings,
         })
@@ -294,12 +300,21 @@ impl<'a> Validator<'a> {
             }
             extra_headers.push((name.to_ascii_lowercase(), Secret::new(value)));
         }
-        let weight = params.weight.unwrap_or(1.0);
-        if !(weight.is_finite() && weight >= 0.0) {
-            return Err(invalid(
-                &at("litellm_params.weight"),
-                format!("must be >= 0, got {weight}"),
-            ));
+        if let Some(weight) = params.weight {
+            if !(weight.is_finite() && weight >= 0.0) {
+                return Err(invalid(
+                    &at("litellm_params.weight"),
+                    format!("must be >= 0, got {weight}"),
+                ));
+            }
+        }
+        if let Some(share) = info.canary_share {
+            if !(share.is_finite() && share > 0.0 && share < 1.0) {
+                return Err(invalid(
+                    &at("model_info.canary_share"),
+                    format!("must be a fraction between 0 and 1 (0.1 = 10%), got {share}"),
+                ));
+            }
         }
         let id = match &info.id {
             Some(id) => id.clone(),
@@ -329,14 +344,17 @@ impl<'a> Validator<'a> {
             max_retries: params.max_retries,
             rpm: params.rpm,
             tpm: params.tpm,
-            weight,
+            weight: params.weight,
             order: params.order,
+            region: params.region_name.clone(),
+            canary_share: info.canary_share,
             extra_headers,
             mock_response,
             info: ModelInfo {
                 input_cost_per_token: info.input_cost_per_token,
                 output_cost_per_token: info.output_cost_per_token,
                 max_tokens: info.max_tokens,
+                max_input_tokens: info.max_input_tokens,
                 mode: info.mode.clone(),
             },
             model_name,
@@ -426,6 +444,20 @@ impl Config {
             "default timeout: {:?}, num_retries: {}",
             self.request_timeout, self.num_retries
         );
+        let router = &self.router;
+        let _ = writeln!(
+            out,
+            "routing: {}, deadline {:?}, allowed_fails {}, cooldown {:?}{}, {} fallback rule(s), {} route rule(s)",
+            router.strategy.name(),
+            router.deadline,
+            router.allowed_fails,
+            router.cooldown_time,
+            if router.disable_cooldowns { " (disabled)" } else { "" },
+            router.fallbacks.generic.len()
+                + router.fallbacks.context_window.len()
+                + router.fallbacks.content_policy.len(),
+            router.route_rules.len()
+        );
         let _ = writeln!(
             out,
             "{} model group(s), {} deployment(s):",
@@ -450,7 +482,7 @@ impl Config {
                     d.api_key
                         .as_ref()
                         .map_or("(none)".to_owned(), Secret::masked),
-                    d.weight
+                    d.weight.map_or("default".to_owned(), |w| w.to_string())
                 );
             }
         }

@@ -91,7 +91,7 @@ fn full_litellm_config() {
     assert_eq!(d.stream_timeout, Some(Duration::from_millis(5500)));
     assert_eq!(
         (d.max_retries, d.rpm, d.tpm, d.weight, d.order),
-        (Some(2), Some(100), Some(10000), 3.0, Some(1))
+        (Some(2), Some(100), Some(10000), Some(3.0), Some(1))
     );
     assert_eq!(d.extra_headers[0].0, "x-team");
     assert_eq!(
@@ -194,4 +194,139 @@ fn empty_config_is_valid_and_warns() {
     assert!(loaded.config.deployments.is_empty());
     assert!(loaded.config.master_key.is_none());
     assert!(loaded.warnings.iter().any(|w| w.contains("master_key")));
+}
+
+const ROUTER: &str = r#"
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, region_name: eu, order: 1}
+    model_info: {id: a, max_input_tokens: 128000, canary_share: 0.05}
+  - model_name: mini
+    litellm_params: {model: openai/gpt-4o-mini, rpm: 10}
+  - model_name: long
+    litellm_params: {model: openai/gpt-4.1}
+router_settings:
+  routing_strategy: latency-based-routing
+  routing_strategy_args: {lowest_latency_buffer: 0.5}
+  stream_timeout: 4
+  retry_after: 0.25
+  retry_policy: {RateLimitErrorRetries: 4, TimeoutErrorRetries: 1}
+  model_group_retry_policy: {mini: {InternalServerErrorRetries: 2}}
+  allowed_fails: 1
+  allowed_fails_policy: {RateLimitErrorAllowedFails: 10}
+  cooldown_time: 12
+  fallbacks: [{"gpt-4o": ["mini"]}, {"*": ["mini"]}]
+  context_window_fallbacks: [{"gpt-4o": ["long"]}]
+  max_fallbacks: 2
+  enable_pre_call_checks: true
+litellm_settings:
+  default_fallbacks: ["mini"]
+  content_policy_fallbacks: [{"gpt-4o": ["long"]}]
+general_settings:
+  background_health_checks: true
+  health_check_interval: 30
+switchyard_routing:
+  deadline: 45
+  route_rules:
+    - name: free
+      model: auto
+      when: {tier: [free, trial], max_prompt_tokens: 500, tags: [t], metadata: {team: x}}
+      route_to: mini
+"#;
+
+#[test]
+fn router_settings_are_typed_with_litellm_names() {
+    let loaded = parse_ok(ROUTER);
+    let r = &loaded.config.router;
+    assert_eq!(r.strategy, RoutingStrategy::LatencyBased);
+    assert_eq!(r.lowest_latency_buffer, 0.5);
+    assert_eq!(r.stream_timeout, Some(Duration::from_secs(4)));
+    assert_eq!(r.retry_after, Duration::from_millis(250));
+    assert_eq!(r.retry_policy.rate_limit, Some(4));
+    assert_eq!(r.retry_policy.timeout, Some(1));
+    assert_eq!(r.model_group_retry_policy["mini"].internal_server, Some(2));
+    assert_eq!(r.allowed_fails, 1);
+    assert_eq!(r.allowed_fails_policy.rate_limit, Some(10));
+    assert_eq!(r.cooldown_time, Duration::from_secs(12));
+    assert_eq!(r.fallbacks.generic.len(), 2);
+    assert_eq!(
+        r.fallbacks.generic[1],
+        ("*".to_owned(), vec!["mini".to_owned()])
+    );
+    assert_eq!(r.fallbacks.context_window[0].1, ["long"]);
+    assert_eq!(
+        r.fallbacks.content_policy[0].1,
+        ["long"],
+        "from litellm_settings"
+    );
+    assert_eq!(r.fallbacks.default, ["mini"]);
+    assert_eq!(r.fallbacks.max_fallbacks, 2);
+    assert!(r.enable_pre_call_checks && r.background_health_checks);
+    assert_eq!(r.health_check_interval, Duration::from_secs(30));
+    assert_eq!(r.deadline, Duration::from_secs(45));
+    let rule = &r.route_rules[0];
+    assert_eq!(
+        (rule.name.as_str(), rule.route_to.as_str()),
+        ("free", "mini")
+    );
+    assert_eq!(rule.tier, ["free", "trial"]);
+    assert_eq!(rule.metadata, [("team".to_owned(), vec!["x".to_owned()])]);
+    let d = &loaded.config.deployments[0];
+    assert_eq!(d.region.as_deref(), Some("eu"));
+    assert_eq!(d.canary_share, Some(0.05));
+    assert_eq!(d.info.max_input_tokens, Some(128000));
+    assert!(
+        !loaded.warnings.iter().any(|w| w.contains("router_settings")
+            || w.contains("switchyard_routing")
+            || w.contains("model_info")),
+        "every router key is known: {:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn router_settings_errors_name_the_key() {
+    for (yaml, key) in [
+        ("router_settings: {routing_strategy: fastest}", "router_settings.routing_strategy"),
+        (
+            "model_list:\n- model_name: a\n  litellm_params: {model: openai/a}\nrouter_settings: {fallbacks: [{a: [nope]}]}",
+            "router_settings.fallbacks[0].a[0]",
+        ),
+        (
+            "model_list:\n- model_name: a\n  litellm_params: {model: openai/a}\nrouter_settings: {fallbacks: [{a: [a], b: [a]}]}",
+            "router_settings.fallbacks[0]",
+        ),
+        (
+            "model_list:\n- model_name: a\n  litellm_params: {model: openai/a}\nlitellm_settings: {default_fallbacks: [zz]}",
+            "litellm_settings.default_fallbacks[0]",
+        ),
+        ("switchyard_routing: {deadlne: 3}", "deadlne"),
+        (
+            "model_list:\n- model_name: a\n  litellm_params: {model: openai/a}\nswitchyard_routing: {route_rules: [{name: r, model: auto, route_to: zz}]}",
+            "switchyard_routing.route_rules[0].route_to",
+        ),
+        (
+            "model_list:\n- model_name: a\n  litellm_params: {model: openai/a}\n  model_info: {canary_share: 1.5}",
+            "model_info.canary_share",
+        ),
+        ("router_settings: {cooldown_time: -1}", "router_settings.cooldown_time"),
+    ] {
+        let err = parse_err(yaml);
+        assert!(err.contains(key), "{yaml}\n=> {err}");
+    }
+}
+
+#[test]
+fn rpm_weights_without_rpm_everywhere_warn() {
+    let loaded = parse_ok(
+        "model_list:\n- model_name: g\n  litellm_params: {model: openai/a, rpm: 10}\n- model_name: g\n  litellm_params: {model: openai/b}\n  model_info: {id: no-rpm}\n",
+    );
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("no-rpm") && w.contains("rpm")),
+        "{:?}",
+        loaded.warnings
+    );
 }

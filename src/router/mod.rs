@@ -1,9 +1,36 @@
-//! Model groups and deployment selection. A model group is every `model_list` entry sharing a
-//! `model_name`; a request names the group and the router picks the deployment, retries and
-//! translates failures into [`RouteError`]. The router knows no provider's wire format.
+//! Model groups, deployment selection and the reliability loop. A model group is every
+//! `model_list` entry sharing a `model_name`; a request names a group (or a route rule chooses
+//! one), and the router picks deployments, retries, cools deployments down, falls back to other
+//! groups and reports what it did. The router knows no provider's wire format.
+//!
+//! | file | what it does |
+//! |---|---|
+//! | `dispatch.rs` | the request path: plan → groups → attempts → answer |
+//! | `strategy.rs` | choosing one deployment (strategies, order, canary, region, pre-call checks) |
+//! | `cooldown.rs` | cooldowns / circuit breaking, behind a store trait |
+//! | `usage.rs` | requests and tokens per minute (`rpm`/`tpm`), behind a store trait |
+//! | `stats.rs` | in-flight counts, latency averages, counters |
+//! | `failure.rs` | what each kind of failure means (retry, cooldown, fallback) |
+//! | `retry.rs` | how many retries, how long to wait |
+//! | `fallback.rs` | which groups to fall back to |
+//! | `rules.rs` | dynamic model selection (route rules) |
+//! | `request.rs` | per-request controls from the body |
+//! | `stream.rs` | reading a stream ahead before committing it; bookkeeping after |
+//! | `health.rs` | background health checks, `/health` and the router's metrics |
 
+mod clock;
+mod cooldown;
 mod dispatch;
+mod failure;
+mod fallback;
+mod health;
+mod request;
 mod retry;
+mod rules;
+mod stats;
+mod strategy;
+mod stream;
+mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +38,19 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-pub use dispatch::{PassthroughStream, Served};
+pub use cooldown::{Availability, CooldownPolicy, CooldownStore, LocalCooldowns};
+pub use dispatch::{PassthroughStream, RouteReport, Served, TrailEntry};
+pub use failure::FailureKind;
+pub use request::{OptionsError, RequestOptions, CONTROL_FIELDS};
+pub use stats::LiveStats;
+pub use strategy::{NoPick, PickContext, Picked, Selector};
+pub use stream::BoxStream;
+pub use usage::{LocalUsage, UsageStore};
 
-use crate::config::{Config, ConfigError, DeploymentConfig};
+use crate::config::{Config, ConfigError, DeploymentConfig, RouterSettings};
 use crate::providers::{self, Provider, ProviderError, Upstream};
+use clock::Clock;
+use rules::Rules;
 
 /// How a deployment answers.
 pub enum Backend {
@@ -26,71 +62,99 @@ pub enum Backend {
 
 pub struct Deployment {
     pub id: String,
+    /// Position in the router's list of all deployments; keys the shared stores.
+    pub index: usize,
     pub model_name: String,
     pub provider_name: String,
     pub backend: Backend,
     pub upstream: Upstream,
     /// Whole-request bound for non-streaming calls, and the idle bound between stream chunks.
     pub timeout: Duration,
-    /// Bound on waiting for a stream's response head.
+    /// Bound on a stream's time to first output (response head included).
     pub stream_timeout: Duration,
     pub max_retries: Option<u32>,
-    pub weight: f64,
+    /// simple-shuffle's weight: `weight`, else `rpm`/`tpm` when the group uses them.
+    pub shuffle_weight: f64,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    /// `order` (1 is tried first); deployments without one come after all that have one.
+    pub order: u32,
+    pub region: Option<String>,
+    pub canary_share: Option<f64>,
+    /// Input plus output price per token, for cost-based-routing (infinite when unknown).
+    pub cost_per_token: f64,
+    pub max_input_tokens: Option<u64>,
+    /// `model_info.mode` (`chat`, `embedding`, `completion`), which decides the health check.
+    pub mode: Option<String>,
+    /// Never cooled down: the only deployment of a group without fallbacks. As in LiteLLM,
+    /// taking it out would refuse every request for the group; with a fallback, cooling it
+    /// down is what makes failover fast, so it is not exempt then.
+    pub cooldown_exempt: bool,
+    pub stats: LiveStats,
+}
+
+/// Names only: a deployment's upstream carries its key.
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("id", &self.id)
+            .field("model_name", &self.model_name)
+            .field("provider", &self.provider_name)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct ModelGroup {
     pub name: String,
     pub deployments: Vec<Arc<Deployment>>,
-    total_weight: f64,
-}
-
-impl ModelGroup {
-    /// Weighted random choice (LiteLLM's `simple-shuffle`); equal chances when no weight is set.
-    /// `avoid` skips a deployment that just failed when the group has another.
-    pub fn pick(&self, avoid: Option<&str>) -> &Arc<Deployment> {
-        let candidates = || {
-            self.deployments
-                .iter()
-                .filter(move |d| self.deployments.len() == 1 || Some(d.id.as_str()) != avoid)
-        };
-        let total: f64 = if avoid.is_some() {
-            candidates().map(|d| d.weight).sum()
-        } else {
-            self.total_weight
-        };
-        if total <= 0.0 {
-            let count = candidates().count();
-            return candidates()
-                .nth(fastrand::usize(..count.max(1)))
-                .unwrap_or(&self.deployments[0]);
-        }
-        let mut point = fastrand::f64() * total;
-        for deployment in candidates() {
-            if point < deployment.weight {
-                return deployment;
-            }
-            point -= deployment.weight;
-        }
-        candidates().next_back().unwrap_or(&self.deployments[0])
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     #[error("model `{0}` is not served by this gateway")]
     UnknownModel(String),
+    #[error("`{param}` {message}")]
+    InvalidOptions { param: String, message: String },
     #[error(transparent)]
     Upstream(Box<UpstreamFailure>),
+    #[error(transparent)]
+    Unavailable(Box<Unavailable>),
 }
 
-/// Every attempt failed; this is the last failure and where it happened.
+/// Every attempt failed; this is the last upstream failure and where it happened.
 #[derive(Debug, thiserror::Error)]
 #[error("model group `{group}` failed after {attempts} attempt(s): {error}")]
 pub struct UpstreamFailure {
+    /// The model group the request was for (the one a route rule chose, if any).
     pub group: String,
     pub attempts: u32,
     pub deployment: String,
     pub error: ProviderError,
+    pub report: RouteReport,
+}
+
+/// No deployment could even be tried.
+#[derive(Debug, thiserror::Error)]
+#[error("model group `{group}` has no available deployment: {reason:?}")]
+pub struct Unavailable {
+    pub group: String,
+    pub reason: NoPick,
+    /// When this was decided, to turn the reason's timestamps into a `retry-after`.
+    pub now_ms: u64,
+    pub report: RouteReport,
+}
+
+impl Unavailable {
+    /// How long until trying again makes sense.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.reason {
+            NoPick::CoolingDown { until_ms, .. } => {
+                Some(Duration::from_millis(until_ms.saturating_sub(self.now_ms)))
+            }
+            NoPick::OverLimits { reset_in_ms } => Some(Duration::from_millis(reset_in_ms)),
+            NoPick::ContextWindow { .. } | NoPick::AllTried => None,
+        }
+    }
 }
 
 impl RouteError {
@@ -100,42 +164,114 @@ impl RouteError {
             attempts,
             deployment: deployment.to_owned(),
             error,
+            report: RouteReport::default(),
         }))
+    }
+
+    /// How the request was routed before it failed, when it got that far.
+    pub fn report(&self) -> Option<&RouteReport> {
+        match self {
+            RouteError::Upstream(failure) => Some(&failure.report),
+            RouteError::Unavailable(unavailable) => Some(&unavailable.report),
+            RouteError::UnknownModel(_) | RouteError::InvalidOptions { .. } => None,
+        }
     }
 }
 
 pub struct Router {
     groups: HashMap<String, ModelGroup>,
-    /// Group names in config order, for `/v1/models`.
+    /// Every deployment, by index.
+    deployments: Vec<Arc<Deployment>>,
+    /// Group names in config order, then route-rule aliases, for `/v1/models`.
     names: Vec<String>,
+    settings: RouterSettings,
     num_retries: u32,
+    selector: Selector,
+    rules: Rules,
+    cooldowns: Arc<dyn CooldownStore>,
+    usage: Arc<dyn UsageStore>,
+    clock: Clock,
+    /// Some routing decision needs the prompt's token estimate (pre-call checks, usage-based
+    /// routing, `tpm` limits); otherwise it is never computed.
+    needs_prompt_tokens: bool,
 }
 
 impl Router {
-    /// Builds the groups from config; `env` resolves providers' default key variables.
+    /// Builds the groups from config with in-process cooldown and usage stores; `env` resolves
+    /// providers' default key variables.
     pub fn build(
         config: &Config,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Router, ConfigError> {
+        let settings = &config.router;
+        let cooldowns = Arc::new(LocalCooldowns::new(
+            config.deployments.len(),
+            CooldownPolicy {
+                allowed_fails: settings.allowed_fails,
+                per_class: settings.allowed_fails_policy,
+                cooldown: settings.cooldown_time,
+                disabled: settings.disable_cooldowns,
+            },
+        ));
+        let usage = Arc::new(LocalUsage::new(config.deployments.len()));
+        Router::build_with_stores(config, env, cooldowns, usage)
+    }
+
+    /// [`Router::build`] with the given stores (a shared implementation, or a test's).
+    pub fn build_with_stores(
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        cooldowns: Arc<dyn CooldownStore>,
+        usage: Arc<dyn UsageStore>,
+    ) -> Result<Router, ConfigError> {
         let mut groups: HashMap<String, ModelGroup> = HashMap::new();
         let mut names = Vec::new();
+        let mut deployments = Vec::with_capacity(config.deployments.len());
         for (index, entry) in config.deployments.iter().enumerate() {
-            let deployment = Arc::new(build_deployment(config, index, entry, env)?);
-            let group = groups.entry(entry.model_name.clone()).or_insert_with(|| {
-                names.push(entry.model_name.clone());
-                ModelGroup {
-                    name: entry.model_name.clone(),
-                    deployments: Vec::new(),
-                    total_weight: 0.0,
-                }
-            });
-            group.total_weight += deployment.weight;
-            group.deployments.push(deployment);
+            let weight = shuffle_weight(config, entry);
+            let mut deployment = build_deployment(config, index, entry, weight, env)?;
+            deployment.cooldown_exempt = is_only_way_to_serve(config, entry);
+            let deployment = Arc::new(deployment);
+            deployments.push(deployment.clone());
+            groups
+                .entry(entry.model_name.clone())
+                .or_insert_with(|| {
+                    names.push(entry.model_name.clone());
+                    ModelGroup {
+                        name: entry.model_name.clone(),
+                        deployments: Vec::new(),
+                    }
+                })
+                .deployments
+                .push(deployment);
         }
+        let rules = Rules::new(&config.router.route_rules);
+        for alias in rules.aliases() {
+            if !names.iter().any(|n| n == alias) {
+                names.push(alias.to_owned());
+            }
+        }
+        let settings = config.router.clone();
+        let strategy = settings.strategy;
+        let needs_prompt_tokens = settings.enable_pre_call_checks
+            || strategy == crate::config::RoutingStrategy::UsageBased
+            || deployments.iter().any(|d| d.tpm.is_some());
         Ok(Router {
             groups,
+            deployments,
             names,
+            selector: Selector {
+                strategy,
+                lowest_latency_buffer: settings.lowest_latency_buffer,
+                pre_call_checks: settings.enable_pre_call_checks,
+            },
             num_retries: config.num_retries,
+            settings,
+            rules,
+            cooldowns,
+            usage,
+            clock: Clock::new(),
+            needs_prompt_tokens,
         })
     }
 
@@ -145,8 +281,106 @@ impl Router {
             .ok_or_else(|| RouteError::UnknownModel(name.to_owned()))
     }
 
+    /// Model groups and route-rule aliases, in config order.
     pub fn model_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Whether `name` is a model clients may ask for (a group or a route rule's alias).
+    pub fn serves(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
+    pub fn deployments(&self) -> &[Arc<Deployment>] {
+        &self.deployments
+    }
+
+    /// Chooses a deployment of `group` the way an attempt would, with its side effects
+    /// (counters, probe claims). For benchmarks and diagnostics.
+    pub fn pick(
+        &self,
+        group: &ModelGroup,
+        ctx: &PickContext<'_>,
+        rng: &mut fastrand::Rng,
+    ) -> Result<Picked, NoPick> {
+        self.selector.pick(
+            group,
+            self.cooldowns.as_ref(),
+            self.usage.as_ref(),
+            ctx,
+            rng,
+        )
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn log_transition(
+        &self,
+        deployment: &Deployment,
+        transition: cooldown::Transition,
+        error: Option<&ProviderError>,
+    ) {
+        match transition {
+            cooldown::Transition::Opened { until_ms } => tracing::warn!(
+                model_group = %deployment.model_name,
+                deployment = %deployment.id,
+                cooldown_ms = until_ms.saturating_sub(self.clock.now_ms()),
+                error_class = error.map(ProviderError::class),
+                "deployment cooling down"
+            ),
+            cooldown::Transition::Closed => tracing::info!(
+                model_group = %deployment.model_name,
+                deployment = %deployment.id,
+                "deployment healthy again after its probe succeeded"
+            ),
+        }
+    }
+}
+
+/// The group has this one deployment and no configured fallback to turn to.
+fn is_only_way_to_serve(config: &Config, entry: &DeploymentConfig) -> bool {
+    let alone = config
+        .deployments
+        .iter()
+        .filter(|d| d.model_name == entry.model_name)
+        .count()
+        == 1;
+    let fallbacks = &config.router.fallbacks;
+    let has_fallback = !fallbacks.default.is_empty()
+        || [
+            &fallbacks.generic,
+            &fallbacks.context_window,
+            &fallbacks.content_policy,
+        ]
+        .iter()
+        .any(|rules| {
+            rules
+                .iter()
+                .any(|(from, to)| (from == &entry.model_name || from == "*") && !to.is_empty())
+        });
+    alone && !has_fallback
+}
+
+/// simple-shuffle's weights, as LiteLLM chooses them: `weight` when any deployment of the group
+/// sets one (Switchyard's default weight is 1), else `rpm`, else `tpm` (a deployment without
+/// the value gets 0), else equal.
+fn shuffle_weight(config: &Config, entry: &DeploymentConfig) -> f64 {
+    let group = || {
+        config
+            .deployments
+            .iter()
+            .filter(|d| d.model_name == entry.model_name)
+    };
+    if group().any(|d| d.weight.is_some()) {
+        entry.weight.unwrap_or(1.0)
+    } else if group().any(|d| d.rpm.is_some()) {
+        entry.rpm.unwrap_or(0) as f64
+    } else if group().any(|d| d.tpm.is_some()) {
+        entry.tpm.unwrap_or(0) as f64
+    } else {
+        1.0
     }
 }
 
@@ -154,6 +388,7 @@ fn build_deployment(
     config: &Config,
     index: usize,
     entry: &DeploymentConfig,
+    shuffle_weight: f64,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Deployment, ConfigError> {
     let at = |key: &str| {
@@ -211,8 +446,16 @@ fn build_deployment(
         headers.insert(name, value);
     }
     let timeout = entry.timeout.unwrap_or(config.request_timeout);
+    let cost_per_token = match (
+        entry.info.input_cost_per_token,
+        entry.info.output_cost_per_token,
+    ) {
+        (None, None) => f64::INFINITY,
+        (input, output) => input.unwrap_or(0.0) + output.unwrap_or(0.0),
+    };
     Ok(Deployment {
         id: entry.id.clone(),
+        index,
         model_name: entry.model_name.clone(),
         provider_name: entry.provider.clone(),
         backend,
@@ -224,84 +467,24 @@ fn build_deployment(
             headers,
         },
         timeout,
-        stream_timeout: entry.stream_timeout.unwrap_or(timeout),
+        stream_timeout: entry
+            .stream_timeout
+            .or(config.router.stream_timeout)
+            .unwrap_or(timeout),
         max_retries: entry.max_retries,
-        weight: entry.weight,
+        shuffle_weight,
+        rpm: entry.rpm,
+        tpm: entry.tpm,
+        order: entry.order.unwrap_or(u32::MAX),
+        region: entry.region.clone(),
+        canary_share: entry.canary_share,
+        cost_per_token,
+        max_input_tokens: entry.info.max_input_tokens,
+        mode: entry.info.mode.clone(),
+        cooldown_exempt: false,
+        stats: LiveStats::default(),
     })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn router(yaml: &str) -> Router {
-        let loaded = crate::config::parse(yaml, &|_| None).unwrap();
-        Router::build(&loaded.config, &|_| None).unwrap()
-    }
-
-    #[test]
-    fn weighted_pick_follows_weights() {
-        let r = router(
-            "model_list:\n- model_name: g\n  litellm_params: {model: openai/a, api_base: 'http://x', weight: 9}\n- model_name: g\n  litellm_params: {model: openai/b, api_base: 'http://y', weight: 1}\n",
-        );
-        let group = r.group("g").unwrap();
-        fastrand::seed(7);
-        let heavy = (0..10_000)
-            .filter(|_| group.pick(None).upstream.model == "a")
-            .count();
-        // 90% expected; 10,000 draws put 3 standard deviations at about ±0.9%.
-        assert!(
-            (8_800..=9_200).contains(&heavy),
-            "heavy picked {heavy} times"
-        );
-        // Avoiding the heavy one leaves only the light one.
-        let avoid = group.deployments[0].id.clone();
-        assert!((0..100).all(|_| group.pick(Some(&avoid)).upstream.model == "b"));
-    }
-
-    #[test]
-    fn unknown_provider_and_missing_base_are_named() {
-        let loaded = crate::config::parse(
-            "model_list:\n- model_name: c\n  litellm_params: {model: nosuch/x}\n",
-            &|_| None,
-        )
-        .unwrap();
-        let err = Router::build(&loaded.config, &|_| None)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("model_list[0]") && err.contains("nosuch"),
-            "{err}"
-        );
-        let loaded = crate::config::parse(
-            "model_list:\n- model_name: v\n  litellm_params: {model: hosted_vllm/llama}\n",
-            &|_| None,
-        )
-        .unwrap();
-        let err = Router::build(&loaded.config, &|_| None)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.contains("api_base") && err.contains("hosted_vllm"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn provider_default_key_comes_from_env() {
-        let loaded = crate::config::parse(
-            "model_list:\n- model_name: g\n  litellm_params: {model: groq/llama}\n",
-            &|_| None,
-        )
-        .unwrap();
-        let r = Router::build(&loaded.config, &|name| {
-            (name == "GROQ_API_KEY").then(|| "gsk".to_owned())
-        })
-        .unwrap();
-        let d = &r.group("g").unwrap().deployments[0];
-        assert_eq!(d.upstream.api_key.as_ref().unwrap().expose(), "gsk");
-        assert_eq!(d.upstream.base_url, "https://api.groq.com/openai/v1");
-    }
-}
+mod tests;

@@ -155,6 +155,17 @@ def test_streaming_response_headers(client: openai.OpenAI, mock):
     assert text == MOCK_REPLY
 
 
+def test_legacy_completions(client: openai.OpenAI, mock):
+    completion = client.completions.create(model="team-chat", prompt="Say hello.", max_tokens=20)
+    assert completion.object == "text_completion"
+    assert completion.model == "team-chat"
+    assert completion.choices[0].text == MOCK_REPLY
+    upstream = mock.only_request_to("/completions")
+    assert upstream.path == "/v1/completions"
+    assert upstream.body["model"] == "gpt-4o-mini"
+    assert upstream.body["prompt"] == "Say hello."
+
+
 # --------------------------------------------------------------------------- embeddings
 
 
@@ -247,6 +258,28 @@ def test_upstream_500_surfaces_as_5xx(client: openai.OpenAI, mock):
     assert err.status_code == 502, "DESIGN.md: an upstream error is a 502"
     assert_openai_error_shape(err)
     assert mock.requests_to(CHAT), "the gateway never tried the upstream"
+
+
+@pytest.mark.parametrize(
+    ("upstream_status", "sdk_error"),
+    [(400, openai.BadRequestError), (429, openai.RateLimitError)],
+)
+def test_upstream_client_errors_keep_their_status(client: openai.OpenAI, mock, upstream_status, sdk_error):
+    """A 400 (the request itself is bad) or 429 (slow down) from the provider is the
+    client's to handle, so it keeps its status instead of becoming a 502."""
+    mock.configure(fail_next=50, error_status=upstream_status)
+    with pytest.raises(sdk_error) as excinfo:
+        client.chat.completions.create(model="flaky-chat", messages=HELLO)
+    assert excinfo.value.status_code == upstream_status
+    assert_openai_error_shape(excinfo.value)
+
+
+def test_invalid_request_is_a_400_before_any_upstream_call(client: openai.OpenAI, mock):
+    with pytest.raises(openai.BadRequestError) as excinfo:
+        client.chat.completions.create(model="gpt-4o-mini", messages=[])
+    assert excinfo.value.status_code == 400
+    assert_openai_error_shape(excinfo.value)
+    assert not mock.requests()
 
 
 def test_upstream_500_on_stream_is_an_http_error(client: openai.OpenAI, mock):

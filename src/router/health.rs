@@ -1,0 +1,367 @@
+//! What the router knows about its deployments, for people and probes: optional background
+//! health checks (`general_settings.background_health_checks`), the `GET /health` report and
+//! the router's Prometheus series. No secret is ever part of it: base URLs lose their query
+//! string and credentials, keys and headers are never read here.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::cooldown::Availability;
+use super::stats::HealthCheck;
+use super::{Backend, Deployment, Router};
+use crate::providers::http::HttpClient;
+use crate::providers::{PassthroughEndpoint, ProviderError};
+use crate::schema::{ChatRequest, PassthroughRequest};
+
+/// A health check never waits longer than this, whatever the deployment's timeout.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A deployment's state as `/health` and `/metrics` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Healthy,
+    HalfOpen,
+    CoolingDown,
+    Unhealthy,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Healthy => "healthy",
+            State::HalfOpen => "half_open",
+            State::CoolingDown => "cooling_down",
+            State::Unhealthy => "unhealthy",
+        }
+    }
+
+    fn gauge(self) -> u8 {
+        match self {
+            State::Healthy => 0,
+            State::HalfOpen => 1,
+            State::CoolingDown => 2,
+            State::Unhealthy => 3,
+        }
+    }
+}
+
+impl Router {
+    /// Whether `general_settings.background_health_checks` is on.
+    pub fn health_checks_enabled(&self) -> bool {
+        self.settings.background_health_checks
+    }
+
+    /// Checks every deployment, then again every `health_check_interval`, forever. A
+    /// deployment that fails its check leaves the rotation until a later check passes.
+    pub async fn run_health_checks(&self, http: &HttpClient) {
+        let interval = self.settings.health_check_interval;
+        loop {
+            let checks = self.deployments.iter().map(|d| self.check(http, d));
+            futures_util::future::join_all(checks).await;
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// One health check: the smallest real request the deployment's mode allows.
+    async fn check(&self, http: &HttpClient, deployment: &Deployment) {
+        let Backend::Http(provider) = &deployment.backend else {
+            deployment.stats.set_health(true, self.clock.now_ms());
+            return;
+        };
+        let limit = deployment.timeout.min(CHECK_TIMEOUT);
+        let call = async {
+            let upstream = &deployment.upstream;
+            match deployment.mode.as_deref() {
+                Some("embedding") | Some("completion") => {
+                    let (endpoint, body) = if deployment.mode.as_deref() == Some("embedding") {
+                        (
+                            PassthroughEndpoint::Embeddings,
+                            json!({"model": "", "input": "ping"}),
+                        )
+                    } else {
+                        (
+                            PassthroughEndpoint::Completions,
+                            json!({"model": "", "prompt": "ping", "max_tokens": 1}),
+                        )
+                    };
+                    let request: PassthroughRequest = serde_json::from_value(body)
+                        .map_err(|e| ProviderError::Unsupported(e.to_string()))?;
+                    let built = provider.passthrough_request(upstream, endpoint, &request)?;
+                    http.send(provider.as_ref(), upstream, built, limit).await?;
+                }
+                _ => {
+                    let request: ChatRequest = serde_json::from_value(json!({
+                        "model": "",
+                        "messages": [{"role": "user", "content": "ping"}],
+                        "max_tokens": 1
+                    }))
+                    .map_err(|e| ProviderError::Unsupported(e.to_string()))?;
+                    let built = provider.chat_request(upstream, &request)?;
+                    let body = http.send(provider.as_ref(), upstream, built, limit).await?;
+                    provider.chat_response(&body)?;
+                }
+            }
+            Ok::<(), ProviderError>(())
+        };
+        let result = tokio::time::timeout(limit, call)
+            .await
+            .unwrap_or(Err(ProviderError::Timeout(limit)));
+        let was_unhealthy = deployment.stats.failed_health_check();
+        deployment
+            .stats
+            .set_health(result.is_ok(), self.clock.now_ms());
+        match result {
+            Err(error) => tracing::warn!(
+                model_group = %deployment.model_name,
+                deployment = %deployment.id,
+                error_class = error.class(),
+                "health check failed; deployment out of rotation: {error}"
+            ),
+            Ok(()) if was_unhealthy => tracing::info!(
+                model_group = %deployment.model_name,
+                deployment = %deployment.id,
+                "health check passed; deployment back in rotation"
+            ),
+            Ok(()) => {}
+        }
+    }
+
+    pub fn state_of(&self, deployment: &Deployment, now_ms: u64) -> State {
+        match self.cooldowns.availability(deployment.index, now_ms) {
+            Availability::CoolingDown { .. } => State::CoolingDown,
+            Availability::HalfOpen | Availability::Probing => State::HalfOpen,
+            Availability::Available if deployment.stats.failed_health_check() => State::Unhealthy,
+            Availability::Available => State::Healthy,
+        }
+    }
+
+    /// The `GET /health` body: every deployment (of `model`, when given) with its state.
+    /// The `healthy_endpoints` / `unhealthy_endpoints` split is LiteLLM's shape.
+    pub fn health_report(&self, model: Option<&str>) -> Value {
+        let now_ms = self.clock.now_ms();
+        let mut healthy = Vec::new();
+        let mut unhealthy = Vec::new();
+        for deployment in &self.deployments {
+            if model.is_some_and(|m| m != deployment.model_name) {
+                continue;
+            }
+            let state = self.state_of(deployment, now_ms);
+            let entry = self.describe(deployment, state, now_ms);
+            if state == State::Healthy {
+                healthy.push(entry);
+            } else {
+                unhealthy.push(entry);
+            }
+        }
+        json!({
+            "healthy_count": healthy.len(),
+            "unhealthy_count": unhealthy.len(),
+            "healthy_endpoints": healthy,
+            "unhealthy_endpoints": unhealthy,
+            "routing_strategy": self.settings.strategy.name(),
+            "background_health_checks": {
+                "enabled": self.settings.background_health_checks,
+                "interval_seconds": self.settings.health_check_interval.as_secs_f64(),
+            },
+        })
+    }
+
+    fn describe(&self, deployment: &Deployment, state: State, now_ms: u64) -> Value {
+        let stats = &deployment.stats;
+        let cooldown = self.cooldowns.snapshot(deployment.index, now_ms);
+        let (cooldown_remaining_ms, rate_limited) = match cooldown.availability {
+            Availability::CoolingDown {
+                until_ms,
+                rate_limited,
+            } => (until_ms.saturating_sub(now_ms), rate_limited),
+            _ => (0, false),
+        };
+        let seconds_ago = |at_ms: u64| now_ms.saturating_sub(at_ms) as f64 / 1000.0;
+        let usage = self.usage.current(deployment.index, now_ms);
+        let (check, checked_at) = stats.health_check();
+        json!({
+            "model_group": deployment.model_name,
+            "deployment_id": deployment.id,
+            "provider": deployment.provider_name,
+            "model": deployment.upstream.model,
+            "api_base": match deployment.backend {
+                Backend::Mock(_) => "mock_response".to_owned(),
+                Backend::Http(_) => public_base(&deployment.upstream.base_url),
+            },
+            "state": state.name(),
+            "cooldown_remaining_ms": cooldown_remaining_ms,
+            "rate_limited": rate_limited,
+            "recent_failures": cooldown.recent_failures,
+            "cooldowns_total": cooldown.cooldowns,
+            "in_flight": stats.in_flight(),
+            "latency_ms": stats.latency().map(|l| l.as_secs_f64() * 1000.0),
+            "ttft_ms": stats.ttft().map(|l| l.as_secs_f64() * 1000.0),
+            "picks": stats.picks(),
+            "successes": stats.successes(),
+            "failures": stats.failures(),
+            "last_error": stats.last_error().map(|(class, status, at_ms)| json!({
+                "class": class,
+                "status": status,
+                "seconds_ago": seconds_ago(at_ms),
+            })),
+            "health_check": match check {
+                HealthCheck::NotRun => Value::Null,
+                HealthCheck::Healthy | HealthCheck::Unhealthy => json!({
+                    "healthy": check == HealthCheck::Healthy,
+                    "seconds_ago": seconds_ago(checked_at),
+                }),
+            },
+            "rpm": {"used": usage.requests, "limit": deployment.rpm},
+            "tpm": {"used": usage.tokens, "limit": deployment.tpm},
+            "order": (deployment.order != u32::MAX).then_some(deployment.order),
+            "region": deployment.region,
+            "canary_share": deployment.canary_share,
+        })
+    }
+
+    /// The router's Prometheus series, appended to `/metrics`.
+    pub fn render_metrics(&self, out: &mut String) {
+        let now_ms = self.clock.now_ms();
+        let mut series = |name: &str,
+                          help: &str,
+                          kind: &str,
+                          value: &dyn Fn(&Deployment) -> String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for d in &self.deployments {
+                let _ = writeln!(
+                    out,
+                    "{name}{{model_group=\"{}\",deployment=\"{}\",provider=\"{}\",canary=\"{}\"}} {}",
+                    escape(&d.model_name),
+                    escape(&d.id),
+                    escape(&d.provider_name),
+                    d.canary_share.is_some(),
+                    value(d)
+                );
+            }
+        };
+        series(
+            "switchyard_deployment_state",
+            "0 healthy, 1 half-open (probing), 2 cooling down, 3 failed its health check.",
+            "gauge",
+            &|d| self.state_of(d, now_ms).gauge().to_string(),
+        );
+        series(
+            "switchyard_deployment_cooldowns_total",
+            "Times the deployment entered a cooldown.",
+            "counter",
+            &|d| {
+                self.cooldowns
+                    .snapshot(d.index, now_ms)
+                    .cooldowns
+                    .to_string()
+            },
+        );
+        series(
+            "switchyard_deployment_in_flight",
+            "Attempts and open streams in flight.",
+            "gauge",
+            &|d| d.stats.in_flight().to_string(),
+        );
+        series(
+            "switchyard_deployment_routed_total",
+            "Attempts the router sent to the deployment.",
+            "counter",
+            &|d| d.stats.picks().to_string(),
+        );
+        series(
+            "switchyard_deployment_served_total",
+            "Attempts the deployment answered (for streams: reached the first output). With canary=\"true\", the canary's served share is this over the group's sum.",
+            "counter",
+            &|d| d.stats.successes().to_string(),
+        );
+        series(
+            "switchyard_deployment_failures_total",
+            "Attempts that failed (any error class), mid-stream failures included.",
+            "counter",
+            &|d| d.stats.failures().to_string(),
+        );
+        series(
+            "switchyard_deployment_fallback_served_total",
+            "Requests the deployment answered after another model group had failed.",
+            "counter",
+            &|d| d.stats.fallback_served().to_string(),
+        );
+        series(
+            "switchyard_deployment_latency_seconds",
+            "Moving average of whole-request latency (0 until measured).",
+            "gauge",
+            &|d| {
+                d.stats
+                    .latency()
+                    .map_or(0.0, |l| l.as_secs_f64())
+                    .to_string()
+            },
+        );
+        series(
+            "switchyard_deployment_ttft_seconds",
+            "Moving average of a stream's time to first output (0 until measured).",
+            "gauge",
+            &|d| d.stats.ttft().map_or(0.0, |l| l.as_secs_f64()).to_string(),
+        );
+        if !self.rules.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP switchyard_route_rule_matches_total Requests each route rule sent to its model group.\n# TYPE switchyard_route_rule_matches_total counter"
+            );
+            for rule in self.rules.iter() {
+                let _ = writeln!(
+                    out,
+                    "switchyard_route_rule_matches_total{{rule=\"{}\",route_to=\"{}\"}} {}",
+                    escape(rule.name()),
+                    escape(&rule.config.route_to),
+                    rule.matched()
+                );
+            }
+        }
+    }
+}
+
+/// `scheme://host[:port]/path` without credentials or query (where some providers carry keys).
+fn public_base(url: &str) -> String {
+    let without_query = url.split(['?', '#']).next().unwrap_or("");
+    match without_query.split_once("://") {
+        Some((scheme, rest)) => {
+            let rest = match rest.split_once('/') {
+                Some((authority, path)) => {
+                    let host = authority.rsplit('@').next().unwrap_or(authority);
+                    format!("{host}/{path}")
+                }
+                None => rest.rsplit('@').next().unwrap_or(rest).to_owned(),
+            };
+            format!("{scheme}://{rest}")
+        }
+        None => without_query.to_owned(),
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_lose_credentials_and_query() {
+        assert_eq!(
+            public_base("https://user:pw@api.example.com:8443/v1?key=sk-1#x"),
+            "https://api.example.com:8443/v1"
+        );
+        assert_eq!(
+            public_base("http://127.0.0.1:9/v1"),
+            "http://127.0.0.1:9/v1"
+        );
+        assert_eq!(public_base("https://k@host"), "https://host");
+    }
+}
