@@ -3,6 +3,8 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
+use axum::serve::ListenerExt as _;
+
 use crate::config::Config;
 use crate::state::AppState;
 
@@ -22,6 +24,11 @@ pub async fn serve(config: Config, addr: SocketAddr) -> std::io::Result<()> {
         stdout.flush()?;
     }
     tracing::info!(%local, "switchyard serving");
+    // Small SSE writes must leave at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+    // hold stream chunks back by tens of milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, crate::api::routes(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -41,30 +41,49 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             None,
         ));
     }
+    // The happy path parses once, plainly; only a failed parse is repeated with path tracking
+    // (which allocates for every key it passes) to name the offending field.
+    if let Ok(value) = serde_json::from_slice(bytes) {
+        return Ok(value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return ApiError::bad_request(format!("request body is not valid JSON: {inner}"), None);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut deserializer);
+    let error = match result {
+        Ok(_) => match deserializer.end() {
+            Err(err) => err,
+            // Unreachable in practice: the plain parse above failed on the same bytes.
+            Ok(()) => {
+                return Err(ApiError::bad_request(
+                    "request body could not be parsed",
+                    None,
+                ))
+            }
+        },
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() || inner.is_io() {
+                inner
+            } else {
+                let text = inner.to_string();
+                // serde reports a missing field at the parent's path; name the field itself.
+                let param = match missing_field(&text) {
+                    Some(field) if path == "." => field.to_owned(),
+                    Some(field) => format!("{path}.{field}"),
+                    None => path,
+                };
+                let detail = strip_position(&text);
+                return Err(ApiError::bad_request(
+                    format!("invalid request: `{param}`: {detail}"),
+                    Some(&param),
+                ));
+            }
         }
-        let text = inner.to_string();
-        // serde reports a missing field at the parent's path; name the field itself.
-        let param = match missing_field(&text) {
-            Some(field) if path == "." => field.to_owned(),
-            Some(field) => format!("{path}.{field}"),
-            None => path,
-        };
-        let detail = strip_position(&text);
-        ApiError::bad_request(
-            format!("invalid request: `{param}`: {detail}"),
-            Some(&param),
-        )
-    })?;
-    deserializer.end().map_err(|err| {
-        ApiError::bad_request(format!("request body is not valid JSON: {err}"), None)
-    })?;
-    Ok(value)
+    };
+    Err(ApiError::bad_request(
+        format!("request body is not valid JSON: {error}"),
+        None,
+    ))
 }
 
 fn missing_field(message: &str) -> Option<&str> {
