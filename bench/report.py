@@ -6,9 +6,10 @@
         ("-" for a value wrk did not print; the exit status is 0 even then, so one broken run
         shows up in the table instead of aborting the whole benchmark)
 
-    report.py table RESULTS_TSV [--md OUT] [--header TEXT]
+    report.py table RESULTS_TSV [--md OUT] [--header TEXT] [--ttfb TTFB_TSV]
         RESULTS_TSV lines: target conc req_per_s p50_ms p99_ms errors error_detail cpu_pct rss_kb
-        prints the markdown table and the summary lines against the targets of the issue;
+        TTFB_TSV lines (bench/ttfb.py, one per target): target p50_ms p90_ms p99_ms count
+        prints the markdown table and the summary lines against the targets of the issues;
         exits 0 (PASS or FAIL alike: the table is the result), 2 if a row could not be parsed.
 
 Standard library only, so it runs on any python3.
@@ -25,6 +26,8 @@ DURATION = re.compile(r"^([0-9]*\.?[0-9]+)(us|ms|s|m|h)$")
 RPS_TARGET_PCT = 50.0  # Switchyard req/s at the highest concurrency >= 50% of nginx's
 P50_TARGET_MS = 0.2  # Switchyard p50 - nginx p50 at concurrency 1 <= 0.2 ms
 RSS_TARGET_MB = 30.0  # Switchyard peak RSS < 30 MB
+TRANSLATION_CPU_TARGET_PCT = 20.0  # OpenAI->Anthropic translation CPU/request <= +20% of pass-through
+TTFB_TARGET_MS = 1.0  # streaming time to first byte through the gateway <= direct + 1 ms
 
 
 def duration_ms(text):
@@ -83,7 +86,22 @@ def num(text):
     return None if text in ("-", "") else float(text)
 
 
-def cmd_table(path, md_out=None, header=""):
+def read_ttfb(path):
+    """target -> dict(p50, p90, p99, n) from bench/ttfb.py lines."""
+    out = {}
+    if not path:
+        return out
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 5:
+                continue
+            target, p50, p90, p99, n = fields
+            out[target] = {"p50": num(p50), "p90": num(p90), "p99": num(p99), "n": n}
+    return out
+
+
+def cmd_table(path, md_out=None, header="", ttfb_path=None):
     rows = []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -179,6 +197,46 @@ def cmd_table(path, md_out=None, header=""):
     else:
         summary.append("- Memory: n/a (no switchyard row)")
 
+    # Translation (OpenAI -> Anthropic) against pass-through: CPU time per request of the same
+    # gateway process, at the highest concurrency (where CPU, not waiting, dominates).
+    def per_request(r):
+        return r["cpu"] / 100.0 * 1e6 / r["rps"] if r and r["cpu"] is not None and r["rps"] else None
+
+    sy, an = row("switchyard", hi), row("switchyard-anthropic", hi)
+    if sy and an and per_request(sy) and per_request(an) is not None:
+        extra = 100.0 * (per_request(an) / per_request(sy) - 1.0)
+        summary.append(
+            f"- Translation CPU: switchyard-anthropic {per_request(an):.0f} us/req vs switchyard "
+            f"{per_request(sy):.0f} us/req at c={hi} ({extra:+.1f}%; target <= "
+            f"+{TRANSLATION_CPU_TARGET_PCT:.0f}%): {verdict(extra <= TRANSLATION_CPU_TARGET_PCT)}"
+        )
+    elif an:
+        summary.append(f"- Translation CPU: FAIL - no CPU figure for switchyard or switchyard-anthropic at c={hi}")
+
+    ttfb = read_ttfb(ttfb_path)
+    if ttfb:
+        lines.extend(
+            [
+                "",
+                "| streaming TTFB | p50 ms | p90 ms | p99 ms | requests |",
+                "|---|---:|---:|---:|---:|",
+            ]
+        )
+        for target, t in ttfb.items():
+            lines.append(
+                f"| {target} | {fmt(t['p50'])} | {fmt(t['p90'])} | {fmt(t['p99'])} | {t['n']} |"
+            )
+        for through, direct in (("switchyard", "direct"), ("switchyard-anthropic", "direct-anthropic")):
+            a, b = ttfb.get(through), ttfb.get(direct)
+            if a and b and a["p50"] is not None and b["p50"] is not None:
+                delta = a["p50"] - b["p50"]
+                summary.append(
+                    f"- Streaming TTFB: {through} p50 - {direct} p50 is {delta:+.3f} ms "
+                    f"(target <= {TTFB_TARGET_MS} ms): {verdict(delta <= TTFB_TARGET_MS)}"
+                )
+            elif a or b:
+                summary.append(f"- Streaming TTFB: FAIL - no p50 for {through} or {direct}")
+
     bad = [r for r in rows if r["errors"] or r["rps"] is None]
     if bad:
         where = ", ".join(f"{r['target']} c={r['conc']}" for r in bad)
@@ -201,17 +259,19 @@ def main(argv):
         cmd_parse(argv[1])
         return 0
     if len(argv) >= 2 and argv[0] == "table":
-        md_out, header, rest = None, "", argv[2:]
+        md_out, header, ttfb_path, rest = None, "", None, argv[2:]
         while rest:
             if rest[0] == "--md" and len(rest) > 1:
                 md_out, rest = rest[1], rest[2:]
             elif rest[0] == "--header" and len(rest) > 1:
                 header, rest = rest[1], rest[2:]
+            elif rest[0] == "--ttfb" and len(rest) > 1:
+                ttfb_path, rest = rest[1], rest[2:]
             else:
                 print(f"report.py: unknown argument {rest[0]!r}", file=sys.stderr)
                 return 2
         try:
-            return cmd_table(argv[1], md_out, header)
+            return cmd_table(argv[1], md_out, header, ttfb_path)
         except (ValueError, OSError) as e:
             print(f"report.py: {e}", file=sys.stderr)
             return 2

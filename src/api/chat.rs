@@ -8,9 +8,9 @@ use axum::Json;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{route_headers, served_headers, sse};
+use super::{dropped_params_header, route_headers, served_headers, sse};
 use crate::auth::authenticate;
-use crate::router::RequestOptions;
+use crate::router::{Backend, Deployment, RequestOptions};
 use crate::schema::ChatRequest;
 use crate::state::AppState;
 
@@ -37,6 +37,7 @@ pub async fn chat_completions(
         let mut response = sse::response(body);
         served_headers(&mut response, &served.deployment, served.attempts);
         route_headers(&mut response, &served.report);
+        dropped_params_header(&mut response, &dropped(&served.deployment, &request));
         return Ok(response);
     }
     let served = state.router.chat(&state.http, &request, &options).await?;
@@ -46,7 +47,16 @@ pub async fn chat_completions(
     let mut response = Json(served.value).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
+    dropped_params_header(&mut response, &dropped(&served.deployment, &request));
     Ok(response)
+}
+
+/// What the deployment's provider dropped from the request in translation.
+fn dropped(deployment: &Deployment, request: &ChatRequest) -> Vec<String> {
+    match &deployment.backend {
+        Backend::Http(provider) => provider.dropped_params(&deployment.upstream, request),
+        Backend::Mock(_) => Vec::new(),
+    }
 }
 
 /// What serde cannot express: OpenAI rejects these too, with the same wording.

@@ -245,10 +245,49 @@ fn leak_type(kind: Option<&str>, status: u16) -> &'static str {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// The error types of Anthropic's API; an upstream error of one of these keeps its type on
+/// the Anthropic surface.
+const ANTHROPIC_TYPES: &[&str] = &[
+    "invalid_request_error",
+    "authentication_error",
+    "billing_error",
+    "permission_error",
+    "not_found_error",
+    "request_too_large",
+    "rate_limit_error",
+    "api_error",
+    "timeout_error",
+    "overloaded_error",
+];
+
+impl ApiError {
+    /// The error as Anthropic's API shapes it, for the `/v1/messages` surface:
+    /// `{"type": "error", "error": {"type", "message"}}`. Same status and message as the
+    /// OpenAI shape; the type is Anthropic's (the upstream's own, when it sent an Anthropic
+    /// one, e.g. `overloaded_error`).
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        let openai = self.body();
+        let message = openai["error"]["message"].clone();
+        let kind = match self {
+            ApiError::Route(RouteError::Upstream(failure)) => match &failure.error {
+                ProviderError::Status {
+                    kind: Some(kind), ..
+                } => ANTHROPIC_TYPES
+                    .iter()
+                    .copied()
+                    .find(|t| *t == kind.as_str()),
+                ProviderError::Timeout(_) => Some("timeout_error"),
+                _ => None,
+            },
+            _ => None,
+        }
+        .unwrap_or_else(|| crate::providers::anthropic::error::type_of(self.status().as_u16()));
+        json!({ "type": "error", "error": { "type": kind, "message": message } })
+    }
+
+    fn render(self, body: serde_json::Value) -> Response {
         let status = self.status();
-        let mut response = (status, axum::Json(self.body())).into_response();
+        let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         let (group, attempts, retry_after, report) = match &self {
             ApiError::Route(RouteError::Upstream(failure)) => {
@@ -299,6 +338,30 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        self.render(body)
+    }
+}
+
+/// An [`ApiError`] on the Anthropic surface: same status and headers, Anthropic's JSON shape.
+#[derive(Debug)]
+pub struct AnthropicError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for AnthropicError {
+    fn from(error: E) -> Self {
+        AnthropicError(error.into())
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        let body = self.0.anthropic_body();
+        self.0.render(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,6 +397,33 @@ mod tests {
         assert_eq!(
             ApiError::Route(RouteError::UnknownModel("x".into())).status(),
             404
+        );
+        let anthropic = upstream(ProviderError::Status {
+            status: 529,
+            message: "Overloaded".into(),
+            kind: Some("overloaded_error".into()),
+            code: None,
+            param: None,
+            retry_after: None,
+        });
+        assert_eq!(anthropic.status(), 502);
+        assert_eq!(
+            anthropic.anthropic_body()["error"]["type"],
+            "overloaded_error"
+        );
+        assert_eq!(anthropic.anthropic_body()["type"], "error");
+        assert_eq!(
+            ApiError::Route(RouteError::UnknownModel("x".into())).anthropic_body()["error"]["type"],
+            "not_found_error"
+        );
+        assert_eq!(
+            upstream(ProviderError::Timeout(Duration::from_secs(1))).anthropic_body()["error"]
+                ["type"],
+            "timeout_error"
+        );
+        assert_eq!(
+            upstream(ProviderError::Connect("x".into())).anthropic_body()["error"]["type"],
+            "api_error"
         );
         let body = ApiError::bad_request("bad", Some("messages")).body();
         assert_eq!(body["error"]["param"], "messages");

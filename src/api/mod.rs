@@ -5,6 +5,7 @@ mod body;
 mod chat;
 pub mod error;
 mod health;
+mod messages;
 mod models;
 mod passthrough;
 mod sse;
@@ -27,6 +28,8 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/chat/completions", post(chat::chat_completions))
         .route("/completions", post(passthrough::completions))
         .route("/embeddings", post(passthrough::embeddings))
+        .route("/messages", post(messages::messages))
+        .route("/messages/count_tokens", post(messages::count_tokens))
         .route("/models", get(models::list))
         .route("/models/{*model}", get(models::retrieve));
     axum::Router::new()
@@ -132,6 +135,19 @@ pub(crate) fn route_headers(response: &mut Response, report: &RouteReport) {
         if let Ok(trail) = HeaderValue::from_str(&report.trail_text()) {
             headers.insert(ATTEMPT_TRAIL_HEADER, trail);
         }
+    }
+}
+
+/// Names what translation dropped (`x-switchyard-dropped-params: seed, logit_bias`), when it
+/// dropped anything. See `providers/params.rs` for what is dropped and when.
+pub(crate) fn dropped_params_header(response: &mut Response, dropped: &[String]) {
+    if dropped.is_empty() {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(&dropped.join(", ")) {
+        response
+            .headers_mut()
+            .insert(crate::providers::params::DROPPED_PARAMS_HEADER, value);
     }
 }
 

@@ -61,7 +61,54 @@ pub fn chat_body(
             Err(err) => Some(Err(err)),
         })
     });
-    Body::from_stream(SseBody::new(state, deployment, Box::pin(events)))
+    Body::from_stream(SseBody::new(
+        state,
+        deployment,
+        Box::pin(events),
+        Dialect::OpenAi,
+    ))
+}
+
+/// A stream for the Anthropic surface: frames already rendered as Anthropic events (see
+/// [`anthropic_event`]); a failure becomes an `error` event, and there is no `[DONE]`.
+pub fn anthropic_body(
+    state: AppState,
+    frames: Pin<Box<dyn Stream<Item = Rendered> + Send>>,
+    deployment: Arc<Deployment>,
+) -> Body {
+    Body::from_stream(SseBody::new(state, deployment, frames, Dialect::Anthropic))
+}
+
+/// One Anthropic event: `event: <type>` then `data: <json>` (Anthropic's SDKs skip events
+/// without a name).
+pub fn anthropic_event(event: &crate::providers::anthropic::wire::StreamEvent) -> Bytes {
+    let mut buf = BytesMut::with_capacity(192);
+    buf.put_slice(b"event: ");
+    buf.put_slice(event.name().as_bytes());
+    buf.put_slice(b"\ndata: ");
+    let mut writer = buf.writer();
+    // Serializing our own types into memory cannot fail.
+    let _ = serde_json::to_writer(&mut writer, event);
+    let mut buf = writer.into_inner();
+    buf.put_slice(b"\n\n");
+    buf.freeze()
+}
+
+/// An event forwarded as it came (`data` may span lines; each gets its own `data:`).
+pub fn anthropic_frame(name: &str, data: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(name.len() + data.len() + 24);
+    if !name.is_empty() {
+        buf.put_slice(b"event: ");
+        buf.put_slice(name.as_bytes());
+        buf.put_slice(b"\n");
+    }
+    for line in data.split('\n') {
+        buf.put_slice(b"data: ");
+        buf.put_slice(line.as_bytes());
+        buf.put_slice(b"\n");
+    }
+    buf.put_slice(b"\n");
+    buf.freeze()
 }
 
 /// A streamed `/v1/completions` answer as SSE.
@@ -76,10 +123,25 @@ pub fn passthrough_body(
             (Some(data_event(&event)), usage)
         })
     });
-    Body::from_stream(SseBody::new(state, deployment, Box::pin(events)))
+    Body::from_stream(SseBody::new(
+        state,
+        deployment,
+        Box::pin(events),
+        Dialect::OpenAi,
+    ))
 }
 
-type Rendered = Result<(Option<Bytes>, Option<Usage>), ProviderError>;
+/// A rendered event (or `None` for one the client does not see) and the usage it reported.
+pub type Rendered = Result<(Option<Bytes>, Option<Usage>), ProviderError>;
+
+/// How the stream ends and how a failure is told, per API surface.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// `data: [DONE]` at the end; a failure is an OpenAI error object in a `data:` event.
+    OpenAi,
+    /// The events themselves end the stream (`message_stop`); a failure is an `error` event.
+    Anthropic,
+}
 
 /// The body stream: forwards rendered events, appends `[DONE]` or an error event, and on drop
 /// records usage and whether the client left early.
@@ -89,6 +151,7 @@ struct SseBody {
     deployment: Arc<Deployment>,
     usage: Option<Usage>,
     ended: bool,
+    dialect: Dialect,
 }
 
 impl SseBody {
@@ -96,6 +159,7 @@ impl SseBody {
         state: AppState,
         deployment: Arc<Deployment>,
         events: Pin<Box<dyn Stream<Item = Rendered> + Send>>,
+        dialect: Dialect,
     ) -> Self {
         SseBody {
             events,
@@ -103,6 +167,7 @@ impl SseBody {
             deployment,
             usage: None,
             ended: false,
+            dialect,
         }
     }
 }
@@ -134,11 +199,19 @@ impl Stream for SseBody {
                         &self.deployment.id,
                         error,
                     ));
-                    return Poll::Ready(Some(Ok(data_event(&api_error.body()))));
+                    return Poll::Ready(Some(Ok(match self.dialect {
+                        Dialect::OpenAi => data_event(&api_error.body()),
+                        Dialect::Anthropic => {
+                            anthropic_frame("error", &api_error.anthropic_body().to_string())
+                        }
+                    })));
                 }
                 Poll::Ready(None) => {
                     self.ended = true;
-                    return Poll::Ready(Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
+                    return Poll::Ready(match self.dialect {
+                        Dialect::OpenAi => Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))),
+                        Dialect::Anthropic => None,
+                    });
                 }
             }
         }

@@ -290,8 +290,8 @@ impl<'a> Validator<'a> {
         for (name, value) in params.extra_headers.iter().flatten() {
             let value =
                 self.resolve(value, &at(&format!("litellm_params.extra_headers.{name}")))?;
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || reqwest::header::HeaderValue::from_str(&value).is_err()
+            if axum::http::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || axum::http::header::HeaderValue::from_str(&value).is_err()
             {
                 return Err(invalid(
                     &at(&format!("litellm_params.extra_headers.{name}")),

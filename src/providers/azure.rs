@@ -2,7 +2,7 @@
 //! (`{api_base}/openai/deployments/{deployment}/chat/completions?api-version=...`), authenticated
 //! with an `api-key` header instead of a bearer token.
 
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 
 use super::openai::{chat_body, parse_completion, parse_error, to_body, OpenAiStreamDecoder};
 use super::{
@@ -119,6 +119,8 @@ mod tests {
             api_version: Some("2024-06-01".into()),
             model: "my gpt/4o".into(),
             headers: HeaderMap::new(),
+            drop_params: false,
+            max_output_tokens: None,
         };
         let req: ChatRequest = serde_json::from_str(r#"{"model":"alias","messages":[]}"#).unwrap();
         let built = Azure.chat_request(&upstream, &req).unwrap();

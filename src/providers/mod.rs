@@ -3,17 +3,23 @@
 //! client (`http.rs`) sends, and the router decides where. Providers know nothing of keys,
 //! budgets or routing.
 
+pub mod anthropic;
 mod azure;
 mod error;
+pub mod gemini;
 pub mod http;
 pub mod mock;
 mod openai;
+pub mod params;
 pub mod sse;
+#[cfg(test)]
+mod testing;
+pub mod translate;
 
 use std::sync::Arc;
 
+use axum::http::header::HeaderMap;
 use bytes::Bytes;
-use reqwest::header::HeaderMap;
 
 pub use error::ProviderError;
 pub use sse::{SseDecoder, SseEvent};
@@ -31,6 +37,13 @@ pub struct Upstream {
     pub model: String,
     /// Sent on every request, after the provider's own headers.
     pub headers: HeaderMap,
+    /// LiteLLM's `drop_params`: parameters a translating provider cannot take are dropped (and
+    /// named in the `x-switchyard-dropped-params` response header) instead of failing the
+    /// request with a 400.
+    pub drop_params: bool,
+    /// `model_info.max_tokens`: the model's output limit, used where a provider requires an
+    /// output cap and the request sets none (Anthropic).
+    pub max_output_tokens: Option<u64>,
 }
 
 /// Endpoints whose bodies pass through with only `model` rewritten.
@@ -69,6 +82,12 @@ pub enum StreamItem {
 /// spread one logical chunk over several events.
 pub trait ChatStreamDecoder: Send {
     fn decode(&mut self, event: &SseEvent, out: &mut Vec<StreamItem>) -> Result<(), ProviderError>;
+
+    /// Called when the upstream body ended without the provider's end marker: may add final
+    /// chunks, or say the stream was cut short.
+    fn finish(&mut self, _out: &mut Vec<StreamItem>) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 pub trait Provider: Send + Sync + 'static {
@@ -94,6 +113,25 @@ pub trait Provider: Send + Sync + 'static {
 
     /// Reads an upstream error body into a [`ProviderError::Status`].
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError;
+
+    /// The parameters of `request` that [`Provider::chat_request`] drops in translation, for
+    /// the `x-switchyard-dropped-params` response header. Pass-through providers drop nothing.
+    fn dropped_params(&self, _upstream: &Upstream, _request: &ChatRequest) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// A request in Anthropic's own Messages format, for providers that speak it: the body of
+    /// a `/v1/messages` client forwarded natively (no lossy round trip through the OpenAI
+    /// form). `None` for providers that need it translated.
+    fn native_messages_request(
+        &self,
+        _upstream: &Upstream,
+        _endpoint: anthropic::MessagesEndpoint,
+        _request: &anthropic::wire::MessagesRequest,
+        _client: &anthropic::ClientHeaders,
+    ) -> Option<Result<UpstreamRequest, ProviderError>> {
+        None
+    }
 }
 
 /// What the registry knows about a provider prefix.
@@ -167,6 +205,16 @@ pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
             default_base: None,
             key_env: Some("AZURE_API_KEY"),
         },
+        "anthropic" => ProviderSpec {
+            provider: Arc::new(anthropic::Anthropic),
+            default_base: Some("https://api.anthropic.com/v1"),
+            key_env: Some("ANTHROPIC_API_KEY"),
+        },
+        "gemini" => ProviderSpec {
+            provider: Arc::new(gemini::Gemini),
+            default_base: Some("https://generativelanguage.googleapis.com/v1beta"),
+            key_env: Some("GEMINI_API_KEY"),
+        },
         _ => return None,
     })
 }
@@ -187,6 +235,8 @@ pub const KNOWN_PREFIXES: &[&str] = &[
     "xai",
     "perplexity",
     "azure",
+    "anthropic",
+    "gemini",
 ];
 
 /// Replaces every occurrence of the deployment's key in an upstream message: some providers

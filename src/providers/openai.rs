@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use axum::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 
 use super::{
@@ -198,7 +198,7 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The first 300 characters of a non-JSON error body, control characters removed.
-fn excerpt(body: &[u8]) -> Option<String> {
+pub(super) fn excerpt(body: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let text: String = text
         .chars()
@@ -220,6 +220,8 @@ mod tests {
             api_version: None,
             model: "gpt-4o-mini".into(),
             headers: HeaderMap::new(),
+            drop_params: false,
+            max_output_tokens: None,
         }
     }
 

@@ -21,7 +21,12 @@ impl Clock {
     }
 
     pub fn now_ms(&self) -> u64 {
-        self.start_unix_ms + self.start.elapsed().as_millis() as u64
+        self.ms_at(Instant::now())
+    }
+
+    /// The clock's reading at `at`, for callers that already read the time.
+    pub fn ms_at(&self, at: Instant) -> u64 {
+        self.start_unix_ms + at.saturating_duration_since(self.start).as_millis() as u64
     }
 }
 

@@ -112,7 +112,8 @@ enum Mode {
 
 /// One request's route: where it starts and how long it may take.
 struct Plan<'a> {
-    group: String,
+    /// The first model group (a key of the router's groups, so borrowed from the router).
+    group: &'a str,
     options: &'a RequestOptions,
     report: RouteReport,
     deadline: Instant,
@@ -416,7 +417,7 @@ impl Router {
 
     /// Step 1: the first model group (a route rule may choose it), the deadline, the facts.
     fn plan<'a>(
-        &self,
+        &'a self,
         model: &str,
         stream: bool,
         options: &'a RequestOptions,
@@ -437,9 +438,11 @@ impl Router {
             })
         };
         let group = match rule {
-            Some(rule) => rule.config.route_to.clone(),
-            None if self.groups.contains_key(model) => model.to_owned(),
-            None => return Err(RouteError::UnknownModel(model.to_owned())),
+            Some(rule) => rule.config.route_to.as_str(),
+            None => match self.groups.get_key_value(model) {
+                Some((name, _)) => name.as_str(),
+                None => return Err(RouteError::UnknownModel(model.to_owned())),
+            },
         };
         if let Some(fallbacks) = &options.fallbacks {
             if let Some((i, unknown)) = fallbacks
@@ -482,17 +485,17 @@ impl Router {
         F: FnMut(Arc<Deployment>) -> Fut,
         Fut: Future<Output = Result<T, ProviderError>> + 'a,
     {
-        let mut queue = FallbackQueue::new(&plan.group, self.settings.fallbacks.max_fallbacks);
+        let mut queue = FallbackQueue::new(plan.group, self.settings.fallbacks.max_fallbacks);
         let mut attempts = 0u32;
         let mut last_error: Option<(ProviderError, Arc<Deployment>)> = None;
-        let mut last_unavailable: Option<(String, NoPick)> = None;
+        let mut last_unavailable: Option<(&str, NoPick)> = None;
         while let Some(name) = queue.next_group() {
-            let Some(group) = self.groups.get(&name) else {
+            let Some(group) = self.groups.get(name) else {
                 continue;
             };
             if Instant::now() >= plan.deadline {
                 plan.report.trail.push(TrailEntry::Skipped {
-                    group: name,
+                    group: name.to_owned(),
                     reason: "deadline",
                 });
                 break;
@@ -502,13 +505,8 @@ impl Router {
                 .await
             {
                 GroupOutcome::Served(value, picked) => {
-                    let is_fallback = name != plan.group;
-                    if is_fallback {
-                        picked
-                            .deployment
-                            .stats
-                            .fallback_served
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if name != plan.group {
+                        picked.deployment.stats.record_fallback_served();
                     }
                     let mut report = plan.report;
                     report.canary = picked.canary;
@@ -531,27 +529,22 @@ impl Router {
                 }
                 GroupOutcome::Unavailable(reason) => {
                     plan.report.trail.push(TrailEntry::Skipped {
-                        group: name.clone(),
-                        reason: match reason {
-                            NoPick::CoolingDown { .. } => "cooling_down",
-                            NoPick::OverLimits { .. } => "over_rate_limits",
-                            NoPick::ContextWindow { .. } => "context_window",
-                            NoPick::AllTried => "no_deployment",
-                        },
+                        group: name.to_owned(),
+                        reason: reason.name(),
                     });
                     let kind = match reason {
                         NoPick::ContextWindow { .. } => FallbackKind::ContextWindow,
                         _ => FallbackKind::Generic,
                     };
-                    last_unavailable = Some((name.clone(), reason));
+                    last_unavailable = Some((name, reason));
                     kind
                 }
             };
             queue.push_front(fallbacks_for(
                 &self.settings.fallbacks,
                 plan.options,
-                &name,
-                &plan.group,
+                name,
+                plan.group,
                 fallback_kind,
             ));
         }
@@ -566,20 +559,20 @@ impl Router {
         );
         Err(match (last_error, last_unavailable) {
             (Some((error, deployment)), _) => RouteError::Upstream(Box::new(UpstreamFailure {
-                group: plan.group,
+                group: plan.group.to_owned(),
                 attempts,
                 deployment: deployment.id.clone(),
                 error,
                 report,
             })),
             (None, Some((group, reason))) => RouteError::Unavailable(Box::new(Unavailable {
-                group,
+                group: group.to_owned(),
                 reason,
                 now_ms: self.clock.now_ms(),
                 report,
             })),
             (None, None) => RouteError::Unavailable(Box::new(Unavailable {
-                group: plan.group,
+                group: plan.group.to_owned(),
                 reason: NoPick::AllTried,
                 now_ms: self.clock.now_ms(),
                 report,
@@ -660,10 +653,13 @@ impl Router {
                 .await
             {
                 Ok(value) => {
-                    plan.report.trail.push(TrailEntry::Called {
-                        deployment,
-                        outcome: "ok",
-                    });
+                    // A first-try answer needs no trail (and allocates none).
+                    if !plan.report.trail.is_empty() {
+                        plan.report.trail.push(TrailEntry::Called {
+                            deployment,
+                            outcome: "ok",
+                        });
+                    }
                     return GroupOutcome::Served(value, picked);
                 }
                 Err(error) => {
@@ -714,15 +710,7 @@ impl Router {
             },
             rng,
         )?;
-        let stats = &picked.deployment.stats;
-        stats
-            .picks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if picked.canary {
-            stats
-                .canary_picks
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        picked.deployment.stats.record_pick();
         self.usage.add(picked.deployment.index, now_ms, 1, 0);
         Ok(picked)
     }
@@ -760,8 +748,9 @@ impl Router {
         let cut_by_deadline = limit < bound && matches!(result, Err(ProviderError::Timeout(_)));
         guard.settled = true;
         deployment.stats.finish();
-        let elapsed = started.elapsed();
-        let now_ms = self.clock.now_ms();
+        let finished = Instant::now();
+        let elapsed = finished - started;
+        let now_ms = self.clock.ms_at(finished.into_std());
         let stream = mode == Mode::Stream;
         match &result {
             Ok(_) => {

@@ -52,48 +52,56 @@ pub fn fallbacks_for<'a>(
 }
 
 /// The order in which model groups are tried: the requested group first, then fallbacks as
-/// failures reveal them.
-pub struct FallbackQueue {
-    pending: VecDeque<String>,
-    tried: Vec<String>,
+/// failures reveal them. Names are borrowed from the config and the request, and nothing is
+/// allocated until a fallback is needed: the first try costs no more than without fallbacks.
+pub struct FallbackQueue<'a> {
+    first: Option<&'a str>,
+    first_name: &'a str,
+    pending: VecDeque<&'a str>,
+    fallbacks_tried: Vec<&'a str>,
     max_fallbacks: usize,
 }
 
-impl FallbackQueue {
-    pub fn new(first: &str, max_fallbacks: u32) -> Self {
+impl<'a> FallbackQueue<'a> {
+    pub fn new(first: &'a str, max_fallbacks: u32) -> Self {
         FallbackQueue {
-            pending: VecDeque::from([first.to_owned()]),
-            tried: Vec::new(),
+            first: Some(first),
+            first_name: first,
+            pending: VecDeque::new(),
+            fallbacks_tried: Vec::new(),
             max_fallbacks: max_fallbacks as usize,
         }
     }
 
     /// The next group to try, or `None` when the chain is exhausted.
-    pub fn next_group(&mut self) -> Option<String> {
-        // The first group is not a fallback: `tried` holds it plus up to max_fallbacks more.
-        if self.tried.len() > self.max_fallbacks {
+    pub fn next_group(&mut self) -> Option<&'a str> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        if self.fallbacks_tried.len() >= self.max_fallbacks {
             return None;
         }
         let group = self.pending.pop_front()?;
-        self.tried.push(group.clone());
+        self.fallbacks_tried.push(group);
         Some(group)
     }
 
     /// Queues `groups` to be tried right after the current one (depth first), skipping groups
     /// already tried or queued.
-    pub fn push_front(&mut self, groups: &[String]) {
+    pub fn push_front(&mut self, groups: &'a [String]) {
         for group in groups.iter().rev() {
-            if self.tried.contains(group) {
+            let group = group.as_str();
+            if group == self.first_name || self.fallbacks_tried.contains(&group) {
                 continue;
             }
-            self.pending.retain(|g| g != group);
-            self.pending.push_front(group.clone());
+            self.pending.retain(|g| *g != group);
+            self.pending.push_front(group);
         }
     }
 
     /// Fallback groups tried so far (the first group excluded).
     pub fn fallbacks_tried(&self) -> u32 {
-        self.tried.len().saturating_sub(1) as u32
+        self.fallbacks_tried.len() as u32
     }
 }
 
@@ -166,15 +174,20 @@ mod tests {
 
     #[test]
     fn queue_is_depth_first_deduplicated_and_bounded() {
+        let (first, second, third) = (
+            ["b".to_owned(), "c".to_owned(), "a".to_owned()],
+            ["x".to_owned(), "c".to_owned()],
+            ["y".to_owned()],
+        );
         let mut queue = FallbackQueue::new("a", 3);
-        assert_eq!(queue.next_group().as_deref(), Some("a"));
-        queue.push_front(&["b".into(), "c".into(), "a".into()]);
-        assert_eq!(queue.next_group().as_deref(), Some("b"));
-        queue.push_front(&["x".into(), "c".into()]);
-        assert_eq!(queue.next_group().as_deref(), Some("x"));
-        assert_eq!(queue.next_group().as_deref(), Some("c"));
+        assert_eq!(queue.next_group(), Some("a"));
+        queue.push_front(&first);
+        assert_eq!(queue.next_group(), Some("b"));
+        queue.push_front(&second);
+        assert_eq!(queue.next_group(), Some("x"));
+        assert_eq!(queue.next_group(), Some("c"));
         assert_eq!(queue.fallbacks_tried(), 3);
-        queue.push_front(&["y".into()]);
+        queue.push_front(&third);
         assert_eq!(queue.next_group(), None, "max_fallbacks reached");
     }
 }

@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use cooldown::{Availability, CooldownPolicy, CooldownStore, LocalCooldowns};
 pub use dispatch::{PassthroughStream, RouteReport, Served, TrailEntry};
@@ -465,6 +465,8 @@ fn build_deployment(
             api_version: entry.api_version.clone(),
             model: entry.upstream_model.clone(),
             headers,
+            drop_params: config.drop_params,
+            max_output_tokens: entry.info.max_tokens,
         },
         timeout,
         stream_timeout: entry

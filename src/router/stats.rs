@@ -39,11 +39,10 @@ pub struct LiveStats {
     /// f64 bits of microseconds; 0 until the first sample.
     latency_ewma_us: AtomicU64,
     ttft_ewma_us: AtomicU64,
-    /// Times the router chose this deployment (canary picks included).
-    pub(super) picks: AtomicU64,
-    pub(super) canary_picks: AtomicU64,
+    /// Times the router chose this deployment.
+    picks: AtomicU64,
     /// Times it served a request that had first tried another model group.
-    pub(super) fallback_served: AtomicU64,
+    fallback_served: AtomicU64,
     successes: AtomicU64,
     failures: AtomicU64,
     last_error_class: AtomicU8,
@@ -101,6 +100,14 @@ impl LiveStats {
         read_ewma(&self.ttft_ewma_us)
     }
 
+    pub(super) fn record_pick(&self) {
+        self.picks.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn record_fallback_served(&self) {
+        self.fallback_served.fetch_add(1, Relaxed);
+    }
+
     pub(super) fn record_success(&self, elapsed: Duration, stream: bool) {
         self.successes.fetch_add(1, Relaxed);
         update_ewma(
@@ -152,10 +159,6 @@ impl LiveStats {
 
     pub fn picks(&self) -> u64 {
         self.picks.load(Relaxed)
-    }
-
-    pub fn canary_picks(&self) -> u64 {
-        self.canary_picks.load(Relaxed)
     }
 
     pub fn fallback_served(&self) -> u64 {

@@ -61,6 +61,18 @@ pub enum NoPick {
     AllTried,
 }
 
+impl NoPick {
+    /// A short name for the attempt trail and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NoPick::CoolingDown { .. } => "cooling_down",
+            NoPick::OverLimits { .. } => "over_rate_limits",
+            NoPick::ContextWindow { .. } => "context_window",
+            NoPick::AllTried => "no_deployment",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Selector {
     pub strategy: RoutingStrategy,

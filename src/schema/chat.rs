@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::Extra;
 
 /// `POST /v1/chat/completions` request body.
+///
+/// The fields translation needs are typed; everything else stays in `extra`. A typed field that
+/// is absent (or `null`, which OpenAI treats the same) is not written back, so the OpenAI
+/// pass-through sends what the client sent. Sampling numbers are kept as JSON numbers, not
+/// `f64`, so `1` stays `1` and is not rewritten as `1.0`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ChatRequest {
     pub model: String,
@@ -13,13 +18,63 @@ pub struct ChatRequest {
     pub stream: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<serde_json::Number>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<serde_json::Number>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<Tool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
     #[serde(flatten)]
     pub extra: Extra,
 }
 
 impl ChatRequest {
+    /// A request with only `model` and `messages` set.
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> Self {
+        ChatRequest {
+            model: model.into(),
+            messages,
+            stream: None,
+            stream_options: None,
+            max_tokens: None,
+            max_completion_tokens: None,
+            temperature: None,
+            top_p: None,
+            n: None,
+            stop: None,
+            user: None,
+            tools: None,
+            tool_choice: None,
+            parallel_tool_calls: None,
+            response_format: None,
+            extra: Extra::new(),
+        }
+    }
+
     pub fn is_stream(&self) -> bool {
         self.stream.unwrap_or(false)
+    }
+
+    /// The output cap the client asked for: `max_completion_tokens` (OpenAI's current name)
+    /// wins over the older `max_tokens`.
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        self.max_completion_tokens.or(self.max_tokens)
     }
 
     pub fn wants_stream_usage(&self) -> bool {
@@ -28,6 +83,99 @@ impl ChatRequest {
             .and_then(|o| o.include_usage)
             .unwrap_or(false)
     }
+}
+
+/// `stop`: one sequence or several.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub fn sequences(&self) -> Vec<String> {
+        match self {
+            Stop::One(one) => vec![one.clone()],
+            Stop::Many(many) => many.clone(),
+        }
+    }
+}
+
+/// One entry of `tools`. Only function tools are typed; other kinds (`custom` ...) keep their
+/// fields in `extra`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Tool {
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionDefinition>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FunctionDefinition {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `tool_choice`: `"none"`, `"auto"`, `"required"`, or an object naming a function.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ToolChoice {
+    Mode(String),
+    Named(NamedToolChoice),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NamedToolChoice {
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionName>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct FunctionName {
+    pub name: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `response_format`: `{"type": "text" | "json_object"}` or `{"type": "json_schema", ...}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ResponseFormat {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<JsonSchemaFormat>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct JsonSchemaFormat {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -66,6 +214,24 @@ pub struct Message {
     pub extra: Extra,
 }
 
+impl Message {
+    /// A message with only `role` and `content`.
+    pub fn new(role: Role, content: Option<MessageContent>) -> Self {
+        Message {
+            role,
+            content,
+            name: None,
+            tool_calls: None,
+            tool_call_id: None,
+            extra: Extra::new(),
+        }
+    }
+
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Message::new(role, Some(MessageContent::Text(text.into())))
+    }
+}
+
 /// Message content: a plain string, or an array of typed parts (text, image_url, input_audio ...).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -94,6 +260,42 @@ pub struct ContentPart {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<ImageUrl>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ContentPart {
+    pub fn text(text: impl Into<String>) -> Self {
+        ContentPart {
+            kind: "text".into(),
+            text: Some(text.into()),
+            image_url: None,
+            extra: Extra::new(),
+        }
+    }
+
+    pub fn image(url: impl Into<String>) -> Self {
+        ContentPart {
+            kind: "image_url".into(),
+            text: None,
+            image_url: Some(ImageUrl {
+                url: url.into(),
+                detail: None,
+                extra: Extra::new(),
+            }),
+            extra: Extra::new(),
+        }
+    }
+}
+
+/// An image: an `http(s)` URL or a `data:` URL with the bytes inline.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ImageUrl {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -118,6 +320,23 @@ pub struct FunctionCall {
     /// JSON-encoded arguments, as a string (OpenAI's convention).
     #[serde(default)]
     pub arguments: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ToolCall {
+    pub fn function(id: impl Into<String>, name: impl Into<String>, arguments: String) -> Self {
+        ToolCall {
+            id: id.into(),
+            kind: function_type(),
+            function: FunctionCall {
+                name: name.into(),
+                arguments,
+                extra: Extra::new(),
+            },
+            extra: Extra::new(),
+        }
+    }
 }
 
 /// Token usage as OpenAI reports it; details (cached tokens, reasoning tokens) stay in `extra`.
@@ -226,7 +445,33 @@ pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<Vec<serde_json::Value>>,
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A piece of a streamed tool call: the first piece of a call carries `id`, `type` and the
+/// function's `name`; later pieces carry only more `arguments` text for the same `index`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ToolCallDelta {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionCallDelta>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct FunctionCallDelta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -251,6 +496,27 @@ impl serde::Serialize for WithModel<'_, ChatRequest> {
         if let Some(options) = &req.stream_options {
             map.serialize_entry("stream_options", options)?;
         }
+        // Every typed field, so none is lost on the way to an OpenAI-compatible upstream.
+        macro_rules! optional {
+            ($($field:ident),*) => {$(
+                if let Some(value) = &req.$field {
+                    map.serialize_entry(stringify!($field), value)?;
+                }
+            )*};
+        }
+        optional!(
+            max_tokens,
+            max_completion_tokens,
+            temperature,
+            top_p,
+            n,
+            stop,
+            user,
+            tools,
+            tool_choice,
+            parallel_tool_calls,
+            response_format
+        );
         for (key, value) in &req.extra {
             map.serialize_entry(key, value)?;
         }
@@ -303,6 +569,118 @@ mod tests {
             "data:x"
         );
         assert_eq!(back["messages"][1]["tool_calls"][0]["id"], "c1");
+    }
+
+    /// Parses `body` as a chat request and writes it back the way the OpenAI pass-through does.
+    fn forwarded(body: &str) -> serde_json::Value {
+        let req: ChatRequest = serde_json::from_str(body).unwrap();
+        serde_json::to_value(WithModel {
+            request: &req,
+            model: "upstream-model",
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn typed_fields_round_trip_exactly() {
+        let body = serde_json::json!({
+            "model": "alias",
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low", "x_img": 1}}
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}", "x_fn": 2}}
+                ]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}
+            ],
+            "max_tokens": 100,
+            "max_completion_tokens": 200,
+            "temperature": 1,
+            "top_p": 0.95,
+            "n": 1,
+            "stop": ["\n\n", "END"],
+            "user": "u-1",
+            "tools": [
+                {"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}, "strict": true}},
+                {"type": "custom", "custom": {"name": "grammar_tool", "format": {"type": "text"}}}
+            ],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": false,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}, "strict": true}},
+            "seed": 3
+        });
+        let mut expected = body.clone();
+        expected["model"] = "upstream-model".into();
+        // `content: null` is written as absent (Message::content), which OpenAI reads the same.
+        expected["messages"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove("content");
+        assert_eq!(forwarded(&body.to_string()), expected);
+        // `1` stays an integer and `0.95` keeps its digits.
+        let text =
+            serde_json::to_string(&serde_json::from_str::<ChatRequest>(&body.to_string()).unwrap())
+                .unwrap();
+        assert!(text.contains(r#""temperature":1,"#), "{text}");
+        assert!(text.contains(r#""top_p":0.95"#), "{text}");
+    }
+
+    #[test]
+    fn absent_stays_absent_and_null_is_absent() {
+        let out = forwarded(r#"{"model":"a","messages":[]}"#);
+        assert_eq!(
+            out,
+            serde_json::json!({"model": "upstream-model", "messages": []})
+        );
+        let out = forwarded(
+            r#"{"model":"a","messages":[],"max_tokens":null,"stop":null,"tools":null,"x":null}"#,
+        );
+        // Typed fields sent as null mean "not set" (OpenAI's reading); unknown ones pass as sent.
+        assert_eq!(
+            out,
+            serde_json::json!({"model": "upstream-model", "messages": [], "x": null})
+        );
+    }
+
+    #[test]
+    fn tool_choice_and_stop_shapes() {
+        for choice in [r#""auto""#, r#""none""#, r#""required""#] {
+            let req: ChatRequest = serde_json::from_str(&format!(
+                r#"{{"model":"a","messages":[],"tool_choice":{choice}}}"#
+            ))
+            .unwrap();
+            assert!(matches!(req.tool_choice, Some(ToolChoice::Mode(_))));
+        }
+        let req: ChatRequest = serde_json::from_str(
+            r#"{"model":"a","messages":[],"tool_choice":{"type":"allowed_tools","allowed_tools":{"mode":"auto"}},"stop":"x"}"#,
+        )
+        .unwrap();
+        match &req.tool_choice {
+            Some(ToolChoice::Named(named)) => {
+                assert_eq!(named.kind, "allowed_tools");
+                assert!(named.function.is_none());
+                assert!(named.extra.contains_key("allowed_tools"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(req.stop.as_ref().unwrap().sequences(), vec!["x".to_owned()]);
+        assert_eq!(req.max_output_tokens(), None);
+    }
+
+    #[test]
+    fn streamed_tool_call_pieces_round_trip() {
+        let raw = r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_1","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null}]}"#;
+        let chunk: ChatChunk = serde_json::from_str(raw).unwrap();
+        let calls = chunk.choices[0].delta.tool_calls.as_ref().unwrap();
+        assert_eq!(calls[0].index, 1);
+        assert_eq!(calls[0].id.as_deref(), Some("call_1"));
+        let back = serde_json::to_value(&chunk).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(raw).unwrap()
+        );
     }
 
     #[test]

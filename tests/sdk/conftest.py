@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -84,11 +85,32 @@ model_list:
     litellm_params:
       model: openai/offline
       mock_response: "{offline}"
+  # Translated deployments: the mock speaks Anthropic's Messages API and Gemini's
+  # generateContent too, and records what it received in those formats.
+  - model_name: claude-sonnet
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5-20250929
+      api_base: {mock}/v1
+      api_key: os.environ/MOCK_KEY
+  - model_name: gemini-flash
+    litellm_params:
+      model: gemini/gemini-2.5-flash
+      api_base: {mock}/v1beta
+      api_key: os.environ/MOCK_KEY
 general_settings:
   master_key: {master}
 """
 
-ALIASES = ["gpt-4o-mini", "team-chat", "flaky-chat", "slow-chat", "text-embedding-3-small", "offline"]
+ALIASES = [
+    "gpt-4o-mini",
+    "team-chat",
+    "flaky-chat",
+    "slow-chat",
+    "text-embedding-3-small",
+    "offline",
+    "claude-sonnet",
+    "gemini-flash",
+]
 
 
 # --------------------------------------------------------------------------- processes
@@ -366,6 +388,18 @@ def make_client(gateway_url: str, api_key: str = MASTER_KEY) -> openai.OpenAI:
 @pytest.fixture(scope="session")
 def client(gateway_url: str):
     c = make_client(gateway_url)
+    yield c
+    c.close()
+
+
+def make_anthropic_client(gateway_url: str, api_key: str = MASTER_KEY) -> anthropic.Anthropic:
+    """The official Anthropic SDK pointed at the gateway's /v1/messages."""
+    return anthropic.Anthropic(base_url=gateway_url, api_key=api_key, max_retries=0, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def anthropic_client(gateway_url: str):
+    c = make_anthropic_client(gateway_url)
     yield c
     c.close()
 

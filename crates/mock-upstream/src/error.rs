@@ -71,6 +71,24 @@ impl ApiError {
         self.code = Some(code);
         self
     }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Puts the `retry-after` header (if any) on a response rendered in another provider's
+    /// error shape.
+    pub fn add_retry_after(&self, response: &mut Response) {
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+    }
 }
 
 /// Typed rather than `json!` so the fields come out in OpenAI's order.

@@ -1,10 +1,12 @@
-//! Switchyard's mock upstream: a fake OpenAI-compatible server with controllable latency and
-//! faults, for integration tests, benchmarks and load tests that should not cost money.
+//! Switchyard's mock upstream: a fake OpenAI, Anthropic and Gemini server with controllable
+//! latency and faults, for integration tests, benchmarks and load tests that should not cost
+//! money.
 //!
 //! It answers `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models` (also
-//! without `/v1`, and at Azure OpenAI's `/openai/deployments/{deployment}/...` paths) with
-//! deterministic bodies, streams real SSE, and injects latency, errors, hangs and broken streams
-//! on command. Everything is also adjustable while it runs through `/__mock/config`; see
+//! without `/v1`, and at Azure OpenAI's `/openai/deployments/{deployment}/...` paths), Anthropic's
+//! `/v1/messages`, and Gemini's `/v1beta/models/{model}:generateContent` /
+//! `:streamGenerateContent`, with deterministic bodies (tool calls included), streams real SSE,
+//! and injects latency, errors, hangs and broken streams on command. Everything is also adjustable while it runs through `/__mock/config`; see
 //! `docs/mock-upstream.md`.
 //!
 //! ```no_run
@@ -16,17 +18,20 @@
 //! # let _ = addr; Ok(()) }
 //! ```
 
+mod anthropic;
 mod config;
 mod control;
 mod embedding;
 mod error;
 mod faults;
+mod gemini;
 mod log;
 mod openai;
 mod shapes;
 mod state;
 mod stream;
 mod tokens;
+mod tools;
 
 use std::io::{self, Write};
 
@@ -204,7 +209,13 @@ fn router(state: AppState) -> Router {
         )
         .route("/v1/models", get(openai::list_models))
         .route("/models", get(openai::list_models))
-        .route("/v1/models/{model}", get(openai::get_model))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/v1beta/models/{model}", post(gemini::generate))
+        .route(
+            "/v1/models/{model}",
+            get(openai::get_model).post(gemini::generate),
+        )
         .route("/models/{model}", get(openai::get_model))
         .route(
             "/__mock/config",

@@ -48,7 +48,9 @@ impl LogEntry {
                 .or_insert_with(|| value.into_owned());
         }
         let body: Option<Box<RawValue>> = serde_json::from_slice(body).ok();
-        let stream = body.as_deref().is_some_and(asks_for_stream);
+        // Gemini says "stream" in the method, not the body.
+        let stream = body.as_deref().is_some_and(asks_for_stream)
+            || uri.path().ends_with(":streamGenerateContent");
         Self {
             id: 0,
             method: method.as_str().to_owned(),

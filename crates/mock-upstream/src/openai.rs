@@ -18,6 +18,7 @@ use axum::Json;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::{json, Value};
 
 use crate::config::RuntimeConfig;
 use crate::embedding::{self, EmbeddingItem};
@@ -30,6 +31,7 @@ use crate::shapes::{
 use crate::state::{Admission, AppState};
 use crate::stream::{SseBody, StreamGuard};
 use crate::tokens::{self, PromptTokens, TextChars};
+use crate::tools;
 
 const DEFAULT_CHAT_MODEL: &str = "mock-gpt";
 const DEFAULT_EMBEDDING_MODEL: &str = "mock-embedding";
@@ -66,6 +68,29 @@ impl<S: Send + Sync> FromRequest<S> for ApiRequest {
             headers,
             body,
         })
+    }
+}
+
+impl ApiRequest {
+    /// Counts and (unless logging is off) logs the request.
+    pub(crate) fn admit(&self, state: &AppState) -> Admission {
+        let body: &[u8] = self.body.as_deref().unwrap_or_default();
+        state.admit(&self.method, &self.uri, &self.headers, body)
+    }
+
+    pub(crate) fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    pub(crate) fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The body, or the error for one that could not be read (too large ...).
+    pub(crate) fn body(&self) -> Result<&Bytes, ApiError> {
+        self.body
+            .as_ref()
+            .map_err(|r| ApiError::new(r.status(), r.body_text()))
     }
 }
 
@@ -162,7 +187,7 @@ async fn answer(
 }
 
 /// Records the status in the log and stamps the request id, like OpenAI's `x-request-id`.
-fn finish(state: &AppState, admission: &Admission, mut response: Response) -> Response {
+pub(crate) fn finish(state: &AppState, admission: &Admission, mut response: Response) -> Response {
     state.record_status(admission, response.status().as_u16());
     if let Ok(value) = HeaderValue::try_from(format!("req_mock_{}", admission.id)) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
@@ -170,7 +195,7 @@ fn finish(state: &AppState, admission: &Admission, mut response: Response) -> Re
     response
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -178,7 +203,7 @@ fn unix_now() -> u64 {
 }
 
 /// Parses a request body, turning failures into the 400 OpenAI would send.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         if e.is_syntax() || e.is_eof() {
             ApiError::bad_request(
@@ -208,12 +233,130 @@ struct ChatRequest {
     stream: Option<bool>,
     #[serde(default)]
     stream_options: Option<StreamOptions>,
+    #[serde(default)]
+    tools: Option<Vec<ChatTool>>,
+    #[serde(default)]
+    tool_choice: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct MessageText {
     #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
     content: TextChars,
+}
+
+#[derive(Deserialize)]
+struct ChatTool {
+    #[serde(default)]
+    function: Option<ChatFunction>,
+}
+
+#[derive(Deserialize)]
+struct ChatFunction {
+    name: String,
+    #[serde(default)]
+    parameters: Option<Value>,
+}
+
+/// The tool call the mock makes for a chat request (see `tools.rs` for the rule).
+fn plan_tool_call(request: &ChatRequest, messages: &[MessageText]) -> Option<tools::Call> {
+    let offered: Vec<tools::Offered<'_>> = request
+        .tools
+        .iter()
+        .flatten()
+        .filter_map(|t| t.function.as_ref())
+        .map(|f| tools::Offered {
+            name: &f.name,
+            schema: f.parameters.as_ref(),
+        })
+        .collect();
+    let choice = match &request.tool_choice {
+        Some(Value::String(mode)) if mode == "none" => tools::Choice::None,
+        Some(Value::Object(choice)) => match choice
+            .get("function")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+        {
+            Some(name) => tools::Choice::Named(name),
+            None => tools::Choice::Any,
+        },
+        _ => tools::Choice::Any,
+    };
+    let answering = messages.last().and_then(|m| m.role.as_deref()) == Some("tool");
+    tools::plan(&offered, choice, answering)
+}
+
+/// A tool call as OpenAI answers it: `content: null`, `tool_calls`, `finish_reason:
+/// "tool_calls"`; streamed as the call's first piece (id, name, empty arguments), the
+/// arguments in two pieces, the finish chunk, the usage chunk if asked, `[DONE]`.
+fn tool_call_answer(
+    state: &AppState,
+    admission: &Admission,
+    config: &RuntimeConfig,
+    request: &ChatRequest,
+    model: &str,
+    call: &tools::Call,
+    prompt_tokens: u64,
+) -> Response {
+    let id = format!("chatcmpl-mock-{}", admission.id);
+    let call_id = format!("call_mock_{}", admission.id);
+    let created = unix_now();
+    let arguments = call.arguments.to_string();
+    let usage = Usage::new(
+        prompt_tokens,
+        tokens::estimate_tokens(arguments.len()).max(1),
+    );
+    if request.stream != Some(true) {
+        return Json(json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": call_id, "type": "function",
+                                "function": {"name": call.name, "arguments": arguments}}],
+                "refusal": null}, "logprobs": null, "finish_reason": "tool_calls"}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    let include_usage = request
+        .stream_options
+        .as_ref()
+        .and_then(|o| o.include_usage)
+        .unwrap_or(false);
+    let chunk = |delta: Value, finish: Option<&str>| {
+        let mut chunk = json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        });
+        if include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        crate::shapes::sse_event(&chunk)
+    };
+    let (first, second) = tools::split_arguments(&call.arguments);
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": call_id,
+               "type": "function", "function": {"name": call.name, "arguments": ""}}]}),
+        None,
+    )];
+    for piece in [first, second] {
+        events.push(chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+            None,
+        ));
+    }
+    events.push(chunk(json!({}), Some("tool_calls")));
+    if include_usage {
+        events.push(crate::shapes::sse_event(&json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": SYSTEM_FINGERPRINT, "choices": [], "usage": usage,
+        })));
+    }
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    sse_response(state, admission, config, events.into_iter())
 }
 
 fn pick_model(requested: Option<String>, deployment: Option<&str>, default: &str) -> String {
@@ -229,9 +372,10 @@ fn chat(
     body: &[u8],
     deployment: Option<&str>,
 ) -> Result<Response, ApiError> {
-    let request: ChatRequest = parse_body(body)?;
+    let mut request: ChatRequest = parse_body(body)?;
     let messages = request
         .messages
+        .take()
         .ok_or_else(|| ApiError::missing("messages"))?;
     if messages.is_empty() {
         return Err(ApiError::bad_request(
@@ -239,9 +383,21 @@ fn chat(
             Some("messages"),
         ));
     }
-    let model = pick_model(request.model, deployment, DEFAULT_CHAT_MODEL);
+    let model = pick_model(request.model.clone(), deployment, DEFAULT_CHAT_MODEL);
     state.note_model(&model);
     let chars: usize = messages.iter().map(|m| m.content.0).sum();
+    if let Some(call) = plan_tool_call(&request, &messages) {
+        let prompt_tokens = tokens::prompt_tokens(chars);
+        return Ok(tool_call_answer(
+            state,
+            admission,
+            &config,
+            &request,
+            &model,
+            &call,
+            prompt_tokens,
+        ));
+    }
     let usage = Usage::new(
         tokens::prompt_tokens(chars),
         tokens::count_words(&config.reply),
@@ -275,12 +431,16 @@ fn wants_usage(options: Option<StreamOptions>) -> bool {
     options.and_then(|o| o.include_usage).unwrap_or(false)
 }
 
-fn sse_response(
+/// A `text/event-stream` answer over pre-framed events, with the stream faults applied.
+pub(crate) fn sse_response<E>(
     state: &AppState,
     admission: &Admission,
     config: &RuntimeConfig,
-    events: ChunkSequence,
-) -> Response {
+    events: E,
+) -> Response
+where
+    E: ExactSizeIterator<Item = Bytes> + Unpin + Send + 'static,
+{
     let guard = StreamGuard::new(state, admission.logged.then_some(admission.id));
     let body = SseBody::new(
         events,
@@ -502,7 +662,8 @@ pub async fn unknown_route(State(state): State<AppState>, request: ApiRequest) -
         StatusCode::NOT_FOUND,
         format!(
             "Unknown request URL: {} {}. The mock upstream serves /v1/chat/completions, \
-             /v1/completions, /v1/embeddings and /v1/models.",
+             /v1/completions, /v1/embeddings, /v1/models, /v1/messages and \
+             /v1beta/models/{{model}}:generateContent.",
             request.method,
             request.uri.path()
         ),

@@ -1,0 +1,542 @@
+//! `POST /v1/messages` and `POST /v1/messages/count_tokens`: Anthropic's Messages API, routed by
+//! `model` through the same model groups as the OpenAI surface.
+//!
+//! Per deployment: an Anthropic deployment gets the request natively (the client's body with
+//! only `model` rewritten, and its `anthropic-version` / `anthropic-beta` headers); any other
+//! deployment gets it translated to the OpenAI form, and the answer (or each stream chunk)
+//! translated back. The translations live in `providers/anthropic/`; this module only calls
+//! them. Errors on this surface are Anthropic-shaped.
+
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+
+use super::body::read_json;
+use super::error::{AnthropicError, ApiError};
+use super::sse::{self, Rendered};
+use super::{dropped_params_header, route_headers, served_headers};
+use crate::auth::authenticate;
+use crate::providers::anthropic::request::{to_openai, OpenAiDialect};
+use crate::providers::anthropic::response::{to_message, usage_to_openai};
+use crate::providers::anthropic::stream::{MessagesStreamEncoder, NativeStreamTap};
+use crate::providers::anthropic::wire::{
+    MessageResponse, MessagesRequest, StreamEvent, TokenCount,
+};
+use crate::providers::anthropic::{ClientHeaders, MessagesEndpoint};
+use crate::providers::http::{decode_chat, ChunkStream, EventStream};
+use crate::providers::params::Dropped;
+use crate::providers::{mock, ProviderError};
+use crate::router::{Backend, BoxStream, Deployment, RequestOptions};
+use crate::schema::{ChatRequest, Usage};
+use crate::state::AppState;
+
+pub async fn messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AnthropicError> {
+    authenticate(&headers, state.master_key.as_ref())?;
+    let mut request: MessagesRequest = read_json(&headers, body, state.max_request_bytes).await?;
+    validate(&request, MessagesEndpoint::Create)?;
+    let options = options(&mut request)?;
+    let client = client_headers(&headers);
+    let translations = Translations::new(&request);
+    if request.is_stream() {
+        return stream(state, &request, &options, &client, &translations).await;
+    }
+    let served = state
+        .router
+        .execute(&request.model, &options, |deployment| {
+            let (request, client, translations, http) =
+                (&request, &client, &translations, &state.http);
+            async move {
+                match &deployment.backend {
+                    Backend::Http(provider) => {
+                        if let Some(native) = provider.native_messages_request(
+                            &deployment.upstream,
+                            MessagesEndpoint::Create,
+                            request,
+                            client,
+                        ) {
+                            let body = http
+                                .send(
+                                    provider.as_ref(),
+                                    &deployment.upstream,
+                                    native?,
+                                    deployment.timeout,
+                                )
+                                .await?;
+                            let mut message: MessageResponse = serde_json::from_slice(&body)
+                                .map_err(|err| {
+                                    ProviderError::InvalidResponse(format!(
+                                        "anthropic message: {err}"
+                                    ))
+                                })?;
+                            message.model.clone_from(&deployment.model_name);
+                            return Ok(Answer {
+                                usage: usage_to_openai(&message.usage),
+                                message,
+                                dropped: Vec::new(),
+                            });
+                        }
+                        let (chat, mut dropped) = translations.get(&deployment)?;
+                        let upstream_request = provider.chat_request(&deployment.upstream, chat)?;
+                        let body = http
+                            .send(
+                                provider.as_ref(),
+                                &deployment.upstream,
+                                upstream_request,
+                                deployment.timeout,
+                            )
+                            .await?;
+                        let completion = provider.chat_response(&body)?;
+                        dropped.extend(provider.dropped_params(&deployment.upstream, chat));
+                        Ok(Answer::from_completion(completion, &deployment, dropped))
+                    }
+                    Backend::Mock(reply) => {
+                        let (chat, dropped) = translations.get(&deployment)?;
+                        Ok(Answer::from_completion(
+                            mock::chat(chat, reply),
+                            &deployment,
+                            dropped,
+                        ))
+                    }
+                }
+            }
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let answer = served.value;
+    state
+        .metrics
+        .record_usage(&served.deployment.id, &answer.usage);
+    let mut response = Json(answer.message).into_response();
+    served_headers(&mut response, &served.deployment, served.attempts);
+    route_headers(&mut response, &served.report);
+    dropped_params_header(&mut response, &answer.dropped);
+    Ok(response)
+}
+
+/// The gateway controls a client may put in the body (`fallbacks`, `timeout` ..., as on the
+/// OpenAI surface), and the prompt size for the router, which cannot estimate a body it does
+/// not know.
+fn options(request: &mut MessagesRequest) -> Result<RequestOptions, ApiError> {
+    let mut options = RequestOptions::take_from(&mut request.extra)?;
+    options.prompt_tokens = Some(estimate_tokens(request));
+    Ok(options)
+}
+
+/// A whole answer and what it cost.
+struct Answer {
+    message: MessageResponse,
+    usage: Usage,
+    dropped: Vec<String>,
+}
+
+impl Answer {
+    fn from_completion(
+        completion: crate::schema::ChatCompletion,
+        deployment: &Deployment,
+        dropped: Vec<String>,
+    ) -> Self {
+        let usage = completion.usage.clone().unwrap_or_default();
+        Answer {
+            message: to_message(completion, &deployment.model_name),
+            usage,
+            dropped,
+        }
+    }
+}
+
+/// The OpenAI form of the request, made at most once per dialect however many deployments are
+/// tried (and never for a group of Anthropic deployments).
+struct Translations<'a> {
+    request: &'a MessagesRequest,
+    strict: OnceLock<Result<(ChatRequest, Vec<String>), ProviderError>>,
+    compatible: OnceLock<Result<(ChatRequest, Vec<String>), ProviderError>>,
+}
+
+impl<'a> Translations<'a> {
+    fn new(request: &'a MessagesRequest) -> Self {
+        Translations {
+            request,
+            strict: OnceLock::new(),
+            compatible: OnceLock::new(),
+        }
+    }
+
+    /// The request for `deployment`, and what translation dropped.
+    fn get(&self, deployment: &Deployment) -> Result<(&ChatRequest, Vec<String>), ProviderError> {
+        let dialect = dialect(deployment);
+        let slot = match dialect {
+            OpenAiDialect::Strict => &self.strict,
+            OpenAiDialect::Compatible => &self.compatible,
+        };
+        let drop_params = deployment.upstream.drop_params;
+        let translated = slot.get_or_init(|| {
+            let mut dropped = Dropped::new(provider_label(deployment), drop_params);
+            let chat = to_openai(self.request, dialect, &mut dropped)?;
+            Ok((chat, dropped.into_names()))
+        });
+        match translated {
+            Ok((chat, dropped)) => Ok((chat, dropped.clone())),
+            Err(err) => Err(err.clone()),
+        }
+    }
+}
+
+/// OpenAI itself (and Azure OpenAI) wants `max_completion_tokens` and refuses parameters it does
+/// not define; the many servers configured as `openai/...` with their own `api_base` (vLLM,
+/// llama.cpp, Ollama ...) take `max_tokens` and `top_k`.
+fn dialect(deployment: &Deployment) -> OpenAiDialect {
+    let Backend::Http(_) = deployment.backend else {
+        return OpenAiDialect::Compatible;
+    };
+    let base = deployment.upstream.base_url.as_str();
+    match deployment.provider_name.as_str() {
+        "azure" => OpenAiDialect::Strict,
+        "openai" if base.starts_with("https://api.openai.com") => OpenAiDialect::Strict,
+        _ => OpenAiDialect::Compatible,
+    }
+}
+
+fn provider_label(deployment: &Deployment) -> &'static str {
+    match &deployment.backend {
+        Backend::Http(provider) => provider.name(),
+        Backend::Mock(_) => "mock_response",
+    }
+}
+
+/// One piece of an Anthropic stream on its way to the client: rendered events (if any), the
+/// usage they reported, and whether they carry model output (the router may still fail over
+/// to another deployment until the first piece that does).
+struct Frame {
+    bytes: Option<Bytes>,
+    usage: Option<Usage>,
+    output: bool,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Nothing panics while this lock is held; a poisoned one still holds a usable list.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn frame_has_output(frame: &Frame) -> bool {
+    frame.output
+}
+
+fn frame_tokens(frame: &Frame) -> Option<u64> {
+    frame.usage.as_ref().map(|u| u.total_tokens)
+}
+
+async fn stream(
+    state: AppState,
+    request: &MessagesRequest,
+    options: &RequestOptions,
+    client: &ClientHeaders,
+    translations: &Translations<'_>,
+) -> Result<Response, AnthropicError> {
+    // What translation dropped for the attempt that ended up serving (the last one).
+    let dropped = std::sync::Mutex::new(Vec::new());
+    let served = state
+        .router
+        .execute_stream(
+            &request.model,
+            options,
+            frame_has_output,
+            frame_tokens,
+            |deployment| {
+                let (http, dropped) = (&state.http, &dropped);
+                async move {
+                    let alias = deployment.model_name.clone();
+                    let stream_timeout =
+                        options.stream_timeout.unwrap_or(deployment.stream_timeout);
+                    match &deployment.backend {
+                        Backend::Http(provider) => {
+                            if let Some(native) = provider.native_messages_request(
+                                &deployment.upstream,
+                                MessagesEndpoint::Create,
+                                request,
+                                client,
+                            ) {
+                                let events = http
+                                    .open_stream(
+                                        provider.as_ref(),
+                                        &deployment.upstream,
+                                        native?,
+                                        stream_timeout,
+                                        deployment.timeout,
+                                    )
+                                    .await?;
+                                lock(dropped).clear();
+                                return Ok(native_frames(events, alias));
+                            }
+                            let (chat, mut names) = translations.get(&deployment)?;
+                            let upstream_request =
+                                provider.chat_request(&deployment.upstream, chat)?;
+                            names.extend(provider.dropped_params(&deployment.upstream, chat));
+                            *lock(dropped) = names;
+                            let events = http
+                                .open_stream(
+                                    provider.as_ref(),
+                                    &deployment.upstream,
+                                    upstream_request,
+                                    stream_timeout,
+                                    deployment.timeout,
+                                )
+                                .await?;
+                            let chunks = decode_chat(events, provider.chat_stream_decoder());
+                            Ok(translated_frames(chunks, alias))
+                        }
+                        Backend::Mock(reply) => {
+                            let (chat, names) = translations.get(&deployment)?;
+                            *lock(dropped) = names;
+                            let chunks = mock::chat_chunks(chat, reply);
+                            let chunks: ChunkStream =
+                                Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)));
+                            Ok(translated_frames(chunks, alias))
+                        }
+                    }
+                }
+            },
+        )
+        .await
+        .map_err(ApiError::from)?;
+    let dropped = std::mem::take(&mut *lock(&dropped));
+    let frames: Pin<Box<dyn Stream<Item = Rendered> + Send>> = Box::pin(
+        served
+            .value
+            .map(|item| item.map(|frame| (frame.bytes, frame.usage))),
+    );
+    let body = sse::anthropic_body(state.clone(), frames, served.deployment.clone());
+    let mut response = sse::response(body);
+    served_headers(&mut response, &served.deployment, served.attempts);
+    route_headers(&mut response, &served.report);
+    dropped_params_header(&mut response, &dropped);
+    Ok(response)
+}
+
+/// OpenAI chunks rendered as Anthropic events, closed with `message_delta` / `message_stop`
+/// when the chunks end normally.
+fn translated_frames(chunks: ChunkStream, alias: String) -> BoxStream<Frame> {
+    struct State {
+        chunks: ChunkStream,
+        encoder: MessagesStreamEncoder,
+        events: Vec<StreamEvent>,
+        done: bool,
+    }
+    let state = State {
+        chunks,
+        encoder: MessagesStreamEncoder::new(alias),
+        events: Vec::new(),
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            if state.done {
+                return None;
+            }
+            let (usage, output) = match state.chunks.next().await {
+                Some(Ok(chunk)) => {
+                    state.encoder.push(&chunk, &mut state.events);
+                    let output = chunk.usage.is_some()
+                        || chunk.choices.iter().any(|c| {
+                            c.finish_reason.is_some()
+                                || c.delta.content.as_deref().is_some_and(|t| !t.is_empty())
+                                || c.delta.tool_calls.is_some()
+                        });
+                    (chunk.usage, output)
+                }
+                Some(Err(err)) => {
+                    state.done = true;
+                    return Some((Err(err), state));
+                }
+                None => {
+                    state.done = true;
+                    state.encoder.finish(&mut state.events);
+                    (state.encoder.usage().cloned(), true)
+                }
+            };
+            let frame = Frame {
+                bytes: render(&mut state.events),
+                usage,
+                output,
+            };
+            Some((Ok(frame), state))
+        },
+    ))
+}
+
+fn render(events: &mut Vec<StreamEvent>) -> Option<Bytes> {
+    if events.is_empty() {
+        return None;
+    }
+    let mut out = BytesMut::new();
+    for event in events.drain(..) {
+        out.extend_from_slice(&sse::anthropic_event(&event));
+    }
+    Some(out.freeze())
+}
+
+/// An Anthropic stream forwarded event by event, with the alias in `message_start`; a body
+/// that ends before `message_stop` ends with an error event.
+fn native_frames(events: EventStream, alias: String) -> BoxStream<Frame> {
+    struct State {
+        events: EventStream,
+        tap: NativeStreamTap,
+        done: bool,
+    }
+    let state = State {
+        events,
+        tap: NativeStreamTap::new(alias),
+        done: false,
+    };
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |mut state| async move {
+            if state.done {
+                return None;
+            }
+            let item = match state.events.next().await {
+                Some(Ok(event)) => match state.tap.event(&event) {
+                    Ok((name, data)) => {
+                        let usage = (name == "message_delta").then(|| state.tap.usage());
+                        let output = matches!(
+                            name.as_str(),
+                            "content_block_delta" | "message_delta" | "message_stop"
+                        );
+                        Ok(Frame {
+                            bytes: Some(sse::anthropic_frame(&name, &data)),
+                            usage,
+                            output,
+                        })
+                    }
+                    Err(err) => {
+                        state.done = true;
+                        Err(err)
+                    }
+                },
+                Some(Err(err)) => {
+                    state.done = true;
+                    Err(err)
+                }
+                None => {
+                    state.done = true;
+                    match state.tap.finish() {
+                        Ok(()) => return None,
+                        Err(err) => Err(err),
+                    }
+                }
+            };
+            Some((item, state))
+        },
+    ))
+}
+
+/// `POST /v1/messages/count_tokens`: Anthropic's own count for Anthropic deployments; for
+/// others an estimate (4 characters a token over the text, as the mock and the router
+/// estimate), since their tokenizers are not Anthropic's anyway.
+pub async fn count_tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AnthropicError> {
+    authenticate(&headers, state.master_key.as_ref())?;
+    let mut request: MessagesRequest = read_json(&headers, body, state.max_request_bytes).await?;
+    validate(&request, MessagesEndpoint::CountTokens)?;
+    let options = options(&mut request)?;
+    let client = client_headers(&headers);
+    let served = state
+        .router
+        .execute(&request.model, &options, |deployment| {
+            let (request, client, http) = (&request, &client, &state.http);
+            async move {
+                if let Backend::Http(provider) = &deployment.backend {
+                    if let Some(native) = provider.native_messages_request(
+                        &deployment.upstream,
+                        MessagesEndpoint::CountTokens,
+                        request,
+                        client,
+                    ) {
+                        let body = http
+                            .send(
+                                provider.as_ref(),
+                                &deployment.upstream,
+                                native?,
+                                deployment.timeout,
+                            )
+                            .await?;
+                        return serde_json::from_slice::<TokenCount>(&body).map_err(|err| {
+                            ProviderError::InvalidResponse(format!("anthropic token count: {err}"))
+                        });
+                    }
+                }
+                Ok(TokenCount {
+                    input_tokens: estimate_tokens(request),
+                    extra: Default::default(),
+                })
+            }
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let mut response = Json(served.value).into_response();
+    served_headers(&mut response, &served.deployment, served.attempts);
+    route_headers(&mut response, &served.report);
+    Ok(response)
+}
+
+/// ceil(characters / 4) over the system prompt, the messages and the tool definitions.
+fn estimate_tokens(request: &MessagesRequest) -> u64 {
+    let mut chars = 0usize;
+    if let Some(system) = &request.system {
+        chars += serde_json::to_string(system).map_or(0, |s| s.len());
+    }
+    for message in &request.messages {
+        chars += serde_json::to_string(&message.content).map_or(0, |s| s.len());
+    }
+    for tool in request.tools.iter().flatten() {
+        chars += serde_json::to_string(tool).map_or(0, |s| s.len());
+    }
+    (chars as u64).div_ceil(4).max(1)
+}
+
+fn client_headers(headers: &HeaderMap) -> ClientHeaders {
+    let pick = |name: &str| -> Option<HeaderValue> { headers.get(name).cloned() };
+    ClientHeaders {
+        version: pick("anthropic-version"),
+        beta: pick("anthropic-beta"),
+    }
+}
+
+/// What Anthropic checks before anything else, with its wording.
+fn validate(request: &MessagesRequest, endpoint: MessagesEndpoint) -> Result<(), ApiError> {
+    if request.model.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "model: Field required",
+            Some("model"),
+        ));
+    }
+    if endpoint == MessagesEndpoint::Create && request.max_tokens.is_none() {
+        return Err(ApiError::bad_request(
+            "max_tokens: Field required",
+            Some("max_tokens"),
+        ));
+    }
+    if request.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "messages: at least one message is required",
+            Some("messages"),
+        ));
+    }
+    Ok(())
+}
