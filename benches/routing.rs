@@ -3,15 +3,15 @@
 //! path), plus a whole in-process request through `Router::chat` to a `mock_response`
 //! deployment (rules, deadline, attempt bookkeeping and report included).
 //!
-//!     cargo bench -p switchyard --bench routing
+//!     cargo bench -p switchyard --bench routing            # every case
+//!     cargo bench -p switchyard --bench routing -- request # cases whose name contains "request"
 //!
 //! No external harness: each case is timed over 200,000 decisions, five times, and the median
 //! is printed. The target of issue 4 is under 5 µs per decision with 50 deployments.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fastrand::Rng;
 use switchyard::router::{
@@ -55,6 +55,16 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+fn ctx(now_ms: u64) -> PickContext<'static> {
+    PickContext {
+        now_ms,
+        stream: false,
+        region: None,
+        prompt_tokens: 500,
+        exclude: &[],
+    }
+}
+
 fn time_picks(router: &Router, ctx: &PickContext<'_>) -> Duration {
     let group = router.group("g").expect("group g");
     let mut rng = Rng::with_seed(42);
@@ -74,50 +84,35 @@ fn time_picks(router: &Router, ctx: &PickContext<'_>) -> Duration {
     )
 }
 
-fn main() {
-    let now = Router::now_ms;
-    let none = |_| String::new();
-    let mut rows: Vec<(String, Duration)> = Vec::new();
-
-    let single = router(&group(1, "simple-shuffle", "", none, none));
-    let ctx = PickContext {
-        now_ms: now(&single),
-        stream: false,
-        region: None,
-        prompt_tokens: 0,
-        exclude: &[],
-    };
-    rows.push((
-        "1 deployment, simple-shuffle".into(),
-        time_picks(&single, &ctx),
-    ));
-
-    for strategy in [
+/// One decision on a single-deployment group: the plain path.
+fn single() -> Duration {
+    let r = router(&group(
+        1,
         "simple-shuffle",
-        "least-busy",
-        "latency-based-routing",
-        "usage-based-routing",
-        "cost-based-routing",
-    ] {
-        let r = router(&group(
-            50,
-            strategy,
-            "",
-            |i| format!(", weight: {}, rpm: 100000, tpm: 10000000", 1 + i % 7),
-            |i| format!(", input_cost_per_token: 0.00000{}", 1 + i % 9),
-        ));
-        // (latency-based-routing: no deployment is measured yet, so all 50 tie and every one
-        // is scored and sampled: the slowest path of that strategy.)
-        let ctx = PickContext {
-            now_ms: r.now_ms(),
-            prompt_tokens: 500,
-            ..ctx
-        };
-        rows.push((format!("50 deployments, {strategy}"), time_picks(&r, &ctx)));
-    }
+        "",
+        |_| String::new(),
+        |_| String::new(),
+    ));
+    time_picks(&r, &ctx(r.now_ms()))
+}
 
-    // Every step at once: pre-call checks, regions, order tiers, a canary, and 20 of the 50
-    // deployments cooling down.
+/// One decision among 50 deployments with every strategy input populated.
+fn fifty(strategy: &str) -> Duration {
+    let r = router(&group(
+        50,
+        strategy,
+        "",
+        |i| format!(", weight: {}, rpm: 100000, tpm: 10000000", 1 + i % 7),
+        |i| format!(", input_cost_per_token: 0.00000{}", 1 + i % 9),
+    ));
+    // (latency-based-routing: no deployment is measured, so all 50 tie and every one is scored
+    // and sampled: that strategy's slowest path.)
+    time_picks(&r, &ctx(r.now_ms()))
+}
+
+/// Every step at once: pre-call checks, regions, order tiers, a canary, and 20 of the 50
+/// deployments cooling down.
+fn all_steps() -> Duration {
     let cooldowns = Arc::new(LocalCooldowns::new(
         50,
         CooldownPolicy {
@@ -156,18 +151,16 @@ fn main() {
         cooldowns.record_failure(index, now_ms, FailureKind::ServerError, None);
     }
     let ctx = PickContext {
-        now_ms,
         stream: true,
         region: Some("eu"),
         prompt_tokens: 2_500,
-        exclude: &[],
+        ..ctx(now_ms)
     };
-    rows.push((
-        "50 deployments, all steps (checks, region, order, canary)".into(),
-        time_picks(&r, &ctx),
-    ));
+    time_picks(&r, &ctx)
+}
 
-    // A whole request, in process: rules, plan, attempt, report, the mock answer itself.
+/// A whole request, in process: plan, attempt, bookkeeping, report, the mock answer itself.
+fn whole_request() -> Duration {
     let offline = router(
         "model_list:\n- model_name: g\n  litellm_params: {model: openai/x, mock_response: 'hi'}\n",
     );
@@ -180,7 +173,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let per_request = runtime.block_on(async {
+    runtime.block_on(async {
         let mut samples = Vec::new();
         for _ in 0..RUNS {
             let started = Instant::now();
@@ -190,19 +183,56 @@ fn main() {
             samples.push(started.elapsed() / (DECISIONS / 4));
         }
         median(samples)
-    });
+    })
+}
+
+fn main() {
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let strategies = [
+        "simple-shuffle",
+        "least-busy",
+        "latency-based-routing",
+        "usage-based-routing",
+        "cost-based-routing",
+    ];
+    let mut cases: Vec<(String, Box<dyn Fn() -> Duration>, bool)> = vec![(
+        "1 deployment, simple-shuffle".into(),
+        Box::new(single),
+        true,
+    )];
+    for strategy in strategies {
+        cases.push((
+            format!("50 deployments, {strategy}"),
+            Box::new(move || fifty(strategy)),
+            true,
+        ));
+    }
+    cases.push((
+        "50 deployments, all steps (checks, region, order, canary, 20 cooling down)".into(),
+        Box::new(all_steps),
+        true,
+    ));
+    cases.push((
+        "whole request via Router::chat to mock_response (reference)".into(),
+        Box::new(whole_request),
+        false,
+    ));
 
     println!("| case | per decision | under 5 µs |");
     println!("|---|---:|---|");
-    for (case, cost) in &rows {
+    for (name, run, has_target) in cases {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let cost = run();
+        let verdict = match (has_target, cost < TARGET) {
+            (false, _) => "-",
+            (true, true) => "yes",
+            (true, false) => "NO",
+        };
         println!(
-            "| {case} | {:.0} ns | {} |",
-            cost.as_secs_f64() * 1e9,
-            if *cost < TARGET { "yes" } else { "NO" }
+            "| {name} | {:.0} ns | {verdict} |",
+            cost.as_secs_f64() * 1e9
         );
     }
-    println!(
-        "| whole request via Router::chat to mock_response (reference) | {:.0} ns | - |",
-        per_request.as_secs_f64() * 1e9
-    );
 }

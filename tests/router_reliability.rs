@@ -449,13 +449,10 @@ async fn cross_vendor_fallback_translates_to_the_fallback_provider() {
         "OpenAI shape from an Anthropic upstream"
     );
     assert_eq!(answer["model"], "claude");
-    assert!(
-        answer["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap()
-            .len()
-            > 0
-    );
+    assert!(!answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
     let seen = Mock(&anthropic).last_request().await;
     assert_eq!(
         seen["path"], "/v1/messages",

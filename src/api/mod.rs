@@ -126,7 +126,7 @@ pub(crate) fn route_headers(response: &mut Response, report: &RouteReport) {
             HeaderValue::from(report.fallbacks),
         );
     }
-    if report.rule.is_some() || report.fallbacks > 0 {
+    if !report.requested.is_empty() {
         if let Ok(requested) = HeaderValue::from_str(&report.requested) {
             headers.insert(REQUESTED_MODEL_HEADER, requested);
         }

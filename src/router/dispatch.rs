@@ -43,7 +43,8 @@ pub struct Served<T> {
 /// How a request was routed, for response headers, logs and error messages.
 #[derive(Debug, Clone, Default)]
 pub struct RouteReport {
-    /// The model the client asked for.
+    /// The model the client asked for, when another group answered (a route rule chose it, or
+    /// a fallback served); empty otherwise.
     pub requested: String,
     /// The route rule that chose the first group, if any.
     pub rule: Option<String>,
@@ -114,6 +115,7 @@ enum Mode {
 struct Plan<'a> {
     /// The first model group (a key of the router's groups, so borrowed from the router).
     group: &'a str,
+    first: &'a ModelGroup,
     options: &'a RequestOptions,
     report: RouteReport,
     deadline: Instant,
@@ -437,12 +439,9 @@ impl Router {
                 prompt_tokens: &prompt_tokens,
             })
         };
-        let group = match rule {
-            Some(rule) => rule.config.route_to.as_str(),
-            None => match self.groups.get_key_value(model) {
-                Some((name, _)) => name.as_str(),
-                None => return Err(RouteError::UnknownModel(model.to_owned())),
-            },
+        let target = rule.map_or(model, |rule| rule.config.route_to.as_str());
+        let Some((group, first)) = self.groups.get_key_value(target) else {
+            return Err(RouteError::UnknownModel(model.to_owned()));
         };
         if let Some(fallbacks) = &options.fallbacks {
             if let Some((i, unknown)) = fallbacks
@@ -458,9 +457,16 @@ impl Router {
         }
         Ok(Plan {
             group,
+            first,
             options,
             report: RouteReport {
-                requested: model.to_owned(),
+                // Only needed when the answer comes from another group: a rule's choice now, a
+                // fallback's later (then it is the first group itself).
+                requested: if rule.is_some() {
+                    model.to_owned()
+                } else {
+                    String::new()
+                },
                 rule: rule.map(|r| r.name().to_owned()),
                 ..RouteReport::default()
             },
@@ -490,10 +496,16 @@ impl Router {
         let mut last_error: Option<(ProviderError, Arc<Deployment>)> = None;
         let mut last_unavailable: Option<(&str, NoPick)> = None;
         while let Some(name) = queue.next_group() {
-            let Some(group) = self.groups.get(name) else {
+            let first = std::ptr::eq(name, plan.group);
+            let group = if first {
+                plan.first
+            } else if let Some(group) = self.groups.get(name) {
+                group
+            } else {
                 continue;
             };
-            if Instant::now() >= plan.deadline {
+            // The first group starts with the whole deadline; later ones only with what is left.
+            if !first && Instant::now() >= plan.deadline {
                 plan.report.trail.push(TrailEntry::Skipped {
                     group: name.to_owned(),
                     reason: "deadline",
@@ -505,10 +517,13 @@ impl Router {
                 .await
             {
                 GroupOutcome::Served(value, picked) => {
-                    if name != plan.group {
-                        picked.deployment.stats.record_fallback_served();
-                    }
                     let mut report = plan.report;
+                    if !first {
+                        picked.deployment.stats.record_fallback_served();
+                        if report.requested.is_empty() {
+                            report.requested = plan.group.to_owned();
+                        }
+                    }
                     report.canary = picked.canary;
                     report.fallbacks = queue.fallbacks_tried();
                     return Ok(Served {
@@ -619,7 +634,8 @@ impl Router {
         let mut base_retries = None;
         let mut last: Option<(ProviderError, Arc<Deployment>)> = None;
         loop {
-            let picked = match self.pick_for_attempt(group, plan, &tried, &mut rng) {
+            let mut now = Instant::now();
+            let picked = match self.pick_for_attempt(group, plan, &tried, &mut rng, now) {
                 Ok(picked) => picked,
                 Err(reason) => {
                     let Some((error, deployment)) = last else {
@@ -634,11 +650,12 @@ impl Router {
                         self.settings.retry_after,
                         rng.f64(),
                     );
-                    if Instant::now() + wait >= plan.deadline {
+                    if now + wait >= plan.deadline {
                         return GroupOutcome::Failed(error, deployment);
                     }
                     tokio::time::sleep(wait).await;
-                    match self.pick_for_attempt(group, plan, &[], &mut rng) {
+                    now = Instant::now();
+                    match self.pick_for_attempt(group, plan, &[], &mut rng, now) {
                         Ok(picked) => picked,
                         Err(_) => return GroupOutcome::Failed(error, deployment),
                     }
@@ -648,10 +665,10 @@ impl Router {
                 .get_or_insert_with(|| picked.deployment.max_retries.unwrap_or(self.num_retries));
             *attempts += 1;
             let deployment = picked.deployment.clone();
-            match self
-                .attempt(&picked, plan, mode, call(deployment.clone()))
-                .await
-            {
+            // Boxed: the operation's future is large (it holds the HTTP exchange), and moving
+            // it through the attempt and timeout layers by value costs more than one allocation.
+            let operation = Box::pin(call(deployment.clone()));
+            match self.attempt(&picked, plan, mode, operation, now).await {
                 Ok(value) => {
                     // A first-try answer needs no trail (and allocates none).
                     if !plan.report.trail.is_empty() {
@@ -695,8 +712,9 @@ impl Router {
         plan: &Plan<'_>,
         exclude: &[usize],
         rng: &mut fastrand::Rng,
+        now: Instant,
     ) -> Result<Picked, NoPick> {
-        let now_ms = self.clock.now_ms();
+        let now_ms = self.clock.ms_at(now.into_std());
         let picked = self.selector.pick(
             group,
             self.cooldowns.as_ref(),
@@ -722,6 +740,7 @@ impl Router {
         plan: &Plan<'_>,
         mode: Mode,
         call: impl Future<Output = Result<T, ProviderError>>,
+        started: Instant,
     ) -> Result<T, ProviderError> {
         let deployment = &picked.deployment;
         let bound = match mode {
@@ -731,7 +750,6 @@ impl Router {
                 .stream_timeout
                 .unwrap_or(deployment.stream_timeout),
         };
-        let started = Instant::now();
         let limit = bound.min(plan.deadline.saturating_duration_since(started));
         let mut guard = AttemptGuard {
             router: self,

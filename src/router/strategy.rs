@@ -94,6 +94,9 @@ impl Selector {
         ctx: &PickContext<'_>,
         rng: &mut Rng,
     ) -> Result<Picked, NoPick> {
+        if let [only] = group.deployments.as_slice() {
+            return self.pick_only(only, cooldowns, usage, ctx);
+        }
         let mut candidates: Vec<Candidate<'_>> = Vec::with_capacity(group.deployments.len());
         // Deployments that failed their last background health check sit out while others
         // can serve; when none can, they are tried anyway (a check can be wrong, a refusal
@@ -152,10 +155,7 @@ impl Selector {
         }
 
         if self.pre_call_checks && ctx.prompt_tokens > 0 {
-            let fits = |d: &Deployment| {
-                d.max_input_tokens
-                    .is_none_or(|max| ctx.prompt_tokens <= max)
-            };
+            let fits = |d: &Deployment| fits(d, ctx);
             if !candidates.iter().any(|c| fits(c.deployment)) {
                 return Err(NoPick::ContextWindow {
                     prompt_tokens: ctx.prompt_tokens,
@@ -168,17 +168,8 @@ impl Selector {
             }
             candidates.retain(|c| fits(c.deployment));
         }
-        if self.pre_call_checks || self.strategy == RoutingStrategy::UsageBased {
-            let under_limits = |d: &Deployment| {
-                if d.rpm.is_none() && d.tpm.is_none() {
-                    return true;
-                }
-                let used = usage.current(d.index, ctx.now_ms);
-                d.rpm.is_none_or(|rpm| used.requests < rpm)
-                    && d.tpm
-                        .is_none_or(|tpm| used.tokens + ctx.prompt_tokens <= tpm)
-            };
-            candidates.retain(|c| under_limits(c.deployment));
+        if self.checks_limits() {
+            candidates.retain(|c| under_limits(c.deployment, usage, ctx));
             if candidates.is_empty() {
                 return Err(NoPick::OverLimits {
                     reset_in_ms: until_next_minute(ctx.now_ms),
@@ -220,6 +211,69 @@ impl Selector {
                 probe: chosen.half_open,
             });
         }
+    }
+
+    /// The same steps for a group of one deployment, without the candidate list: the common
+    /// case of a model served by one deployment takes no allocation.
+    fn pick_only(
+        &self,
+        only: &Arc<Deployment>,
+        cooldowns: &dyn CooldownStore,
+        usage: &dyn UsageStore,
+        ctx: &PickContext<'_>,
+    ) -> Result<Picked, NoPick> {
+        if ctx.exclude.contains(&only.index) {
+            return Err(NoPick::AllTried);
+        }
+        let probe = match cooldowns.availability(only.index, ctx.now_ms) {
+            Availability::Available => false,
+            Availability::HalfOpen => true,
+            Availability::Probing => {
+                return Err(NoPick::CoolingDown {
+                    until_ms: ctx.now_ms + 1_000,
+                    rate_limited: false,
+                    deployments: 1,
+                })
+            }
+            Availability::CoolingDown {
+                until_ms,
+                rate_limited,
+            } => {
+                return Err(NoPick::CoolingDown {
+                    until_ms,
+                    rate_limited,
+                    deployments: 1,
+                })
+            }
+        };
+        if self.pre_call_checks && ctx.prompt_tokens > 0 && !fits(only, ctx) {
+            return Err(NoPick::ContextWindow {
+                prompt_tokens: ctx.prompt_tokens,
+                largest: only.max_input_tokens.unwrap_or(0),
+            });
+        }
+        if self.checks_limits() && !under_limits(only, usage, ctx) {
+            return Err(NoPick::OverLimits {
+                reset_in_ms: until_next_minute(ctx.now_ms),
+            });
+        }
+        if probe && !cooldowns.try_claim_probe(only.index, ctx.now_ms) {
+            return Err(NoPick::CoolingDown {
+                until_ms: ctx.now_ms + 1_000,
+                rate_limited: false,
+                deployments: 1,
+            });
+        }
+        Ok(Picked {
+            deployment: only.clone(),
+            canary: only.canary_share.is_some(),
+            probe,
+        })
+    }
+
+    /// `rpm`/`tpm` are limits (not only weights) under usage-based-routing or pre-call checks.
+    fn checks_limits(&self) -> bool {
+        self.pre_call_checks || self.strategy == RoutingStrategy::UsageBased
     }
 
     /// Steps 4-6: order, canary share, strategy. Returns the index into `candidates`.
@@ -285,6 +339,25 @@ impl Selector {
         let canary = regular == 0 && candidates[index].deployment.canary_share.is_some();
         (index, canary)
     }
+}
+
+/// The prompt fits the deployment's context window (or it declares none).
+fn fits(deployment: &Deployment, ctx: &PickContext<'_>) -> bool {
+    deployment
+        .max_input_tokens
+        .is_none_or(|max| ctx.prompt_tokens <= max)
+}
+
+/// The deployment has room this minute for one more request of the prompt's size.
+fn under_limits(deployment: &Deployment, usage: &dyn UsageStore, ctx: &PickContext<'_>) -> bool {
+    if deployment.rpm.is_none() && deployment.tpm.is_none() {
+        return true;
+    }
+    let used = usage.current(deployment.index, ctx.now_ms);
+    deployment.rpm.is_none_or(|rpm| used.requests < rpm)
+        && deployment
+            .tpm
+            .is_none_or(|tpm| used.tokens + ctx.prompt_tokens <= tpm)
 }
 
 /// Weighted random choice by each deployment's shuffle weight; equal chances when all are 0.

@@ -482,3 +482,64 @@ fn route_rule_aliases_are_listed_and_secrets_stay_out_of_health() {
         metrics.contains("switchyard_route_rule_matches_total{rule=\"all\",route_to=\"cheap\"} 0")
     );
 }
+
+#[test]
+fn a_single_deployment_goes_through_the_same_steps() {
+    let r = router(&group_yaml(
+        "usage-based-routing",
+        &[(
+            "only",
+            ", rpm: 1",
+            ", max_input_tokens: 100, canary_share: 0.5",
+        )],
+        "  enable_pre_call_checks: true\n",
+    ));
+    let group = r.group("g").unwrap();
+    let index = group.deployments[0].index;
+    let mut rng = Rng::with_seed(1);
+    let picked = r.pick(group, &ctx(NOW), &mut rng).unwrap();
+    assert!(picked.canary && !picked.probe);
+    let long = PickContext {
+        prompt_tokens: 101,
+        ..ctx(NOW)
+    };
+    assert!(matches!(
+        r.pick(group, &long, &mut rng),
+        Err(NoPick::ContextWindow { largest: 100, .. })
+    ));
+    let tried = [index];
+    let again = PickContext {
+        exclude: &tried,
+        ..ctx(NOW)
+    };
+    assert_eq!(
+        r.pick(group, &again, &mut rng).unwrap_err(),
+        NoPick::AllTried
+    );
+    r.usage.add(index, NOW, 1, 0);
+    assert!(matches!(
+        r.pick(group, &ctx(NOW), &mut rng),
+        Err(NoPick::OverLimits { .. })
+    ));
+    let later = NOW + 60_000;
+    r.cooldowns.record_failure(
+        index,
+        later,
+        FailureKind::RateLimited,
+        Some(Duration::from_secs(1)),
+    );
+    assert_eq!(
+        r.pick(group, &ctx(later + 1), &mut rng).unwrap_err(),
+        NoPick::CoolingDown {
+            until_ms: later + 1_000,
+            rate_limited: true,
+            deployments: 1
+        }
+    );
+    let probe = r.pick(group, &ctx(later + 1_000), &mut rng).unwrap();
+    assert!(probe.probe);
+    assert!(matches!(
+        r.pick(group, &ctx(later + 1_001), &mut rng),
+        Err(NoPick::CoolingDown { deployments: 1, .. })
+    ));
+}
