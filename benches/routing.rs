@@ -186,6 +186,9 @@ fn whole_request() -> Duration {
     })
 }
 
+/// A case's name, what it times, and whether the 5 µs target applies to it.
+type Case = (String, Box<dyn Fn() -> Duration>, bool);
+
 fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let strategies = [
@@ -195,7 +198,7 @@ fn main() {
         "usage-based-routing",
         "cost-based-routing",
     ];
-    let mut cases: Vec<(String, Box<dyn Fn() -> Duration>, bool)> = vec![(
+    let mut cases: Vec<Case> = vec![(
         "1 deployment, simple-shuffle".into(),
         Box::new(single),
         true,
