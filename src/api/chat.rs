@@ -2,9 +2,9 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::body::read_json;
 use super::error::ApiError;
@@ -41,10 +41,15 @@ pub async fn chat_completions(
         return Ok(response);
     }
     let served = state.router.chat(&state.http, &request, &options).await?;
-    if let Some(usage) = &served.value.usage {
+    if let Some(usage) = served.value.usage() {
         state.metrics.record_usage(&served.deployment.id, usage);
     }
-    let mut response = Json(served.value).into_response();
+    let body = served.value.to_json(&served.deployment.model_name);
+    let mut response = (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     dropped_params_header(&mut response, &dropped(&served.deployment, &request));

@@ -3,12 +3,15 @@
 //! with an `api-key` header instead of a bearer token.
 
 use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use bytes::Bytes;
 
-use super::openai::{chat_body, parse_completion, parse_error, to_body, OpenAiStreamDecoder};
+use super::openai::{
+    chat_body, parse_completion, parse_error, parse_raw_completion, to_body, OpenAiStreamDecoder,
+};
 use super::{
     ChatStreamDecoder, PassthroughEndpoint, Provider, ProviderError, Upstream, UpstreamRequest,
 };
-use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest, WithModel};
+use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest, RawCompletion, WithModel};
 
 /// Used when a deployment sets no `api_version`: the latest GA data-plane version.
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -67,6 +70,10 @@ impl Provider for Azure {
 
     fn chat_response(&self, body: &[u8]) -> Result<ChatCompletion, ProviderError> {
         parse_completion(body)
+    }
+
+    fn chat_response_raw(&self, body: Bytes) -> Option<Result<RawCompletion, ProviderError>> {
+        Some(parse_raw_completion(body))
     }
 
     fn chat_stream_decoder(&self) -> Box<dyn ChatStreamDecoder> {

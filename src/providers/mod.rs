@@ -25,7 +25,7 @@ pub use error::ProviderError;
 pub use sse::{SseDecoder, SseEvent};
 
 use crate::config::Secret;
-use crate::schema::{ChatChunk, ChatCompletion, ChatRequest, PassthroughRequest};
+use crate::schema::{ChatChunk, ChatCompletion, ChatRequest, PassthroughRequest, RawCompletion};
 
 /// Where and as whom a deployment calls its upstream.
 #[derive(Debug, Clone)]
@@ -101,6 +101,13 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<UpstreamRequest, ProviderError>;
 
     fn chat_response(&self, body: &[u8]) -> Result<ChatCompletion, ProviderError>;
+
+    /// For upstreams that already answer in the OpenAI format: the answer kept as the upstream's
+    /// bytes, so an OpenAI-format client gets it with only `model` changed. `None` means the
+    /// answer must be translated with [`Provider::chat_response`].
+    fn chat_response_raw(&self, _body: Bytes) -> Option<Result<RawCompletion, ProviderError>> {
+        None
+    }
 
     fn chat_stream_decoder(&self) -> Box<dyn ChatStreamDecoder>;
 

@@ -12,7 +12,9 @@ use super::{
     ChatStreamDecoder, PassthroughEndpoint, Provider, ProviderError, SseEvent, StreamItem,
     Upstream, UpstreamRequest,
 };
-use crate::schema::{ChatChunk, ChatCompletion, ChatRequest, PassthroughRequest, WithModel};
+use crate::schema::{
+    ChatChunk, ChatCompletion, ChatRequest, PassthroughRequest, RawCompletion, WithModel,
+};
 
 pub struct OpenAiCompatible {
     pub name: &'static str,
@@ -37,6 +39,10 @@ impl Provider for OpenAiCompatible {
 
     fn chat_response(&self, body: &[u8]) -> Result<ChatCompletion, ProviderError> {
         parse_completion(body)
+    }
+
+    fn chat_response_raw(&self, body: Bytes) -> Option<Result<RawCompletion, ProviderError>> {
+        Some(parse_raw_completion(body))
     }
 
     fn chat_stream_decoder(&self) -> Box<dyn ChatStreamDecoder> {
@@ -110,6 +116,11 @@ pub(super) fn to_body(value: &impl serde::Serialize) -> Result<Bytes, ProviderEr
     serde_json::to_vec(value)
         .map(Bytes::from)
         .map_err(|err| ProviderError::Unsupported(format!("cannot encode the request: {err}")))
+}
+
+pub(super) fn parse_raw_completion(body: Bytes) -> Result<RawCompletion, ProviderError> {
+    RawCompletion::parse(body)
+        .map_err(|err| ProviderError::InvalidResponse(format!("chat completion: {err}")))
 }
 
 pub(super) fn parse_completion(body: &[u8]) -> Result<ChatCompletion, ProviderError> {

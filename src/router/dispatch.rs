@@ -28,7 +28,7 @@ use super::{Backend, Deployment, ModelGroup, RouteError, Router, Unavailable, Up
 use crate::providers::http::{decode_chat, ChunkStream, HttpClient};
 use crate::providers::{mock, PassthroughEndpoint, ProviderError};
 use crate::schema::{
-    ChatChunk, ChatCompletion, ChatRequest, Extra, PassthroughRequest, PassthroughResponse,
+    ChatAnswer, ChatChunk, ChatRequest, Extra, PassthroughRequest, PassthroughResponse,
 };
 
 /// An answer and who gave it.
@@ -135,14 +135,14 @@ impl Router {
         http: &HttpClient,
         request: &ChatRequest,
         options: &RequestOptions,
-    ) -> Result<Served<ChatCompletion>, RouteError> {
+    ) -> Result<Served<ChatAnswer>, RouteError> {
         let plan = self.plan(&request.model, false, options, &|| {
             mock::estimate_prompt_tokens(&request.messages)
         })?;
         let mut served = self
             .run(plan, Mode::Whole, |deployment| async move {
                 match &deployment.backend {
-                    Backend::Mock(reply) => Ok(mock::chat(request, reply)),
+                    Backend::Mock(reply) => Ok(ChatAnswer::Typed(mock::chat(request, reply))),
                     Backend::Http(provider) => {
                         let upstream_request =
                             provider.chat_request(&deployment.upstream, request)?;
@@ -154,13 +154,20 @@ impl Router {
                                 deployment.timeout,
                             )
                             .await?;
-                        provider.chat_response(&body)
+                        // OpenAI-format upstreams' bytes pass through (only `model` changes);
+                        // other providers are translated.
+                        match provider.chat_response_raw(body.clone()) {
+                            Some(raw) => raw.map(ChatAnswer::Raw),
+                            None => provider.chat_response(&body).map(ChatAnswer::Typed),
+                        }
                     }
                 }
             })
             .await?;
-        served.value.model.clone_from(&served.deployment.model_name);
-        if let Some(usage) = &served.value.usage {
+        if let ChatAnswer::Typed(typed) = &mut served.value {
+            typed.model.clone_from(&served.deployment.model_name);
+        }
+        if let Some(usage) = served.value.usage() {
             self.record_tokens(&served.deployment, usage.total_tokens);
         }
         Ok(served)

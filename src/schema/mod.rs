@@ -4,9 +4,11 @@
 
 mod chat;
 mod passthrough;
+mod raw;
 
 pub use chat::*;
 pub use passthrough::*;
+pub use raw::{ChatAnswer, RawCompletion};
 
 /// Unknown fields, kept in order of appearance and forwarded as they came.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
