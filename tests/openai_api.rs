@@ -398,6 +398,22 @@ async fn upstream_errors_keep_their_class_and_message() {
         "mock upstream injected error (status 400)"
     );
 
+    // An upstream 401/403/404 is the gateway's configuration (its provider key, its deployment),
+    // not the client's key: the client gets a 502 that says so, never an "invalid API key".
+    for status in [401, 403, 404] {
+        control
+            .set(json!({"fail_next": 1, "error_status": status}))
+            .await;
+        let response = post(&gw, "/v1/chat/completions", &chat_body("gpt-4o-mini")).await;
+        assert_eq!(response.status(), 502, "upstream {status}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["type"], "upstream_error");
+        assert!(error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&status.to_string()));
+    }
+
     // The gateway keeps serving.
     assert_eq!(
         post(&gw, "/v1/chat/completions", &chat_body("gpt-4o-mini"))

@@ -130,9 +130,16 @@ impl ApiError {
 
 /// 4xx from the upstream is the client's problem and keeps its status; a failing upstream is a
 /// 502, a slow one a 504.
+/// Upstream 4xx answers that are the client's doing keep their status. 401/403/404/407 are not:
+/// they mean the gateway's own provider key, access or deployment is wrong, and passing them on
+/// would make an SDK tell the client that *its* key is invalid.
+pub(crate) fn is_client_fault(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 404 | 407)
+}
+
 fn upstream_status(error: &ProviderError) -> StatusCode {
     match error {
-        ProviderError::Status { status, .. } if (400..500).contains(status) => {
+        ProviderError::Status { status, .. } if is_client_fault(*status) => {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
         }
         ProviderError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -149,7 +156,7 @@ fn upstream_body(
     match error {
         // The upstream's own words, type and code for client errors: SDKs and apps branch on them
         // (context length exceeded, content policy ...).
-        ProviderError::Status { status, message, kind, code, param, .. } if (400..500).contains(status) => (
+        ProviderError::Status { status, message, kind, code, param, .. } if is_client_fault(*status) => (
             message.clone(),
             leak_type(kind.as_deref(), *status),
             param.clone(),
