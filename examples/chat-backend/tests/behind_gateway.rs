@@ -14,7 +14,11 @@ impl Drop for Killed {
 }
 
 fn start(mut command: Command) -> (Killed, String) {
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("spawn");
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -40,10 +44,22 @@ fn workspace_bin(name: &str) -> std::path::PathBuf {
 #[tokio::test]
 async fn chat_goes_through_the_gateway() {
     let gateway_bin = workspace_bin("switchyard");
-    assert!(gateway_bin.exists(), "build the workspace first: {}", gateway_bin.display());
+    assert!(
+        gateway_bin.exists(),
+        "build the workspace first: {}",
+        gateway_bin.display()
+    );
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../quickstart.yaml");
     let mut gateway = Command::new(gateway_bin);
-    gateway.args(["serve", "--config", config, "--host", "127.0.0.1", "--port", "0"]);
+    gateway.args([
+        "serve",
+        "--config",
+        config,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ]);
     let (_gateway, gateway_url) = start(gateway);
 
     let mut backend = Command::new(env!("CARGO_BIN_EXE_chat-backend"));
@@ -64,8 +80,13 @@ async fn chat_goes_through_the_gateway() {
         .json()
         .await
         .unwrap();
-    assert_eq!(answer["reply"], "Hello from Switchyard! This answer came from a mock deployment.");
-    assert!(answer["served_by"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(
+        answer["reply"],
+        "Hello from Switchyard! This answer came from a mock deployment."
+    );
+    assert!(answer["served_by"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
 
     // A wrong key at the gateway surfaces as a clean error, not a crash.
     let mut backend = Command::new(env!("CARGO_BIN_EXE_chat-backend"));
