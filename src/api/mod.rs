@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -83,16 +83,16 @@ pub const REQUESTED_MODEL_HEADER: &str = "x-switchyard-requested-model";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 pub(crate) fn served_headers(response: &mut Response, deployment: &Arc<Deployment>, attempts: u32) {
+    const MODEL_ID: HeaderName = HeaderName::from_static(MODEL_ID_HEADER);
+    // LiteLLM's name for the same thing, so existing dashboards and clients keep working.
+    const LITELLM_MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+    const MODEL_GROUP: HeaderName = HeaderName::from_static(MODEL_GROUP_HEADER);
+    const ATTEMPTS: HeaderName = HeaderName::from_static(ATTEMPTS_HEADER);
     let headers = response.headers_mut();
-    if let Ok(id) = HeaderValue::from_str(&deployment.id) {
-        headers.insert(MODEL_ID_HEADER, id.clone());
-        // LiteLLM's name for the same thing, so existing dashboards and clients keep working.
-        headers.insert("x-litellm-model-id", id);
-    }
-    if let Ok(group) = HeaderValue::from_str(&deployment.model_name) {
-        headers.insert(MODEL_GROUP_HEADER, group);
-    }
-    headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
+    headers.insert(MODEL_ID, deployment.id_header.clone());
+    headers.insert(LITELLM_MODEL_ID, deployment.id_header.clone());
+    headers.insert(MODEL_GROUP, deployment.group_header.clone());
+    headers.insert(ATTEMPTS, HeaderValue::from(attempts));
     response.extensions_mut().insert(ServedBy {
         deployment: deployment.clone(),
         attempts,
@@ -184,11 +184,18 @@ async fn stamp_and_log(State(state): State<AppState>, request: Request, next: Ne
         attempts = served.as_ref().map(|s| s.attempts),
         "request"
     );
-    response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+    const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+    response.headers_mut().insert(REQUEST_ID, request_id);
     response
 }
 
+/// 32 random hex digits.
 fn new_request_id() -> HeaderValue {
-    let id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    let bits = fastrand::u128(..);
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = HEX[((bits >> (i * 4)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }

@@ -74,12 +74,14 @@ fn bearer_headers(upstream: &Upstream) -> Result<HeaderMap, ProviderError> {
     let mut headers = HeaderMap::with_capacity(2 + upstream.headers.len());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(key) = &upstream.api_key {
-        let mut value =
-            HeaderValue::try_from(format!("Bearer {}", key.expose())).map_err(|_| {
-                ProviderError::Unsupported(
-                    "the deployment's api_key is not a valid header value".into(),
-                )
-            })?;
+        let mut bearer = bytes::BytesMut::with_capacity(7 + key.expose().len());
+        bearer.extend_from_slice(b"Bearer ");
+        bearer.extend_from_slice(key.expose().as_bytes());
+        let mut value = HeaderValue::from_maybe_shared(bearer.freeze()).map_err(|_| {
+            ProviderError::Unsupported(
+                "the deployment's api_key is not a valid header value".into(),
+            )
+        })?;
         value.set_sensitive(true);
         headers.insert(AUTHORIZATION, value);
     }

@@ -91,6 +91,9 @@ pub struct Deployment {
     /// down is what makes failover fast, so it is not exempt then.
     pub cooldown_exempt: bool,
     pub stats: LiveStats,
+    /// `id` and `model_name` as response header values, built once instead of per response.
+    pub id_header: HeaderValue,
+    pub group_header: HeaderValue,
 }
 
 /// Names only: a deployment's upstream carries its key.
@@ -453,7 +456,19 @@ fn build_deployment(
         (None, None) => f64::INFINITY,
         (input, output) => input.unwrap_or(0.0) + output.unwrap_or(0.0),
     };
+    let header_value = |key: &str, value: &str| {
+        HeaderValue::from_str(value).map_err(|_| {
+            invalid(
+                key,
+                format!("`{value}` cannot be sent in a response header"),
+            )
+        })
+    };
+    let id_header = header_value("model_info.id", &entry.id)?;
+    let group_header = header_value("model_name", &entry.model_name)?;
     Ok(Deployment {
+        id_header,
+        group_header,
         id: entry.id.clone(),
         index,
         model_name: entry.model_name.clone(),

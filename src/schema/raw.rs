@@ -18,6 +18,7 @@ pub struct RawCompletion {
     body: Bytes,
     /// Where the `model` value (quotes included) sits in `body`, if the upstream sent one.
     model: Option<Range<usize>>,
+    /// The token counts only (details such as cached tokens stay in the body).
     pub usage: Option<Usage>,
 }
 
@@ -26,10 +27,21 @@ struct Peek<'a> {
     #[serde(borrow, default)]
     model: Option<&'a RawValue>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<UsageNumbers>,
     /// Required: a body without `choices` is not a chat completion.
     #[allow(dead_code)]
     choices: IgnoredAny,
+}
+
+/// The counts the gateway reads; details stay in the bytes (no map is built for them).
+#[derive(Deserialize)]
+struct UsageNumbers {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    total_tokens: u64,
 }
 
 impl RawCompletion {
@@ -41,7 +53,12 @@ impl RawCompletion {
             let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
             start..start + raw.get().len()
         });
-        let usage = peek.usage;
+        let usage = peek.usage.map(|u| Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens,
+            extra: Default::default(),
+        });
         Ok(RawCompletion { body, model, usage })
     }
 
