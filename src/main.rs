@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => {
-            switchyard::telemetry::init_logging(false);
+            switchyard::telemetry::init_logging(false, false);
             let checked = switchyard::config::load(&config).and_then(|loaded| {
                 switchyard::router::Router::build(&loaded.config, &|name| {
                     std::env::var(name).ok()
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
             port,
             json_logs,
         } => {
-            switchyard::telemetry::init_logging(json_logs);
+            switchyard::telemetry::init_logging(json_logs, true);
             let loaded = match switchyard::config::load(&config) {
                 Ok(loaded) => loaded,
                 Err(err) => {
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             run_async(switchyard::server::serve(loaded.config, addr))
         }
         Command::MockUpstream(args) => {
-            switchyard::telemetry::init_logging(false);
+            switchyard::telemetry::init_logging(false, false);
             run_async(switchyard_mock::serve(args))
         }
     }

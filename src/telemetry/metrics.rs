@@ -163,6 +163,11 @@ impl Metrics {
                 counter.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_log_lines_dropped_total Log lines dropped because the log writer fell behind.\n# TYPE switchyard_log_lines_dropped_total counter\nswitchyard_log_lines_dropped_total {}",
+            super::LOG_LINES_DROPPED.load(Relaxed)
+        );
         out
     }
 }

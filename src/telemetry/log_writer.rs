@@ -1,0 +1,80 @@
+//! Log lines leave the request path through a bounded channel: a request formats its line into a
+//! buffer and hands it over; one background thread writes batches to stderr. A full channel drops
+//! the line and counts it (`switchyard_log_lines_dropped_total`) instead of making requests wait
+//! on a slow terminal, pipe or disk.
+
+use std::io::{self, BufWriter, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Lines dropped because the writer thread fell behind.
+pub static LOG_LINES_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Lines that may wait for the writer thread.
+const CAPACITY: usize = 16 * 1024;
+
+pub struct ChannelWriter {
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl ChannelWriter {
+    /// Starts the writer thread; falls back to `None` if no thread can be started.
+    pub fn spawn() -> Option<Self> {
+        let (tx, rx) = sync_channel::<Vec<u8>>(CAPACITY);
+        std::thread::Builder::new()
+            .name("switchyard-log".into())
+            .spawn(move || write_batches(rx))
+            .ok()?;
+        Some(ChannelWriter { tx })
+    }
+}
+
+fn write_batches(rx: Receiver<Vec<u8>>) {
+    let mut out = BufWriter::with_capacity(64 * 1024, io::stderr());
+    while let Ok(line) = rx.recv() {
+        let _ = out.write_all(&line);
+        // Drain what else is waiting, then write it all with one system call.
+        while let Ok(line) = rx.try_recv() {
+            let _ = out.write_all(&line);
+        }
+        let _ = out.flush();
+    }
+}
+
+/// One event's bytes; sent when the formatter is done with it.
+pub struct Line<'a> {
+    buf: Vec<u8>,
+    tx: &'a SyncSender<Vec<u8>>,
+}
+
+impl Write for Line<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Line<'_> {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() && self.tx.try_send(std::mem::take(&mut self.buf)).is_err() {
+            LOG_LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for ChannelWriter {
+    type Writer = Line<'a>;
+
+    fn make_writer(&'a self) -> Line<'a> {
+        Line {
+            buf: Vec::with_capacity(256),
+            tx: &self.tx,
+        }
+    }
+}
