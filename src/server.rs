@@ -31,7 +31,9 @@ pub async fn serve(config: Config, addr: SocketAddr) -> std::io::Result<()> {
     });
     axum::serve(listener, crate::api::routes(state))
         .with_graceful_shutdown(shutdown_signal())
-        .await
+        .await?;
+    crate::telemetry::flush_logs();
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,7 @@
 mod log_writer;
 mod metrics;
 
-pub use log_writer::LOG_LINES_DROPPED;
+pub use log_writer::{flush as flush_logs, LOG_LINES_DROPPED};
 pub use metrics::Metrics;
 
 /// Text logs by default, JSON lines with `--json-logs`; the level comes from `RUST_LOG`
