@@ -10,5 +10,6 @@ pub use chat::*;
 pub use passthrough::*;
 pub use raw::{ChatAnswer, RawCompletion};
 
-/// Unknown fields, kept in order of appearance and forwarded as they came.
+/// Unknown fields, forwarded as they came (in key order: serde_json keeps maps sorted, and JSON
+/// objects are unordered).
 pub type Extra = serde_json::Map<String, serde_json::Value>;
