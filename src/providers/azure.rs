@@ -2,7 +2,8 @@
 //! (`{api_base}/openai/deployments/{deployment}/chat/completions?api-version=...`), authenticated
 //! with an `api-key` header instead of a bearer token.
 
-use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use crate::providers::{upstream_headers, KeyHeader};
+use axum::http::header::{HeaderMap, HeaderName};
 use bytes::Bytes;
 
 use super::openai::{
@@ -33,21 +34,11 @@ impl Azure {
     }
 
     fn headers(upstream: &Upstream) -> Result<HeaderMap, ProviderError> {
-        let mut headers = HeaderMap::with_capacity(2 + upstream.headers.len());
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(key) = &upstream.api_key {
-            let mut value = HeaderValue::try_from(key.expose()).map_err(|_| {
-                ProviderError::Unsupported(
-                    "the deployment's api_key is not a valid header value".into(),
-                )
-            })?;
-            value.set_sensitive(true);
-            headers.insert("api-key", value);
-        }
-        for (name, value) in &upstream.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        Ok(headers)
+        upstream_headers(
+            upstream,
+            KeyHeader::Named(HeaderName::from_static("api-key")),
+            &[],
+        )
     }
 }
 

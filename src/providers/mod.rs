@@ -18,8 +18,8 @@ pub mod translate;
 
 use std::sync::Arc;
 
-use axum::http::header::HeaderMap;
-use bytes::Bytes;
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use bytes::{Bytes, BytesMut};
 
 pub use error::ProviderError;
 pub use sse::{SseDecoder, SseEvent};
@@ -224,6 +224,53 @@ pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
         },
         _ => return None,
     })
+}
+
+/// Where a provider expects the deployment's key.
+pub(crate) enum KeyHeader {
+    /// `Authorization: Bearer KEY` (OpenAI and compatible servers).
+    Bearer,
+    /// The raw key in a header of its own (`api-key`, `x-api-key`, `x-goog-api-key`).
+    Named(HeaderName),
+}
+
+/// The headers of every upstream call: JSON content type, the key where the provider wants it,
+/// then `provider_headers`, then the deployment's `extra_headers` (last, so config can override).
+pub(crate) fn upstream_headers(
+    upstream: &Upstream,
+    key_header: KeyHeader,
+    provider_headers: &[(HeaderName, HeaderValue)],
+) -> Result<HeaderMap, ProviderError> {
+    let mut headers = HeaderMap::with_capacity(2 + provider_headers.len() + upstream.headers.len());
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(key) = &upstream.api_key {
+        let (name, value) = match key_header {
+            KeyHeader::Bearer => {
+                let mut bearer = BytesMut::with_capacity(7 + key.expose().len());
+                bearer.extend_from_slice(b"Bearer ");
+                bearer.extend_from_slice(key.expose().as_bytes());
+                (
+                    AUTHORIZATION,
+                    HeaderValue::from_maybe_shared(bearer.freeze()),
+                )
+            }
+            KeyHeader::Named(name) => (name, HeaderValue::try_from(key.expose())),
+        };
+        let mut value = value.map_err(|_| {
+            ProviderError::Unsupported(
+                "the deployment's api_key is not a valid header value".into(),
+            )
+        })?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    for (name, value) in provider_headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    for (name, value) in &upstream.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    Ok(headers)
 }
 
 /// Every prefix [`lookup`] knows, for error messages.

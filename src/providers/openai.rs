@@ -2,9 +2,10 @@
 //! DeepSeek, Together, Fireworks, OpenRouter, xAI, Perplexity). Requests pass through with only
 //! `model` rewritten, so fields Switchyard does not know reach the upstream unchanged.
 
+use crate::providers::{upstream_headers, KeyHeader};
 use std::time::Duration;
 
-use axum::http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::HeaderMap;
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -71,24 +72,7 @@ impl Provider for OpenAiCompatible {
 }
 
 fn bearer_headers(upstream: &Upstream) -> Result<HeaderMap, ProviderError> {
-    let mut headers = HeaderMap::with_capacity(2 + upstream.headers.len());
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(key) = &upstream.api_key {
-        let mut bearer = bytes::BytesMut::with_capacity(7 + key.expose().len());
-        bearer.extend_from_slice(b"Bearer ");
-        bearer.extend_from_slice(key.expose().as_bytes());
-        let mut value = HeaderValue::from_maybe_shared(bearer.freeze()).map_err(|_| {
-            ProviderError::Unsupported(
-                "the deployment's api_key is not a valid header value".into(),
-            )
-        })?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
-    for (name, value) in &upstream.headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    Ok(headers)
+    upstream_headers(upstream, KeyHeader::Bearer, &[])
 }
 
 /// The chat body for any OpenAI-shaped upstream. Streams always ask for the usage chunk so the
@@ -225,6 +209,7 @@ pub(super) fn excerpt(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::{HeaderValue, AUTHORIZATION};
 
     fn upstream() -> Upstream {
         Upstream {

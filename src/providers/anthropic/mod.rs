@@ -11,7 +11,8 @@ pub mod response;
 pub mod stream;
 pub mod wire;
 
-use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use crate::providers::{upstream_headers, KeyHeader};
+use axum::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::params::Dropped;
 use super::{
@@ -60,28 +61,15 @@ fn headers(
     upstream: &Upstream,
     client: Option<&ClientHeaders>,
 ) -> Result<HeaderMap, ProviderError> {
-    let mut headers = HeaderMap::with_capacity(4 + upstream.headers.len());
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(key) = &upstream.api_key {
-        let mut value = HeaderValue::try_from(key.expose()).map_err(|_| {
-            ProviderError::Unsupported(
-                "the deployment's api_key is not a valid header value".into(),
-            )
-        })?;
-        value.set_sensitive(true);
-        headers.insert("x-api-key", value);
-    }
     let version = client
         .and_then(|c| c.version.clone())
         .unwrap_or_else(|| HeaderValue::from_static(API_VERSION));
-    headers.insert("anthropic-version", version);
+    let mut provider_headers = vec![(HeaderName::from_static("anthropic-version"), version)];
     if let Some(beta) = client.and_then(|c| c.beta.clone()) {
-        headers.insert("anthropic-beta", beta);
+        provider_headers.push((HeaderName::from_static("anthropic-beta"), beta));
     }
-    for (name, value) in &upstream.headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    Ok(headers)
+    let key_header = KeyHeader::Named(HeaderName::from_static("x-api-key"));
+    upstream_headers(upstream, key_header, &provider_headers)
 }
 
 fn encode(body: &MessagesBody<'_>) -> Result<bytes::Bytes, ProviderError> {

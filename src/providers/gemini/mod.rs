@@ -11,7 +11,8 @@ pub mod response;
 pub mod stream;
 pub mod wire;
 
-use axum::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use crate::providers::{upstream_headers, KeyHeader};
+use axum::http::header::{HeaderMap, HeaderName};
 
 use super::params::Dropped;
 use super::{
@@ -50,21 +51,8 @@ fn url(base: &str, model: &str, stream: bool) -> String {
 }
 
 fn headers(upstream: &Upstream) -> Result<HeaderMap, ProviderError> {
-    let mut headers = HeaderMap::with_capacity(2 + upstream.headers.len());
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(key) = &upstream.api_key {
-        let mut value = HeaderValue::try_from(key.expose()).map_err(|_| {
-            ProviderError::Unsupported(
-                "the deployment's api_key is not a valid header value".into(),
-            )
-        })?;
-        value.set_sensitive(true);
-        headers.insert("x-goog-api-key", value);
-    }
-    for (name, value) in &upstream.headers {
-        headers.insert(name.clone(), value.clone());
-    }
-    Ok(headers)
+    let key_header = KeyHeader::Named(HeaderName::from_static("x-goog-api-key"));
+    upstream_headers(upstream, key_header, &[])
 }
 
 impl Provider for Gemini {
