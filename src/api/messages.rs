@@ -30,9 +30,9 @@ use crate::providers::anthropic::wire::{
     MessageResponse, MessagesRequest, StreamEvent, TokenCount,
 };
 use crate::providers::anthropic::{ClientHeaders, MessagesEndpoint};
-use crate::providers::http::{decode_chat, ChunkStream, EventStream};
+use crate::providers::http::{decode_chat, ChunkStream, EventStream, HttpClient};
 use crate::providers::params::Dropped;
-use crate::providers::{mock, ProviderError};
+use crate::providers::{mock, Provider, ProviderError};
 use crate::router::{Backend, BoxStream, Deployment, RequestOptions};
 use crate::schema::{ChatRequest, Usage};
 use crate::state::AppState;
@@ -59,26 +59,15 @@ pub async fn messages(
             async move {
                 match &deployment.backend {
                     Backend::Http(provider) => {
-                        if let Some(native) = provider.native_messages_request(
-                            &deployment.upstream,
+                        let native = send_native::<MessageResponse>(
+                            http,
+                            provider.as_ref(),
+                            &deployment,
                             MessagesEndpoint::Create,
-                            request,
-                            client,
-                        ) {
-                            let body = http
-                                .send(
-                                    provider.as_ref(),
-                                    &deployment.upstream,
-                                    native?,
-                                    deployment.timeout,
-                                )
-                                .await?;
-                            let mut message: MessageResponse = serde_json::from_slice(&body)
-                                .map_err(|err| {
-                                    ProviderError::InvalidResponse(format!(
-                                        "anthropic message: {err}"
-                                    ))
-                                })?;
+                            (request, client),
+                        );
+                        if let Some(message) = native.await {
+                            let mut message = message?;
                             message.model.clone_from(&deployment.model_name);
                             return Ok(Answer {
                                 usage: usage_to_openai(&message.usage),
@@ -462,23 +451,15 @@ pub async fn count_tokens(
             let (request, client, http) = (&request, &client, &state.http);
             async move {
                 if let Backend::Http(provider) = &deployment.backend {
-                    if let Some(native) = provider.native_messages_request(
-                        &deployment.upstream,
+                    let native = send_native::<TokenCount>(
+                        http,
+                        provider.as_ref(),
+                        &deployment,
                         MessagesEndpoint::CountTokens,
-                        request,
-                        client,
-                    ) {
-                        let body = http
-                            .send(
-                                provider.as_ref(),
-                                &deployment.upstream,
-                                native?,
-                                deployment.timeout,
-                            )
-                            .await?;
-                        return serde_json::from_slice::<TokenCount>(&body).map_err(|err| {
-                            ProviderError::InvalidResponse(format!("anthropic token count: {err}"))
-                        });
+                        (request, client),
+                    );
+                    if let Some(count) = native.await {
+                        return count;
                     }
                 }
                 Ok(TokenCount {
@@ -493,6 +474,28 @@ pub async fn count_tokens(
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     Ok(response)
+}
+
+/// Sends the client's request natively (only `model` rewritten) when the deployment's provider
+/// speaks the Messages API, and decodes the answer; `None` means the caller must translate.
+async fn send_native<T: serde::de::DeserializeOwned>(
+    http: &HttpClient,
+    provider: &dyn Provider,
+    deployment: &Deployment,
+    endpoint: MessagesEndpoint,
+    (request, client): (&MessagesRequest, &ClientHeaders),
+) -> Option<Result<T, ProviderError>> {
+    let native =
+        provider.native_messages_request(&deployment.upstream, endpoint, request, client)?;
+    let call = async {
+        let body = http
+            .send(provider, &deployment.upstream, native?, deployment.timeout)
+            .await?;
+        serde_json::from_slice(&body).map_err(|err| {
+            ProviderError::InvalidResponse(format!("anthropic {endpoint:?} answer: {err}"))
+        })
+    };
+    Some(call.await)
 }
 
 /// ceil(characters / 4) over the system prompt, the messages and the tool definitions.
