@@ -113,15 +113,12 @@ fn fifty(strategy: &str) -> Duration {
 /// Every step at once: pre-call checks, regions, order tiers, a canary, and 20 of the 50
 /// deployments cooling down.
 fn all_steps() -> Duration {
-    let cooldowns = Arc::new(LocalCooldowns::new(
-        50,
-        CooldownPolicy {
-            allowed_fails: 0,
-            per_class: Default::default(),
-            cooldown: Duration::from_secs(600),
-            disabled: false,
-        },
-    ));
+    let cooldowns = Arc::new(LocalCooldowns::new(CooldownPolicy {
+        allowed_fails: 0,
+        per_class: Default::default(),
+        cooldown: Duration::from_secs(600),
+        disabled: false,
+    }));
     let yaml = group(
         50,
         "latency-based-routing",
@@ -143,12 +140,13 @@ fn all_steps() -> Duration {
         &loaded.config,
         &|_| None,
         cooldowns.clone(),
-        Arc::new(LocalUsage::new(50)),
+        Arc::new(LocalUsage::new()),
     )
     .expect("bench router");
     let now_ms = r.now_ms();
     for index in (0..50).step_by(5).chain((1..50).step_by(5)) {
-        cooldowns.record_failure(index, now_ms, FailureKind::ServerError, None);
+        let id = &r.deployments()[index].id;
+        cooldowns.record_failure(id, now_ms, FailureKind::ServerError, None);
     }
     let ctx = PickContext {
         stream: true,

@@ -19,10 +19,11 @@
 //! Unix milliseconds (see `clock.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
 use super::failure::FailureKind;
+use super::keyed::ByDeployment;
 use crate::config::PerErrorClass;
 
 /// Failures are counted per minute, as LiteLLM does.
@@ -71,28 +72,32 @@ pub struct CooldownSnapshot {
     pub cooldowns: u64,
 }
 
-/// Cooldown state of every deployment, by the deployment's index in the router.
+/// Cooldown state of every deployment, by the deployment's stable id.
 pub trait CooldownStore: Send + Sync {
-    fn availability(&self, deployment: usize, now_ms: u64) -> Availability;
+    fn availability(&self, deployment: &str, now_ms: u64) -> Availability;
     /// Claims the half-open probe; `false` when another request holds it.
-    fn try_claim_probe(&self, deployment: usize, now_ms: u64) -> bool;
+    fn try_claim_probe(&self, deployment: &str, now_ms: u64) -> bool;
     /// Gives back a probe whose attempt ended without a verdict (the client went away).
-    fn release_probe(&self, deployment: usize);
-    fn record_success(&self, deployment: usize, now_ms: u64) -> Option<Transition>;
+    fn release_probe(&self, deployment: &str);
+    fn record_success(&self, deployment: &str, now_ms: u64) -> Option<Transition>;
     fn record_failure(
         &self,
-        deployment: usize,
+        deployment: &str,
         now_ms: u64,
         kind: FailureKind,
         retry_after: Option<Duration>,
     ) -> Option<Transition>;
-    fn snapshot(&self, deployment: usize, now_ms: u64) -> CooldownSnapshot;
+    fn snapshot(&self, deployment: &str, now_ms: u64) -> CooldownSnapshot;
+    /// A reload changed the settings: applies to every deployment from now on.
+    fn set_policy(&self, policy: CooldownPolicy);
+    /// A reload removed deployments: forget the state of every id `keep` refuses.
+    fn retain(&self, keep: &dyn Fn(&str) -> bool);
 }
 
 /// The in-process [`CooldownStore`].
 pub struct LocalCooldowns {
-    policy: CooldownPolicy,
-    breakers: Vec<Breaker>,
+    policy: RwLock<CooldownPolicy>,
+    breakers: ByDeployment<Breaker>,
 }
 
 #[derive(Default)]
@@ -114,10 +119,10 @@ struct FailureWindow {
 }
 
 impl LocalCooldowns {
-    pub fn new(deployments: usize, policy: CooldownPolicy) -> Self {
+    pub fn new(policy: CooldownPolicy) -> Self {
         LocalCooldowns {
-            policy,
-            breakers: (0..deployments).map(|_| Breaker::default()).collect(),
+            policy: RwLock::new(policy),
+            breakers: ByDeployment::default(),
         }
     }
 
@@ -144,79 +149,137 @@ impl LocalCooldowns {
 }
 
 impl CooldownStore for LocalCooldowns {
-    fn availability(&self, deployment: usize, now_ms: u64) -> Availability {
-        let Some(breaker) = self.breakers.get(deployment) else {
-            return Availability::Available;
-        };
-        let until_ms = breaker.open_until.load(Ordering::Acquire);
-        if until_ms == 0 {
-            return Availability::Available;
-        }
-        if now_ms < until_ms {
-            return Availability::CoolingDown {
-                until_ms,
-                rate_limited: breaker.rate_limited.load(Ordering::Relaxed),
-            };
-        }
-        let claimed = breaker.probe_claimed_at.load(Ordering::Acquire);
-        if claimed != 0 && now_ms.saturating_sub(claimed) < PROBE_TTL_MS {
-            Availability::Probing
-        } else {
-            Availability::HalfOpen
-        }
+    fn availability(&self, deployment: &str, now_ms: u64) -> Availability {
+        self.breakers
+            .read(deployment, |breaker| breaker_availability(breaker, now_ms))
+            .unwrap_or(Availability::Available)
     }
 
-    fn try_claim_probe(&self, deployment: usize, now_ms: u64) -> bool {
-        let Some(breaker) = self.breakers.get(deployment) else {
-            return true;
-        };
-        let claimed = breaker.probe_claimed_at.load(Ordering::Acquire);
-        if claimed != 0 && now_ms.saturating_sub(claimed) < PROBE_TTL_MS {
-            return false;
-        }
-        breaker
-            .probe_claimed_at
-            .compare_exchange(claimed, now_ms.max(1), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    fn try_claim_probe(&self, deployment: &str, now_ms: u64) -> bool {
+        self.breakers
+            .read(deployment, |breaker| {
+                let claimed = breaker.probe_claimed_at.load(Ordering::Acquire);
+                if claimed != 0 && now_ms.saturating_sub(claimed) < PROBE_TTL_MS {
+                    return false;
+                }
+                breaker
+                    .probe_claimed_at
+                    .compare_exchange(claimed, now_ms.max(1), Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            })
+            .unwrap_or(true)
     }
 
-    fn release_probe(&self, deployment: usize) {
-        if let Some(breaker) = self.breakers.get(deployment) {
-            breaker.probe_claimed_at.store(0, Ordering::Release);
-        }
+    fn release_probe(&self, deployment: &str) {
+        self.breakers.read(deployment, |breaker| {
+            breaker.probe_claimed_at.store(0, Ordering::Release)
+        });
     }
 
-    fn record_success(&self, deployment: usize, now_ms: u64) -> Option<Transition> {
-        let breaker = self.breakers.get(deployment)?;
-        let until_ms = breaker.open_until.load(Ordering::Acquire);
-        // A success while still cooling down comes from a request sent before the cooldown
-        // began; it does not end the cooldown. Only a success after it does (the probe).
-        if until_ms == 0 || now_ms < until_ms {
-            return None;
-        }
-        if breaker
-            .open_until
-            .compare_exchange(until_ms, 0, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return None;
-        }
-        breaker.probe_claimed_at.store(0, Ordering::Release);
-        Some(Transition::Closed)
+    fn record_success(&self, deployment: &str, now_ms: u64) -> Option<Transition> {
+        self.breakers
+            .read(deployment, |breaker| {
+                let until_ms = breaker.open_until.load(Ordering::Acquire);
+                // A success while still cooling down comes from a request sent before the
+                // cooldown began; it does not end the cooldown. Only a success after it does
+                // (the probe).
+                if until_ms == 0 || now_ms < until_ms {
+                    return None;
+                }
+                if breaker
+                    .open_until
+                    .compare_exchange(until_ms, 0, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    return None;
+                }
+                breaker.probe_claimed_at.store(0, Ordering::Release);
+                Some(Transition::Closed)
+            })
+            .flatten()
     }
 
     fn record_failure(
         &self,
-        deployment: usize,
+        deployment: &str,
         now_ms: u64,
         kind: FailureKind,
         retry_after: Option<Duration>,
     ) -> Option<Transition> {
-        let policy = &self.policy;
+        let policy = self
+            .policy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if policy.disabled || !kind.counts_against_deployment() {
             return None;
         }
-        let breaker = self.breakers.get(deployment)?;
+        self.breakers.write(deployment, |breaker| {
+            self.count_failure(breaker, &policy, now_ms, kind, retry_after)
+        })
+    }
+
+    fn snapshot(&self, deployment: &str, now_ms: u64) -> CooldownSnapshot {
+        let availability = self.availability(deployment, now_ms);
+        self.breakers
+            .read(deployment, |breaker| {
+                let recent_failures = breaker.window.lock().map_or(0, |w| {
+                    if now_ms.saturating_sub(w.started_ms) < FAILURE_WINDOW.as_millis() as u64 {
+                        w.total
+                    } else {
+                        0
+                    }
+                });
+                CooldownSnapshot {
+                    availability,
+                    recent_failures,
+                    cooldowns: breaker.opened_total.load(Ordering::Relaxed),
+                }
+            })
+            .unwrap_or(CooldownSnapshot {
+                availability,
+                recent_failures: 0,
+                cooldowns: 0,
+            })
+    }
+
+    fn set_policy(&self, policy: CooldownPolicy) {
+        *self.policy.write().unwrap_or_else(|e| e.into_inner()) = policy;
+    }
+
+    fn retain(&self, keep: &dyn Fn(&str) -> bool) {
+        self.breakers.retain(keep);
+    }
+}
+
+fn breaker_availability(breaker: &Breaker, now_ms: u64) -> Availability {
+    let until_ms = breaker.open_until.load(Ordering::Acquire);
+    if until_ms == 0 {
+        return Availability::Available;
+    }
+    if now_ms < until_ms {
+        return Availability::CoolingDown {
+            until_ms,
+            rate_limited: breaker.rate_limited.load(Ordering::Relaxed),
+        };
+    }
+    let claimed = breaker.probe_claimed_at.load(Ordering::Acquire);
+    if claimed != 0 && now_ms.saturating_sub(claimed) < PROBE_TTL_MS {
+        Availability::Probing
+    } else {
+        Availability::HalfOpen
+    }
+}
+
+impl LocalCooldowns {
+    fn count_failure(
+        &self,
+        breaker: &Breaker,
+        policy: &CooldownPolicy,
+        now_ms: u64,
+        kind: FailureKind,
+        retry_after: Option<Duration>,
+    ) -> Option<Transition> {
         let rate_limited = kind == FailureKind::RateLimited;
         let cooldown = match retry_after {
             Some(wait) if rate_limited && !wait.is_zero() => wait,
@@ -253,29 +316,6 @@ impl CooldownStore for LocalCooldowns {
         };
         trip.then(|| self.open(breaker, now_ms, cooldown, rate_limited))
     }
-
-    fn snapshot(&self, deployment: usize, now_ms: u64) -> CooldownSnapshot {
-        let availability = self.availability(deployment, now_ms);
-        let Some(breaker) = self.breakers.get(deployment) else {
-            return CooldownSnapshot {
-                availability,
-                recent_failures: 0,
-                cooldowns: 0,
-            };
-        };
-        let recent_failures = breaker.window.lock().map_or(0, |w| {
-            if now_ms.saturating_sub(w.started_ms) < FAILURE_WINDOW.as_millis() as u64 {
-                w.total
-            } else {
-                0
-            }
-        });
-        CooldownSnapshot {
-            availability,
-            recent_failures,
-            cooldowns: breaker.opened_total.load(Ordering::Relaxed),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -283,15 +323,12 @@ mod tests {
     use super::*;
 
     fn store(allowed_fails: u32) -> LocalCooldowns {
-        LocalCooldowns::new(
-            2,
-            CooldownPolicy {
-                allowed_fails,
-                per_class: PerErrorClass::default(),
-                cooldown: Duration::from_secs(5),
-                disabled: false,
-            },
-        )
+        LocalCooldowns::new(CooldownPolicy {
+            allowed_fails,
+            per_class: PerErrorClass::default(),
+            cooldown: Duration::from_secs(5),
+            disabled: false,
+        })
     }
 
     const T0: u64 = 1_000_000;
@@ -301,70 +338,70 @@ mod tests {
         let s = store(2);
         for i in 0..2 {
             assert_eq!(
-                s.record_failure(0, T0 + i, FailureKind::ServerError, None),
+                s.record_failure("d0", T0 + i, FailureKind::ServerError, None),
                 None
             );
-            assert_eq!(s.availability(0, T0 + i), Availability::Available);
+            assert_eq!(s.availability("d0", T0 + i), Availability::Available);
         }
         // The third failure within the minute exceeds allowed_fails = 2.
         assert_eq!(
-            s.record_failure(0, T0 + 10, FailureKind::ServerError, None),
+            s.record_failure("d0", T0 + 10, FailureKind::ServerError, None),
             Some(Transition::Opened {
                 until_ms: T0 + 10 + 5_000
             })
         );
         assert_eq!(
-            s.availability(0, T0 + 11),
+            s.availability("d0", T0 + 11),
             Availability::CoolingDown {
                 until_ms: T0 + 5_010,
                 rate_limited: false
             }
         );
         assert_eq!(
-            s.availability(1, T0 + 11),
+            s.availability("d1", T0 + 11),
             Availability::Available,
             "others unaffected"
         );
         // Cooldown over: half-open, and only one request gets the probe.
         let later = T0 + 5_010;
-        assert_eq!(s.availability(0, later), Availability::HalfOpen);
-        assert!(s.try_claim_probe(0, later));
-        assert!(!s.try_claim_probe(0, later + 1));
-        assert_eq!(s.availability(0, later + 1), Availability::Probing);
+        assert_eq!(s.availability("d0", later), Availability::HalfOpen);
+        assert!(s.try_claim_probe("d0", later));
+        assert!(!s.try_claim_probe("d0", later + 1));
+        assert_eq!(s.availability("d0", later + 1), Availability::Probing);
         // The probe succeeds: closed again.
-        assert_eq!(s.record_success(0, later + 2), Some(Transition::Closed));
-        assert_eq!(s.availability(0, later + 3), Availability::Available);
-        assert_eq!(s.snapshot(0, later + 3).cooldowns, 1);
+        assert_eq!(s.record_success("d0", later + 2), Some(Transition::Closed));
+        assert_eq!(s.availability("d0", later + 3), Availability::Available);
+        assert_eq!(s.snapshot("d0", later + 3).cooldowns, 1);
     }
 
     #[test]
     fn failed_probe_reopens_and_released_probe_can_be_retaken() {
         let s = store(0);
         assert!(matches!(
-            s.record_failure(0, T0, FailureKind::Timeout, None),
+            s.record_failure("d0", T0, FailureKind::Timeout, None),
             Some(Transition::Opened { .. })
         ));
         let later = T0 + 5_000;
-        assert!(s.try_claim_probe(0, later));
-        s.release_probe(0);
+        assert!(s.try_claim_probe("d0", later));
+        s.release_probe("d0");
         assert!(
-            s.try_claim_probe(0, later + 1),
+            s.try_claim_probe("d0", later + 1),
             "a cancelled probe frees the slot"
         );
         assert_eq!(
-            s.record_failure(0, later + 2, FailureKind::ServerError, None),
+            s.record_failure("d0", later + 2, FailureKind::ServerError, None),
             Some(Transition::Opened {
                 until_ms: later + 2 + 5_000
             })
         );
         assert!(matches!(
-            s.availability(0, later + 3),
+            s.availability("d0", later + 3),
             Availability::CoolingDown { .. }
         ));
         // A lost probe expires.
         let much_later = later + 5_002;
-        assert!(s.try_claim_probe(0, much_later));
-        assert!(s.try_claim_probe(0, much_later + PROBE_TTL_MS));
+        assert!(s.try_claim_probe("d0", much_later));
+        assert!(s.try_claim_probe("d0", much_later + PROBE_TTL_MS));
     }
 
     #[test]
@@ -372,7 +409,7 @@ mod tests {
         let s = store(3);
         assert_eq!(
             s.record_failure(
-                0,
+                "d0",
                 T0,
                 FailureKind::RateLimited,
                 Some(Duration::from_secs(2))
@@ -382,7 +419,7 @@ mod tests {
             })
         );
         assert_eq!(
-            s.availability(0, T0 + 1),
+            s.availability("d0", T0 + 1),
             Availability::CoolingDown {
                 until_ms: T0 + 2_000,
                 rate_limited: true
@@ -391,7 +428,7 @@ mod tests {
         // Without retry-after, cooldown_time applies; a huge retry-after is capped.
         assert_eq!(
             s.record_failure(
-                1,
+                "d1",
                 T0,
                 FailureKind::RateLimited,
                 Some(Duration::from_secs(86_400))
@@ -411,21 +448,21 @@ mod tests {
             FailureKind::Conflict,
         ] {
             for i in 0..10 {
-                assert_eq!(s.record_failure(0, T0 + i, kind, None), None);
+                assert_eq!(s.record_failure("d0", T0 + i, kind, None), None);
             }
         }
         assert_eq!(
-            s.record_failure(0, T0, FailureKind::ServerError, None),
+            s.record_failure("d0", T0, FailureKind::ServerError, None),
             None
         );
         // A minute later the window starts over, so this is failure 1 again, not 2.
         let next_minute = T0 + FAILURE_WINDOW.as_millis() as u64;
         assert_eq!(
-            s.record_failure(0, next_minute, FailureKind::ServerError, None),
+            s.record_failure("d0", next_minute, FailureKind::ServerError, None),
             None
         );
         assert!(s
-            .record_failure(0, next_minute + 1, FailureKind::ServerError, None)
+            .record_failure("d0", next_minute + 1, FailureKind::ServerError, None)
             .is_some());
     }
 
@@ -440,34 +477,34 @@ mod tests {
             cooldown: Duration::from_secs(5),
             disabled: false,
         };
-        let s = LocalCooldowns::new(1, policy.clone());
+        let s = LocalCooldowns::new(policy.clone());
         assert_eq!(
-            s.record_failure(0, T0, FailureKind::RateLimited, None),
+            s.record_failure("d0", T0, FailureKind::RateLimited, None),
             None
         );
         assert_eq!(
-            s.record_failure(0, T0, FailureKind::RateLimited, None),
+            s.record_failure("d0", T0, FailureKind::RateLimited, None),
             None
         );
         assert!(s
-            .record_failure(0, T0, FailureKind::RateLimited, None)
+            .record_failure("d0", T0, FailureKind::RateLimited, None)
             .is_some());
         policy.disabled = true;
-        let s = LocalCooldowns::new(1, policy);
+        let s = LocalCooldowns::new(policy);
         assert_eq!(
-            s.record_failure(0, T0, FailureKind::RateLimited, None),
+            s.record_failure("d0", T0, FailureKind::RateLimited, None),
             None
         );
-        assert_eq!(s.availability(0, T0), Availability::Available);
+        assert_eq!(s.availability("d0", T0), Availability::Available);
     }
 
     #[test]
     fn success_during_cooldown_does_not_close() {
         let s = store(0);
-        s.record_failure(0, T0, FailureKind::ServerError, None);
-        assert_eq!(s.record_success(0, T0 + 1), None);
+        s.record_failure("d0", T0, FailureKind::ServerError, None);
+        assert_eq!(s.record_success("d0", T0 + 1), None);
         assert!(matches!(
-            s.availability(0, T0 + 2),
+            s.availability("d0", T0 + 2),
             Availability::CoolingDown { .. }
         ));
     }

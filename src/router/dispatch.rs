@@ -636,7 +636,7 @@ impl Router {
             return GroupOutcome::Failed(error, deployment);
         }
         let mut rng = fastrand::Rng::new();
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried: Vec<Arc<Deployment>> = Vec::new();
         let mut retries_used = 0u32;
         let mut base_retries = None;
         let mut last: Option<(ProviderError, Arc<Deployment>)> = None;
@@ -699,8 +699,8 @@ impl Router {
                         &self.settings.retry_policy,
                         base,
                     );
-                    if !tried.contains(&deployment.index) {
-                        tried.push(deployment.index);
+                    if !tried.iter().any(|d| Arc::ptr_eq(d, &deployment)) {
+                        tried.push(deployment.clone());
                     }
                     if retries_used >= allowed || Instant::now() >= plan.deadline {
                         return GroupOutcome::Failed(error, deployment);
@@ -717,7 +717,7 @@ impl Router {
         &self,
         group: &ModelGroup,
         plan: &Plan<'_>,
-        exclude: &[usize],
+        exclude: &[Arc<Deployment>],
         rng: &mut fastrand::Rng,
         now: Instant,
     ) -> Result<Picked, NoPick> {
@@ -736,7 +736,7 @@ impl Router {
             rng,
         )?;
         picked.deployment.stats.record_pick();
-        self.usage.add(picked.deployment.index, now_ms, 1, 0);
+        self.usage.add(&picked.deployment.id, now_ms, 1, 0);
         Ok(picked)
     }
 
@@ -780,7 +780,7 @@ impl Router {
         match &result {
             Ok(_) => {
                 deployment.stats.record_success(elapsed, stream);
-                if let Some(transition) = self.cooldowns.record_success(deployment.index, now_ms) {
+                if let Some(transition) = self.cooldowns.record_success(&deployment.id, now_ms) {
                     self.log_transition(deployment, transition, None);
                 }
             }
@@ -805,19 +805,15 @@ impl Router {
                 let transition = if deployment.cooldown_exempt || cut_by_deadline {
                     None
                 } else {
-                    self.cooldowns.record_failure(
-                        deployment.index,
-                        now_ms,
-                        kind,
-                        error.retry_after(),
-                    )
+                    self.cooldowns
+                        .record_failure(&deployment.id, now_ms, kind, error.retry_after())
                 };
                 if let Some(transition) = transition {
                     self.log_transition(deployment, transition, Some(error));
                 } else if picked.probe {
                     // A failure that does not count (a 400) says nothing about the
                     // deployment; give the probe back for the next request.
-                    self.cooldowns.release_probe(deployment.index);
+                    self.cooldowns.release_probe(&deployment.id);
                 }
             }
         }
@@ -826,7 +822,7 @@ impl Router {
 
     fn record_tokens(&self, deployment: &Deployment, tokens: u64) {
         self.usage
-            .add(deployment.index, self.clock.now_ms(), 0, tokens);
+            .add(&deployment.id, self.clock.now_ms(), 0, tokens);
     }
 }
 
@@ -844,7 +840,7 @@ impl Drop for AttemptGuard<'_> {
         if !self.settled {
             self.deployment.stats.finish();
             if self.probe {
-                self.router.cooldowns.release_probe(self.deployment.index);
+                self.router.cooldowns.release_probe(&self.deployment.id);
             }
         }
     }

@@ -129,7 +129,7 @@ impl Router {
     }
 
     pub fn state_of(&self, deployment: &Deployment, now_ms: u64) -> State {
-        match self.cooldowns.availability(deployment.index, now_ms) {
+        match self.cooldowns.availability(&deployment.id, now_ms) {
             Availability::CoolingDown { .. } => State::CoolingDown,
             Availability::HalfOpen | Availability::Probing => State::HalfOpen,
             Availability::Available if deployment.stats.failed_health_check() => State::Unhealthy,
@@ -170,7 +170,7 @@ impl Router {
 
     fn describe(&self, deployment: &Deployment, state: State, now_ms: u64) -> Value {
         let stats = &deployment.stats;
-        let cooldown = self.cooldowns.snapshot(deployment.index, now_ms);
+        let cooldown = self.cooldowns.snapshot(&deployment.id, now_ms);
         let (cooldown_remaining_ms, rate_limited) = match cooldown.availability {
             Availability::CoolingDown {
                 until_ms,
@@ -179,7 +179,7 @@ impl Router {
             _ => (0, false),
         };
         let seconds_ago = |at_ms: u64| now_ms.saturating_sub(at_ms) as f64 / 1000.0;
-        let usage = self.usage.current(deployment.index, now_ms);
+        let usage = self.usage.current(&deployment.id, now_ms);
         let (check, checked_at) = stats.health_check();
         json!({
             "model_group": deployment.model_name,
@@ -251,12 +251,7 @@ impl Router {
             "switchyard_deployment_cooldowns_total",
             "Times the deployment entered a cooldown.",
             "counter",
-            &|d| {
-                self.cooldowns
-                    .snapshot(d.index, now_ms)
-                    .cooldowns
-                    .to_string()
-            },
+            &|d| self.cooldowns.snapshot(&d.id, now_ms).cooldowns.to_string(),
         );
         series(
             "switchyard_deployment_in_flight",

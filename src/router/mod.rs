@@ -24,6 +24,7 @@ mod dispatch;
 mod failure;
 mod fallback;
 mod health;
+mod keyed;
 mod request;
 mod retry;
 mod rules;
@@ -61,9 +62,9 @@ pub enum Backend {
 }
 
 pub struct Deployment {
+    /// Stable across restarts, instances and reloads (`model_info.id`, else a hash of the
+    /// entry as written); keys cooldowns, usage counters and metrics.
     pub id: String,
-    /// Position in the router's list of all deployments; keys the shared stores.
-    pub index: usize,
     pub model_name: String,
     pub provider_name: String,
     pub backend: Backend,
@@ -90,7 +91,8 @@ pub struct Deployment {
     /// taking it out would refuse every request for the group; with a fallback, cooling it
     /// down is what makes failover fast, so it is not exempt then.
     pub cooldown_exempt: bool,
-    pub stats: LiveStats,
+    /// Shared with this deployment's predecessor when a reload kept its id.
+    pub stats: Arc<LiveStats>,
     /// `id` and `model_name` as response header values, built once instead of per response.
     pub id_header: HeaderValue,
     pub group_header: HeaderValue,
@@ -206,18 +208,32 @@ impl Router {
         config: &Config,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Router, ConfigError> {
-        let settings = &config.router;
-        let cooldowns = Arc::new(LocalCooldowns::new(
-            config.deployments.len(),
-            CooldownPolicy {
-                allowed_fails: settings.allowed_fails,
-                per_class: settings.allowed_fails_policy,
-                cooldown: settings.cooldown_time,
-                disabled: settings.disable_cooldowns,
-            },
-        ));
-        let usage = Arc::new(LocalUsage::new(config.deployments.len()));
+        let cooldowns = Arc::new(LocalCooldowns::new(cooldown_policy(&config.router)));
+        let usage = Arc::new(LocalUsage::new());
         Router::build_with_stores(config, env, cooldowns, usage)
+    }
+
+    /// The router for a reloaded config. It keeps this router's stores, and every deployment
+    /// whose id did not change keeps its cooldown, usage counters and live statistics; state of
+    /// removed deployments is dropped. `self` keeps serving the requests already in flight.
+    pub fn reload(
+        &self,
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Router, ConfigError> {
+        let next = Router::assemble(
+            config,
+            env,
+            self.cooldowns.clone(),
+            self.usage.clone(),
+            Some(self),
+        )?;
+        next.cooldowns.set_policy(cooldown_policy(&config.router));
+        let kept: std::collections::HashSet<&str> =
+            next.deployments.iter().map(|d| d.id.as_str()).collect();
+        next.cooldowns.retain(&|id| kept.contains(id));
+        next.usage.retain(&|id| kept.contains(id));
+        Ok(next)
     }
 
     /// [`Router::build`] with the given stores (a shared implementation, or a test's).
@@ -227,6 +243,25 @@ impl Router {
         cooldowns: Arc<dyn CooldownStore>,
         usage: Arc<dyn UsageStore>,
     ) -> Result<Router, ConfigError> {
+        Router::assemble(config, env, cooldowns, usage, None)
+    }
+
+    fn assemble(
+        config: &Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        cooldowns: Arc<dyn CooldownStore>,
+        usage: Arc<dyn UsageStore>,
+        previous: Option<&Router>,
+    ) -> Result<Router, ConfigError> {
+        let previous_stats: HashMap<&str, &Arc<LiveStats>> = previous
+            .map(|router| {
+                router
+                    .deployments
+                    .iter()
+                    .map(|d| (d.id.as_str(), &d.stats))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut groups: HashMap<String, ModelGroup> = HashMap::new();
         let mut names = Vec::new();
         let mut deployments = Vec::with_capacity(config.deployments.len());
@@ -234,6 +269,9 @@ impl Router {
             let weight = shuffle_weight(config, entry);
             let mut deployment = build_deployment(config, index, entry, weight, env)?;
             deployment.cooldown_exempt = is_only_way_to_serve(config, entry);
+            if let Some(stats) = previous_stats.get(entry.id.as_str()) {
+                deployment.stats = Arc::clone(stats);
+            }
             let deployment = Arc::new(deployment);
             deployments.push(deployment.clone());
             groups
@@ -339,6 +377,15 @@ impl Router {
                 "deployment healthy again after its probe succeeded"
             ),
         }
+    }
+}
+
+fn cooldown_policy(settings: &RouterSettings) -> CooldownPolicy {
+    CooldownPolicy {
+        allowed_fails: settings.allowed_fails,
+        per_class: settings.allowed_fails_policy,
+        cooldown: settings.cooldown_time,
+        disabled: settings.disable_cooldowns,
     }
 }
 
@@ -470,7 +517,6 @@ fn build_deployment(
         id_header,
         group_header,
         id: entry.id.clone(),
-        index,
         model_name: entry.model_name.clone(),
         provider_name: entry.provider.clone(),
         backend,
@@ -499,7 +545,7 @@ fn build_deployment(
         max_input_tokens: entry.info.max_input_tokens,
         mode: entry.info.mode.clone(),
         cooldown_exempt: false,
-        stats: LiveStats::default(),
+        stats: Arc::default(),
     })
 }
 

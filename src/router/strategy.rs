@@ -29,8 +29,8 @@ pub struct PickContext<'a> {
     pub region: Option<&'a str>,
     /// Estimated prompt tokens (0 when unknown); used by pre-call checks and usage limits.
     pub prompt_tokens: u64,
-    /// Deployment indices this request already tried in this group.
-    pub exclude: &'a [usize],
+    /// Deployments this request already tried in this group.
+    pub exclude: &'a [Arc<Deployment>],
 }
 
 #[derive(Debug, Clone)]
@@ -105,14 +105,14 @@ impl Selector {
         let mut all_rate_limited = true;
         let mut unavailable = 0;
         for deployment in &group.deployments {
-            if ctx.exclude.contains(&deployment.index) {
+            if ctx.exclude.iter().any(|d| Arc::ptr_eq(d, deployment)) {
                 continue;
             }
             let available = |half_open| Candidate {
                 deployment,
                 half_open,
             };
-            match cooldowns.availability(deployment.index, ctx.now_ms) {
+            match cooldowns.availability(&deployment.id, ctx.now_ms) {
                 Availability::Available => candidates.push(available(false)),
                 Availability::HalfOpen => candidates.push(available(true)),
                 Availability::Probing => {
@@ -193,7 +193,7 @@ impl Selector {
                 .unwrap_or(u32::MAX);
             let (index, canary) = self.choose(&candidates, min_order, ctx, usage, rng);
             let chosen = &candidates[index];
-            if chosen.half_open && !cooldowns.try_claim_probe(chosen.deployment.index, ctx.now_ms) {
+            if chosen.half_open && !cooldowns.try_claim_probe(&chosen.deployment.id, ctx.now_ms) {
                 // Another request took the probe since we looked: choose again without it.
                 candidates.swap_remove(index);
                 if candidates.is_empty() {
@@ -222,10 +222,10 @@ impl Selector {
         usage: &dyn UsageStore,
         ctx: &PickContext<'_>,
     ) -> Result<Picked, NoPick> {
-        if ctx.exclude.contains(&only.index) {
+        if ctx.exclude.iter().any(|d| Arc::ptr_eq(d, only)) {
             return Err(NoPick::AllTried);
         }
-        let probe = match cooldowns.availability(only.index, ctx.now_ms) {
+        let probe = match cooldowns.availability(&only.id, ctx.now_ms) {
             Availability::Available => false,
             Availability::HalfOpen => true,
             Availability::Probing => {
@@ -257,7 +257,7 @@ impl Selector {
                 reset_in_ms: until_next_minute(ctx.now_ms),
             });
         }
-        if probe && !cooldowns.try_claim_probe(only.index, ctx.now_ms) {
+        if probe && !cooldowns.try_claim_probe(&only.id, ctx.now_ms) {
             return Err(NoPick::CoolingDown {
                 until_ms: ctx.now_ms + 1_000,
                 rate_limited: false,
@@ -332,7 +332,7 @@ impl Selector {
                 )
             }
             RoutingStrategy::UsageBased => lowest(candidates, eligible, rng, |d| {
-                usage.current(d.index, ctx.now_ms).tokens as f64
+                usage.current(&d.id, ctx.now_ms).tokens as f64
             }),
             RoutingStrategy::CostBased => lowest(candidates, eligible, rng, |d| d.cost_per_token),
         };
@@ -353,7 +353,7 @@ fn under_limits(deployment: &Deployment, usage: &dyn UsageStore, ctx: &PickConte
     if deployment.rpm.is_none() && deployment.tpm.is_none() {
         return true;
     }
-    let used = usage.current(deployment.index, ctx.now_ms);
+    let used = usage.current(&deployment.id, ctx.now_ms);
     deployment.rpm.is_none_or(|rpm| used.requests < rpm)
         && deployment
             .tpm

@@ -119,7 +119,7 @@ impl<I> Tracked<I> {
         if !books.deployment.cooldown_exempt {
             books
                 .cooldowns
-                .record_failure(books.deployment.index, now, kind, error.retry_after());
+                .record_failure(&books.deployment.id, now, kind, error.retry_after());
         }
     }
 }
@@ -140,7 +140,7 @@ impl<I> Stream for Tracked<I> {
                     let books = &self.books;
                     books
                         .usage
-                        .add(books.deployment.index, books.clock.now_ms(), 0, tokens);
+                        .add(&books.deployment.id, books.clock.now_ms(), 0, tokens);
                 }
                 Poll::Ready(Some(Ok(item)))
             }

@@ -187,8 +187,8 @@ fn usage_based_balances_tokens_and_respects_limits() {
         "",
     ));
     let group = r.group("g").unwrap();
-    r.usage.add(group.deployments[0].index, NOW, 0, 5_000);
-    r.usage.add(group.deployments[1].index, NOW, 0, 10);
+    r.usage.add(&group.deployments[0].id, NOW, 0, 5_000);
+    r.usage.add(&group.deployments[1].id, NOW, 0, 10);
     let mut rng = Rng::with_seed(5);
     // b has the fewest tokens; each pick counts a request, and rpm 2 allows two.
     for _ in 0..2 {
@@ -196,7 +196,7 @@ fn usage_based_balances_tokens_and_respects_limits() {
             r.pick(group, &ctx(NOW), &mut rng).unwrap().deployment.id,
             "b"
         );
-        r.usage.add(group.deployments[1].index, NOW, 1, 0);
+        r.usage.add(&group.deployments[1].id, NOW, 1, 0);
     }
     assert_eq!(
         r.pick(group, &ctx(NOW), &mut rng).unwrap().deployment.id,
@@ -254,7 +254,7 @@ fn order_one_before_order_two_until_it_cools_down() {
     assert_eq!(count_of(&c, "b"), 500, "{c:?}");
     let group = r.group("g").unwrap();
     r.cooldowns.record_failure(
-        group.deployments[1].index,
+        &group.deployments[1].id,
         NOW,
         FailureKind::RateLimited,
         None,
@@ -277,7 +277,7 @@ fn order_one_before_order_two_until_it_cools_down() {
         "the probe is out: others use order 2"
     );
     r.cooldowns
-        .record_success(group.deployments[1].index, later + 1);
+        .record_success(&group.deployments[1].id, later + 1);
     let c = counts(&r, 100, &ctx(later + 2), 7);
     assert_eq!(count_of(&c, "b"), 100, "{c:?}");
 }
@@ -305,7 +305,7 @@ fn canary_takes_its_share() {
     let c = vec![("new".to_owned(), canary)];
     assert_share(&c, "new", 0.1, draws);
     // Without the regular deployments, the canary takes everything.
-    let exclude = [group.deployments[0].index, group.deployments[1].index];
+    let exclude = [group.deployments[0].clone(), group.deployments[1].clone()];
     let only = PickContext {
         exclude: &exclude,
         ..ctx(NOW)
@@ -333,7 +333,7 @@ fn preferred_region_first_others_when_it_has_none() {
     let group = r.group("g").unwrap();
     for i in [1, 2] {
         r.cooldowns.record_failure(
-            group.deployments[i].index,
+            &group.deployments[i].id,
             NOW,
             FailureKind::RateLimited,
             None,
@@ -377,14 +377,14 @@ fn all_cooling_down_and_pre_call_checks_say_why() {
         }
     );
     r.cooldowns.record_failure(
-        group.deployments[0].index,
+        &group.deployments[0].id,
         NOW,
         FailureKind::RateLimited,
         Some(Duration::from_secs(2)),
     );
     for _ in 0..4 {
         r.cooldowns.record_failure(
-            group.deployments[1].index,
+            &group.deployments[1].id,
             NOW,
             FailureKind::ServerError,
             None,
@@ -495,7 +495,7 @@ fn a_single_deployment_goes_through_the_same_steps() {
         "  enable_pre_call_checks: true\n",
     ));
     let group = r.group("g").unwrap();
-    let index = group.deployments[0].index;
+    let only = group.deployments[0].clone();
     let mut rng = Rng::with_seed(1);
     let picked = r.pick(group, &ctx(NOW), &mut rng).unwrap();
     assert!(picked.canary && !picked.probe);
@@ -507,7 +507,7 @@ fn a_single_deployment_goes_through_the_same_steps() {
         r.pick(group, &long, &mut rng),
         Err(NoPick::ContextWindow { largest: 100, .. })
     ));
-    let tried = [index];
+    let tried = [only.clone()];
     let again = PickContext {
         exclude: &tried,
         ..ctx(NOW)
@@ -516,14 +516,14 @@ fn a_single_deployment_goes_through_the_same_steps() {
         r.pick(group, &again, &mut rng).unwrap_err(),
         NoPick::AllTried
     );
-    r.usage.add(index, NOW, 1, 0);
+    r.usage.add(&only.id, NOW, 1, 0);
     assert!(matches!(
         r.pick(group, &ctx(NOW), &mut rng),
         Err(NoPick::OverLimits { .. })
     ));
     let later = NOW + 60_000;
     r.cooldowns.record_failure(
-        index,
+        &only.id,
         later,
         FailureKind::RateLimited,
         Some(Duration::from_secs(1)),

@@ -5,6 +5,8 @@
 //! Windows are calendar minutes (LiteLLM's v2 keys its counters by minute too), so a shared
 //! store needs no coordination beyond "add to this minute's key".
 
+use super::keyed::ByDeployment;
+
 /// Counts of one deployment in the current minute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MinuteUsage {
@@ -13,15 +15,18 @@ pub struct MinuteUsage {
 }
 
 pub trait UsageStore: Send + Sync {
-    fn add(&self, deployment: usize, now_ms: u64, requests: u64, tokens: u64);
-    fn current(&self, deployment: usize, now_ms: u64) -> MinuteUsage;
+    fn add(&self, deployment: &str, now_ms: u64, requests: u64, tokens: u64);
+    fn current(&self, deployment: &str, now_ms: u64) -> MinuteUsage;
+    /// A reload removed deployments: forget the counts of every id `keep` refuses.
+    fn retain(&self, keep: &dyn Fn(&str) -> bool);
 }
 
 /// The in-process [`UsageStore`]: per deployment, two atomic words, each holding the minute in
 /// its high 32 bits and the count in its low 32. One compare-and-swap both adds and, on a new
 /// minute, starts over, so no count is lost at the boundary and no lock is taken.
+#[derive(Default)]
 pub struct LocalUsage {
-    slots: Vec<[std::sync::atomic::AtomicU64; 2]>,
+    slots: ByDeployment<[std::sync::atomic::AtomicU64; 2]>,
 }
 
 const REQUESTS: usize = 0;
@@ -29,10 +34,8 @@ const TOKENS: usize = 1;
 const COUNT_MASK: u64 = 0xffff_ffff;
 
 impl LocalUsage {
-    pub fn new(deployments: usize) -> Self {
-        LocalUsage {
-            slots: (0..deployments).map(|_| Default::default()).collect(),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 }
 
@@ -70,23 +73,26 @@ fn read(word: &std::sync::atomic::AtomicU64, minute: u64) -> u64 {
 }
 
 impl UsageStore for LocalUsage {
-    fn add(&self, deployment: usize, now_ms: u64, requests: u64, tokens: u64) {
-        if let Some(slot) = self.slots.get(deployment) {
-            let minute = minute(now_ms);
+    fn add(&self, deployment: &str, now_ms: u64, requests: u64, tokens: u64) {
+        let minute = minute(now_ms);
+        self.slots.write(deployment, |slot| {
             bump(&slot[REQUESTS], minute, requests);
             bump(&slot[TOKENS], minute, tokens);
-        }
+        });
     }
 
-    fn current(&self, deployment: usize, now_ms: u64) -> MinuteUsage {
-        let Some(slot) = self.slots.get(deployment) else {
-            return MinuteUsage::default();
-        };
+    fn current(&self, deployment: &str, now_ms: u64) -> MinuteUsage {
         let minute = minute(now_ms);
-        MinuteUsage {
-            requests: read(&slot[REQUESTS], minute),
-            tokens: read(&slot[TOKENS], minute),
-        }
+        self.slots
+            .read(deployment, |slot| MinuteUsage {
+                requests: read(&slot[REQUESTS], minute),
+                tokens: read(&slot[TOKENS], minute),
+            })
+            .unwrap_or_default()
+    }
+
+    fn retain(&self, keep: &dyn Fn(&str) -> bool) {
+        self.slots.retain(keep);
     }
 }
 
@@ -101,50 +107,49 @@ mod tests {
 
     #[test]
     fn counts_per_minute_and_resets() {
-        let usage = LocalUsage::new(2);
+        let usage = LocalUsage::new();
         let t = 120_000 * 1_000; // start of a minute
-        usage.add(0, t, 1, 0);
-        usage.add(0, t + 10, 1, 250);
-        usage.add(1, t + 10, 1, 7);
+        usage.add("d0", t, 1, 0);
+        usage.add("d0", t + 10, 1, 250);
+        usage.add("d1", t + 10, 1, 7);
         assert_eq!(
-            usage.current(0, t + 59_999),
+            usage.current("d0", t + 59_999),
             MinuteUsage {
                 requests: 2,
                 tokens: 250
             }
         );
         assert_eq!(
-            usage.current(1, t + 20),
+            usage.current("d1", t + 20),
             MinuteUsage {
                 requests: 1,
                 tokens: 7
             }
         );
-        assert_eq!(usage.current(0, t + 60_000), MinuteUsage::default());
-        usage.add(0, t + 60_001, 1, 5);
+        assert_eq!(usage.current("d0", t + 60_000), MinuteUsage::default());
+        usage.add("d0", t + 60_001, 1, 5);
         assert_eq!(
-            usage.current(0, t + 60_002),
+            usage.current("d0", t + 60_002),
             MinuteUsage {
                 requests: 1,
                 tokens: 5
             }
         );
         assert_eq!(until_next_minute(t + 59_000), 1_000);
-        // Out of range indices are ignored, not a panic.
-        usage.add(9, t, 1, 1);
-        assert_eq!(usage.current(9, t), MinuteUsage::default());
+        // An id never written reads as zero.
+        assert_eq!(usage.current("d9", t), MinuteUsage::default());
     }
 
     #[test]
     fn concurrent_adds_are_not_lost() {
-        let usage = std::sync::Arc::new(LocalUsage::new(1));
+        let usage = std::sync::Arc::new(LocalUsage::new());
         let t = 60_000 * 5;
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let usage = usage.clone();
                 std::thread::spawn(move || {
                     for _ in 0..10_000 {
-                        usage.add(0, t, 1, 2);
+                        usage.add("d0", t, 1, 2);
                     }
                 })
             })
@@ -153,7 +158,7 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(
-            usage.current(0, t),
+            usage.current("d0", t),
             MinuteUsage {
                 requests: 40_000,
                 tokens: 80_000
