@@ -10,7 +10,7 @@ use super::body::read_json;
 use super::error::ApiError;
 use super::{dropped_params_header, route_headers, served_headers, sse};
 use crate::auth::authenticate;
-use crate::router::{Backend, Deployment, RequestOptions};
+use crate::router::{Deployment, RequestOptions};
 use crate::schema::ChatRequest;
 use crate::state::AppState;
 
@@ -58,10 +58,9 @@ pub async fn chat_completions(
 
 /// What the deployment's provider dropped from the request in translation.
 fn dropped(deployment: &Deployment, request: &ChatRequest) -> Vec<String> {
-    match &deployment.backend {
-        Backend::Http(provider) => provider.dropped_params(&deployment.upstream, request),
-        Backend::Mock(_) => Vec::new(),
-    }
+    deployment
+        .provider
+        .dropped_params(&deployment.upstream, request)
 }
 
 /// What serde cannot express: OpenAI rejects these too, with the same wording.

@@ -30,10 +30,10 @@ use crate::providers::anthropic::wire::{
     MessageResponse, MessagesRequest, StreamEvent, TokenCount,
 };
 use crate::providers::anthropic::{ClientHeaders, MessagesEndpoint};
-use crate::providers::http::{decode_chat, ChunkStream, EventStream, HttpClient};
+use crate::providers::http::{ChunkStream, EventStream};
 use crate::providers::params::Dropped;
-use crate::providers::{mock, Provider, ProviderError};
-use crate::router::{Backend, BoxStream, Deployment, RequestOptions};
+use crate::providers::ProviderError;
+use crate::router::{BoxStream, Deployment, RequestOptions};
 use crate::schema::{ChatRequest, Usage};
 use crate::state::AppState;
 
@@ -57,47 +57,29 @@ pub async fn messages(
             let (request, client, translations, http) =
                 (&request, &client, &translations, &state.http);
             async move {
-                match &deployment.backend {
-                    Backend::Http(provider) => {
-                        let native = send_native::<MessageResponse>(
-                            http,
-                            provider.as_ref(),
-                            &deployment,
-                            MessagesEndpoint::Create,
-                            (request, client),
-                        );
-                        if let Some(message) = native.await {
-                            let mut message = message?;
-                            message.model.clone_from(&deployment.model_name);
-                            return Ok(Answer {
-                                usage: usage_to_openai(&message.usage),
-                                message,
-                                dropped: Vec::new(),
-                            });
-                        }
-                        let (chat, mut dropped) = translations.get(&deployment)?;
-                        let upstream_request = provider.chat_request(&deployment.upstream, chat)?;
-                        let body = http
-                            .send(
-                                provider.as_ref(),
-                                &deployment.upstream,
-                                upstream_request,
-                                deployment.timeout,
-                            )
-                            .await?;
-                        let completion = provider.chat_response(&body)?;
-                        dropped.extend(provider.dropped_params(&deployment.upstream, chat));
-                        Ok(Answer::from_completion(completion, &deployment, dropped))
-                    }
-                    Backend::Mock(reply) => {
-                        let (chat, dropped) = translations.get(&deployment)?;
-                        Ok(Answer::from_completion(
-                            mock::chat(chat, reply),
-                            &deployment,
-                            dropped,
-                        ))
-                    }
+                let call = deployment.call(http, None);
+                let provider = &deployment.provider;
+                if let Some(native) =
+                    provider.messages(call, MessagesEndpoint::Create, request, client)
+                {
+                    let mut message: MessageResponse = parse_native(&native.await?, "message")?;
+                    message.model.clone_from(&deployment.model_name);
+                    return Ok(Answer {
+                        usage: usage_to_openai(&message.usage),
+                        message,
+                        dropped: Vec::new(),
+                    });
                 }
+                let (chat, mut dropped) = translations.get(&deployment)?;
+                let completion = provider
+                    .chat(call, chat)
+                    .await?
+                    .into_typed()
+                    .map_err(|err| {
+                        ProviderError::InvalidResponse(format!("chat completion: {err}"))
+                    })?;
+                dropped.extend(provider.dropped_params(&deployment.upstream, chat));
+                Ok(Answer::from_completion(completion, &deployment, dropped))
             }
         })
         .await
@@ -163,14 +145,14 @@ impl<'a> Translations<'a> {
 
     /// The request for `deployment`, and what translation dropped.
     fn get(&self, deployment: &Deployment) -> Result<(&ChatRequest, Vec<String>), ProviderError> {
-        let dialect = dialect(deployment);
+        let dialect = deployment.provider.openai_dialect(&deployment.upstream);
         let slot = match dialect {
             OpenAiDialect::Strict => &self.strict,
             OpenAiDialect::Compatible => &self.compatible,
         };
         let drop_params = deployment.upstream.drop_params;
         let translated = slot.get_or_init(|| {
-            let mut dropped = Dropped::new(provider_label(deployment), drop_params);
+            let mut dropped = Dropped::new(deployment.provider.name(), drop_params);
             let chat = to_openai(self.request, dialect, &mut dropped)?;
             Ok((chat, dropped.into_names()))
         });
@@ -178,28 +160,6 @@ impl<'a> Translations<'a> {
             Ok((chat, dropped)) => Ok((chat, dropped.clone())),
             Err(err) => Err(err.clone()),
         }
-    }
-}
-
-/// OpenAI itself (and Azure OpenAI) wants `max_completion_tokens` and refuses parameters it does
-/// not define; the many servers configured as `openai/...` with their own `api_base` (vLLM,
-/// llama.cpp, Ollama ...) take `max_tokens` and `top_k`.
-fn dialect(deployment: &Deployment) -> OpenAiDialect {
-    let Backend::Http(_) = deployment.backend else {
-        return OpenAiDialect::Compatible;
-    };
-    let base = deployment.upstream.base_url.as_str();
-    match deployment.provider_name.as_str() {
-        "azure" => OpenAiDialect::Strict,
-        "openai" if base.starts_with("https://api.openai.com") => OpenAiDialect::Strict,
-        _ => OpenAiDialect::Compatible,
-    }
-}
-
-fn provider_label(deployment: &Deployment) -> &'static str {
-    match &deployment.backend {
-        Backend::Http(provider) => provider.name(),
-        Backend::Mock(_) => "mock_response",
     }
 }
 
@@ -247,54 +207,18 @@ async fn stream(
                 let (http, dropped) = (&state.http, &dropped);
                 async move {
                     let alias = deployment.model_name.clone();
-                    let stream_timeout =
-                        options.stream_timeout.unwrap_or(deployment.stream_timeout);
-                    match &deployment.backend {
-                        Backend::Http(provider) => {
-                            if let Some(native) = provider.native_messages_request(
-                                &deployment.upstream,
-                                MessagesEndpoint::Create,
-                                request,
-                                client,
-                            ) {
-                                let events = http
-                                    .open_stream(
-                                        provider.as_ref(),
-                                        &deployment.upstream,
-                                        native?,
-                                        stream_timeout,
-                                        deployment.timeout,
-                                    )
-                                    .await?;
-                                lock(dropped).clear();
-                                return Ok(native_frames(events, alias));
-                            }
-                            let (chat, mut names) = translations.get(&deployment)?;
-                            let upstream_request =
-                                provider.chat_request(&deployment.upstream, chat)?;
-                            names.extend(provider.dropped_params(&deployment.upstream, chat));
-                            *lock(dropped) = names;
-                            let events = http
-                                .open_stream(
-                                    provider.as_ref(),
-                                    &deployment.upstream,
-                                    upstream_request,
-                                    stream_timeout,
-                                    deployment.timeout,
-                                )
-                                .await?;
-                            let chunks = decode_chat(events, provider.chat_stream_decoder());
-                            Ok(translated_frames(chunks, alias))
-                        }
-                        Backend::Mock(reply) => {
-                            let (chat, names) = translations.get(&deployment)?;
-                            *lock(dropped) = names;
-                            let chunks = mock::chat_chunks(chat, reply);
-                            let chunks: ChunkStream =
-                                Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)));
-                            Ok(translated_frames(chunks, alias))
-                        }
+                    let call = deployment.call(http, options.stream_timeout);
+                    let provider = &deployment.provider;
+                    if let Some(native) = provider.messages_stream(call, request, client) {
+                        let events = native.await?;
+                        lock(dropped).clear();
+                        return Ok(native_frames(events, alias));
                     }
+                    let (chat, mut names) = translations.get(&deployment)?;
+                    names.extend(provider.dropped_params(&deployment.upstream, chat));
+                    *lock(dropped) = names;
+                    let chunks = provider.chat_stream(call, chat).await?;
+                    Ok(translated_frames(chunks, alias))
                 }
             },
         )
@@ -338,12 +262,7 @@ fn translated_frames(chunks: ChunkStream, alias: String) -> BoxStream<Frame> {
             let (usage, output) = match state.chunks.next().await {
                 Some(Ok(chunk)) => {
                     state.encoder.push(&chunk, &mut state.events);
-                    let output = chunk.usage.is_some()
-                        || chunk.choices.iter().any(|c| {
-                            c.finish_reason.is_some()
-                                || c.delta.content.as_deref().is_some_and(|t| !t.is_empty())
-                                || c.delta.tool_calls.is_some()
-                        });
+                    let output = chunk.has_output();
                     (chunk.usage, output)
                 }
                 Some(Err(err)) => {
@@ -450,22 +369,19 @@ pub async fn count_tokens(
         .execute(&request.model, &options, |deployment| {
             let (request, client, http) = (&request, &client, &state.http);
             async move {
-                if let Backend::Http(provider) = &deployment.backend {
-                    let native = send_native::<TokenCount>(
-                        http,
-                        provider.as_ref(),
-                        &deployment,
-                        MessagesEndpoint::CountTokens,
-                        (request, client),
-                    );
-                    if let Some(count) = native.await {
-                        return count;
-                    }
+                let call = deployment.call(http, None);
+                match deployment.provider.messages(
+                    call,
+                    MessagesEndpoint::CountTokens,
+                    request,
+                    client,
+                ) {
+                    Some(native) => parse_native(&native.await?, "token count"),
+                    None => Ok(TokenCount {
+                        input_tokens: estimate_tokens(request),
+                        extra: Default::default(),
+                    }),
                 }
-                Ok(TokenCount {
-                    input_tokens: estimate_tokens(request),
-                    extra: Default::default(),
-                })
             }
         })
         .await
@@ -476,26 +392,13 @@ pub async fn count_tokens(
     Ok(response)
 }
 
-/// Sends the client's request natively (only `model` rewritten) when the deployment's provider
-/// speaks the Messages API, and decodes the answer; `None` means the caller must translate.
-async fn send_native<T: serde::de::DeserializeOwned>(
-    http: &HttpClient,
-    provider: &dyn Provider,
-    deployment: &Deployment,
-    endpoint: MessagesEndpoint,
-    (request, client): (&MessagesRequest, &ClientHeaders),
-) -> Option<Result<T, ProviderError>> {
-    let native =
-        provider.native_messages_request(&deployment.upstream, endpoint, request, client)?;
-    let call = async {
-        let body = http
-            .send(provider, &deployment.upstream, native?, deployment.timeout)
-            .await?;
-        serde_json::from_slice(&body).map_err(|err| {
-            ProviderError::InvalidResponse(format!("anthropic {endpoint:?} answer: {err}"))
-        })
-    };
-    Some(call.await)
+/// A native Messages API answer.
+fn parse_native<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ProviderError> {
+    serde_json::from_slice(body)
+        .map_err(|err| ProviderError::InvalidResponse(format!("anthropic {what}: {err}")))
 }
 
 /// ceil(characters / 4) over the system prompt, the messages and the tool definitions.

@@ -6,11 +6,12 @@ use crate::providers::{upstream_headers, KeyHeader};
 use axum::http::header::{HeaderMap, HeaderName};
 use bytes::Bytes;
 
+use super::anthropic::request::OpenAiDialect;
 use super::openai::{
     chat_body, parse_completion, parse_error, parse_raw_completion, to_body, OpenAiStreamDecoder,
 };
 use super::{
-    ChatStreamDecoder, PassthroughEndpoint, Provider, ProviderError, Upstream, UpstreamRequest,
+    ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, Upstream, UpstreamRequest,
 };
 use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest, RawCompletion, WithModel};
 
@@ -42,9 +43,14 @@ impl Azure {
     }
 }
 
-impl Provider for Azure {
+impl HttpProvider for Azure {
     fn name(&self) -> &'static str {
         "azure"
+    }
+
+    /// Azure OpenAI is OpenAI's API: `max_completion_tokens`, no parameters it does not define.
+    fn openai_dialect(&self, _upstream: &Upstream) -> OpenAiDialect {
+        OpenAiDialect::Strict
     }
 
     fn chat_request(
@@ -119,6 +125,7 @@ mod tests {
             headers: HeaderMap::new(),
             drop_params: false,
             max_output_tokens: None,
+            credentials: None,
         };
         let req: ChatRequest = serde_json::from_str(r#"{"model":"alias","messages":[]}"#).unwrap();
         let built = Azure.chat_request(&upstream, &req).unwrap();

@@ -17,8 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::framing::{FrameDecoder, Framing};
 use super::{
-    scrub, ChatStreamDecoder, Provider, ProviderError, SseDecoder, SseEvent, StreamItem, Upstream,
+    scrub, ChatStreamDecoder, HttpProvider, ProviderError, SseEvent, StreamItem, Upstream,
     UpstreamRequest,
 };
 use crate::schema::ChatChunk;
@@ -101,7 +102,7 @@ impl HttpClient {
     /// [`ProviderError::Status`] via the provider's error parser.
     pub async fn send(
         &self,
-        provider: &dyn Provider,
+        provider: &dyn HttpProvider,
         upstream: &Upstream,
         request: UpstreamRequest,
         timeout: Duration,
@@ -119,12 +120,14 @@ impl HttpClient {
     }
 
     /// Opens a stream: waits at most `first_byte_timeout` for the response head, then yields
-    /// server-sent events as they arrive, failing when no bytes arrive for `idle_timeout`.
+    /// events (decoded with `framing`) as they arrive, failing when no bytes arrive for
+    /// `idle_timeout`.
     pub async fn open_stream(
         &self,
-        provider: &dyn Provider,
+        provider: &dyn HttpProvider,
         upstream: &Upstream,
         request: UpstreamRequest,
+        framing: Framing,
         first_byte_timeout: Duration,
         idle_timeout: Duration,
     ) -> Result<EventStream, ProviderError> {
@@ -138,7 +141,7 @@ impl HttpClient {
         let response = tokio::time::timeout(first_byte_timeout, head)
             .await
             .unwrap_or(Err(ProviderError::Timeout(first_byte_timeout)))?;
-        Ok(sse_events(response.into_body(), idle_timeout))
+        Ok(events(response.into_body(), framing, idle_timeout))
     }
 
     async fn start(&self, request: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
@@ -158,7 +161,7 @@ impl HttpClient {
 }
 
 async fn error_from(
-    provider: &dyn Provider,
+    provider: &dyn HttpProvider,
     upstream: &Upstream,
     response: UpstreamResponse,
 ) -> ProviderError {
@@ -220,12 +223,12 @@ async fn read_limited(mut incoming: Incoming, limit: usize) -> Result<Bytes, Pro
     }
 }
 
-/// Server-sent events of an upstream response; ends at the end of the body or after an error.
+/// Events of an upstream response; ends at the end of the body or after an error.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<SseEvent, ProviderError>> + Send>>;
 
 struct EventState {
     body: Incoming,
-    sse: SseDecoder,
+    frames: FrameDecoder,
     /// Decoded but not yet yielded; an error is queued after the events that preceded it.
     pending: VecDeque<Result<SseEvent, ProviderError>>,
     scratch: Vec<SseEvent>,
@@ -233,10 +236,10 @@ struct EventState {
     idle_timeout: Duration,
 }
 
-fn sse_events(body: Incoming, idle_timeout: Duration) -> EventStream {
+fn events(body: Incoming, framing: Framing, idle_timeout: Duration) -> EventStream {
     let state = EventState {
         body,
-        sse: SseDecoder::new(),
+        frames: FrameDecoder::new(framing),
         pending: VecDeque::new(),
         scratch: Vec::new(),
         finished: false,
@@ -262,13 +265,13 @@ fn sse_events(body: Incoming, idle_timeout: Duration) -> EventStream {
                             describe(&err)
                         ))),
                         Ok(Ok(Some(bytes))) => state
-                            .sse
+                            .frames
                             .feed(&bytes, &mut state.scratch)
                             .map_err(|err| ProviderError::InvalidResponse(err.to_string())),
                         Ok(Ok(None)) => {
                             state.finished = true;
                             state
-                                .sse
+                                .frames
                                 .finish(&mut state.scratch)
                                 .map_err(|err| ProviderError::InvalidResponse(err.to_string()))
                         }

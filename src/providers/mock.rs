@@ -4,10 +4,88 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::schema::{
-    ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta, Extra, Message,
-    ResponseMessage, Role, Usage,
+use serde_json::{json, Value};
+
+use super::http::ChunkStream;
+use super::{
+    BoxFuture, Call, HealthCheck, PassthroughEndpoint, PassthroughStream, Provider, ProviderError,
 };
+use crate::schema::{
+    ChatAnswer, ChatChunk, ChatCompletion, ChatRequest, Choice, ChunkChoice, Delta, Extra, Message,
+    PassthroughRequest, PassthroughResponse, ResponseMessage, Role, Usage,
+};
+
+/// The provider name of `mock_response` deployments.
+pub const NAME: &str = "mock_response";
+
+/// A `mock_response` deployment: answers every operation in-process with its reply text.
+pub struct MockProvider {
+    reply: String,
+}
+
+impl MockProvider {
+    pub fn new(reply: String) -> Self {
+        MockProvider { reply }
+    }
+}
+
+fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+impl Provider for MockProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn chat<'a>(
+        &'a self,
+        _call: Call<'a>,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatAnswer, ProviderError>> {
+        ready(Ok(ChatAnswer::Typed(chat(request, &self.reply))))
+    }
+
+    fn chat_stream<'a>(
+        &'a self,
+        _call: Call<'a>,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
+        let chunks = chat_chunks(request, &self.reply);
+        ready(Ok(
+            Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok))) as ChunkStream,
+        ))
+    }
+
+    fn passthrough<'a>(
+        &'a self,
+        _call: Call<'a>,
+        endpoint: PassthroughEndpoint,
+        request: &'a PassthroughRequest,
+    ) -> BoxFuture<'a, Result<PassthroughResponse, ProviderError>> {
+        ready(Ok(passthrough(endpoint, request, &self.reply)))
+    }
+
+    fn passthrough_stream<'a>(
+        &'a self,
+        _call: Call<'a>,
+        endpoint: PassthroughEndpoint,
+        request: &'a PassthroughRequest,
+    ) -> BoxFuture<'a, Result<PassthroughStream, ProviderError>> {
+        let whole = passthrough(endpoint, request, &self.reply);
+        ready(Ok(
+            Box::pin(futures_util::stream::iter([Ok(whole)])) as PassthroughStream
+        ))
+    }
+
+    fn health_check<'a>(
+        &'a self,
+        _call: Call<'a>,
+        _check: HealthCheck,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        ready(Ok(()))
+    }
+}
 
 /// A rough token count (4 characters a token, as OpenAI's rule of thumb); the mock has no tokenizer.
 pub fn estimate_prompt_tokens(messages: &[Message]) -> u64 {
@@ -127,6 +205,68 @@ pub fn embedding(input: &str) -> Vec<f32> {
         .sqrt()
         .max(f32::EPSILON);
     vector.iter().map(|v| v / norm).collect()
+}
+
+/// What a `mock_response` deployment answers on `/v1/completions` and `/v1/embeddings`.
+pub fn passthrough(
+    endpoint: PassthroughEndpoint,
+    request: &PassthroughRequest,
+    reply: &str,
+) -> PassthroughResponse {
+    let body = match endpoint {
+        PassthroughEndpoint::Completions => {
+            let prompt_len = request
+                .extra
+                .get("prompt")
+                .map_or(0, |p| p.to_string().len()) as u64;
+            let prompt_tokens = prompt_len.div_ceil(4).max(1);
+            let completion_tokens = estimate_text_tokens(reply);
+            json!({
+                "id": format!("cmpl-mock-{:016x}", fastrand::u64(..)),
+                "object": "text_completion",
+                "created": std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                "choices": [{"index": 0, "text": reply, "logprobs": null, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens
+                }
+            })
+        }
+        PassthroughEndpoint::Embeddings => {
+            let inputs: Vec<String> = match request.extra.get("input") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|item| {
+                        item.as_str()
+                            .map_or_else(|| item.to_string(), str::to_owned)
+                    })
+                    .collect(),
+                Some(Value::String(text)) => vec![text.clone()],
+                Some(other) => vec![other.to_string()],
+                None => Vec::new(),
+            };
+            let tokens: u64 = inputs
+                .iter()
+                .map(|i| (i.len() as u64).div_ceil(4).max(1))
+                .sum();
+            let data: Vec<Value> = inputs
+                .iter()
+                .enumerate()
+                .map(|(index, input)| json!({"object": "embedding", "index": index, "embedding": embedding(input)}))
+                .collect();
+            json!({"object": "list", "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        }
+    };
+    match serde_json::from_value::<PassthroughResponse>(body) {
+        Ok(response) => response,
+        Err(_) => PassthroughResponse {
+            model: None,
+            extra: Extra::new(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -6,26 +6,44 @@
 pub mod anthropic;
 mod azure;
 mod error;
+pub mod framing;
 pub mod gemini;
 pub mod http;
 pub mod mock;
 mod openai;
+mod over_http;
 pub mod params;
 pub mod sse;
 #[cfg(test)]
 mod testing;
 pub mod translate;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
 
 pub use error::ProviderError;
+pub use framing::Framing;
 pub use sse::{SseDecoder, SseEvent};
 
 use crate::config::Secret;
-use crate::schema::{ChatChunk, ChatCompletion, ChatRequest, PassthroughRequest, RawCompletion};
+use crate::schema::{
+    ChatAnswer, ChatChunk, ChatCompletion, ChatRequest, PassthroughRequest, PassthroughResponse,
+    RawCompletion,
+};
+use anthropic::request::OpenAiDialect;
+use http::{ChunkStream, EventStream, HttpClient};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Events of a streamed `/v1/completions` answer.
+pub type PassthroughStream =
+    Pin<Box<dyn Stream<Item = Result<PassthroughResponse, ProviderError>> + Send>>;
 
 /// Where and as whom a deployment calls its upstream.
 #[derive(Debug, Clone)]
@@ -44,6 +62,113 @@ pub struct Upstream {
     /// `model_info.max_tokens`: the model's output limit, used where a provider requires an
     /// output cap and the request sets none (Anthropic).
     pub max_output_tokens: Option<u64>,
+    /// Credentials that sign each request or fetch a token that expires (AWS SigV4, OAuth);
+    /// `None` when `api_key` is all the upstream needs.
+    pub credentials: Option<Arc<dyn Credentials>>,
+}
+
+/// Credentials that are more than a static key: applied to every built request just before it
+/// is sent, so they may sign the final body (SigV4) or add a bearer token they keep fresh in
+/// the background (OAuth). Implementations must never put the secret in an error message.
+pub trait Credentials: Send + Sync + std::fmt::Debug {
+    fn authorize<'a>(
+        &'a self,
+        request: &'a mut UpstreamRequest,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+}
+
+/// Everything one attempt needs besides the request: the shared client, where and as whom,
+/// and how long it may take.
+#[derive(Clone, Copy)]
+pub struct Call<'a> {
+    pub http: &'a HttpClient,
+    pub upstream: &'a Upstream,
+    /// Bound on a whole answer, and on the silence between two stream chunks.
+    pub timeout: Duration,
+    /// Bound on a stream's response head.
+    pub first_output_timeout: Duration,
+}
+
+/// The smallest real request that proves a deployment serves (`model_info.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HealthCheck {
+    Chat,
+    Passthrough(PassthroughEndpoint),
+}
+
+/// A provider as the router sees it: the operations one attempt can run against one deployment.
+/// Every provider is one; those reached over HTTP implement [`HttpProvider`] (their wire
+/// format) and get these operations from `over_http.rs`, the in-process mock implements them
+/// directly. The router and the API surfaces call deployments only through this trait.
+pub trait Provider: Send + Sync + 'static {
+    /// The provider prefix as written in config (`openai`, `azure` ..., `mock_response`).
+    fn name(&self) -> &'static str;
+
+    fn chat<'a>(
+        &'a self,
+        call: Call<'a>,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChatAnswer, ProviderError>>;
+
+    /// Opens a chat stream: resolves once the response head arrived.
+    fn chat_stream<'a>(
+        &'a self,
+        call: Call<'a>,
+        request: &'a ChatRequest,
+    ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>>;
+
+    fn passthrough<'a>(
+        &'a self,
+        call: Call<'a>,
+        endpoint: PassthroughEndpoint,
+        request: &'a PassthroughRequest,
+    ) -> BoxFuture<'a, Result<PassthroughResponse, ProviderError>>;
+
+    fn passthrough_stream<'a>(
+        &'a self,
+        call: Call<'a>,
+        endpoint: PassthroughEndpoint,
+        request: &'a PassthroughRequest,
+    ) -> BoxFuture<'a, Result<PassthroughStream, ProviderError>>;
+
+    /// An Anthropic Messages request sent natively (the answer's bytes as the upstream sent
+    /// them), for providers that speak that API; `None` means: translate it to a chat request.
+    fn messages<'a>(
+        &'a self,
+        _call: Call<'a>,
+        _endpoint: anthropic::MessagesEndpoint,
+        _request: &'a anthropic::wire::MessagesRequest,
+        _client: &'a anthropic::ClientHeaders,
+    ) -> Option<BoxFuture<'a, Result<Bytes, ProviderError>>> {
+        None
+    }
+
+    /// [`Provider::messages`] streamed: the upstream's events as they come.
+    fn messages_stream<'a>(
+        &'a self,
+        _call: Call<'a>,
+        _request: &'a anthropic::wire::MessagesRequest,
+        _client: &'a anthropic::ClientHeaders,
+    ) -> Option<BoxFuture<'a, Result<EventStream, ProviderError>>> {
+        None
+    }
+
+    /// The parameters of `request` that translation drops, for the
+    /// `x-switchyard-dropped-params` response header.
+    fn dropped_params(&self, _upstream: &Upstream, _request: &ChatRequest) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Which OpenAI dialect a translated request should be written in.
+    fn openai_dialect(&self, _upstream: &Upstream) -> OpenAiDialect {
+        OpenAiDialect::Compatible
+    }
+
+    fn health_check<'a>(
+        &'a self,
+        call: Call<'a>,
+        check: HealthCheck,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
 }
 
 /// Endpoints whose bodies pass through with only `model` rewritten.
@@ -90,9 +215,21 @@ pub trait ChatStreamDecoder: Send {
     }
 }
 
-pub trait Provider: Send + Sync + 'static {
+/// A provider reached over HTTP, as its wire format: how to build its requests and read its
+/// answers. It only translates; `over_http.rs` sends.
+pub trait HttpProvider: Send + Sync + 'static {
     /// The provider prefix as written in config (`openai`, `azure` ...).
     fn name(&self) -> &'static str;
+
+    /// How the upstream frames a stream (server-sent events unless it says otherwise).
+    fn stream_framing(&self) -> Framing {
+        Framing::Sse
+    }
+
+    /// Which OpenAI dialect a request translated from another API should be written in.
+    fn openai_dialect(&self, _upstream: &Upstream) -> OpenAiDialect {
+        OpenAiDialect::Compatible
+    }
 
     fn chat_request(
         &self,

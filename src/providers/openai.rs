@@ -2,6 +2,7 @@
 //! DeepSeek, Together, Fireworks, OpenRouter, xAI, Perplexity). Requests pass through with only
 //! `model` rewritten, so fields Switchyard does not know reach the upstream unchanged.
 
+use crate::providers::anthropic::request::OpenAiDialect;
 use crate::providers::{upstream_headers, KeyHeader};
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use super::{
-    ChatStreamDecoder, PassthroughEndpoint, Provider, ProviderError, SseEvent, StreamItem,
+    ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, SseEvent, StreamItem,
     Upstream, UpstreamRequest,
 };
 use crate::schema::{
@@ -21,9 +22,20 @@ pub struct OpenAiCompatible {
     pub name: &'static str,
 }
 
-impl Provider for OpenAiCompatible {
+impl HttpProvider for OpenAiCompatible {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// OpenAI itself wants `max_completion_tokens` and refuses parameters it does not define;
+    /// the many servers configured as `openai/...` with their own `api_base` (vLLM, llama.cpp,
+    /// Ollama ...) take `max_tokens` and `top_k`.
+    fn openai_dialect(&self, upstream: &Upstream) -> OpenAiDialect {
+        if self.name == "openai" && upstream.base_url.starts_with("https://api.openai.com") {
+            OpenAiDialect::Strict
+        } else {
+            OpenAiDialect::Compatible
+        }
     }
 
     fn chat_request(
@@ -220,6 +232,7 @@ mod tests {
             headers: HeaderMap::new(),
             drop_params: false,
             max_output_tokens: None,
+            credentials: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub fn upstream(model: &str) -> Upstream {
         headers: HeaderMap::new(),
         drop_params: false,
         max_output_tokens: None,
+        credentials: None,
     }
 }
 

@@ -10,11 +10,10 @@
 //! Nothing here knows a provider's wire format: the per-deployment operation is a closure.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::{Stream, StreamExt};
-use serde_json::{json, Value};
+use futures_util::StreamExt;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::failure::{FailureKind, FallbackKind};
@@ -24,12 +23,10 @@ use super::retry;
 use super::rules::Facts;
 use super::strategy::{NoPick, PickContext, Picked};
 use super::stream::{read_ahead, BoxStream, StreamBooks, Tracked};
-use super::{Backend, Deployment, ModelGroup, RouteError, Router, Unavailable, UpstreamFailure};
-use crate::providers::http::{decode_chat, ChunkStream, HttpClient};
-use crate::providers::{mock, PassthroughEndpoint, ProviderError};
-use crate::schema::{
-    ChatAnswer, ChatChunk, ChatRequest, Extra, PassthroughRequest, PassthroughResponse,
-};
+use super::{Deployment, ModelGroup, RouteError, Router, Unavailable, UpstreamFailure};
+use crate::providers::http::{ChunkStream, HttpClient};
+use crate::providers::{mock, PassthroughEndpoint, PassthroughStream, ProviderError};
+use crate::schema::{ChatAnswer, ChatChunk, ChatRequest, PassthroughRequest, PassthroughResponse};
 
 /// An answer and who gave it.
 pub struct Served<T> {
@@ -99,10 +96,6 @@ impl RouteReport {
     }
 }
 
-/// Events of a streamed `/v1/completions` answer, model already rewritten to the alias.
-pub type PassthroughStream =
-    Pin<Box<dyn Stream<Item = Result<PassthroughResponse, ProviderError>> + Send>>;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// The attempt is the whole answer, bounded by the deployment's `timeout`.
@@ -141,27 +134,8 @@ impl Router {
         })?;
         let mut served = self
             .run(plan, Mode::Whole, |deployment| async move {
-                match &deployment.backend {
-                    Backend::Mock(reply) => Ok(ChatAnswer::Typed(mock::chat(request, reply))),
-                    Backend::Http(provider) => {
-                        let upstream_request =
-                            provider.chat_request(&deployment.upstream, request)?;
-                        let body = http
-                            .send(
-                                provider.as_ref(),
-                                &deployment.upstream,
-                                upstream_request,
-                                deployment.timeout,
-                            )
-                            .await?;
-                        // OpenAI-format upstreams' bytes pass through (only `model` changes);
-                        // other providers are translated.
-                        match provider.chat_response_raw(body.clone()) {
-                            Some(raw) => raw.map(ChatAnswer::Raw),
-                            None => provider.chat_response(&body).map(ChatAnswer::Typed),
-                        }
-                    }
-                }
+                let call = deployment.call(http, None);
+                deployment.provider.chat(call, request).await
             })
             .await?;
         if let ChatAnswer::Typed(typed) = &mut served.value {
@@ -191,29 +165,8 @@ impl Router {
                 chunk_tokens,
                 false,
                 |deployment| async move {
-                    match &deployment.backend {
-                        Backend::Mock(reply) => {
-                            let chunks = mock::chat_chunks(request, reply);
-                            Ok(
-                                Box::pin(futures_util::stream::iter(chunks.into_iter().map(Ok)))
-                                    as ChunkStream,
-                            )
-                        }
-                        Backend::Http(provider) => {
-                            let upstream_request =
-                                provider.chat_request(&deployment.upstream, request)?;
-                            let events = http
-                                .open_stream(
-                                    provider.as_ref(),
-                                    &deployment.upstream,
-                                    upstream_request,
-                                    options.stream_timeout.unwrap_or(deployment.stream_timeout),
-                                    deployment.timeout,
-                                )
-                                .await?;
-                            Ok(decode_chat(events, provider.chat_stream_decoder()))
-                        }
-                    }
+                    let call = deployment.call(http, options.stream_timeout);
+                    deployment.provider.chat_stream(call, request).await
                 },
             )
             .await?;
@@ -243,30 +196,11 @@ impl Router {
         })?;
         let mut served = self
             .run(plan, Mode::Whole, |deployment| async move {
-                match &deployment.backend {
-                    Backend::Mock(reply) => Ok(mock_passthrough(endpoint, request, reply)),
-                    Backend::Http(provider) => {
-                        let upstream_request = provider.passthrough_request(
-                            &deployment.upstream,
-                            endpoint,
-                            request,
-                        )?;
-                        let body = http
-                            .send(
-                                provider.as_ref(),
-                                &deployment.upstream,
-                                upstream_request,
-                                deployment.timeout,
-                            )
-                            .await?;
-                        serde_json::from_slice::<PassthroughResponse>(&body).map_err(|err| {
-                            ProviderError::InvalidResponse(format!(
-                                "{} response: {err}",
-                                endpoint.path()
-                            ))
-                        })
-                    }
-                }
+                let call = deployment.call(http, None);
+                deployment
+                    .provider
+                    .passthrough(call, endpoint, request)
+                    .await
             })
             .await?;
         served.value.model = Some(served.deployment.model_name.clone());
@@ -294,44 +228,11 @@ impl Router {
                 |event: &PassthroughResponse| event.usage().map(|u| u.total_tokens),
                 false,
                 |deployment| async move {
-                    match &deployment.backend {
-                        Backend::Mock(reply) => {
-                            let whole = mock_passthrough(endpoint, request, reply);
-                            Ok(Box::pin(futures_util::stream::iter([Ok(whole)]))
-                                as PassthroughStream)
-                        }
-                        Backend::Http(provider) => {
-                            let upstream_request = provider.passthrough_request(
-                                &deployment.upstream,
-                                endpoint,
-                                request,
-                            )?;
-                            let events = http
-                                .open_stream(
-                                    provider.as_ref(),
-                                    &deployment.upstream,
-                                    upstream_request,
-                                    options.stream_timeout.unwrap_or(deployment.stream_timeout),
-                                    deployment.timeout,
-                                )
-                                .await?;
-                            let parsed = events
-                                .take_while(|event| {
-                                    let done = matches!(event, Ok(e) if e.data.trim() == "[DONE]");
-                                    std::future::ready(!done)
-                                })
-                                .map(|event| {
-                                    let event = event?;
-                                    serde_json::from_str::<PassthroughResponse>(&event.data)
-                                        .map_err(|err| {
-                                            ProviderError::InvalidResponse(format!(
-                                                "stream event: {err}"
-                                            ))
-                                        })
-                                });
-                            Ok(Box::pin(parsed) as PassthroughStream)
-                        }
-                    }
+                    let call = deployment.call(http, options.stream_timeout);
+                    deployment
+                        .provider
+                        .passthrough_stream(call, endpoint, request)
+                        .await
                 },
             )
             .await?;
@@ -846,25 +747,8 @@ impl Drop for AttemptGuard<'_> {
     }
 }
 
-/// A chat chunk the client can see something in. The first chunk of most upstreams only says
-/// `role: assistant`; it is held back with the next ones until this holds, so a stream that dies
-/// right after its role chunk can still fail over.
 fn chunk_has_output(chunk: &ChatChunk) -> bool {
-    chunk.usage.is_some()
-        || chunk.choices.iter().any(|choice| {
-            choice.finish_reason.is_some()
-                || choice
-                    .delta
-                    .content
-                    .as_deref()
-                    .is_some_and(|c| !c.is_empty())
-                || choice.delta.tool_calls.is_some()
-                || choice
-                    .delta
-                    .extra
-                    .values()
-                    .any(|v| !(v.is_null() || v.as_str() == Some("")))
-        })
+    chunk.has_output()
 }
 
 fn chunk_tokens(chunk: &ChatChunk) -> Option<u64> {
@@ -882,66 +766,4 @@ fn passthrough_prompt_tokens(request: &PassthroughRequest) -> u64 {
         _ => 0,
     };
     (chars as u64).div_ceil(4)
-}
-
-/// What a `mock_response` deployment answers on `/v1/completions` and `/v1/embeddings`.
-fn mock_passthrough(
-    endpoint: PassthroughEndpoint,
-    request: &PassthroughRequest,
-    reply: &str,
-) -> PassthroughResponse {
-    let body = match endpoint {
-        PassthroughEndpoint::Completions => {
-            let prompt_len = request
-                .extra
-                .get("prompt")
-                .map_or(0, |p| p.to_string().len()) as u64;
-            let prompt_tokens = prompt_len.div_ceil(4).max(1);
-            let completion_tokens = mock::estimate_text_tokens(reply);
-            json!({
-                "id": format!("cmpl-mock-{:016x}", fastrand::u64(..)),
-                "object": "text_completion",
-                "created": std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
-                "choices": [{"index": 0, "text": reply, "logprobs": null, "finish_reason": "stop"}],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens
-                }
-            })
-        }
-        PassthroughEndpoint::Embeddings => {
-            let inputs: Vec<String> = match request.extra.get("input") {
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|item| {
-                        item.as_str()
-                            .map_or_else(|| item.to_string(), str::to_owned)
-                    })
-                    .collect(),
-                Some(Value::String(text)) => vec![text.clone()],
-                Some(other) => vec![other.to_string()],
-                None => Vec::new(),
-            };
-            let tokens: u64 = inputs
-                .iter()
-                .map(|i| (i.len() as u64).div_ceil(4).max(1))
-                .sum();
-            let data: Vec<Value> = inputs
-                .iter()
-                .enumerate()
-                .map(|(index, input)| json!({"object": "embedding", "index": index, "embedding": mock::embedding(input)}))
-                .collect();
-            json!({"object": "list", "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
-        }
-    };
-    match serde_json::from_value::<PassthroughResponse>(body) {
-        Ok(response) => response,
-        Err(_) => PassthroughResponse {
-            model: None,
-            extra: Extra::new(),
-        },
-    }
 }

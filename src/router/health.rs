@@ -10,10 +10,9 @@ use serde_json::{json, Value};
 
 use super::cooldown::Availability;
 use super::stats::HealthCheck;
-use super::{Backend, Deployment, Router};
+use super::{Deployment, Router};
 use crate::providers::http::HttpClient;
-use crate::providers::{PassthroughEndpoint, ProviderError};
-use crate::schema::{ChatRequest, PassthroughRequest};
+use crate::providers::{self, Call, PassthroughEndpoint, ProviderError};
 
 /// A health check never waits longer than this, whatever the deployment's timeout.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -66,45 +65,22 @@ impl Router {
 
     /// One health check: the smallest real request the deployment's mode allows.
     async fn check(&self, http: &HttpClient, deployment: &Deployment) {
-        let Backend::Http(provider) = &deployment.backend else {
-            deployment.stats.set_health(true, self.clock.now_ms());
-            return;
-        };
         let limit = deployment.timeout.min(CHECK_TIMEOUT);
-        let call = async {
-            let upstream = &deployment.upstream;
-            match deployment.mode.as_deref() {
-                Some("embedding") | Some("completion") => {
-                    let (endpoint, body) = if deployment.mode.as_deref() == Some("embedding") {
-                        (
-                            PassthroughEndpoint::Embeddings,
-                            json!({"model": "", "input": "ping"}),
-                        )
-                    } else {
-                        (
-                            PassthroughEndpoint::Completions,
-                            json!({"model": "", "prompt": "ping", "max_tokens": 1}),
-                        )
-                    };
-                    let request: PassthroughRequest = serde_json::from_value(body)
-                        .map_err(|e| ProviderError::Unsupported(e.to_string()))?;
-                    let built = provider.passthrough_request(upstream, endpoint, &request)?;
-                    http.send(provider.as_ref(), upstream, built, limit).await?;
-                }
-                _ => {
-                    let request: ChatRequest = serde_json::from_value(json!({
-                        "model": "",
-                        "messages": [{"role": "user", "content": "ping"}],
-                        "max_tokens": 1
-                    }))
-                    .map_err(|e| ProviderError::Unsupported(e.to_string()))?;
-                    let built = provider.chat_request(upstream, &request)?;
-                    let body = http.send(provider.as_ref(), upstream, built, limit).await?;
-                    provider.chat_response(&body)?;
-                }
+        let check = match deployment.mode.as_deref() {
+            Some("embedding") => {
+                providers::HealthCheck::Passthrough(PassthroughEndpoint::Embeddings)
             }
-            Ok::<(), ProviderError>(())
+            Some("completion") => {
+                providers::HealthCheck::Passthrough(PassthroughEndpoint::Completions)
+            }
+            _ => providers::HealthCheck::Chat,
         };
+        let call = Call {
+            timeout: limit,
+            first_output_timeout: limit,
+            ..deployment.call(http, None)
+        };
+        let call = deployment.provider.health_check(call, check);
         let result = tokio::time::timeout(limit, call)
             .await
             .unwrap_or(Err(ProviderError::Timeout(limit)));
@@ -186,9 +162,10 @@ impl Router {
             "deployment_id": deployment.id,
             "provider": deployment.provider_name,
             "model": deployment.upstream.model,
-            "api_base": match deployment.backend {
-                Backend::Mock(_) => "mock_response".to_owned(),
-                Backend::Http(_) => public_base(&deployment.upstream.base_url),
+            "api_base": if deployment.is_mock() {
+                "mock_response".to_owned()
+            } else {
+                public_base(&deployment.upstream.base_url)
             },
             "state": state.name(),
             "cooldown_remaining_ms": cooldown_remaining_ms,

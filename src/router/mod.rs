@@ -39,8 +39,9 @@ use std::time::Duration;
 
 use axum::http::header::{HeaderMap, HeaderName, HeaderValue};
 
+pub use crate::providers::PassthroughStream;
 pub use cooldown::{Availability, CooldownPolicy, CooldownStore, LocalCooldowns};
-pub use dispatch::{PassthroughStream, RouteReport, Served, TrailEntry};
+pub use dispatch::{RouteReport, Served, TrailEntry};
 pub use failure::FailureKind;
 pub use request::{OptionsError, RequestOptions, CONTROL_FIELDS};
 pub use stats::LiveStats;
@@ -49,17 +50,10 @@ pub use stream::BoxStream;
 pub use usage::{LocalUsage, UsageStore};
 
 use crate::config::{Config, ConfigError, DeploymentConfig, RouterSettings};
-use crate::providers::{self, Provider, ProviderError, Upstream};
+use crate::providers::http::HttpClient;
+use crate::providers::{self, Call, Provider, ProviderError, Upstream};
 use clock::Clock;
 use rules::Rules;
-
-/// How a deployment answers.
-pub enum Backend {
-    /// Over HTTP, through a provider's translation.
-    Http(Arc<dyn Provider>),
-    /// In-process, with this text (`mock_response`).
-    Mock(String),
-}
 
 pub struct Deployment {
     /// Stable across restarts, instances and reloads (`model_info.id`, else a hash of the
@@ -67,7 +61,8 @@ pub struct Deployment {
     pub id: String,
     pub model_name: String,
     pub provider_name: String,
-    pub backend: Backend,
+    /// How this deployment is called: a provider over HTTP, or the in-process mock.
+    pub provider: Arc<dyn Provider>,
     pub upstream: Upstream,
     /// Whole-request bound for non-streaming calls, and the idle bound between stream chunks.
     pub timeout: Duration,
@@ -96,6 +91,24 @@ pub struct Deployment {
     /// `id` and `model_name` as response header values, built once instead of per response.
     pub id_header: HeaderValue,
     pub group_header: HeaderValue,
+}
+
+impl Deployment {
+    /// What an attempt against this deployment needs; `stream_timeout` overrides the
+    /// deployment's bound on a stream's first output (a request's `stream_timeout`).
+    pub fn call<'a>(&'a self, http: &'a HttpClient, stream_timeout: Option<Duration>) -> Call<'a> {
+        Call {
+            http,
+            upstream: &self.upstream,
+            timeout: self.timeout,
+            first_output_timeout: stream_timeout.unwrap_or(self.stream_timeout),
+        }
+    }
+
+    /// Answers in-process (`mock_response`) rather than over the network.
+    pub fn is_mock(&self) -> bool {
+        self.provider.name() == providers::mock::NAME
+    }
 }
 
 /// Names only: a deployment's upstream carries its key.
@@ -452,9 +465,9 @@ fn build_deployment(
         message,
     };
     let spec = providers::lookup(&entry.provider);
-    let backend = match (&entry.mock_response, &spec) {
-        (Some(reply), _) => Backend::Mock(reply.clone()),
-        (None, Some(spec)) => Backend::Http(spec.provider.clone()),
+    let provider: Arc<dyn Provider> = match (&entry.mock_response, &spec) {
+        (Some(reply), _) => Arc::new(providers::mock::MockProvider::new(reply.clone())),
+        (None, Some(spec)) => spec.provider.clone(),
         (None, None) => {
             return Err(invalid(
                 "litellm_params.model",
@@ -519,7 +532,7 @@ fn build_deployment(
         id: entry.id.clone(),
         model_name: entry.model_name.clone(),
         provider_name: entry.provider.clone(),
-        backend,
+        provider,
         upstream: Upstream {
             base_url,
             api_key,
@@ -528,6 +541,7 @@ fn build_deployment(
             headers,
             drop_params: config.drop_params,
             max_output_tokens: entry.info.max_tokens,
+            credentials: None,
         },
         timeout,
         stream_timeout: entry

@@ -421,6 +421,30 @@ pub struct ChatChunk {
     pub extra: Extra,
 }
 
+impl ChatChunk {
+    /// Whether the client can see something in this chunk. The first chunk of most upstreams
+    /// only says `role: assistant`; the router holds such chunks back until one has output, so
+    /// a stream that dies right after its role chunk can still fail over. Unknown delta fields
+    /// count (`reasoning_content` and other provider extensions are output too).
+    pub fn has_output(&self) -> bool {
+        self.usage.is_some()
+            || self.choices.iter().any(|choice| {
+                choice.finish_reason.is_some()
+                    || choice
+                        .delta
+                        .content
+                        .as_deref()
+                        .is_some_and(|c| !c.is_empty())
+                    || choice.delta.tool_calls.is_some()
+                    || choice
+                        .delta
+                        .extra
+                        .values()
+                        .any(|v| !(v.is_null() || v.as_str() == Some("")))
+            })
+    }
+}
+
 fn chunk_object() -> String {
     "chat.completion.chunk".to_owned()
 }
@@ -698,5 +722,19 @@ mod tests {
             .as_object()
             .unwrap()
             .contains_key("logprobs"));
+    }
+
+    #[test]
+    fn chunk_output_counts_unknown_delta_fields() {
+        let chunk = |delta: &str| -> ChatChunk {
+            serde_json::from_str(&format!(
+                r#"{{"id":"c","choices":[{{"index":0,"delta":{delta}}}]}}"#
+            ))
+            .unwrap()
+        };
+        assert!(!chunk(r#"{"role":"assistant","content":""}"#).has_output());
+        assert!(!chunk(r#"{"role":"assistant","reasoning_content":null}"#).has_output());
+        assert!(chunk(r#"{"reasoning_content":"thinking"}"#).has_output());
+        assert!(chunk(r#"{"content":"Hi"}"#).has_output());
     }
 }

@@ -154,6 +154,14 @@ pub enum ChatAnswer {
 }
 
 impl ChatAnswer {
+    /// The answer as typed values (a raw answer is parsed now).
+    pub fn into_typed(self) -> Result<ChatCompletion, serde_json::Error> {
+        match self {
+            ChatAnswer::Raw(raw) => serde_json::from_slice(&raw.body),
+            ChatAnswer::Typed(typed) => Ok(typed),
+        }
+    }
+
     pub fn usage(&self) -> Option<&Usage> {
         match self {
             ChatAnswer::Raw(raw) => raw.usage.as_ref(),

@@ -16,7 +16,7 @@ use axum::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::params::Dropped;
 use super::{
-    ChatStreamDecoder, PassthroughEndpoint, Provider, ProviderError, Upstream, UpstreamRequest,
+    ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, Upstream, UpstreamRequest,
 };
 use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest};
 use wire::{MessageResponse, MessagesBody, MessagesRequest};
@@ -78,7 +78,7 @@ fn encode(body: &MessagesBody<'_>) -> Result<bytes::Bytes, ProviderError> {
         .map_err(|err| ProviderError::Unsupported(format!("cannot encode the request: {err}")))
 }
 
-impl Provider for Anthropic {
+impl HttpProvider for Anthropic {
     fn name(&self) -> &'static str {
         "anthropic"
     }

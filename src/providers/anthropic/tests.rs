@@ -13,7 +13,7 @@ use super::wire::{
 use super::*;
 use crate::providers::params::Dropped;
 use crate::providers::testing::{assemble, fixture, run, sse_events, upstream};
-use crate::providers::{Provider, ProviderError};
+use crate::providers::{HttpProvider, ProviderError};
 use crate::schema::{ChatChunk, ChatCompletion, ChatRequest, MessageContent, Role};
 
 fn chat(value: Value) -> ChatRequest {

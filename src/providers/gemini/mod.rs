@@ -16,7 +16,7 @@ use axum::http::header::{HeaderMap, HeaderName};
 
 use super::params::Dropped;
 use super::{
-    ChatStreamDecoder, PassthroughEndpoint, Provider, ProviderError, Upstream, UpstreamRequest,
+    ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, Upstream, UpstreamRequest,
 };
 use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest};
 use wire::GenerateContentResponse;
@@ -55,7 +55,7 @@ fn headers(upstream: &Upstream) -> Result<HeaderMap, ProviderError> {
     upstream_headers(upstream, key_header, &[])
 }
 
-impl Provider for Gemini {
+impl HttpProvider for Gemini {
     fn name(&self) -> &'static str {
         "gemini"
     }

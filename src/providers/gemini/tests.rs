@@ -13,7 +13,7 @@ use super::wire::GenerateContentResponse;
 use super::*;
 use crate::providers::params::Dropped;
 use crate::providers::testing::{assemble, fixture, run, upstream};
-use crate::providers::{Provider, ProviderError};
+use crate::providers::{HttpProvider, ProviderError};
 use crate::schema::ChatRequest;
 
 fn chat(value: Value) -> ChatRequest {
