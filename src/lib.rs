@@ -7,7 +7,10 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod pipeline;
+pub mod policy;
 pub mod providers;
+pub mod reload;
 pub mod router;
 pub mod schema;
 pub mod server;

@@ -38,6 +38,9 @@ enum Command {
         /// Log as JSON lines instead of text.
         #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
         json_logs: bool,
+        /// Seconds a shutdown waits for requests in flight before ending open streams.
+        #[arg(long, env = "SWITCHYARD_DRAIN_TIMEOUT", default_value_t = 30.0)]
+        drain_timeout: f64,
     },
     /// Validate a config and print the resolved model groups (secrets masked).
     Check {
@@ -78,6 +81,7 @@ fn main() -> ExitCode {
             host,
             port,
             json_logs,
+            drain_timeout,
         } => {
             switchyard::telemetry::init_logging(json_logs, true);
             let loaded = match switchyard::config::load(&config) {
@@ -97,7 +101,21 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run_async(switchyard::server::serve(loaded.config, addr))
+            let drain = match std::time::Duration::try_from_secs_f64(drain_timeout) {
+                Ok(drain) => drain,
+                Err(_) => {
+                    eprintln!(
+                        "error: --drain-timeout must be a number of seconds, got {drain_timeout}"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            run_async(switchyard::server::serve(
+                loaded.config,
+                Some(config),
+                addr,
+                drain,
+            ))
         }
         Command::MockUpstream(args) => {
             switchyard::telemetry::init_logging(false, false);

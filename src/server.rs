@@ -1,21 +1,39 @@
-//! Binding, serving and shutting down.
+//! Binding, serving, reloading and shutting down.
+//!
+//! Shutdown (SIGTERM or SIGINT): the listener closes at once, requests in flight may finish
+//! for up to the drain time (`--drain-timeout`, default 30 s); then streams still open end
+//! with an error event, and a few seconds later the process exits whatever is left.
+//! SIGHUP reloads the config file (`reload.rs`).
 
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use std::future::IntoFuture as _;
 
 use axum::serve::ListenerExt as _;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::state::AppState;
 
+/// After the drain time, how long cut streams and stuck requests get before the process exits.
+const AFTER_CUT: Duration = Duration::from_secs(5);
+
 /// Serves until SIGINT/SIGTERM. Prints `switchyard listening on http://ADDR` on stdout once the
 /// socket is bound (with `--port 0`, the port the OS chose), for scripts and tests.
-pub async fn serve(config: Config, addr: SocketAddr) -> std::io::Result<()> {
-    let state = AppState::build(config).map_err(|err| std::io::Error::other(err.to_string()))?;
-    if state.router.health_checks_enabled() {
-        let checker = state.clone();
-        tokio::spawn(async move { checker.router.run_health_checks(&checker.http).await });
-    }
+pub async fn serve(
+    config: Config,
+    config_path: Option<PathBuf>,
+    addr: SocketAddr,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let state = AppState::build(config, config_path)
+        .map_err(|err| std::io::Error::other(err.to_string()))?;
+    tokio::spawn(health_checks(state.clone()));
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(state.clone()));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     {
@@ -29,11 +47,65 @@ pub async fn serve(config: Config, addr: SocketAddr) -> std::io::Result<()> {
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, crate::api::routes(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let stopping = CancellationToken::new();
+    let server = axum::serve(listener, crate::api::routes(state.clone()))
+        .with_graceful_shutdown({
+            let stopping = stopping.clone();
+            async move {
+                shutdown_signal().await;
+                stopping.cancel();
+            }
+        })
+        .into_future();
+    let deadline = {
+        let cut = state.streams_cut.clone();
+        async move {
+            stopping.cancelled().await;
+            tracing::info!(
+                drain_secs = drain.as_secs_f64(),
+                "draining requests in flight"
+            );
+            tokio::time::sleep(drain).await;
+            tracing::warn!("drain time over: ending the streams still open");
+            cut.cancel();
+            tokio::time::sleep(AFTER_CUT).await;
+            tracing::warn!("requests still in flight after the drain time; exiting anyway");
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => {}
+    }
     crate::telemetry::flush_logs();
     Ok(())
+}
+
+/// Background health checks, on whatever config is current at each round.
+async fn health_checks(state: AppState) {
+    loop {
+        let snapshot = state.snapshot();
+        let interval = snapshot.router.health_check_interval();
+        if snapshot.router.health_checks_enabled() {
+            snapshot.router.check_all(&state.http).await;
+        }
+        drop(snapshot);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(state: AppState) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /config/reload instead");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config");
+        if let Err(err) = crate::reload::reload(&state).await {
+            tracing::error!("config reload refused, the previous config keeps serving: {err}");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,49 +1,51 @@
 //! `POST /v1/chat/completions`.
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{dropped_params_header, route_headers, served_headers, sse};
-use crate::auth::authenticate;
-use crate::router::{Deployment, RequestOptions};
+use super::{dropped_params_header, finish, route_headers, served_headers, sse, Reply};
+use crate::pipeline::RequestContext;
+use crate::router::Deployment;
 use crate::schema::ChatRequest;
-use crate::state::AppState;
 
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+pub async fn chat_completions(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
+    let result = handle(&mut ctx, &headers, body).await;
+    finish(ctx, result)
+}
+
+async fn handle(
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, ApiError> {
-    authenticate(&headers, state.master_key.as_ref())?;
-    let mut request: ChatRequest = read_json(&headers, body, state.max_request_bytes).await?;
+) -> Result<Reply, ApiError> {
+    let mut request: ChatRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request)?;
-    let options = RequestOptions::take_from(&mut request.extra)?;
+    let options = ctx.admit(
+        &request.model,
+        request.is_stream(),
+        request.user.as_deref(),
+        &mut request.extra,
+    )?;
+    let config = ctx.config.clone();
     if request.is_stream() {
-        let served = state
+        let served = config
             .router
-            .chat_stream(&state.http, &request, &options)
+            .chat_stream(ctx.http(), &request, &options)
             .await?;
-        let body = sse::chat_body(
-            state.clone(),
-            served.value,
-            served.deployment.clone(),
-            request.wants_stream_usage(),
-        );
-        let mut response = sse::response(body);
-        served_headers(&mut response, &served.deployment, served.attempts);
-        route_headers(&mut response, &served.report);
-        dropped_params_header(&mut response, &dropped(&served.deployment, &request));
-        return Ok(response);
+        ctx.served(&served);
+        let mut stream = sse::chat_stream(served.value, request.wants_stream_usage());
+        served_headers(&mut stream.response, &served.deployment, served.attempts);
+        route_headers(&mut stream.response, &served.report);
+        dropped_params_header(&mut stream.response, &dropped(&served.deployment, &request));
+        return Ok(Reply::Stream(stream));
     }
-    let served = state.router.chat(&state.http, &request, &options).await?;
-    if let Some(usage) = served.value.usage() {
-        state.metrics.record_usage(&served.deployment.id, usage);
-    }
+    let served = config.router.chat(ctx.http(), &request, &options).await?;
+    ctx.served(&served);
+    ctx.usage = served.value.usage().cloned();
     let body = served.value.to_json(&served.deployment.model_name);
     let mut response = (
         [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
@@ -53,7 +55,7 @@ pub async fn chat_completions(
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     dropped_params_header(&mut response, &dropped(&served.deployment, &request));
-    Ok(response)
+    Ok(Reply::Whole(response))
 }
 
 /// What the deployment's provider dropped from the request in translation.

@@ -1,6 +1,8 @@
 //! The one place errors become HTTP responses: OpenAI-shaped JSON
 //! (`{"error": {"message", "type", "param", "code"}}`) with the status of DESIGN.md invariant 3.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -8,7 +10,8 @@ use serde_json::json;
 use crate::auth::AuthError;
 use crate::providers::ProviderError;
 use crate::router::{
-    NoPick, OptionsError, RouteError, RouteReport, TrailEntry, Unavailable, UpstreamFailure,
+    Deployment, NoPick, OptionsError, RouteError, RouteReport, TrailEntry, Unavailable,
+    UpstreamFailure,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,14 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// A bug in the gateway (a handler panicked); the message says nothing more on purpose.
+    #[error("the gateway hit an internal error; the request was not completed")]
+    Internal,
+    /// `POST /config/reload` refused the file; the message is the one `switchyard check` prints.
+    #[error("config reload refused, the previous config keeps serving: {0}")]
+    Reload(String),
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl From<OptionsError> for ApiError {
@@ -47,6 +58,24 @@ impl ApiError {
         }
     }
 
+    /// The deployment the last attempt went to, and how many attempts were made, when the
+    /// router got that far.
+    pub fn served_by(&self) -> Option<(Arc<Deployment>, u32)> {
+        let ApiError::Route(route) = self else {
+            return None;
+        };
+        let report = route.report()?;
+        let attempts = report
+            .trail
+            .iter()
+            .filter(|entry| matches!(entry, TrailEntry::Called { .. }))
+            .count() as u32;
+        report.trail.iter().rev().find_map(|entry| match entry {
+            TrailEntry::Called { deployment, .. } => Some((deployment.clone(), attempts)),
+            TrailEntry::Skipped { .. } => None,
+        })
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -56,6 +85,9 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Reload(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Route(RouteError::InvalidOptions { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
             ApiError::Route(RouteError::Unavailable(unavailable)) => match unavailable.reason {
@@ -99,6 +131,19 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => {
                 (self.to_string(), "invalid_request_error", None, None)
             }
+            ApiError::Internal => (self.to_string(), "internal_server_error", None, None),
+            ApiError::Reload(_) => (
+                self.to_string(),
+                "invalid_request_error",
+                None,
+                Some("invalid_config".to_owned()),
+            ),
+            ApiError::Forbidden(message) => (
+                message.clone(),
+                "permission_error",
+                None,
+                Some("forbidden".to_owned()),
+            ),
             ApiError::Route(RouteError::UnknownModel(model)) => (
                 format!("The model `{model}` does not exist or you do not have access to it."),
                 "invalid_request_error",

@@ -1,13 +1,12 @@
 //! Health and metrics endpoints (unauthenticated, as in LiteLLM, so probes need no key).
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
-use crate::auth::authenticate;
+use crate::pipeline::Caller;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
@@ -21,7 +20,7 @@ pub async fn readiness(State(state): State<AppState>) -> Json<Value> {
         "status": "healthy",
         "db": "Not connected",
         "cache": null,
-        "model_groups": state.router.model_names().len(),
+        "model_groups": state.snapshot().router.model_names().len(),
         "switchyard_version": env!("CARGO_PKG_VERSION"),
     }))
 }
@@ -35,18 +34,13 @@ pub struct HealthQuery {
 /// its health check) with its recent numbers. It reads what the router already knows and calls
 /// no upstream, so it is cheap to poll. Like LiteLLM's `/health`, it needs a key: it names the
 /// upstreams (never their keys).
-pub async fn deployments(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HealthQuery>,
-) -> Result<Json<Value>, ApiError> {
-    authenticate(&headers, state.master_key.as_ref())?;
-    Ok(Json(state.router.health_report(query.model.as_deref())))
+pub async fn deployments(caller: Caller, Query(query): Query<HealthQuery>) -> Json<Value> {
+    Json(caller.config.router.health_report(query.model.as_deref()))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state.metrics.render();
-    state.router.render_metrics(&mut body);
+    state.snapshot().router.render_metrics(&mut body);
     (
         [(
             header::CONTENT_TYPE,

@@ -11,7 +11,6 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -19,10 +18,10 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
 use super::body::read_json;
-use super::error::{AnthropicError, ApiError};
+use super::error::ApiError;
 use super::sse::{self, Rendered};
-use super::{dropped_params_header, route_headers, served_headers};
-use crate::auth::authenticate;
+use super::{dropped_params_header, finish, route_headers, served_headers, Reply};
+use crate::pipeline::RequestContext;
 use crate::providers::anthropic::request::{to_openai, OpenAiDialect};
 use crate::providers::anthropic::response::{to_message, usage_to_openai};
 use crate::providers::anthropic::stream::{MessagesStreamEncoder, NativeStreamTap};
@@ -35,27 +34,31 @@ use crate::providers::params::Dropped;
 use crate::providers::ProviderError;
 use crate::router::{BoxStream, Deployment, RequestOptions};
 use crate::schema::{ChatRequest, Usage};
-use crate::state::AppState;
 
-pub async fn messages(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+pub async fn messages(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
+    let result = create(&mut ctx, &headers, body).await;
+    finish(ctx, result)
+}
+
+async fn create(
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, AnthropicError> {
-    authenticate(&headers, state.master_key.as_ref())?;
-    let mut request: MessagesRequest = read_json(&headers, body, state.max_request_bytes).await?;
+) -> Result<Reply, ApiError> {
+    let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::Create)?;
-    let options = options(&mut request)?;
-    let client = client_headers(&headers);
+    let options = admit(ctx, &mut request)?;
+    let client = client_headers(headers);
     let translations = Translations::new(&request);
     if request.is_stream() {
-        return stream(state, &request, &options, &client, &translations).await;
+        return stream(ctx, &request, &options, &client, &translations).await;
     }
-    let served = state
+    let config = ctx.config.clone();
+    let http = ctx.http();
+    let served = config
         .router
         .execute(&request.model, &options, |deployment| {
-            let (request, client, translations, http) =
-                (&request, &client, &translations, &state.http);
+            let (request, client, translations) = (&request, &client, &translations);
             async move {
                 let call = deployment.call(http, None);
                 let provider = &deployment.provider;
@@ -82,24 +85,38 @@ pub async fn messages(
                 Ok(Answer::from_completion(completion, &deployment, dropped))
             }
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
+    ctx.served(&served);
     let answer = served.value;
-    state
-        .metrics
-        .record_usage(&served.deployment.id, &answer.usage);
+    ctx.usage = Some(answer.usage);
     let mut response = Json(answer.message).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     dropped_params_header(&mut response, &answer.dropped);
-    Ok(response)
+    Ok(Reply::Whole(response))
 }
 
 /// The gateway controls a client may put in the body (`fallbacks`, `timeout` ..., as on the
 /// OpenAI surface), and the prompt size for the router, which cannot estimate a body it does
 /// not know.
-fn options(request: &mut MessagesRequest) -> Result<RequestOptions, ApiError> {
-    let mut options = RequestOptions::take_from(&mut request.extra)?;
+fn admit(
+    ctx: &mut RequestContext,
+    request: &mut MessagesRequest,
+) -> Result<RequestOptions, ApiError> {
+    // Anthropic's end-user id is `metadata.user_id`; `metadata` is also the gateway's own
+    // control (tags, feature), so the user id is read before the controls are taken out.
+    let user = request
+        .extra
+        .get("metadata")
+        .and_then(|m| m.get("user_id"))
+        .and_then(|u| u.as_str())
+        .map(str::to_owned);
+    let mut options = ctx.admit(
+        &request.model,
+        request.is_stream(),
+        user.as_deref(),
+        &mut request.extra,
+    )?;
     options.prompt_tokens = Some(estimate_tokens(request));
     Ok(options)
 }
@@ -188,15 +205,17 @@ fn frame_tokens(frame: &Frame) -> Option<u64> {
 }
 
 async fn stream(
-    state: AppState,
+    ctx: &mut RequestContext,
     request: &MessagesRequest,
     options: &RequestOptions,
     client: &ClientHeaders,
     translations: &Translations<'_>,
-) -> Result<Response, AnthropicError> {
+) -> Result<Reply, ApiError> {
     // What translation dropped for the attempt that ended up serving (the last one).
     let dropped = std::sync::Mutex::new(Vec::new());
-    let served = state
+    let config = ctx.config.clone();
+    let http = ctx.http();
+    let served = config
         .router
         .execute_stream(
             &request.model,
@@ -204,7 +223,7 @@ async fn stream(
             frame_has_output,
             frame_tokens,
             |deployment| {
-                let (http, dropped) = (&state.http, &dropped);
+                let dropped = &dropped;
                 async move {
                     let alias = deployment.model_name.clone();
                     let call = deployment.call(http, options.stream_timeout);
@@ -222,20 +241,19 @@ async fn stream(
                 }
             },
         )
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
+    ctx.served(&served);
     let dropped = std::mem::take(&mut *lock(&dropped));
     let frames: Pin<Box<dyn Stream<Item = Rendered> + Send>> = Box::pin(
         served
             .value
             .map(|item| item.map(|frame| (frame.bytes, frame.usage))),
     );
-    let body = sse::anthropic_body(state.clone(), frames, served.deployment.clone());
-    let mut response = sse::response(body);
-    served_headers(&mut response, &served.deployment, served.attempts);
-    route_headers(&mut response, &served.report);
-    dropped_params_header(&mut response, &dropped);
-    Ok(response)
+    let mut stream = sse::anthropic_stream(frames);
+    served_headers(&mut stream.response, &served.deployment, served.attempts);
+    route_headers(&mut stream.response, &served.report);
+    dropped_params_header(&mut stream.response, &dropped);
+    Ok(Reply::Stream(stream))
 }
 
 /// OpenAI chunks rendered as Anthropic events, closed with `message_delta` / `message_stop`
@@ -354,20 +372,26 @@ fn native_frames(events: EventStream, alias: String) -> BoxStream<Frame> {
 /// `POST /v1/messages/count_tokens`: Anthropic's own count for Anthropic deployments; for
 /// others an estimate (4 characters a token over the text, as the mock and the router
 /// estimate), since their tokenizers are not Anthropic's anyway.
-pub async fn count_tokens(
-    State(state): State<AppState>,
-    headers: HeaderMap,
+pub async fn count_tokens(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
+    let result = count(&mut ctx, &headers, body).await;
+    finish(ctx, result)
+}
+
+async fn count(
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
     body: Body,
-) -> Result<Response, AnthropicError> {
-    authenticate(&headers, state.master_key.as_ref())?;
-    let mut request: MessagesRequest = read_json(&headers, body, state.max_request_bytes).await?;
+) -> Result<Reply, ApiError> {
+    let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::CountTokens)?;
-    let options = options(&mut request)?;
-    let client = client_headers(&headers);
-    let served = state
+    let options = admit(ctx, &mut request)?;
+    let client = client_headers(headers);
+    let config = ctx.config.clone();
+    let http = ctx.http();
+    let served = config
         .router
         .execute(&request.model, &options, |deployment| {
-            let (request, client, http) = (&request, &client, &state.http);
+            let (request, client) = (&request, &client);
             async move {
                 let call = deployment.call(http, None);
                 match deployment.provider.messages(
@@ -384,12 +408,12 @@ pub async fn count_tokens(
                 }
             }
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await?;
+    ctx.served(&served);
     let mut response = Json(served.value).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
-    Ok(response)
+    Ok(Reply::Whole(response))
 }
 
 /// A native Messages API answer.

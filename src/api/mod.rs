@@ -1,6 +1,8 @@
-//! HTTP routes. Handlers parse, call the router, render; the request-id middleware here stamps
-//! every response and writes the access log.
+//! HTTP routes. Handlers parse, call the router, render (the pipeline's stages, in the order
+//! `pipeline/mod.rs` lists them); the edge middleware here stamps every response with its
+//! request id and reports requests that never reached a model.
 
+mod admin;
 mod body;
 mod chat;
 pub mod error;
@@ -10,8 +12,11 @@ mod models;
 mod passthrough;
 mod sse;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
+
+use futures_util::FutureExt;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
@@ -19,6 +24,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
 
+use crate::pipeline::{new_request_id, Edge, Finished, Outcome, Reported, RequestContext, Surface};
 use crate::router::{Deployment, RouteReport};
 use crate::state::AppState;
 use error::ApiError;
@@ -40,12 +46,10 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/health/liveness", get(health::liveliness))
         .route("/health/readiness", get(health::readiness))
         .route("/metrics", get(health::metrics))
+        .route("/config/reload", post(admin::reload_config))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            stamp_and_log,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), edge))
         // Bodies are bounded by `read_json` with the configured limit instead.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)
@@ -63,13 +67,6 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         method: method.to_string(),
         path: uri.path().to_owned(),
     }
-}
-
-/// Which deployment answered; handlers put it in the response extensions.
-#[derive(Clone)]
-pub struct ServedBy {
-    pub deployment: Arc<Deployment>,
-    pub attempts: u32,
 }
 
 /// Header names of the response metadata, documented in docs/http-api.md.
@@ -93,10 +90,6 @@ pub(crate) fn served_headers(response: &mut Response, deployment: &Arc<Deploymen
     headers.insert(LITELLM_MODEL_ID, deployment.id_header.clone());
     headers.insert(MODEL_GROUP, deployment.group_header.clone());
     headers.insert(ATTEMPTS, HeaderValue::from(attempts));
-    response.extensions_mut().insert(ServedBy {
-        deployment: deployment.clone(),
-        attempts,
-    });
 }
 
 /// What the router did beyond the plain case: the route rule that chose the group, a canary
@@ -151,54 +144,83 @@ pub(crate) fn dropped_params_header(response: &mut Response, dropped: &[String])
     }
 }
 
-/// Echoes a sane `x-request-id` or makes one, and logs one line per request.
-async fn stamp_and_log(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
+/// Stage 1 of every request: echoes a sane `x-request-id` or makes one, starts the clock, and
+/// turns a panic below into an OpenAI-shaped 500 (the gateway keeps serving). Requests the
+/// pipeline did not report (no model was asked for: `/health`, `/v1/models`, a bad key, an
+/// unknown path) get their finished event here.
+async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get(REQUEST_ID_HEADER)
         .filter(|v| v.len() <= 128 && v.to_str().is_ok_and(|s| !s.is_empty()))
         .cloned()
         .unwrap_or_else(new_request_id);
+    let started = Instant::now();
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let mut response = next.run(request).await;
-    let status = response.status().as_u16();
-    let elapsed = started.elapsed();
-    let served = response.extensions_mut().remove::<ServedBy>();
-    match &served {
-        Some(served) => state
-            .metrics
-            .record_response(&served.deployment.id, status, elapsed),
-        None if status >= 400 => state.metrics.record_rejected(status),
-        None => {}
+    let uri = request.uri().clone();
+    request.extensions_mut().insert(Edge {
+        request_id: request_id.clone(),
+        started,
+    });
+    let mut response = match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(
+                request_id = request_id.to_str().unwrap_or(""),
+                path = uri.path(),
+                "handler panicked: {message}"
+            );
+            Surface::of_path(uri.path()).render(ApiError::Internal)
+        }
+    };
+    if response.extensions().get::<Reported>().is_none() {
+        let event = Finished {
+            request_id: request_id.to_str().unwrap_or(""),
+            method: method.as_str(),
+            path: uri.path(),
+            principal: None,
+            surface: Surface::of_path(uri.path()),
+            requested_model: "",
+            deployment: None,
+            attempts: 0,
+            usage: None,
+            status: response.status().as_u16(),
+            outcome: if response.status().is_success() {
+                Outcome::Answered
+            } else {
+                Outcome::Failed
+            },
+            stream: false,
+            latency: started.elapsed(),
+            time_to_first_token: None,
+            end_user: None,
+            metadata: None,
+            cache_hit: false,
+        };
+        crate::telemetry::request_finished(&state, &event);
     }
-    // Target `access`, so `RUST_LOG=info,access=off` keeps every other line but this one (it
-    // costs tens of microseconds of CPU per request to format; see docs/operations.md).
-    tracing::info!(
-        target: "access",
-        request_id = request_id.to_str().unwrap_or(""),
-        %method,
-        path,
-        status,
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        model_group = served.as_ref().map(|s| s.deployment.model_name.as_str()),
-        deployment = served.as_ref().map(|s| s.deployment.id.as_str()),
-        attempts = served.as_ref().map(|s| s.attempts),
-        "request"
-    );
     const REQUEST_ID: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
     response.headers_mut().insert(REQUEST_ID, request_id);
     response
 }
 
-/// 32 random hex digits.
-fn new_request_id() -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = [0u8; 32];
-    let bits = fastrand::u128(..);
-    for (i, digit) in id.iter_mut().enumerate() {
-        *digit = HEX[((bits >> (i * 4)) & 0xf) as usize];
+/// The end of a model request: a whole answer or an error is rendered and reported now; a
+/// stream takes the context into its body, which reports when the stream is over.
+pub(crate) fn finish(ctx: RequestContext, result: Result<Reply, ApiError>) -> Response {
+    match result {
+        Ok(Reply::Stream(stream)) => stream.into_response(ctx),
+        Ok(Reply::Whole(response)) => ctx.respond(Ok(response)),
+        Err(error) => ctx.respond(Err(error)),
     }
-    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// What a handler produced.
+pub(crate) enum Reply {
+    Whole(Response),
+    Stream(sse::StreamReply),
 }

@@ -2,45 +2,42 @@
 //! model rewritten.
 
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{route_headers, served_headers, sse};
-use crate::auth::authenticate;
+use super::{finish, route_headers, served_headers, sse, Reply};
+use crate::pipeline::RequestContext;
 use crate::providers::PassthroughEndpoint;
-use crate::router::RequestOptions;
 use crate::schema::PassthroughRequest;
-use crate::state::AppState;
 
-pub async fn completions(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    handle(state, headers, body, PassthroughEndpoint::Completions).await
+pub async fn completions(ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
+    handle(ctx, headers, body, PassthroughEndpoint::Completions).await
 }
 
-pub async fn embeddings(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    handle(state, headers, body, PassthroughEndpoint::Embeddings).await
+pub async fn embeddings(ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
+    handle(ctx, headers, body, PassthroughEndpoint::Embeddings).await
 }
 
 async fn handle(
-    state: AppState,
+    mut ctx: RequestContext,
     headers: HeaderMap,
     body: Body,
     endpoint: PassthroughEndpoint,
-) -> Result<Response, ApiError> {
-    authenticate(&headers, state.master_key.as_ref())?;
-    let mut request: PassthroughRequest =
-        read_json(&headers, body, state.max_request_bytes).await?;
+) -> Response {
+    let result = serve(&mut ctx, &headers, body, endpoint).await;
+    finish(ctx, result)
+}
+
+async fn serve(
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+    body: Body,
+    endpoint: PassthroughEndpoint,
+) -> Result<Reply, ApiError> {
+    let mut request: PassthroughRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     if request.model.trim().is_empty() {
         return Err(ApiError::bad_request(
             "`model` must not be empty",
@@ -57,28 +54,34 @@ async fn handle(
             Some(required),
         ));
     }
-    let options = RequestOptions::take_from(&mut request.extra)?;
     // Only completions stream; embeddings have no streaming form.
-    if endpoint == PassthroughEndpoint::Completions && request.stream == Some(true) {
-        let served = state
+    let stream = endpoint == PassthroughEndpoint::Completions && request.stream == Some(true);
+    let user = request
+        .extra
+        .get("user")
+        .and_then(|u| u.as_str())
+        .map(str::to_owned);
+    let options = ctx.admit(&request.model, stream, user.as_deref(), &mut request.extra)?;
+    let config = ctx.config.clone();
+    if stream {
+        let served = config
             .router
-            .passthrough_stream(&state.http, endpoint, &request, &options)
+            .passthrough_stream(ctx.http(), endpoint, &request, &options)
             .await?;
-        let body = sse::passthrough_body(state.clone(), served.value, served.deployment.clone());
-        let mut response = sse::response(body);
-        served_headers(&mut response, &served.deployment, served.attempts);
-        route_headers(&mut response, &served.report);
-        return Ok(response);
+        ctx.served(&served);
+        let mut stream = sse::passthrough_stream(served.value);
+        served_headers(&mut stream.response, &served.deployment, served.attempts);
+        route_headers(&mut stream.response, &served.report);
+        return Ok(Reply::Stream(stream));
     }
-    let served = state
+    let served = config
         .router
-        .passthrough(&state.http, endpoint, &request, &options)
+        .passthrough(ctx.http(), endpoint, &request, &options)
         .await?;
-    if let Some(usage) = served.value.usage() {
-        state.metrics.record_usage(&served.deployment.id, &usage);
-    }
+    ctx.served(&served);
+    ctx.usage = served.value.usage();
     let mut response = Json(served.value).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
-    Ok(response)
+    Ok(Reply::Whole(response))
 }

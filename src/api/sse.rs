@@ -3,8 +3,8 @@
 //! body, which drops the upstream response and so cancels the upstream request.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -13,12 +13,14 @@ use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
 use super::error::ApiError;
+use crate::pipeline::{Outcome, RequestContext};
 use crate::providers::http::ChunkStream;
 use crate::providers::ProviderError;
-use crate::router::{Deployment, PassthroughStream, RouteError};
+use crate::router::{PassthroughStream, RouteError};
 use crate::schema::Usage;
-use crate::state::AppState;
 
 pub fn response(body: Body) -> Response {
     let mut response = Response::new(body);
@@ -33,14 +35,44 @@ pub fn response(body: Body) -> Response {
     response
 }
 
-/// A chat stream as SSE. Usage from the final chunk is recorded; the usage-only chunk is hidden
-/// from clients that did not ask for it (the gateway always asks the upstream).
-pub fn chat_body(
-    state: AppState,
-    chunks: ChunkStream,
-    deployment: Arc<Deployment>,
-    include_usage: bool,
-) -> Body {
+/// A stream on its way out: the response head (status and headers already set) and the events
+/// of its body. [`StreamReply::into_response`] joins them with the request's context.
+pub struct StreamReply {
+    pub response: Response,
+    events: Pin<Box<dyn Stream<Item = Rendered> + Send>>,
+    dialect: Dialect,
+}
+
+impl StreamReply {
+    /// The response, its body carrying `ctx`: usage and time to first token are recorded as
+    /// events pass, and the finished event fires when the stream ends, fails, is cut by a
+    /// shutdown, or is dropped because the client left.
+    pub fn into_response(self, ctx: RequestContext) -> Response {
+        let mut response = self.response;
+        RequestContext::stream_response(&mut response);
+        let cut = Box::pin(ctx.streams_cut().cancelled_owned());
+        *response.body_mut() = Body::from_stream(SseBody {
+            events: self.events,
+            ctx,
+            cut,
+            ended: false,
+            dialect: self.dialect,
+        });
+        response
+    }
+}
+
+fn reply(events: Pin<Box<dyn Stream<Item = Rendered> + Send>>, dialect: Dialect) -> StreamReply {
+    StreamReply {
+        response: response(Body::empty()),
+        events,
+        dialect,
+    }
+}
+
+/// A chat stream as SSE. The usage-only chunk is hidden from clients that did not ask for it
+/// (the gateway always asks the upstream, to count tokens).
+pub fn chat_stream(chunks: ChunkStream, include_usage: bool) -> StreamReply {
     let events = chunks.filter_map(move |item| {
         std::future::ready(match item {
             Ok(mut chunk) => {
@@ -61,22 +93,13 @@ pub fn chat_body(
             Err(err) => Some(Err(err)),
         })
     });
-    Body::from_stream(SseBody::new(
-        state,
-        deployment,
-        Box::pin(events),
-        Dialect::OpenAi,
-    ))
+    reply(Box::pin(events), Dialect::OpenAi)
 }
 
 /// A stream for the Anthropic surface: frames already rendered as Anthropic events (see
 /// [`anthropic_event`]); a failure becomes an `error` event, and there is no `[DONE]`.
-pub fn anthropic_body(
-    state: AppState,
-    frames: Pin<Box<dyn Stream<Item = Rendered> + Send>>,
-    deployment: Arc<Deployment>,
-) -> Body {
-    Body::from_stream(SseBody::new(state, deployment, frames, Dialect::Anthropic))
+pub fn anthropic_stream(frames: Pin<Box<dyn Stream<Item = Rendered> + Send>>) -> StreamReply {
+    reply(frames, Dialect::Anthropic)
 }
 
 /// One Anthropic event: `event: <type>` then `data: <json>` (Anthropic's SDKs skip events
@@ -112,23 +135,14 @@ pub fn anthropic_frame(name: &str, data: &str) -> Bytes {
 }
 
 /// A streamed `/v1/completions` answer as SSE.
-pub fn passthrough_body(
-    state: AppState,
-    events: PassthroughStream,
-    deployment: Arc<Deployment>,
-) -> Body {
+pub fn passthrough_stream(events: PassthroughStream) -> StreamReply {
     let events = events.map(|item| {
         item.map(|event| {
             let usage = event.usage();
             (Some(data_event(&event)), usage)
         })
     });
-    Body::from_stream(SseBody::new(
-        state,
-        deployment,
-        Box::pin(events),
-        Dialect::OpenAi,
-    ))
+    reply(Box::pin(events), Dialect::OpenAi)
 }
 
 /// A rendered event (or `None` for one the client does not see) and the usage it reported.
@@ -143,32 +157,33 @@ enum Dialect {
     Anthropic,
 }
 
-/// The body stream: forwards rendered events, appends `[DONE]` or an error event, and on drop
-/// records usage and whether the client left early.
+/// The body stream: forwards rendered events, appends `[DONE]` or an error event, and keeps the
+/// request's context up to date until it reports the request finished.
 struct SseBody {
     events: Pin<Box<dyn Stream<Item = Rendered> + Send>>,
-    state: AppState,
-    deployment: Arc<Deployment>,
-    usage: Option<Usage>,
+    ctx: RequestContext,
+    /// Resolves when a shutdown's drain time is over.
+    cut: Pin<Box<WaitForCancellationFutureOwned>>,
     ended: bool,
     dialect: Dialect,
 }
 
 impl SseBody {
-    fn new(
-        state: AppState,
-        deployment: Arc<Deployment>,
-        events: Pin<Box<dyn Stream<Item = Rendered> + Send>>,
-        dialect: Dialect,
-    ) -> Self {
-        SseBody {
-            events,
-            state,
-            deployment,
-            usage: None,
-            ended: false,
-            dialect,
-        }
+    /// Ends the stream with an error event in this surface's shape.
+    fn fail(&mut self, error: ProviderError, outcome: Outcome) -> Bytes {
+        self.ended = true;
+        let (group, id) = match &self.ctx.served {
+            Some((deployment, _)) => (deployment.model_name.as_str(), deployment.id.as_str()),
+            None => ("", ""),
+        };
+        tracing::warn!(deployment = %id, "stream ended early: {error}");
+        let api_error = ApiError::Route(RouteError::upstream(group, 1, id, error));
+        let event = match self.dialect {
+            Dialect::OpenAi => data_event(&api_error.body()),
+            Dialect::Anthropic => anthropic_frame("error", &api_error.anthropic_body().to_string()),
+        };
+        self.ctx.emit(200, outcome);
+        event
     }
 }
 
@@ -181,33 +196,32 @@ impl Stream for SseBody {
                 return Poll::Ready(None);
             }
             match self.events.poll_next_unpin(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if self.cut.as_mut().poll(cx).is_ready() {
+                        let error = ProviderError::Connect(
+                            "the gateway is shutting down and its drain time is over".into(),
+                        );
+                        let event = self.fail(error, Outcome::StreamFailed);
+                        return Poll::Ready(Some(Ok(event)));
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Some(Ok((event, usage)))) => {
                     if usage.is_some() {
-                        self.usage = usage;
+                        self.ctx.usage = usage;
                     }
                     if let Some(event) = event {
+                        self.ctx.output_sent();
                         return Poll::Ready(Some(Ok(event)));
                     }
                 }
                 Poll::Ready(Some(Err(error))) => {
-                    self.ended = true;
-                    tracing::warn!(deployment = %self.deployment.id, "upstream stream failed: {error}");
-                    let api_error = ApiError::Route(RouteError::upstream(
-                        &self.deployment.model_name,
-                        1,
-                        &self.deployment.id,
-                        error,
-                    ));
-                    return Poll::Ready(Some(Ok(match self.dialect {
-                        Dialect::OpenAi => data_event(&api_error.body()),
-                        Dialect::Anthropic => {
-                            anthropic_frame("error", &api_error.anthropic_body().to_string())
-                        }
-                    })));
+                    let event = self.fail(error, Outcome::StreamFailed);
+                    return Poll::Ready(Some(Ok(event)));
                 }
                 Poll::Ready(None) => {
                     self.ended = true;
+                    self.ctx.emit(200, Outcome::Answered);
                     return Poll::Ready(match self.dialect {
                         Dialect::OpenAi => Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))),
                         Dialect::Anthropic => None,
@@ -220,14 +234,12 @@ impl Stream for SseBody {
 
 impl Drop for SseBody {
     fn drop(&mut self) {
-        if let Some(usage) = &self.usage {
-            self.state.metrics.record_usage(&self.deployment.id, usage);
-        }
         if !self.ended {
-            self.state
-                .metrics
-                .record_stream_cancelled(&self.deployment.id);
-            tracing::info!(deployment = %self.deployment.id, "client closed the stream early; upstream request cancelled");
+            tracing::info!(
+                request_id = self.ctx.request_id.to_str().unwrap_or(""),
+                "client closed the stream early; upstream request cancelled"
+            );
+            // The context reports the request as abandoned, with the usage seen so far.
         }
     }
 }

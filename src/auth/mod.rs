@@ -13,6 +13,21 @@ pub enum Principal {
     Open,
 }
 
+impl Principal {
+    /// Who called, as logs and metrics may name it: never the key itself.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Principal::Master => "master_key",
+            Principal::Open => "open",
+        }
+    }
+
+    /// May change the gateway itself (reload its config ...).
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Master | Principal::Open)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     #[error("missing API key: send it as `Authorization: Bearer <key>` (or an `x-api-key` / `api-key` header)")]

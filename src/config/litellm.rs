@@ -179,6 +179,8 @@ pub struct RawGeneralSettings {
 pub struct RawSwitchyardRouting {
     /// Seconds: the total budget of one request, retries and fallbacks included.
     pub deadline: Option<f64>,
+    /// The most retries a request's own `num_retries` may ask for.
+    pub max_request_retries: Option<u32>,
     #[serde(default)]
     pub route_rules: Vec<RawRouteRule>,
 }

@@ -17,6 +17,9 @@ pub const DEFAULT_ALLOWED_FAILS: u32 = 3;
 pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(5);
 /// LiteLLM's `max_fallbacks` default.
 pub const DEFAULT_MAX_FALLBACKS: u32 = 5;
+/// Default cap on a request's own `num_retries` (`switchyard_routing.max_request_retries`).
+pub const DEFAULT_MAX_REQUEST_RETRIES: u32 = 5;
+
 /// Total budget of one request when neither the request nor `switchyard_routing.deadline` sets
 /// one: LiteLLM's default timeout, so nothing that worked before starts timing out.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(600);
@@ -127,6 +130,8 @@ pub struct RouterSettings {
     pub fallbacks: FallbackSettings,
     pub enable_pre_call_checks: bool,
     pub deadline: Duration,
+    /// The most retries a request's `num_retries` may ask for (higher asks are lowered to it).
+    pub max_request_retries: u32,
     pub background_health_checks: bool,
     pub health_check_interval: Duration,
     pub route_rules: Vec<RouteRuleConfig>,
@@ -151,6 +156,7 @@ impl Default for RouterSettings {
             },
             enable_pre_call_checks: false,
             deadline: DEFAULT_DEADLINE,
+            max_request_retries: DEFAULT_MAX_REQUEST_RETRIES,
             background_health_checks: false,
             health_check_interval: DEFAULT_HEALTH_CHECK_INTERVAL,
             route_rules: Vec::new(),
@@ -288,6 +294,9 @@ impl Validator<'_> {
         if let Some(routing) = raw.switchyard_routing.take() {
             if let Some(secs) = routing.deadline {
                 settings.deadline = seconds(secs, "switchyard_routing.deadline")?;
+            }
+            if let Some(max) = routing.max_request_retries {
+                settings.max_request_retries = max;
             }
             let mut names = BTreeSet::new();
             for (i, rule) in routing.route_rules.into_iter().enumerate() {

@@ -351,18 +351,6 @@ impl Router {
         let Some((group, first)) = self.groups.get_key_value(target) else {
             return Err(RouteError::UnknownModel(model.to_owned()));
         };
-        if let Some(fallbacks) = &options.fallbacks {
-            if let Some((i, unknown)) = fallbacks
-                .iter()
-                .enumerate()
-                .find(|(_, f)| !self.groups.contains_key(f.as_str()))
-            {
-                return Err(RouteError::InvalidOptions {
-                    param: format!("fallbacks[{i}]"),
-                    message: format!("model `{unknown}` is not served by this gateway"),
-                });
-            }
-        }
         Ok(Plan {
             group,
             first,

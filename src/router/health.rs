@@ -52,15 +52,16 @@ impl Router {
         self.settings.background_health_checks
     }
 
-    /// Checks every deployment, then again every `health_check_interval`, forever. A
-    /// deployment that fails its check leaves the rotation until a later check passes.
-    pub async fn run_health_checks(&self, http: &HttpClient) {
-        let interval = self.settings.health_check_interval;
-        loop {
-            let checks = self.deployments.iter().map(|d| self.check(http, d));
-            futures_util::future::join_all(checks).await;
-            tokio::time::sleep(interval).await;
-        }
+    pub fn health_check_interval(&self) -> Duration {
+        self.settings.health_check_interval
+    }
+
+    /// Checks every deployment once. A deployment that fails its check leaves the rotation
+    /// until a later check passes (the server runs this every `health_check_interval`, on the
+    /// config current at that time).
+    pub async fn check_all(&self, http: &HttpClient) {
+        let checks = self.deployments.iter().map(|d| self.check(http, d));
+        futures_util::future::join_all(checks).await;
     }
 
     /// One health check: the smallest real request the deployment's mode allows.

@@ -366,6 +366,15 @@ impl Router {
         )
     }
 
+    pub fn settings(&self) -> &RouterSettings {
+        &self.settings
+    }
+
+    /// The most retries a request's own `num_retries` may ask for.
+    pub fn max_request_retries(&self) -> u32 {
+        self.settings.max_request_retries
+    }
+
     pub fn now_ms(&self) -> u64 {
         self.clock.now_ms()
     }

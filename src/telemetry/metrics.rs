@@ -1,11 +1,14 @@
-//! Prometheus counters per deployment. Deployments are known at start-up, so every counter is a
-//! pre-allocated atomic: recording takes no lock and allocates nothing.
+//! Prometheus counters per deployment, keyed by the deployment's stable id. A deployment's
+//! counters are made on its first request (a reload may add deployments) and kept across
+//! reloads; recording is a read lock and a few atomic adds.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::RwLock;
 
-use crate::config::Config;
+use crate::pipeline::{Finished, Outcome};
+use crate::router::Deployment;
 use crate::schema::Usage;
 
 #[derive(Default)]
@@ -22,61 +25,70 @@ struct DeploymentCounters {
 }
 
 pub struct Metrics {
-    deployments: HashMap<String, DeploymentCounters>,
+    deployments: RwLock<HashMap<String, DeploymentCounters>>,
     /// Requests that never reached a deployment (bad input, auth, unknown model), by status.
     rejected: [AtomicU64; 6],
 }
 
 const REJECTED_STATUSES: [u16; 6] = [400, 401, 403, 404, 413, 429];
 
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
-    pub fn new(config: &Config) -> Self {
-        let deployments = config
-            .deployments
-            .iter()
-            .map(|d| {
-                (
-                    d.id.clone(),
-                    DeploymentCounters {
-                        model_group: d.model_name.clone(),
-                        provider: d.provider.clone(),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect();
+    pub fn new() -> Self {
         Metrics {
-            deployments,
+            deployments: RwLock::default(),
             rejected: Default::default(),
         }
     }
 
-    /// A request a deployment answered (or failed to): its status class and latency.
-    pub fn record_response(&self, deployment: &str, status: u16, latency: std::time::Duration) {
-        if let Some(c) = self.deployments.get(deployment) {
-            let counter = match status {
+    /// Counts a finished request: by the deployment that answered, or as rejected before
+    /// routing when none did.
+    pub fn record(&self, event: &Finished<'_>) {
+        let Some(deployment) = event.deployment else {
+            if event.status >= 400 {
+                self.record_rejected(event.status);
+            }
+            return;
+        };
+        self.with(deployment, |c| {
+            let counter = match event.status {
                 200..=399 => &c.success,
                 400..=499 => &c.client_error,
                 _ => &c.server_error,
             };
             counter.fetch_add(1, Relaxed);
             c.latency_ms_total
-                .fetch_add(latency.as_millis() as u64, Relaxed);
-        }
+                .fetch_add(event.latency.as_millis() as u64, Relaxed);
+            if let Some(usage) = event.usage {
+                record_usage(c, usage);
+            }
+            if event.stream && event.outcome == Outcome::Abandoned {
+                c.streams_cancelled.fetch_add(1, Relaxed);
+            }
+        });
     }
 
-    pub fn record_usage(&self, deployment: &str, usage: &Usage) {
-        if let Some(c) = self.deployments.get(deployment) {
-            c.prompt_tokens.fetch_add(usage.prompt_tokens, Relaxed);
-            c.completion_tokens
-                .fetch_add(usage.completion_tokens, Relaxed);
+    fn with(&self, deployment: &Deployment, f: impl FnOnce(&DeploymentCounters)) {
+        {
+            let map = self.deployments.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(counters) = map.get(deployment.id.as_str()) {
+                return f(counters);
+            }
         }
-    }
-
-    pub fn record_stream_cancelled(&self, deployment: &str) {
-        if let Some(c) = self.deployments.get(deployment) {
-            c.streams_cancelled.fetch_add(1, Relaxed);
-        }
+        let mut map = self.deployments.write().unwrap_or_else(|e| e.into_inner());
+        let counters = map
+            .entry(deployment.id.clone())
+            .or_insert_with(|| DeploymentCounters {
+                model_group: deployment.model_name.clone(),
+                provider: deployment.provider_name.clone(),
+                ..Default::default()
+            });
+        f(counters);
     }
 
     pub fn record_rejected(&self, status: u16) {
@@ -88,7 +100,8 @@ impl Metrics {
     /// The Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let mut ids: Vec<&String> = self.deployments.keys().collect();
+        let deployments = self.deployments.read().unwrap_or_else(|e| e.into_inner());
+        let mut ids: Vec<&String> = deployments.keys().collect();
         ids.sort();
         let series =
             |out: &mut String,
@@ -98,7 +111,7 @@ impl Metrics {
              pick: &dyn Fn(&DeploymentCounters) -> Vec<(String, u64)>| {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 for id in &ids {
-                    let c = &self.deployments[*id];
+                    let c = &deployments[*id];
                     for (extra_labels, value) in pick(c) {
                         let _ = writeln!(
                         out,
@@ -170,6 +183,12 @@ impl Metrics {
         );
         out
     }
+}
+
+fn record_usage(c: &DeploymentCounters, usage: &Usage) {
+    c.prompt_tokens.fetch_add(usage.prompt_tokens, Relaxed);
+    c.completion_tokens
+        .fetch_add(usage.completion_tokens, Relaxed);
 }
 
 fn escape(value: &str) -> String {

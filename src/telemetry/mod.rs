@@ -1,11 +1,56 @@
 //! Logs and metrics. Recording is a few atomic adds on the request path; rendering happens only
-//! when `/metrics` is scraped.
+//! when `/metrics` is scraped. Everything here consumes the request-finished event
+//! ([`request_finished`]); no handler calls a recorder directly.
 
 mod log_writer;
 mod metrics;
 
 pub use log_writer::{flush as flush_logs, LOG_LINES_DROPPED};
 pub use metrics::Metrics;
+
+use crate::pipeline::Finished;
+use crate::state::AppState;
+
+/// Every consumer of the request-finished event, in one place: metrics, then the access log
+/// (target `access`, so `RUST_LOG=info,access=off` turns it off alone; formatting it costs tens
+/// of microseconds of CPU, see docs/operations.md).
+pub fn request_finished(state: &AppState, event: &Finished<'_>) {
+    state.metrics.record(event);
+    if tracing::enabled!(target: "access", tracing::Level::INFO) {
+        access_line(event);
+    }
+}
+
+fn access_line(event: &Finished<'_>) {
+    let deployment = event.deployment;
+    tracing::info!(
+        target: "access",
+        request_id = event.request_id,
+        method = event.method,
+        path = event.path,
+        status = event.status,
+        outcome = event.outcome.name(),
+        latency_ms = event.latency.as_secs_f64() * 1000.0,
+        ttft_ms = event.time_to_first_token.map(|t| t.as_secs_f64() * 1000.0),
+        caller = event.principal.map(|p| p.label()),
+        surface = event.surface.name(),
+        requested_model = (!event.requested_model.is_empty()).then_some(event.requested_model),
+        model_group = deployment.map(|d| d.model_name.as_str()),
+        deployment = deployment.map(|d| d.id.as_str()),
+        provider = deployment.map(|d| d.provider_name.as_str()),
+        attempts = deployment.map(|_| event.attempts),
+        stream = event.stream,
+        prompt_tokens = event.usage.map(|u| u.prompt_tokens),
+        completion_tokens = event.usage.map(|u| u.completion_tokens),
+        end_user = event.end_user,
+        feature = event
+            .metadata
+            .and_then(|m| m.get("feature"))
+            .and_then(|v| v.as_str()),
+        cache_hit = event.cache_hit,
+        "request"
+    );
+}
 
 /// Text logs by default, JSON lines with `--json-logs`; the level comes from `RUST_LOG`
 /// (default `info`). Logs go to stderr so stdout stays for the `listening on` line. `background`

@@ -1,0 +1,249 @@
+//! The request context: made once at the edge, read by every stage, and the one place the
+//! request-finished event is emitted from. It is an axum extractor that authenticates, so a
+//! handler that takes it cannot forget to check the caller, and a handler that does not take it
+//! never reaches a model.
+//!
+//! The context owns the event: a non-streaming answer emits it in [`RequestContext::respond`];
+//! a stream carries the context in its body and emits when the stream ends, fails or is
+//! dropped because the client left. Dropping a context that has not emitted (the handler's
+//! future cancelled, a panic) emits too, so every admitted request is reported exactly once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::finished::{Finished, Outcome};
+use super::{Edge, Surface};
+use crate::api::error::{AnthropicError, ApiError};
+use crate::auth::{authenticate, Principal};
+use crate::providers::http::HttpClient;
+use crate::router::{Deployment, RequestOptions, Router, Served};
+use crate::schema::{Extra, Usage};
+use crate::state::{AppState, Snapshot};
+
+pub struct RequestContext {
+    pub request_id: HeaderValue,
+    pub started: Instant,
+    pub principal: Principal,
+    pub surface: Surface,
+    /// The configuration this request runs on from start to end, even if a reload swaps it.
+    pub config: Arc<Snapshot>,
+    /// The model group the client asked for.
+    pub requested_model: String,
+    pub end_user: Option<String>,
+    /// The request's `metadata` (`feature`, `tags` ...).
+    pub metadata: Option<Map<String, Value>>,
+    pub stream: bool,
+    /// When the router gives up: `timeout` from the body, else the configured deadline.
+    pub deadline: Option<Instant>,
+    /// Filled as the request goes: who answered, what it cost, when output started.
+    pub served: Option<(Arc<Deployment>, u32)>,
+    pub usage: Option<Usage>,
+    pub first_output: Option<Instant>,
+    pub cache_hit: bool,
+    method: Method,
+    path: Box<str>,
+    state: AppState,
+    emitted: bool,
+}
+
+/// The authenticated caller and the configuration the request runs on: the extractor of every
+/// route that needs a key but calls no model (`/v1/models`, `/health`, admin routes).
+pub struct Caller {
+    pub principal: Principal,
+    pub config: Arc<Snapshot>,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let config = state.snapshot();
+        match authenticate(&parts.headers, config.master_key.as_ref()) {
+            Ok(principal) => Ok(Caller { principal, config }),
+            Err(err) => Err(Surface::of_path(parts.uri.path()).render(ApiError::from(err))),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for RequestContext {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let Caller { principal, config } = Caller::from_request_parts(parts, state).await?;
+        let edge = parts
+            .extensions
+            .get::<Edge>()
+            .cloned()
+            .unwrap_or_else(Edge::now);
+        Ok(RequestContext {
+            request_id: edge.request_id,
+            started: edge.started,
+            principal,
+            surface: Surface::of_path(parts.uri.path()),
+            config,
+            requested_model: String::new(),
+            end_user: None,
+            metadata: None,
+            stream: false,
+            deadline: None,
+            served: None,
+            usage: None,
+            first_output: None,
+            cache_hit: false,
+            method: parts.method.clone(),
+            path: parts.uri.path().into(),
+            state: state.clone(),
+            emitted: false,
+        })
+    }
+}
+
+impl RequestContext {
+    pub fn router(&self) -> &Router {
+        &self.config.router
+    }
+
+    pub fn max_request_bytes(&self) -> usize {
+        self.config.max_request_bytes
+    }
+
+    /// The shared upstream client.
+    pub fn http(&self) -> &HttpClient {
+        &self.state.http
+    }
+
+    /// Cancelled when a shutdown's drain time is over.
+    pub fn streams_cut(&self) -> CancellationToken {
+        self.state.streams_cut.clone()
+    }
+
+    /// Stages 2 and 3 for a parsed body: reads the gateway controls out of the body's unknown
+    /// fields, records what the request is (model, end user, metadata), runs the prepare stage
+    /// and the pre-call policy. What it returns steers the router.
+    pub fn admit(
+        &mut self,
+        model: &str,
+        stream: bool,
+        end_user: Option<&str>,
+        extra: &mut Extra,
+    ) -> Result<RequestOptions, ApiError> {
+        let mut options = RequestOptions::take_from(extra)?;
+        model.clone_into(&mut self.requested_model);
+        self.stream = stream;
+        self.end_user = end_user.filter(|u| !u.is_empty()).map(str::to_owned);
+        self.metadata.clone_from(&options.metadata);
+        let timeout = options
+            .timeout
+            .unwrap_or(self.config.router.settings().deadline);
+        self.deadline = Some(self.started + timeout);
+        // Prepare: prompt templates render here (issue 15).
+        crate::policy::pre_call(&self.principal, &self.config.router, &mut options)?;
+        Ok(options)
+    }
+
+    /// Records which deployment answered.
+    pub fn served<T>(&mut self, served: &Served<T>) {
+        self.served = Some((served.deployment.clone(), served.attempts));
+    }
+
+    /// The end of a non-streaming request (or of a stream that failed before it started):
+    /// renders the answer or the error, and emits the finished event.
+    pub fn respond(mut self, result: Result<Response, ApiError>) -> Response {
+        let mut response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                if let Some(report) = error.served_by() {
+                    self.served.get_or_insert(report);
+                }
+                self.surface.render(error)
+            }
+        };
+        let status = response.status().as_u16();
+        let outcome = if status < 400 {
+            Outcome::Answered
+        } else {
+            Outcome::Failed
+        };
+        self.emit(status, outcome);
+        response.extensions_mut().insert(Reported);
+        response
+    }
+
+    /// Marks a streaming response: the context now travels in its body and emits from there.
+    pub fn stream_response(response: &mut Response) {
+        response.extensions_mut().insert(Reported);
+    }
+
+    /// Output reached the client (first call counts: time to first token).
+    pub fn output_sent(&mut self) {
+        if self.first_output.is_none() {
+            self.first_output = Some(Instant::now());
+        }
+    }
+
+    /// Emits the finished event, once.
+    pub fn emit(&mut self, status: u16, outcome: Outcome) {
+        if self.emitted {
+            return;
+        }
+        self.emitted = true;
+        let latency = self.started.elapsed();
+        let event = Finished {
+            request_id: self.request_id.to_str().unwrap_or(""),
+            method: self.method.as_str(),
+            path: &self.path,
+            principal: Some(&self.principal),
+            surface: self.surface,
+            requested_model: &self.requested_model,
+            deployment: self.served.as_ref().map(|(d, _)| d),
+            attempts: self.served.as_ref().map_or(0, |(_, attempts)| *attempts),
+            usage: self.usage.as_ref(),
+            status,
+            outcome,
+            stream: self.stream,
+            latency,
+            time_to_first_token: self
+                .first_output
+                .map(|at| at.saturating_duration_since(self.started)),
+            end_user: self.end_user.as_deref(),
+            metadata: self.metadata.as_ref(),
+            cache_hit: self.cache_hit,
+        };
+        crate::telemetry::request_finished(&self.state, &event);
+    }
+}
+
+impl Drop for RequestContext {
+    fn drop(&mut self) {
+        if !self.emitted {
+            if std::thread::panicking() {
+                self.emit(500, Outcome::Panicked);
+            } else {
+                // The handler's future was dropped: the client closed the connection first.
+                self.emit(499, Outcome::Abandoned);
+            }
+        }
+    }
+}
+
+/// On a response whose finished event the pipeline emits (or will, from a stream body): the
+/// edge middleware then does not report the request itself.
+#[derive(Clone, Copy)]
+pub struct Reported;
+
+impl Surface {
+    /// The error as this surface's clients expect it.
+    pub fn render(self, error: ApiError) -> Response {
+        match self {
+            Surface::OpenAi => error.into_response(),
+            Surface::Anthropic => AnthropicError(error).into_response(),
+        }
+    }
+}
