@@ -224,3 +224,43 @@ pub(crate) enum Reply {
     Whole(Response),
     Stream(sse::StreamReply),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn boom() -> &'static str {
+        panic!("a bug in a handler")
+    }
+
+    /// A panic in a handler is an OpenAI-shaped 500 with the request id, and the server keeps
+    /// answering.
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_and_the_gateway_keeps_serving() {
+        let loaded = crate::config::parse(
+            "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hi}\n",
+            &|_| None,
+        )
+        .unwrap();
+        let state = AppState::build(loaded.config, None).unwrap();
+        let app = axum::Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(state.clone(), edge))
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        for _ in 0..2 {
+            let response = client.get(format!("{url}/boom")).send().await.unwrap();
+            assert_eq!(response.status(), 500);
+            assert!(response.headers().contains_key(REQUEST_ID_HEADER));
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["type"], "internal_server_error");
+            assert!(!body["error"]["message"].as_str().unwrap().contains("a bug"));
+            let ok = client.get(format!("{url}/ok")).send().await.unwrap();
+            assert_eq!(ok.text().await.unwrap(), "ok");
+        }
+    }
+}

@@ -29,6 +29,37 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Sends a signal (`TERM`, `HUP` ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits at most `limit` for the process to exit on its own; its exit status if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the process gracefully (SIGTERM: it drains and flushes its log), and returns
+    /// everything it wrote to stderr.
+    pub fn shutdown(mut self) -> String {
+        self.signal("TERM");
+        self.wait_exit(Duration::from_secs(15));
+        self.stop()
+    }
+
     /// Kills the process and returns everything it wrote to stderr (its log).
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
