@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
@@ -13,7 +14,8 @@ use crate::router::Deployment;
 use crate::schema::ChatRequest;
 
 pub async fn chat_completions(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
-    let result = handle(&mut ctx, &headers, body).await;
+    let span = ctx.span.clone();
+    let result = handle(&mut ctx, &headers, body).instrument(span).await;
     finish(ctx, result)
 }
 

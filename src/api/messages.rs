@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
@@ -36,7 +37,8 @@ use crate::router::{BoxStream, Deployment, RequestOptions};
 use crate::schema::{ChatRequest, Usage};
 
 pub async fn messages(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
-    let result = create(&mut ctx, &headers, body).await;
+    let span = ctx.span.clone();
+    let result = create(&mut ctx, &headers, body).instrument(span).await;
     finish(ctx, result)
 }
 
@@ -373,7 +375,8 @@ fn native_frames(events: EventStream, alias: String) -> BoxStream<Frame> {
 /// others an estimate (4 characters a token over the text, as the mock and the router
 /// estimate), since their tokenizers are not Anthropic's anyway.
 pub async fn count_tokens(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
-    let result = count(&mut ctx, &headers, body).await;
+    let span = ctx.span.clone();
+    let result = count(&mut ctx, &headers, body).instrument(span).await;
     finish(ctx, result)
 }
 

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
@@ -27,7 +28,10 @@ async fn handle(
     body: Body,
     endpoint: PassthroughEndpoint,
 ) -> Response {
-    let result = serve(&mut ctx, &headers, body, endpoint).await;
+    let span = ctx.span.clone();
+    let result = serve(&mut ctx, &headers, body, endpoint)
+        .instrument(span)
+        .await;
     finish(ctx, result)
 }
 

@@ -47,6 +47,8 @@ pub struct RequestContext {
     pub usage: Option<Usage>,
     pub first_output: Option<Instant>,
     pub cache_hit: bool,
+    /// Every log line of the request's stages is inside it, so a warning names its request.
+    pub span: tracing::Span,
     method: Method,
     path: Box<str>,
     state: AppState,
@@ -82,6 +84,11 @@ impl FromRequestParts<AppState> for RequestContext {
             .get::<Edge>()
             .cloned()
             .unwrap_or_else(Edge::now);
+        let span = tracing::info_span!(
+            "request",
+            request_id = edge.request_id.to_str().unwrap_or(""),
+            caller = principal.label()
+        );
         Ok(RequestContext {
             request_id: edge.request_id,
             started: edge.started,
@@ -97,6 +104,7 @@ impl FromRequestParts<AppState> for RequestContext {
             usage: None,
             first_output: None,
             cache_hit: false,
+            span,
             method: parts.method.clone(),
             path: parts.uri.path().into(),
             state: state.clone(),

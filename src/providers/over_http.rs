@@ -197,3 +197,101 @@ impl<P: HttpProvider> Provider for P {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::http::{HeaderMap, HeaderValue};
+    use axum::routing::post;
+
+    use super::*;
+    use crate::providers::{lookup, Credentials};
+
+    /// Stamps a header the way a signer or a token source would, after the request is built.
+    #[derive(Debug)]
+    struct Stamp;
+
+    impl Credentials for Stamp {
+        fn authorize<'a>(
+            &'a self,
+            request: &'a mut UpstreamRequest,
+        ) -> BoxFuture<'a, Result<(), ProviderError>> {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                let signature = format!("signed:{}", request.body.len());
+                request.headers.insert(
+                    "x-signature",
+                    HeaderValue::from_str(&signature).map_err(|e| {
+                        ProviderError::Unsupported(format!("signature header: {e}"))
+                    })?,
+                );
+                Ok(())
+            })
+        }
+    }
+
+    /// An upstream that answers with the signature header it received as the reply text.
+    async fn echo_signature(headers: HeaderMap) -> axum::Json<serde_json::Value> {
+        let signature = headers
+            .get("x-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unsigned")
+            .to_owned();
+        axum::Json(json!({
+            "id": "c", "object": "chat.completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": signature},
+                         "finish_reason": "stop"}]
+        }))
+    }
+
+    fn call<'a>(
+        http: &'a crate::providers::http::HttpClient,
+        upstream: &'a crate::providers::Upstream,
+    ) -> Call<'a> {
+        Call {
+            http,
+            upstream,
+            timeout: Duration::from_secs(5),
+            first_output_timeout: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn credentials_sign_the_final_request_before_it_is_sent() {
+        let app = axum::Router::new().route("/v1/chat/completions", post(echo_signature));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let provider = lookup("openai").unwrap().provider;
+        let http = crate::providers::http::HttpClient::new().unwrap();
+        let mut upstream = crate::providers::testing::upstream("m");
+        upstream.base_url = base;
+        let request: ChatRequest = serde_json::from_value(
+            json!({"model": "alias", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .unwrap();
+        let plain = provider
+            .chat(call(&http, &upstream), &request)
+            .await
+            .unwrap();
+        let text = |answer: ChatAnswer| {
+            answer.into_typed().unwrap().choices[0]
+                .message
+                .content
+                .clone()
+        };
+        assert_eq!(text(plain).as_deref(), Some("unsigned"));
+
+        upstream.credentials = Some(Arc::new(Stamp));
+        let signed = provider
+            .chat(call(&http, &upstream), &request)
+            .await
+            .unwrap();
+        let signature = text(signed).unwrap();
+        assert!(signature.starts_with("signed:"), "{signature}");
+        assert_ne!(signature, "signed:0", "signed over the final body");
+    }
+}
