@@ -561,9 +561,9 @@ impl Router {
                 .get_or_insert_with(|| picked.deployment.max_retries.unwrap_or(self.num_retries));
             *attempts += 1;
             let deployment = picked.deployment.clone();
-            // Boxed: the operation's future is large (it holds the HTTP exchange), and moving
-            // it through the attempt and timeout layers by value costs more than one allocation.
-            let operation = Box::pin(call(deployment.clone()));
+            // Not boxed: the provider's operation already is (the `Provider` trait returns a
+            // boxed future), so what moves through the attempt and timeout layers is small.
+            let operation = call(deployment.clone());
             match self.attempt(&picked, plan, mode, operation, now).await {
                 Ok(value) => {
                     // A first-try answer needs no trail (and allocates none).

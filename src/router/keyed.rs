@@ -4,18 +4,46 @@
 //! (Redis) can use the same keys on every instance.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, RwLock};
+
+/// FNV-1a: the keys are a few short ids from the operator's config, not attacker input, so
+/// SipHash's flooding resistance buys nothing and costs a few hundred instructions per lookup.
+#[derive(Default)]
+pub struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+/// A map keyed by deployment id.
+pub type IdMap<V> = HashMap<Arc<str>, V, BuildHasherDefault<FnvHasher>>;
 
 /// State `T` per deployment id, created on first write. Reads on the request path take an
 /// uncontended read lock and hash a short string; writers of new ids take the write lock once.
 pub struct ByDeployment<T> {
-    map: RwLock<HashMap<Arc<str>, T>>,
+    map: RwLock<IdMap<T>>,
 }
 
 impl<T> Default for ByDeployment<T> {
     fn default() -> Self {
         ByDeployment {
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(IdMap::default()),
         }
     }
 }

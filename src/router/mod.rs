@@ -24,7 +24,7 @@ mod dispatch;
 mod failure;
 mod fallback;
 mod health;
-mod keyed;
+pub mod keyed;
 mod request;
 mod retry;
 mod rules;

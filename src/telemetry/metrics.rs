@@ -2,12 +2,12 @@
 //! counters are made on its first request (a reload may add deployments) and kept across
 //! reloads; recording is a read lock and a few atomic adds.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use crate::pipeline::{Finished, Outcome};
+use crate::router::keyed::IdMap;
 use crate::router::Deployment;
 use crate::schema::Usage;
 
@@ -25,7 +25,7 @@ struct DeploymentCounters {
 }
 
 pub struct Metrics {
-    deployments: RwLock<HashMap<String, DeploymentCounters>>,
+    deployments: RwLock<IdMap<DeploymentCounters>>,
     /// Requests that never reached a deployment (bad input, auth, unknown model), by status.
     rejected: [AtomicU64; 6],
 }
@@ -82,7 +82,7 @@ impl Metrics {
         }
         let mut map = self.deployments.write().unwrap_or_else(|e| e.into_inner());
         let counters = map
-            .entry(deployment.id.clone())
+            .entry(Arc::from(deployment.id.as_str()))
             .or_insert_with(|| DeploymentCounters {
                 model_group: deployment.model_name.clone(),
                 provider: deployment.provider_name.clone(),
@@ -101,7 +101,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let deployments = self.deployments.read().unwrap_or_else(|e| e.into_inner());
-        let mut ids: Vec<&String> = deployments.keys().collect();
+        let mut ids: Vec<&Arc<str>> = deployments.keys().collect();
         ids.sort();
         let series =
             |out: &mut String,
