@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_yaml::Value;
 
-pub type ExtraKeys = BTreeMap<String, Value>;
+/// Keys Switchyard does not implement: only their names are kept, to warn about them.
+pub type ExtraKeys = BTreeMap<String, IgnoredAny>;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {

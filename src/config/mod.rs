@@ -111,29 +111,60 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &|name| std::env::var(name).ok())
+    parse_source(&text, &path.display().to_string(), &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    let raw: RawConfig = match serde_path_to_error::deserialize(deserializer) {
+    parse_source(text, "config.yaml", env)
+}
+
+/// [`parse`], with `source` (the file's path) named in YAML error snippets.
+fn parse_source(
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let raw: RawConfig = match deserialize_yaml(text, source) {
         Ok(raw) => raw,
         // An empty file is an empty config, not an error of the YAML parser.
         Err(_) if text.trim().is_empty() => RawConfig::default(),
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            return Err(ConfigError::Yaml(if path == "." || path.is_empty() {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            }));
-        }
+        Err(message) => return Err(ConfigError::Yaml(message)),
     };
     let mut raw = raw;
     let config_env = std::mem::take(&mut raw.environment_variables);
     Validator::new(&config_env, env).run(raw)
+}
+
+/// Deserializes the YAML. An error names the key path (`model_list[0].litellm_params.timeout`),
+/// the line and column, and shows the offending lines (`source` names the file there). YAML merge
+/// keys (`<<: *defaults`) and anchors are expanded, as LiteLLM (PyYAML) does; duplicate keys are
+/// errors.
+fn deserialize_yaml(text: &str, source: &str) -> Result<RawConfig, String> {
+    let mut path = String::new();
+    let result = serde_saphyr::with_deserializer_from_str(text, |deserializer| {
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            path = err.path().to_string();
+            err.into_inner()
+        })
+    });
+    result.map_err(|err| {
+        let rendered = err.render_with_options(serde_saphyr::render_options! {
+            source_name: Some(source),
+        });
+        // The snippet renderer titles its report `error: `; our caller already says it is one.
+        let rendered = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+        // serde_path_to_error writes `?` for a position it cannot name (a map key); cut the path
+        // there rather than print a `?`.
+        let known = path.split('?').next().unwrap_or("").trim_end_matches('.');
+        if known.is_empty() || known == "." {
+            rendered.to_owned()
+        } else {
+            format!("{known}: {rendered}")
+        }
+    })
 }
 
 struct Validator<'a> {

@@ -330,3 +330,81 @@ fn rpm_weights_without_rpm_everywhere_warn() {
         loaded.warnings
     );
 }
+
+/// LiteLLM configs share settings with YAML anchors and merge keys (PyYAML expands them).
+const ANCHORS: &str = r#"
+shared:
+  local: &local
+    api_base: http://127.0.0.1:8000/v1
+    api_key: os.environ/LOCAL_KEY
+    timeout: 30
+  fast: &fast
+    timeout: 5
+    rpm: 600
+model_list:
+  - model_name: &group llama
+    litellm_params:
+      <<: *local
+      model: hosted_vllm/llama-3-8b
+  - model_name: *group
+    litellm_params:
+      <<: [*fast, *local]
+      model: hosted_vllm/llama-3-8b-fast
+      api_key: sk-override
+    model_info: {id: fast}
+router_settings:
+  fallbacks: &llama_fallbacks [{llama: [llama]}]
+litellm_settings:
+  content_policy_fallbacks: *llama_fallbacks
+"#;
+
+#[test]
+fn anchors_and_merge_keys_load() {
+    let loaded = parse(ANCHORS, &|name| {
+        (name == "LOCAL_KEY").then(|| "sk-local".to_owned())
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    let [first, second] = &loaded.config.deployments[..] else {
+        panic!("{:?}", loaded.config.deployments)
+    };
+    assert_eq!(
+        (first.model_name.as_str(), second.model_name.as_str()),
+        ("llama", "llama"),
+        "a scalar alias"
+    );
+    assert_eq!(first.api_base.as_deref(), Some("http://127.0.0.1:8000/v1"));
+    assert_eq!(first.api_key.as_ref().unwrap().expose(), "sk-local");
+    assert_eq!(first.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(
+        first.upstream_model, "llama-3-8b",
+        "keys beside `<<` are kept"
+    );
+    // `<<: [*fast, *local]`: the first map listed wins, keys written in place win over both.
+    assert_eq!(second.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(second.rpm, Some(600));
+    assert_eq!(second.api_base.as_deref(), Some("http://127.0.0.1:8000/v1"));
+    assert_eq!(second.api_key.as_ref().unwrap().expose(), "sk-override");
+    let router = &loaded.config.router;
+    assert_eq!(router.fallbacks.generic, router.fallbacks.content_policy);
+    // No `<<` key reaches the unsupported-key warnings; the anchors' holder is named once.
+    let warnings = loaded.warnings.join("\n");
+    assert!(!warnings.contains("<<"), "{warnings}");
+    assert!(warnings.contains("`shared`"), "{warnings}");
+}
+
+#[test]
+fn yaml_errors_show_the_line_and_duplicate_keys_are_refused() {
+    let err = parse_err("router_settings:\n  num_retries: 1\n  num_retries: 2\n");
+    assert!(
+        err.contains("router_settings") && err.contains("line 3") && err.contains("num_retries"),
+        "{err}"
+    );
+    // The offending line is quoted under the message, as rustc does.
+    let err = parse_err(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, rpm: lots}\n",
+    );
+    assert!(
+        err.contains("model_list[0].litellm_params.rpm") && err.contains("rpm: lots}"),
+        "{err}"
+    );
+}
