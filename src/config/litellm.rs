@@ -5,10 +5,14 @@
 use std::collections::BTreeMap;
 
 use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Keys Switchyard does not implement: only their names are kept, to warn about them.
 pub type ExtraKeys = BTreeMap<String, IgnoredAny>;
+
+/// Unknown `litellm_params` keys keep their values too: they are part of the deployment's
+/// identity (two deployments differing only in `vertex_project` are two deployments).
+pub type ExtraParams = BTreeMap<String, serde_json::Value>;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
@@ -42,7 +46,9 @@ pub struct RawModel {
     pub extra: ExtraKeys,
 }
 
-#[derive(Debug, Deserialize)]
+/// `Serialize` gives the params back as written (before `os.environ/` is resolved), which is
+/// what a deployment's generated id hashes.
+#[derive(Debug, Deserialize, Serialize)]
 pub struct RawLitellmParams {
     pub model: String,
     pub api_base: Option<String>,
@@ -61,7 +67,7 @@ pub struct RawLitellmParams {
     pub extra_headers: Option<BTreeMap<String, String>>,
     pub mock_response: Option<String>,
     #[serde(flatten)]
-    pub extra: ExtraKeys,
+    pub extra: ExtraParams,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -20,7 +20,7 @@ pub use router::{
 };
 pub use secret::Secret;
 
-use litellm::{ExtraKeys, RawConfig, RawModel};
+use litellm::{RawConfig, RawLitellmParams, RawModel};
 
 /// LiteLLM's default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -62,7 +62,8 @@ pub struct Config {
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
 #[derive(Debug, Clone)]
 pub struct DeploymentConfig {
-    /// `model_info.id`, or a stable hash of the entry.
+    /// `model_info.id`, or a hash of the group name and `litellm_params` as written (see
+    /// `stable_id`; identical entries get `-2`, `-3` ... in file order).
     pub id: String,
     /// The alias clients ask for; entries sharing it form a model group.
     pub model_name: String,
@@ -223,8 +224,22 @@ impl<'a> Validator<'a> {
 
         let mut deployments = Vec::with_capacity(raw.model_list.len());
         let mut ids = BTreeMap::new();
+        // How often each generated id was seen so far: identical entries get `-2`, `-3` ...
+        let mut generated: BTreeMap<String, u32> = BTreeMap::new();
         for (index, model) in std::mem::take(&mut raw.model_list).into_iter().enumerate() {
-            let deployment = self.deployment(index, model)?;
+            let id = match &model.model_info.id {
+                Some(id) => id.clone(),
+                None => {
+                    let hash = stable_id(&model.model_name, &model.litellm_params);
+                    let seen = generated.entry(hash.clone()).or_insert(0);
+                    *seen += 1;
+                    match *seen {
+                        1 => hash,
+                        n => format!("{hash}-{n}"),
+                    }
+                }
+            };
+            let deployment = self.deployment(index, id, model)?;
             if let Some(previous) = ids.insert(deployment.id.clone(), index) {
                 return Err(invalid(
                     &format!("model_list[{index}].model_info.id"),
@@ -262,6 +277,7 @@ impl<'a> Validator<'a> {
     fn deployment(
         &mut self,
         index: usize,
+        id: String,
         model: RawModel,
     ) -> Result<DeploymentConfig, ConfigError> {
         let RawModel {
@@ -347,16 +363,6 @@ impl<'a> Validator<'a> {
                 ));
             }
         }
-        let id = match &info.id {
-            Some(id) => id.clone(),
-            None => stable_id(
-                &model_name,
-                &model,
-                api_base.as_deref().unwrap_or(""),
-                index,
-            ),
-        };
-
         Ok(DeploymentConfig {
             id,
             provider,
@@ -407,7 +413,7 @@ impl<'a> Validator<'a> {
             })
     }
 
-    fn unsupported(&mut self, prefix: &str, extra: &ExtraKeys) {
+    fn unsupported<V>(&mut self, prefix: &str, extra: &BTreeMap<String, V>) {
         for key in extra.keys() {
             let full = format!("{prefix}{key}");
             if self.warned.insert(full.clone()) {
@@ -441,17 +447,93 @@ fn seconds(secs: f64, location: &str) -> Result<Duration, ConfigError> {
     }
 }
 
-/// FNV-1a over the fields that identify a deployment: stable across runs and instances, so
-/// metrics and response headers name the same deployment everywhere.
-fn stable_id(model_name: &str, model: &str, api_base: &str, index: usize) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [model_name, model, api_base, &index.to_string()] {
-        for byte in part.bytes().chain(std::iter::once(0)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+/// The id of a deployment without `model_info.id`: FNV-1a 64 over the model group name and the
+/// entry's `litellm_params` as written in the file, in a canonical encoding (keys sorted, absent
+/// and `null` keys alike, `30` and `30.0` alike). An `os.environ/NAME` reference is hashed as
+/// written, so rotating the secret keeps the id; the entry's position is not hashed, so inserting
+/// another deployment keeps it too. Stable across runs, instances and Switchyard versions, so
+/// cooldowns, counters, metrics and response headers name the same deployment everywhere.
+fn stable_id(model_name: &str, params: &RawLitellmParams) -> String {
+    let mut hash = Fnv1a::default();
+    hash.write_str(model_name);
+    // Serializing these types cannot fail (string keys only); `Null` would still hash stably.
+    let params = serde_json::to_value(params).unwrap_or(serde_json::Value::Null);
+    hash.write_value(&params);
+    format!("{:016x}", hash.0)
+}
+
+/// FNV-1a 64: tiny, dependency-free and fully specified, so an id computed today is the id
+/// computed by any later build. Collisions only matter within one config.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{hash:016x}")
+
+    /// Length-prefixed, so `("ab", "c")` and `("a", "bc")` differ.
+    fn write_str(&mut self, text: &str) {
+        self.write(&(text.len() as u64).to_le_bytes());
+        self.write(text.as_bytes());
+    }
+
+    /// A type tag, then the value; maps in sorted key order without their `null` entries (an
+    /// option written as `~` is the option left out).
+    fn write_value(&mut self, value: &serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Null => self.write(b"n"),
+            Value::Bool(b) => self.write(if *b { b"t" } else { b"f" }),
+            Value::Number(number) => {
+                // Integral numbers hash the same however they were typed (`30`, `30.0`).
+                let float = number.as_f64().unwrap_or(f64::NAN);
+                if let Some(int) = number.as_i64() {
+                    self.write(b"i");
+                    self.write_str(&int.to_string());
+                } else if let Some(int) = number.as_u64() {
+                    self.write(b"i");
+                    self.write_str(&int.to_string());
+                } else if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                    self.write(b"i");
+                    self.write_str(&(float as i64).to_string());
+                } else {
+                    self.write(b"d");
+                    self.write_str(&float.to_string());
+                }
+            }
+            Value::String(text) => {
+                self.write(b"s");
+                self.write_str(text);
+            }
+            Value::Array(items) => {
+                self.write(b"[");
+                self.write(&(items.len() as u64).to_le_bytes());
+                for item in items {
+                    self.write_value(item);
+                }
+            }
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> =
+                    map.iter().filter(|(_, v)| !v.is_null()).collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                self.write(b"{");
+                self.write(&(entries.len() as u64).to_le_bytes());
+                for (key, value) in entries {
+                    self.write_str(key);
+                    self.write_value(value);
+                }
+            }
+        }
+    }
 }
 
 impl Config {

@@ -408,3 +408,75 @@ fn yaml_errors_show_the_line_and_duplicate_keys_are_refused() {
         "{err}"
     );
 }
+
+fn ids(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    parse(yaml, env)
+        .unwrap_or_else(|err| panic!("{err}"))
+        .config
+        .deployments
+        .into_iter()
+        .map(|d| d.id)
+        .collect()
+}
+
+const ONE: &str = "model_list:\n- model_name: gpt-4o\n  litellm_params: {model: openai/gpt-4o, api_key: os.environ/ID_KEY, timeout: 30, vertex_project: p}\n";
+
+#[test]
+fn generated_id_ignores_the_secret_value_and_the_position() {
+    let id = ids(ONE, &|_| Some("sk-old".into()))[0].clone();
+    assert_eq!(
+        ids(ONE, &|_| Some("sk-rotated".into()))[0],
+        id,
+        "rotating the secret keeps the id"
+    );
+    let inserted = "model_list:\n- model_name: other\n  litellm_params: {model: openai/other}\n- model_name: gpt-4o\n  litellm_params: {model: openai/gpt-4o, api_key: os.environ/ID_KEY, timeout: 30, vertex_project: p}\n";
+    assert_eq!(
+        ids(inserted, &|_| Some("k".into()))[1],
+        id,
+        "a deployment inserted before it"
+    );
+    // Canonical: key order, `30.0` for `30`, an explicit `~` for an absent key change nothing.
+    let reordered = "model_list:\n- litellm_params: {vertex_project: p, timeout: 30.0, api_base: ~, api_key: os.environ/ID_KEY, model: openai/gpt-4o}\n  model_name: gpt-4o\n  model_info: {mode: chat}\n";
+    assert_eq!(ids(reordered, &|_| Some("k".into()))[0], id);
+    // Pinned: an id must not change between Switchyard versions, or cooldowns and dashboards
+    // keyed by it would reset on upgrade.
+    assert_eq!(id, "c8734f37d28bd17f");
+}
+
+#[test]
+fn generated_id_changes_with_the_params_and_the_group() {
+    let env = |_: &str| Some("k".to_owned());
+    let id = ids(ONE, &env)[0].clone();
+    for changed in [
+        ONE.replace("timeout: 30", "timeout: 31"),
+        ONE.replace("os.environ/ID_KEY", "os.environ/OTHER_KEY"),
+        ONE.replace("vertex_project: p", "vertex_project: q"),
+        ONE.replace("openai/gpt-4o", "openai/gpt-4o-mini"),
+        ONE.replace("model_name: gpt-4o", "model_name: gpt-4o-eu"),
+        ONE.replace("timeout: 30", "timeout: 30, api_base: 'http://127.0.0.1:1'"),
+    ] {
+        assert_ne!(ids(&changed, &env)[0], id, "{changed}");
+    }
+}
+
+#[test]
+fn identical_entries_get_distinct_stable_ids() {
+    let entry = "- model_name: g\n  litellm_params: {model: openai/a}\n";
+    let other = "- model_name: g\n  litellm_params: {model: openai/b}\n";
+    let yaml = format!("model_list:\n{entry}{other}{entry}{entry}");
+    let got = ids(&yaml, &env_none);
+    let base = &got[0];
+    assert_eq!(
+        got[2..],
+        [format!("{base}-2"), format!("{base}-3")],
+        "in file order"
+    );
+    assert!(!got[1].starts_with(base.as_str()));
+    assert_eq!(ids(&yaml, &env_none), got, "stable across loads");
+    // An explicit id is used as is and takes no number from the generated ones.
+    let yaml = format!("model_list:\n{entry}- model_name: g\n  litellm_params: {{model: openai/a}}\n  model_info: {{id: mine}}\n{entry}");
+    assert_eq!(
+        ids(&yaml, &env_none),
+        [base.clone(), "mine".to_owned(), format!("{base}-2")]
+    );
+}
