@@ -58,6 +58,9 @@ pub struct RawLitellmParams {
     pub timeout: Option<f64>,
     pub stream_timeout: Option<f64>,
     pub max_retries: Option<u32>,
+    /// LiteLLM's router reads the deployment's retry budget from here (`max_retries` goes to the
+    /// provider SDK there); it wins over `max_retries` when both are set.
+    pub num_retries: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub weight: Option<f64>,

@@ -76,6 +76,8 @@ pub struct DeploymentConfig {
     pub api_version: Option<String>,
     pub timeout: Option<Duration>,
     pub stream_timeout: Option<Duration>,
+    /// Retries after this deployment fails: `litellm_params.num_retries`, else `max_retries`;
+    /// `None` falls back to the router's `num_retries`.
     pub max_retries: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
@@ -378,7 +380,7 @@ impl<'a> Validator<'a> {
                 .stream_timeout
                 .map(|s| seconds(s, &at("litellm_params.stream_timeout")))
                 .transpose()?,
-            max_retries: params.max_retries,
+            max_retries: self.retries(&params, &at),
             rpm: params.rpm,
             tpm: params.tpm,
             weight: params.weight,
@@ -396,6 +398,22 @@ impl<'a> Validator<'a> {
             },
             model_name,
         })
+    }
+
+    /// The deployment's retry budget: `litellm_params.num_retries`, else `max_retries`. LiteLLM's
+    /// router uses `num_retries` of the deployment that failed as the retry count, while its
+    /// `max_retries` only reaches the provider SDK (and is forced to 0 for router calls), so
+    /// `num_retries` is the one that matches LiteLLM's behaviour when both are set.
+    fn retries(&mut self, params: &RawLitellmParams, at: &dyn Fn(&str) -> String) -> Option<u32> {
+        if let (Some(num), Some(max)) = (params.num_retries, params.max_retries) {
+            if num != max {
+                self.warn(format!(
+                    "{}: both num_retries ({num}) and max_retries ({max}) are set; num_retries is used",
+                    at("litellm_params")
+                ));
+            }
+        }
+        params.num_retries.or(params.max_retries)
     }
 
     /// Resolves `os.environ/NAME`; any other string is returned as is.

@@ -480,3 +480,27 @@ fn identical_entries_get_distinct_stable_ids() {
         [base.clone(), "mine".to_owned(), format!("{base}-2")]
     );
 }
+
+#[test]
+fn deployment_num_retries_is_the_retry_budget_and_wins_over_max_retries() {
+    let loaded = parse_ok(
+        "model_list:\n- model_name: a\n  litellm_params: {model: openai/a, num_retries: 0}\n- model_name: b\n  litellm_params: {model: openai/b, max_retries: 4}\n- model_name: c\n  litellm_params: {model: openai/c, num_retries: 1, max_retries: 4}\n- model_name: d\n  litellm_params: {model: openai/d}\nrouter_settings: {num_retries: 2}\n",
+    );
+    let retries: Vec<_> = loaded
+        .config
+        .deployments
+        .iter()
+        .map(|d| d.max_retries)
+        .collect();
+    assert_eq!(retries, [Some(0), Some(4), Some(1), None]);
+    assert_eq!(loaded.config.num_retries, 2);
+    let warnings = loaded.warnings.join("\n");
+    assert!(
+        warnings.contains("model_list[2]") && warnings.contains("num_retries is used"),
+        "{warnings}"
+    );
+    assert!(
+        !warnings.contains("litellm_params.num_retries"),
+        "a known key: {warnings}"
+    );
+}
