@@ -167,8 +167,18 @@ pub struct RawLitellmSettings {
     pub default_fallbacks: Option<Vec<String>>,
     pub allowed_fails: Option<u32>,
     pub cooldown_time: Option<f64>,
+    /// Upstream TLS: `true`, `false`, or the path of a CA bundle (LiteLLM's spellings).
+    pub ssl_verify: Option<SslVerify>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
+}
+
+/// `ssl_verify: false`, or `ssl_verify: /etc/ssl/internal-ca.pem` (a string `"false"` too).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SslVerify {
+    Bool(bool),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]

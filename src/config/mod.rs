@@ -8,6 +8,7 @@
 mod litellm;
 mod router;
 mod secret;
+mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -19,6 +20,7 @@ pub use router::{
     RoutingStrategy,
 };
 pub use secret::Secret;
+pub use tls::{CaBundle, TlsSettings};
 
 use litellm::{RawConfig, RawLitellmParams, RawModel};
 
@@ -57,6 +59,8 @@ pub struct Config {
     pub drop_params: bool,
     /// Strategy, cooldowns, fallbacks, deadline, health checks and route rules.
     pub router: RouterSettings,
+    /// How upstream TLS certificates are checked (`ssl_verify`, `SSL_CERT_FILE`).
+    pub tls: TlsSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -257,6 +261,7 @@ impl<'a> Validator<'a> {
             self.warn("model_list is empty: the gateway will answer 404 to every model".into());
         }
         let router = self.router_settings(&mut raw, &deployments)?;
+        let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
 
         Ok(Loaded {
             config: Config {
@@ -271,6 +276,7 @@ impl<'a> Validator<'a> {
                     .unwrap_or(0),
                 drop_params: raw.litellm_settings.drop_params.unwrap_or(false),
                 router,
+                tls,
             },
             warnings: self.warnings,
         })
@@ -416,19 +422,24 @@ impl<'a> Validator<'a> {
         params.num_retries.or(params.max_retries)
     }
 
+    /// An environment variable as LiteLLM sees it: `environment_variables:` first (LiteLLM
+    /// exports them at start-up), then the process environment.
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.config_env
+            .get(name)
+            .cloned()
+            .or_else(|| (self.env)(name))
+    }
+
     /// Resolves `os.environ/NAME`; any other string is returned as is.
     fn resolve(&self, value: &str, location: &str) -> Result<String, ConfigError> {
         let Some(var) = value.strip_prefix(ENV_PREFIX) else {
             return Ok(value.to_owned());
         };
-        self.config_env
-            .get(var)
-            .cloned()
-            .or_else(|| (self.env)(var))
-            .ok_or_else(|| ConfigError::MissingEnv {
-                location: location.to_owned(),
-                var: var.to_owned(),
-            })
+        self.env_var(var).ok_or_else(|| ConfigError::MissingEnv {
+            location: location.to_owned(),
+            var: var.to_owned(),
+        })
     }
 
     fn unsupported<V>(&mut self, prefix: &str, extra: &BTreeMap<String, V>) {
@@ -574,6 +585,19 @@ impl Config {
             out,
             "default timeout: {:?}, num_retries: {}",
             self.request_timeout, self.num_retries
+        );
+        let _ = writeln!(
+            out,
+            "upstream TLS: {}",
+            match (&self.tls.verify, &self.tls.ca_bundle) {
+                (false, _) => "certificates NOT verified (ssl_verify: false)".to_owned(),
+                (true, None) => "system roots".to_owned(),
+                (true, Some(bundle)) => format!(
+                    "system roots + CA bundle {} (from {})",
+                    bundle.path.display(),
+                    bundle.key
+                ),
+            }
         );
         let router = &self.router;
         let _ = writeln!(

@@ -122,7 +122,7 @@ fn full_litellm_config() {
         "{warnings}"
     );
     // Generated ids are stable.
-    let again = parse(FULL, &|_| Some("x".into())).unwrap();
+    let again = parse(FULL, &|name| (name == "OPENAI_KEY").then(|| "x".into())).unwrap();
     assert_eq!(again.config.deployments[1].id, c.deployments[1].id);
     // describe() never prints a secret.
     let described = c.describe();
@@ -423,21 +423,28 @@ const ONE: &str = "model_list:\n- model_name: gpt-4o\n  litellm_params: {model: 
 
 #[test]
 fn generated_id_ignores_the_secret_value_and_the_position() {
-    let id = ids(ONE, &|_| Some("sk-old".into()))[0].clone();
+    let id = ids(ONE, &|name| name.ends_with("_KEY").then(|| "sk-old".into()))[0].clone();
     assert_eq!(
-        ids(ONE, &|_| Some("sk-rotated".into()))[0],
+        ids(ONE, &|name| name
+            .ends_with("_KEY")
+            .then(|| "sk-rotated".into()))[0],
         id,
         "rotating the secret keeps the id"
     );
     let inserted = "model_list:\n- model_name: other\n  litellm_params: {model: openai/other}\n- model_name: gpt-4o\n  litellm_params: {model: openai/gpt-4o, api_key: os.environ/ID_KEY, timeout: 30, vertex_project: p}\n";
     assert_eq!(
-        ids(inserted, &|_| Some("k".into()))[1],
+        ids(inserted, &|name| name.ends_with("_KEY").then(|| "k".into()))[1],
         id,
         "a deployment inserted before it"
     );
     // Canonical: key order, `30.0` for `30`, an explicit `~` for an absent key change nothing.
     let reordered = "model_list:\n- litellm_params: {vertex_project: p, timeout: 30.0, api_base: ~, api_key: os.environ/ID_KEY, model: openai/gpt-4o}\n  model_name: gpt-4o\n  model_info: {mode: chat}\n";
-    assert_eq!(ids(reordered, &|_| Some("k".into()))[0], id);
+    assert_eq!(
+        ids(reordered, &|name| name
+            .ends_with("_KEY")
+            .then(|| "k".into()))[0],
+        id
+    );
     // Pinned: an id must not change between Switchyard versions, or cooldowns and dashboards
     // keyed by it would reset on upgrade.
     assert_eq!(id, "c8734f37d28bd17f");
@@ -445,7 +452,7 @@ fn generated_id_ignores_the_secret_value_and_the_position() {
 
 #[test]
 fn generated_id_changes_with_the_params_and_the_group() {
-    let env = |_: &str| Some("k".to_owned());
+    let env = |name: &str| name.ends_with("_KEY").then(|| "k".to_owned());
     let id = ids(ONE, &env)[0].clone();
     for changed in [
         ONE.replace("timeout: 30", "timeout: 31"),
@@ -503,4 +510,94 @@ fn deployment_num_retries_is_the_retry_budget_and_wins_over_max_retries() {
         !warnings.contains("litellm_params.num_retries"),
         "a known key: {warnings}"
     );
+}
+
+fn tls_of(yaml: &str, env: &[(&str, &str)]) -> Result<(TlsSettings, Vec<String>), String> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse(yaml, &|name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .map(|loaded| (loaded.config.tls, loaded.warnings))
+    .map_err(|err| err.to_string())
+}
+
+#[test]
+fn tls_settings_follow_litellm() {
+    let dir = std::env::temp_dir().join(format!("switchyard-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let ca = ca.to_str().unwrap();
+
+    let (tls, _) = tls_of("", &[]).unwrap();
+    assert_eq!(tls, TlsSettings::default());
+    assert!(tls.verify && tls.ca_bundle.is_none());
+
+    // false, as a bool or a string, warns at start-up; SSL_CERT_FILE is then not read.
+    for yaml in [
+        "litellm_settings: {ssl_verify: false}",
+        "litellm_settings: {ssl_verify: 'False'}",
+    ] {
+        let (tls, warnings) = tls_of(yaml, &[("SSL_CERT_FILE", "/nope.pem")]).unwrap();
+        assert!(!tls.verify, "{yaml}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("ssl_verify is false") && w.contains("not verified")),
+            "{warnings:?}"
+        );
+    }
+    // SSL_VERIFY wins over the file, from the process or from environment_variables.
+    let (tls, _) = tls_of(
+        "litellm_settings: {ssl_verify: true}",
+        &[("SSL_VERIFY", "false")],
+    )
+    .unwrap();
+    assert!(!tls.verify);
+    let (tls, warnings) = tls_of("environment_variables: {SSL_VERIFY: 'false'}", &[]).unwrap();
+    assert!(!tls.verify);
+    assert!(
+        warnings.iter().any(|w| w.contains("SSL_VERIFY")),
+        "{warnings:?}"
+    );
+
+    // A path is a CA bundle, named by the key it came from.
+    let (tls, _) = tls_of(&format!("litellm_settings: {{ssl_verify: '{ca}'}}"), &[]).unwrap();
+    let bundle = tls.ca_bundle.unwrap();
+    assert_eq!(
+        (bundle.path.to_str(), bundle.key.as_str()),
+        (Some(ca), "litellm_settings.ssl_verify")
+    );
+    let (tls, _) = tls_of("", &[("SSL_CERT_FILE", ca)]).unwrap();
+    assert_eq!(tls.ca_bundle.unwrap().key, "SSL_CERT_FILE (environment)");
+    let (tls, _) = tls_of("", &[("SSL_VERIFY", ca), ("SSL_CERT_FILE", "/nope.pem")]).unwrap();
+    assert_eq!(
+        tls.ca_bundle.unwrap().key,
+        "SSL_VERIFY (environment)",
+        "ssl_verify's path wins over SSL_CERT_FILE"
+    );
+
+    // A bad path is an error naming the key and the path.
+    let err = tls_of("litellm_settings: {ssl_verify: /nope/ca.pem}", &[]).unwrap_err();
+    assert!(
+        err.contains("litellm_settings.ssl_verify") && err.contains("/nope/ca.pem"),
+        "{err}"
+    );
+    let err = tls_of("", &[("SSL_CERT_FILE", "/nope/bundle.pem")]).unwrap_err();
+    assert!(
+        err.contains("SSL_CERT_FILE") && err.contains("/nope/bundle.pem"),
+        "{err}"
+    );
+    let err = tls_of(
+        &format!("litellm_settings: {{ssl_verify: '{}'}}", not_pem.display()),
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.contains("no PEM certificate"), "{err}");
 }
