@@ -86,7 +86,7 @@ async fn health_checks(state: AppState) {
         let snapshot = state.snapshot();
         let interval = snapshot.router.health_check_interval();
         if snapshot.router.health_checks_enabled() {
-            snapshot.router.check_all(&state.http).await;
+            snapshot.router.check_all(&snapshot.http).await;
         }
         drop(snapshot);
         tokio::time::sleep(interval).await;

@@ -1,7 +1,7 @@
 //! The shared state every handler sees. What a config file decides (the router, the master
 //! key, limits) is one [`Snapshot`], swapped atomically by a reload; a request takes the
-//! snapshot current when it arrived and keeps it to the end. What outlives a config (the HTTP
-//! client, metrics, the shutdown signal) sits beside it.
+//! snapshot current when it arrived and keeps it to the end. What outlives a config (metrics,
+//! the shutdown signal) sits beside it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +19,6 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     snapshot: ArcSwap<Snapshot>,
-    pub http: HttpClient,
     pub metrics: Metrics,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
     pub config_path: Option<PathBuf>,
@@ -32,6 +31,9 @@ pub struct Inner {
 /// Everything a config file decides, as one value a reload replaces whole.
 pub struct Snapshot {
     pub router: Router,
+    /// The pooled upstream client; a reload keeps it (and its open connections) unless the TLS
+    /// settings changed.
+    pub http: HttpClient,
     pub master_key: Option<Secret>,
     pub max_request_bytes: usize,
     pub config: Config,
@@ -51,8 +53,13 @@ impl Snapshot {
             Some(previous) => previous.router.reload(&config, &env)?,
             None => Router::build(&config, &env)?,
         };
+        let http = match previous {
+            Some(previous) if previous.config.tls == config.tls => previous.http.clone(),
+            _ => HttpClient::with_tls(&config.tls)?,
+        };
         Ok(Snapshot {
             router,
+            http,
             master_key: config.master_key.clone(),
             max_request_bytes: config.max_request_bytes,
             config,
@@ -63,13 +70,8 @@ impl Snapshot {
 impl AppState {
     pub fn build(config: Config, config_path: Option<PathBuf>) -> Result<Self, ConfigError> {
         let snapshot = Snapshot::build(config, None)?;
-        let http = HttpClient::new().map_err(|err| ConfigError::Invalid {
-            location: "http client".into(),
-            message: err.to_string(),
-        })?;
         Ok(AppState(Arc::new(Inner {
             snapshot: ArcSwap::from_pointee(snapshot),
-            http,
             metrics: Metrics::new(),
             config_path,
             streams_cut: CancellationToken::new(),

@@ -126,7 +126,7 @@ async fn reload_adds_removes_and_changes_deployments_while_traffic_flows() {
     assert_eq!(report["changes"]["changed"], json!(["a"]), "{report}");
     assert_eq!(report["changes"]["unchanged"], 2, "{report}");
     assert_eq!(
-        served_by(&gw, "chat", 40).await,
+        served_by(&gw, "chat", 80).await,
         BTreeSet::from(["a".into(), "c".into()])
     );
     // The kept deployment kept its cooldown.
@@ -154,7 +154,7 @@ async fn reload_adds_removes_and_changes_deployments_while_traffic_flows() {
         "{message} / {check_message}"
     );
     assert_eq!(
-        served_by(&gw, "chat", 10).await,
+        served_by(&gw, "chat", 80).await,
         BTreeSet::from(["a".into(), "c".into()])
     );
 

@@ -472,3 +472,62 @@ async fn cross_vendor_fallback_translates_to_the_fallback_provider() {
     let first: Value = serde_json::from_str(&events[0]).unwrap();
     assert_eq!(first["object"], "chat.completion.chunk");
 }
+
+#[tokio::test]
+async fn deployment_num_retries_overrides_the_router_num_retries() {
+    // LiteLLM reads a deployment's retry budget from `litellm_params.num_retries`. Before it was
+    // honoured, `timeout: 2, num_retries: 0` under `router_settings.num_retries: 2` took three
+    // timeouts (6 s) to fail or to reach its fallback.
+    let hung = mock_upstream(&["--hang"]);
+    let backup = mock_upstream(&[]);
+    let flaky = mock_upstream(&[]);
+    let no_retry = ", timeout: 1, num_retries: 0";
+    let gw = gateway(
+        &config(
+            &[
+                entry("alone", "alone", &hung, no_retry, ""),
+                entry("primary", "p", &hung, no_retry, ""),
+                entry("backup", "b", &backup, "", ""),
+                entry("control", "c", &flaky, "", ""),
+            ],
+            "router_settings:\n  num_retries: 2\n  retry_after: 0\n  fallbacks: [{\"primary\": [\"backup\"]}]\n",
+        ),
+        &[],
+    );
+
+    let started = Instant::now();
+    let response = post(&gw, &chat_body("alone")).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 504);
+    assert!(
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_millis(1900),
+        "one 1 s attempt, no retry: {elapsed:?}"
+    );
+    assert_eq!(
+        header(&response, "x-switchyard-attempt-trail"),
+        "alone/alone=timeout"
+    );
+
+    let started = Instant::now();
+    let response = post(&gw, &chat_body("primary")).await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-switchyard-model-group"), "backup");
+    assert!(
+        elapsed < Duration::from_millis(1900),
+        "the fallback answers after one timeout: {elapsed:?}"
+    );
+    assert_eq!(
+        header(&response, "x-switchyard-attempt-trail"),
+        "primary/p=timeout, backup/b=ok"
+    );
+    assert_eq!(Mock(&hung).requests().await.len(), 2, "one attempt each");
+
+    // The router's num_retries still applies to a deployment that sets none.
+    Mock(&flaky)
+        .set(json!({"fail_next": 2, "error_status": 503}))
+        .await;
+    let response = post(&gw, &chat_body("control")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-switchyard-attempts"), "3");
+}

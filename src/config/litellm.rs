@@ -4,10 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
-use serde_yaml::Value;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
 
-pub type ExtraKeys = BTreeMap<String, Value>;
+/// Keys Switchyard does not implement: only their names are kept, to warn about them.
+pub type ExtraKeys = BTreeMap<String, IgnoredAny>;
+
+/// Unknown `litellm_params` keys keep their values too: they are part of the deployment's
+/// identity (two deployments differing only in `vertex_project` are two deployments).
+pub type ExtraParams = BTreeMap<String, serde_json::Value>;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
@@ -41,7 +46,9 @@ pub struct RawModel {
     pub extra: ExtraKeys,
 }
 
-#[derive(Debug, Deserialize)]
+/// `Serialize` gives the params back as written (before `os.environ/` is resolved), which is
+/// what a deployment's generated id hashes.
+#[derive(Debug, Deserialize, Serialize)]
 pub struct RawLitellmParams {
     pub model: String,
     pub api_base: Option<String>,
@@ -51,6 +58,9 @@ pub struct RawLitellmParams {
     pub timeout: Option<f64>,
     pub stream_timeout: Option<f64>,
     pub max_retries: Option<u32>,
+    /// LiteLLM's router reads the deployment's retry budget from here (`max_retries` goes to the
+    /// provider SDK there); it wins over `max_retries` when both are set.
+    pub num_retries: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
     pub weight: Option<f64>,
@@ -60,7 +70,7 @@ pub struct RawLitellmParams {
     pub extra_headers: Option<BTreeMap<String, String>>,
     pub mock_response: Option<String>,
     #[serde(flatten)]
-    pub extra: ExtraKeys,
+    pub extra: ExtraParams,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,8 +167,18 @@ pub struct RawLitellmSettings {
     pub default_fallbacks: Option<Vec<String>>,
     pub allowed_fails: Option<u32>,
     pub cooldown_time: Option<f64>,
+    /// Upstream TLS: `true`, `false`, or the path of a CA bundle (LiteLLM's spellings).
+    pub ssl_verify: Option<SslVerify>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
+}
+
+/// `ssl_verify: false`, or `ssl_verify: /etc/ssl/internal-ca.pem` (a string `"false"` too).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SslVerify {
+    Bool(bool),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]

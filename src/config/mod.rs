@@ -8,6 +8,7 @@
 mod litellm;
 mod router;
 mod secret;
+mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -19,8 +20,9 @@ pub use router::{
     RoutingStrategy,
 };
 pub use secret::Secret;
+pub use tls::{CaBundle, TlsSettings};
 
-use litellm::{ExtraKeys, RawConfig, RawModel};
+use litellm::{RawConfig, RawLitellmParams, RawModel};
 
 /// LiteLLM's default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -57,12 +59,15 @@ pub struct Config {
     pub drop_params: bool,
     /// Strategy, cooldowns, fallbacks, deadline, health checks and route rules.
     pub router: RouterSettings,
+    /// How upstream TLS certificates are checked (`ssl_verify`, `SSL_CERT_FILE`).
+    pub tls: TlsSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
 #[derive(Debug, Clone)]
 pub struct DeploymentConfig {
-    /// `model_info.id`, or a stable hash of the entry.
+    /// `model_info.id`, or a hash of the group name and `litellm_params` as written (see
+    /// `stable_id`; identical entries get `-2`, `-3` ... in file order).
     pub id: String,
     /// The alias clients ask for; entries sharing it form a model group.
     pub model_name: String,
@@ -75,6 +80,8 @@ pub struct DeploymentConfig {
     pub api_version: Option<String>,
     pub timeout: Option<Duration>,
     pub stream_timeout: Option<Duration>,
+    /// Retries after this deployment fails: `litellm_params.num_retries`, else `max_retries`;
+    /// `None` falls back to the router's `num_retries`.
     pub max_retries: Option<u32>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
@@ -111,29 +118,60 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse(&text, &|name| std::env::var(name).ok())
+    parse_source(&text, &path.display().to_string(), &|name| {
+        std::env::var(name).ok()
+    })
 }
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
 pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, ConfigError> {
-    let deserializer = serde_yaml::Deserializer::from_str(text);
-    let raw: RawConfig = match serde_path_to_error::deserialize(deserializer) {
+    parse_source(text, "config.yaml", env)
+}
+
+/// [`parse`], with `source` (the file's path) named in YAML error snippets.
+fn parse_source(
+    text: &str,
+    source: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigError> {
+    let raw: RawConfig = match deserialize_yaml(text, source) {
         Ok(raw) => raw,
         // An empty file is an empty config, not an error of the YAML parser.
         Err(_) if text.trim().is_empty() => RawConfig::default(),
-        Err(err) => {
-            let path = err.path().to_string();
-            let inner = err.into_inner();
-            return Err(ConfigError::Yaml(if path == "." || path.is_empty() {
-                inner.to_string()
-            } else {
-                format!("{path}: {inner}")
-            }));
-        }
+        Err(message) => return Err(ConfigError::Yaml(message)),
     };
     let mut raw = raw;
     let config_env = std::mem::take(&mut raw.environment_variables);
     Validator::new(&config_env, env).run(raw)
+}
+
+/// Deserializes the YAML. An error names the key path (`model_list[0].litellm_params.timeout`),
+/// the line and column, and shows the offending lines (`source` names the file there). YAML merge
+/// keys (`<<: *defaults`) and anchors are expanded, as LiteLLM (PyYAML) does; duplicate keys are
+/// errors.
+fn deserialize_yaml(text: &str, source: &str) -> Result<RawConfig, String> {
+    let mut path = String::new();
+    let result = serde_saphyr::with_deserializer_from_str(text, |deserializer| {
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            path = err.path().to_string();
+            err.into_inner()
+        })
+    });
+    result.map_err(|err| {
+        let rendered = err.render_with_options(serde_saphyr::render_options! {
+            source_name: Some(source),
+        });
+        // The snippet renderer titles its report `error: `; our caller already says it is one.
+        let rendered = rendered.strip_prefix("error: ").unwrap_or(&rendered);
+        // serde_path_to_error writes `?` for a position it cannot name (a map key); cut the path
+        // there rather than print a `?`.
+        let known = path.split('?').next().unwrap_or("").trim_end_matches('.');
+        if known.is_empty() || known == "." {
+            rendered.to_owned()
+        } else {
+            format!("{known}: {rendered}")
+        }
+    })
 }
 
 struct Validator<'a> {
@@ -192,8 +230,22 @@ impl<'a> Validator<'a> {
 
         let mut deployments = Vec::with_capacity(raw.model_list.len());
         let mut ids = BTreeMap::new();
+        // How often each generated id was seen so far: identical entries get `-2`, `-3` ...
+        let mut generated: BTreeMap<String, u32> = BTreeMap::new();
         for (index, model) in std::mem::take(&mut raw.model_list).into_iter().enumerate() {
-            let deployment = self.deployment(index, model)?;
+            let id = match &model.model_info.id {
+                Some(id) => id.clone(),
+                None => {
+                    let hash = stable_id(&model.model_name, &model.litellm_params);
+                    let seen = generated.entry(hash.clone()).or_insert(0);
+                    *seen += 1;
+                    match *seen {
+                        1 => hash,
+                        n => format!("{hash}-{n}"),
+                    }
+                }
+            };
+            let deployment = self.deployment(index, id, model)?;
             if let Some(previous) = ids.insert(deployment.id.clone(), index) {
                 return Err(invalid(
                     &format!("model_list[{index}].model_info.id"),
@@ -209,6 +261,7 @@ impl<'a> Validator<'a> {
             self.warn("model_list is empty: the gateway will answer 404 to every model".into());
         }
         let router = self.router_settings(&mut raw, &deployments)?;
+        let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
 
         Ok(Loaded {
             config: Config {
@@ -223,6 +276,7 @@ impl<'a> Validator<'a> {
                     .unwrap_or(0),
                 drop_params: raw.litellm_settings.drop_params.unwrap_or(false),
                 router,
+                tls,
             },
             warnings: self.warnings,
         })
@@ -231,6 +285,7 @@ impl<'a> Validator<'a> {
     fn deployment(
         &mut self,
         index: usize,
+        id: String,
         model: RawModel,
     ) -> Result<DeploymentConfig, ConfigError> {
         let RawModel {
@@ -316,16 +371,6 @@ impl<'a> Validator<'a> {
                 ));
             }
         }
-        let id = match &info.id {
-            Some(id) => id.clone(),
-            None => stable_id(
-                &model_name,
-                &model,
-                api_base.as_deref().unwrap_or(""),
-                index,
-            ),
-        };
-
         Ok(DeploymentConfig {
             id,
             provider,
@@ -341,7 +386,7 @@ impl<'a> Validator<'a> {
                 .stream_timeout
                 .map(|s| seconds(s, &at("litellm_params.stream_timeout")))
                 .transpose()?,
-            max_retries: params.max_retries,
+            max_retries: self.retries(&params, &at),
             rpm: params.rpm,
             tpm: params.tpm,
             weight: params.weight,
@@ -361,22 +406,43 @@ impl<'a> Validator<'a> {
         })
     }
 
+    /// The deployment's retry budget: `litellm_params.num_retries`, else `max_retries`. LiteLLM's
+    /// router uses `num_retries` of the deployment that failed as the retry count, while its
+    /// `max_retries` only reaches the provider SDK (and is forced to 0 for router calls), so
+    /// `num_retries` is the one that matches LiteLLM's behaviour when both are set.
+    fn retries(&mut self, params: &RawLitellmParams, at: &dyn Fn(&str) -> String) -> Option<u32> {
+        if let (Some(num), Some(max)) = (params.num_retries, params.max_retries) {
+            if num != max {
+                self.warn(format!(
+                    "{}: both num_retries ({num}) and max_retries ({max}) are set; num_retries is used",
+                    at("litellm_params")
+                ));
+            }
+        }
+        params.num_retries.or(params.max_retries)
+    }
+
+    /// An environment variable as LiteLLM sees it: `environment_variables:` first (LiteLLM
+    /// exports them at start-up), then the process environment.
+    fn env_var(&self, name: &str) -> Option<String> {
+        self.config_env
+            .get(name)
+            .cloned()
+            .or_else(|| (self.env)(name))
+    }
+
     /// Resolves `os.environ/NAME`; any other string is returned as is.
     fn resolve(&self, value: &str, location: &str) -> Result<String, ConfigError> {
         let Some(var) = value.strip_prefix(ENV_PREFIX) else {
             return Ok(value.to_owned());
         };
-        self.config_env
-            .get(var)
-            .cloned()
-            .or_else(|| (self.env)(var))
-            .ok_or_else(|| ConfigError::MissingEnv {
-                location: location.to_owned(),
-                var: var.to_owned(),
-            })
+        self.env_var(var).ok_or_else(|| ConfigError::MissingEnv {
+            location: location.to_owned(),
+            var: var.to_owned(),
+        })
     }
 
-    fn unsupported(&mut self, prefix: &str, extra: &ExtraKeys) {
+    fn unsupported<V>(&mut self, prefix: &str, extra: &BTreeMap<String, V>) {
         for key in extra.keys() {
             let full = format!("{prefix}{key}");
             if self.warned.insert(full.clone()) {
@@ -410,17 +476,93 @@ fn seconds(secs: f64, location: &str) -> Result<Duration, ConfigError> {
     }
 }
 
-/// FNV-1a over the fields that identify a deployment: stable across runs and instances, so
-/// metrics and response headers name the same deployment everywhere.
-fn stable_id(model_name: &str, model: &str, api_base: &str, index: usize) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [model_name, model, api_base, &index.to_string()] {
-        for byte in part.bytes().chain(std::iter::once(0)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+/// The id of a deployment without `model_info.id`: FNV-1a 64 over the model group name and the
+/// entry's `litellm_params` as written in the file, in a canonical encoding (keys sorted, absent
+/// and `null` keys alike, `30` and `30.0` alike). An `os.environ/NAME` reference is hashed as
+/// written, so rotating the secret keeps the id; the entry's position is not hashed, so inserting
+/// another deployment keeps it too. Stable across runs, instances and Switchyard versions, so
+/// cooldowns, counters, metrics and response headers name the same deployment everywhere.
+fn stable_id(model_name: &str, params: &RawLitellmParams) -> String {
+    let mut hash = Fnv1a::default();
+    hash.write_str(model_name);
+    // Serializing these types cannot fail (string keys only); `Null` would still hash stably.
+    let params = serde_json::to_value(params).unwrap_or(serde_json::Value::Null);
+    hash.write_value(&params);
+    format!("{:016x}", hash.0)
+}
+
+/// FNV-1a 64: tiny, dependency-free and fully specified, so an id computed today is the id
+/// computed by any later build. Collisions only matter within one config.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
-    format!("{hash:016x}")
+
+    /// Length-prefixed, so `("ab", "c")` and `("a", "bc")` differ.
+    fn write_str(&mut self, text: &str) {
+        self.write(&(text.len() as u64).to_le_bytes());
+        self.write(text.as_bytes());
+    }
+
+    /// A type tag, then the value; maps in sorted key order without their `null` entries (an
+    /// option written as `~` is the option left out).
+    fn write_value(&mut self, value: &serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Null => self.write(b"n"),
+            Value::Bool(b) => self.write(if *b { b"t" } else { b"f" }),
+            Value::Number(number) => {
+                // Integral numbers hash the same however they were typed (`30`, `30.0`).
+                let float = number.as_f64().unwrap_or(f64::NAN);
+                if let Some(int) = number.as_i64() {
+                    self.write(b"i");
+                    self.write_str(&int.to_string());
+                } else if let Some(int) = number.as_u64() {
+                    self.write(b"i");
+                    self.write_str(&int.to_string());
+                } else if float.fract() == 0.0 && float.abs() < 9.0e15 {
+                    self.write(b"i");
+                    self.write_str(&(float as i64).to_string());
+                } else {
+                    self.write(b"d");
+                    self.write_str(&float.to_string());
+                }
+            }
+            Value::String(text) => {
+                self.write(b"s");
+                self.write_str(text);
+            }
+            Value::Array(items) => {
+                self.write(b"[");
+                self.write(&(items.len() as u64).to_le_bytes());
+                for item in items {
+                    self.write_value(item);
+                }
+            }
+            Value::Object(map) => {
+                let mut entries: Vec<(&String, &Value)> =
+                    map.iter().filter(|(_, v)| !v.is_null()).collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                self.write(b"{");
+                self.write(&(entries.len() as u64).to_le_bytes());
+                for (key, value) in entries {
+                    self.write_str(key);
+                    self.write_value(value);
+                }
+            }
+        }
+    }
 }
 
 impl Config {
@@ -443,6 +585,19 @@ impl Config {
             out,
             "default timeout: {:?}, num_retries: {}",
             self.request_timeout, self.num_retries
+        );
+        let _ = writeln!(
+            out,
+            "upstream TLS: {}",
+            match (&self.tls.verify, &self.tls.ca_bundle) {
+                (false, _) => "certificates NOT verified (ssl_verify: false)".to_owned(),
+                (true, None) => "system roots".to_owned(),
+                (true, Some(bundle)) => format!(
+                    "system roots + CA bundle {} (from {})",
+                    bundle.path.display(),
+                    bundle.key
+                ),
+            }
         );
         let router = &self.router;
         let _ = writeln!(

@@ -122,7 +122,7 @@ fn full_litellm_config() {
         "{warnings}"
     );
     // Generated ids are stable.
-    let again = parse(FULL, &|_| Some("x".into())).unwrap();
+    let again = parse(FULL, &|name| (name == "OPENAI_KEY").then(|| "x".into())).unwrap();
     assert_eq!(again.config.deployments[1].id, c.deployments[1].id);
     // describe() never prints a secret.
     let described = c.describe();
@@ -329,4 +329,275 @@ fn rpm_weights_without_rpm_everywhere_warn() {
         "{:?}",
         loaded.warnings
     );
+}
+
+/// LiteLLM configs share settings with YAML anchors and merge keys (PyYAML expands them).
+const ANCHORS: &str = r#"
+shared:
+  local: &local
+    api_base: http://127.0.0.1:8000/v1
+    api_key: os.environ/LOCAL_KEY
+    timeout: 30
+  fast: &fast
+    timeout: 5
+    rpm: 600
+model_list:
+  - model_name: &group llama
+    litellm_params:
+      <<: *local
+      model: hosted_vllm/llama-3-8b
+  - model_name: *group
+    litellm_params:
+      <<: [*fast, *local]
+      model: hosted_vllm/llama-3-8b-fast
+      api_key: sk-override
+    model_info: {id: fast}
+router_settings:
+  fallbacks: &llama_fallbacks [{llama: [llama]}]
+litellm_settings:
+  content_policy_fallbacks: *llama_fallbacks
+"#;
+
+#[test]
+fn anchors_and_merge_keys_load() {
+    let loaded = parse(ANCHORS, &|name| {
+        (name == "LOCAL_KEY").then(|| "sk-local".to_owned())
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    let [first, second] = &loaded.config.deployments[..] else {
+        panic!("{:?}", loaded.config.deployments)
+    };
+    assert_eq!(
+        (first.model_name.as_str(), second.model_name.as_str()),
+        ("llama", "llama"),
+        "a scalar alias"
+    );
+    assert_eq!(first.api_base.as_deref(), Some("http://127.0.0.1:8000/v1"));
+    assert_eq!(first.api_key.as_ref().unwrap().expose(), "sk-local");
+    assert_eq!(first.timeout, Some(Duration::from_secs(30)));
+    assert_eq!(
+        first.upstream_model, "llama-3-8b",
+        "keys beside `<<` are kept"
+    );
+    // `<<: [*fast, *local]`: the first map listed wins, keys written in place win over both.
+    assert_eq!(second.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(second.rpm, Some(600));
+    assert_eq!(second.api_base.as_deref(), Some("http://127.0.0.1:8000/v1"));
+    assert_eq!(second.api_key.as_ref().unwrap().expose(), "sk-override");
+    let router = &loaded.config.router;
+    assert_eq!(router.fallbacks.generic, router.fallbacks.content_policy);
+    // No `<<` key reaches the unsupported-key warnings; the anchors' holder is named once.
+    let warnings = loaded.warnings.join("\n");
+    assert!(!warnings.contains("<<"), "{warnings}");
+    assert!(warnings.contains("`shared`"), "{warnings}");
+}
+
+#[test]
+fn yaml_errors_show_the_line_and_duplicate_keys_are_refused() {
+    let err = parse_err("router_settings:\n  num_retries: 1\n  num_retries: 2\n");
+    assert!(
+        err.contains("router_settings") && err.contains("line 3") && err.contains("num_retries"),
+        "{err}"
+    );
+    // The offending line is quoted under the message, as rustc does.
+    let err = parse_err(
+        "model_list:\n  - model_name: a\n    litellm_params: {model: openai/a, rpm: lots}\n",
+    );
+    assert!(
+        err.contains("model_list[0].litellm_params.rpm") && err.contains("rpm: lots}"),
+        "{err}"
+    );
+}
+
+fn ids(yaml: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    parse(yaml, env)
+        .unwrap_or_else(|err| panic!("{err}"))
+        .config
+        .deployments
+        .into_iter()
+        .map(|d| d.id)
+        .collect()
+}
+
+const ONE: &str = "model_list:\n- model_name: gpt-4o\n  litellm_params: {model: openai/gpt-4o, api_key: os.environ/ID_KEY, timeout: 30, vertex_project: p}\n";
+
+#[test]
+fn generated_id_ignores_the_secret_value_and_the_position() {
+    let id = ids(ONE, &|name| name.ends_with("_KEY").then(|| "sk-old".into()))[0].clone();
+    assert_eq!(
+        ids(ONE, &|name| name
+            .ends_with("_KEY")
+            .then(|| "sk-rotated".into()))[0],
+        id,
+        "rotating the secret keeps the id"
+    );
+    let inserted = "model_list:\n- model_name: other\n  litellm_params: {model: openai/other}\n- model_name: gpt-4o\n  litellm_params: {model: openai/gpt-4o, api_key: os.environ/ID_KEY, timeout: 30, vertex_project: p}\n";
+    assert_eq!(
+        ids(inserted, &|name| name.ends_with("_KEY").then(|| "k".into()))[1],
+        id,
+        "a deployment inserted before it"
+    );
+    // Canonical: key order, `30.0` for `30`, an explicit `~` for an absent key change nothing.
+    let reordered = "model_list:\n- litellm_params: {vertex_project: p, timeout: 30.0, api_base: ~, api_key: os.environ/ID_KEY, model: openai/gpt-4o}\n  model_name: gpt-4o\n  model_info: {mode: chat}\n";
+    assert_eq!(
+        ids(reordered, &|name| name
+            .ends_with("_KEY")
+            .then(|| "k".into()))[0],
+        id
+    );
+    // Pinned: an id must not change between Switchyard versions, or cooldowns and dashboards
+    // keyed by it would reset on upgrade.
+    assert_eq!(id, "c8734f37d28bd17f");
+}
+
+#[test]
+fn generated_id_changes_with_the_params_and_the_group() {
+    let env = |name: &str| name.ends_with("_KEY").then(|| "k".to_owned());
+    let id = ids(ONE, &env)[0].clone();
+    for changed in [
+        ONE.replace("timeout: 30", "timeout: 31"),
+        ONE.replace("os.environ/ID_KEY", "os.environ/OTHER_KEY"),
+        ONE.replace("vertex_project: p", "vertex_project: q"),
+        ONE.replace("openai/gpt-4o", "openai/gpt-4o-mini"),
+        ONE.replace("model_name: gpt-4o", "model_name: gpt-4o-eu"),
+        ONE.replace("timeout: 30", "timeout: 30, api_base: 'http://127.0.0.1:1'"),
+    ] {
+        assert_ne!(ids(&changed, &env)[0], id, "{changed}");
+    }
+}
+
+#[test]
+fn identical_entries_get_distinct_stable_ids() {
+    let entry = "- model_name: g\n  litellm_params: {model: openai/a}\n";
+    let other = "- model_name: g\n  litellm_params: {model: openai/b}\n";
+    let yaml = format!("model_list:\n{entry}{other}{entry}{entry}");
+    let got = ids(&yaml, &env_none);
+    let base = &got[0];
+    assert_eq!(
+        got[2..],
+        [format!("{base}-2"), format!("{base}-3")],
+        "in file order"
+    );
+    assert!(!got[1].starts_with(base.as_str()));
+    assert_eq!(ids(&yaml, &env_none), got, "stable across loads");
+    // An explicit id is used as is and takes no number from the generated ones.
+    let yaml = format!("model_list:\n{entry}- model_name: g\n  litellm_params: {{model: openai/a}}\n  model_info: {{id: mine}}\n{entry}");
+    assert_eq!(
+        ids(&yaml, &env_none),
+        [base.clone(), "mine".to_owned(), format!("{base}-2")]
+    );
+}
+
+#[test]
+fn deployment_num_retries_is_the_retry_budget_and_wins_over_max_retries() {
+    let loaded = parse_ok(
+        "model_list:\n- model_name: a\n  litellm_params: {model: openai/a, num_retries: 0}\n- model_name: b\n  litellm_params: {model: openai/b, max_retries: 4}\n- model_name: c\n  litellm_params: {model: openai/c, num_retries: 1, max_retries: 4}\n- model_name: d\n  litellm_params: {model: openai/d}\nrouter_settings: {num_retries: 2}\n",
+    );
+    let retries: Vec<_> = loaded
+        .config
+        .deployments
+        .iter()
+        .map(|d| d.max_retries)
+        .collect();
+    assert_eq!(retries, [Some(0), Some(4), Some(1), None]);
+    assert_eq!(loaded.config.num_retries, 2);
+    let warnings = loaded.warnings.join("\n");
+    assert!(
+        warnings.contains("model_list[2]") && warnings.contains("num_retries is used"),
+        "{warnings}"
+    );
+    assert!(
+        !warnings.contains("litellm_params.num_retries"),
+        "a known key: {warnings}"
+    );
+}
+
+fn tls_of(yaml: &str, env: &[(&str, &str)]) -> Result<(TlsSettings, Vec<String>), String> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse(yaml, &|name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .map(|loaded| (loaded.config.tls, loaded.warnings))
+    .map_err(|err| err.to_string())
+}
+
+#[test]
+fn tls_settings_follow_litellm() {
+    let dir = std::env::temp_dir().join(format!("switchyard-config-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    let ca = ca.to_str().unwrap();
+
+    let (tls, _) = tls_of("", &[]).unwrap();
+    assert_eq!(tls, TlsSettings::default());
+    assert!(tls.verify && tls.ca_bundle.is_none());
+
+    // false, as a bool or a string, warns at start-up; SSL_CERT_FILE is then not read.
+    for yaml in [
+        "litellm_settings: {ssl_verify: false}",
+        "litellm_settings: {ssl_verify: 'False'}",
+    ] {
+        let (tls, warnings) = tls_of(yaml, &[("SSL_CERT_FILE", "/nope.pem")]).unwrap();
+        assert!(!tls.verify, "{yaml}");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("ssl_verify is false") && w.contains("not verified")),
+            "{warnings:?}"
+        );
+    }
+    // SSL_VERIFY wins over the file, from the process or from environment_variables.
+    let (tls, _) = tls_of(
+        "litellm_settings: {ssl_verify: true}",
+        &[("SSL_VERIFY", "false")],
+    )
+    .unwrap();
+    assert!(!tls.verify);
+    let (tls, warnings) = tls_of("environment_variables: {SSL_VERIFY: 'false'}", &[]).unwrap();
+    assert!(!tls.verify);
+    assert!(
+        warnings.iter().any(|w| w.contains("SSL_VERIFY")),
+        "{warnings:?}"
+    );
+
+    // A path is a CA bundle, named by the key it came from.
+    let (tls, _) = tls_of(&format!("litellm_settings: {{ssl_verify: '{ca}'}}"), &[]).unwrap();
+    let bundle = tls.ca_bundle.unwrap();
+    assert_eq!(
+        (bundle.path.to_str(), bundle.key.as_str()),
+        (Some(ca), "litellm_settings.ssl_verify")
+    );
+    let (tls, _) = tls_of("", &[("SSL_CERT_FILE", ca)]).unwrap();
+    assert_eq!(tls.ca_bundle.unwrap().key, "SSL_CERT_FILE (environment)");
+    let (tls, _) = tls_of("", &[("SSL_VERIFY", ca), ("SSL_CERT_FILE", "/nope.pem")]).unwrap();
+    assert_eq!(
+        tls.ca_bundle.unwrap().key,
+        "SSL_VERIFY (environment)",
+        "ssl_verify's path wins over SSL_CERT_FILE"
+    );
+
+    // A bad path is an error naming the key and the path.
+    let err = tls_of("litellm_settings: {ssl_verify: /nope/ca.pem}", &[]).unwrap_err();
+    assert!(
+        err.contains("litellm_settings.ssl_verify") && err.contains("/nope/ca.pem"),
+        "{err}"
+    );
+    let err = tls_of("", &[("SSL_CERT_FILE", "/nope/bundle.pem")]).unwrap_err();
+    assert!(
+        err.contains("SSL_CERT_FILE") && err.contains("/nope/bundle.pem"),
+        "{err}"
+    );
+    let err = tls_of(
+        &format!("litellm_settings: {{ssl_verify: '{}'}}", not_pem.display()),
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.contains("no PEM certificate"), "{err}");
 }

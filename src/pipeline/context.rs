@@ -124,7 +124,7 @@ impl RequestContext {
 
     /// The shared upstream client.
     pub fn http(&self) -> &HttpClient {
-        &self.state.http
+        &self.config.http
     }
 
     /// Cancelled when a shutdown's drain time is over.

@@ -22,7 +22,9 @@ use super::{
     scrub, ChatStreamDecoder, HttpProvider, ProviderError, SseEvent, StreamItem, Upstream,
     UpstreamRequest,
 };
+use crate::config::{ConfigError, TlsSettings};
 use crate::schema::ChatChunk;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// Upstream response bodies larger than this are refused rather than buffered.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -73,17 +75,122 @@ impl UriCache {
     }
 }
 
+/// The rustls client config for `tls`, with ring as the crypto provider (the only one built in;
+/// given explicitly, so no process-wide default has to be installed first).
+fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, ConfigError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| ConfigError::Invalid {
+            location: "upstream TLS".into(),
+            message: err.to_string(),
+        })?;
+    if !tls.verify {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for err in &native.errors {
+        tracing::debug!(error = %err, "while loading the system's root certificates");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(native.certs);
+    if ignored > 0 {
+        tracing::debug!(ignored, "system root certificates rustls cannot use");
+    }
+    if added == 0 {
+        tracing::info!(
+            "no root certificates in the system store: using the Mozilla roots built into switchyard"
+        );
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(bundle) = &tls.ca_bundle {
+        for cert in bundle.read()? {
+            roots.add(cert).map_err(|err| ConfigError::Invalid {
+                location: bundle.key.clone(),
+                message: format!(
+                    "CA bundle `{}` holds an unusable certificate: {err}",
+                    bundle.path.display()
+                ),
+            })?;
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// `ssl_verify: false`: any certificate, any name. Handshake signatures are still checked, so the
+/// connection is encrypted to whoever holds the certificate's key, just not authenticated.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// An upstream response head with its body still to read.
 type UpstreamResponse = hyper::Response<Incoming>;
 
 impl HttpClient {
+    /// A client with the default TLS settings: certificates verified against the system's roots.
     pub fn new() -> Result<Self, std::io::Error> {
+        Self::with_tls(&TlsSettings::default())
+            .map_err(|err| std::io::Error::other(err.to_string()))
+    }
+
+    /// A client that checks upstream certificates as `tls` says: against the system's root store
+    /// (or the Mozilla roots built into the binary when the system has none, e.g. a scratch
+    /// container) plus `tls.ca_bundle`, or not at all when `tls.verify` is false. An unreadable
+    /// CA bundle is an error naming the config key it came from.
+    pub fn with_tls(tls: &TlsSettings) -> Result<Self, ConfigError> {
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         http.set_connect_timeout(Some(Duration::from_secs(10)));
         http.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
+            .with_tls_config(tls_config(tls)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
@@ -368,4 +475,78 @@ fn describe(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The TLS test upstream, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/tls/mod.rs"]
+mod tls_upstream;
+
+#[cfg(test)]
+mod tests {
+    use super::tls_upstream;
+    use super::*;
+    use crate::config::CaBundle;
+
+    async fn call(client: &HttpClient, base: &str) -> Result<String, ProviderError> {
+        let request = UpstreamRequest {
+            url: format!("{base}/v1/chat/completions"),
+            headers: hyper::HeaderMap::new(),
+            body: Bytes::from_static(br#"{"model":"m","messages":[]}"#),
+        };
+        let response = client.start(request).await?;
+        let body = read_limited(response.into_body(), MAX_RESPONSE_BYTES).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn upstream_certificates_are_checked_as_configured() {
+        let dir = std::env::temp_dir().join(format!("switchyard-http-tls-{}", std::process::id()));
+        let ca = tls_upstream::TestCa::new(&dir);
+        let base = ca.serve().await;
+
+        // Default: the system's roots do not know the internal CA.
+        let err = call(&HttpClient::new().unwrap(), &base).await.unwrap_err();
+        assert!(
+            matches!(&err, ProviderError::Connect(m) if m.contains("certificate")),
+            "{err}"
+        );
+
+        // The CA bundle is trusted in addition to the system's roots.
+        let with_ca = TlsSettings {
+            verify: true,
+            ca_bundle: Some(CaBundle {
+                path: ca.ca_pem_path.clone(),
+                key: "litellm_settings.ssl_verify".into(),
+            }),
+        };
+        let body = call(&HttpClient::with_tls(&with_ca).unwrap(), &base)
+            .await
+            .unwrap();
+        assert!(body.contains(tls_upstream::REPLY), "{body}");
+
+        // ssl_verify: false accepts the certificate without any CA.
+        let unverified = TlsSettings {
+            verify: false,
+            ca_bundle: None,
+        };
+        let body = call(&HttpClient::with_tls(&unverified).unwrap(), &base)
+            .await
+            .unwrap();
+        assert!(body.contains(tls_upstream::REPLY), "{body}");
+
+        // A bundle that cannot be read names its key.
+        let missing = TlsSettings {
+            verify: true,
+            ca_bundle: Some(CaBundle {
+                path: dir.join("missing.pem"),
+                key: "SSL_CERT_FILE (environment)".into(),
+            }),
+        };
+        let err = HttpClient::with_tls(&missing).err().unwrap().to_string();
+        assert!(
+            err.contains("SSL_CERT_FILE") && err.contains("missing.pem"),
+            "{err}"
+        );
+    }
 }

@@ -1,6 +1,11 @@
 //! An incremental Server-Sent Events decoder (the WHATWG event-stream format), fed with whatever
 //! byte chunks the network delivers. Upstream streams are outside input: lines may be split across
 //! chunks, use `\n`, `\r\n` or `\r`, carry comments, or be hostile (huge, not UTF-8).
+//!
+//! Memory is bounded twice: one line may hold at most [`MAX_LINE_BYTES`] (8 MiB), and one event's
+//! data, however many `data:` lines it is split into, at most [`MAX_EVENT_BYTES`] (16 MiB). Real
+//! chunks are far smaller (a streamed image is a few MiB of base64); a stream past either bound is
+//! an upstream error, not a reason to grow memory without limit.
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -15,12 +20,18 @@ pub struct SseEvent {
 pub enum SseError {
     #[error("stream line longer than {0} bytes")]
     LineTooLong(usize),
+    #[error("stream event has more than {0} bytes of data")]
+    EventTooLarge(usize),
     #[error("stream is not valid UTF-8")]
     InvalidUtf8,
 }
 
 /// Upper bound on one buffered line, so a stream without newlines cannot grow memory unbounded.
 pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+/// Upper bound on the data of one event (its `data:` lines joined by `\n`), so many lines without
+/// the blank line that ends an event cannot grow memory unbounded either. Twice a line, so one
+/// maximal line still fits in an event.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct SseDecoder {
@@ -103,6 +114,10 @@ impl SseDecoder {
         };
         match field {
             "data" => {
+                let added = value.len() + usize::from(self.has_data);
+                if self.data.len() + added > MAX_EVENT_BYTES {
+                    return Err(SseError::EventTooLarge(MAX_EVENT_BYTES));
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -203,5 +218,57 @@ mod tests {
         assert!(decode_in_pieces(b"\n\n\nevent: x\n\nid: 3\n\n", 2)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn many_data_lines_without_a_blank_line_are_bounded() {
+        // Each line is small; the event they build is not.
+        let line = format!("data: {}\n", "a".repeat(1023));
+        let mut decoder = SseDecoder::new();
+        let mut out = Vec::new();
+        let mut result = Ok(());
+        let mut fed = 0;
+        while result.is_ok() && fed <= 2 * MAX_EVENT_BYTES {
+            result = decoder.feed(line.as_bytes(), &mut out);
+            fed += line.len();
+        }
+        assert_eq!(result, Err(SseError::EventTooLarge(MAX_EVENT_BYTES)));
+        assert!(out.is_empty());
+        assert!(
+            fed < MAX_EVENT_BYTES + MAX_EVENT_BYTES / 2,
+            "stopped at the bound, after {fed} bytes"
+        );
+        // The message the client sees names the bound.
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "stream event has more than 16777216 bytes of data"
+        );
+    }
+
+    #[test]
+    fn an_event_of_exactly_the_bound_passes_and_one_byte_more_fails() {
+        const MIB: usize = 1024 * 1024;
+        // 15 lines of 1 MiB, then one that brings the data (newlines included) to the bound.
+        let event = |last: usize| {
+            let mut input = Vec::new();
+            for _ in 0..15 {
+                input.extend_from_slice(b"data: ");
+                input.extend(std::iter::repeat_n(b'x', MIB));
+                input.push(b'\n');
+            }
+            input.extend_from_slice(b"data: ");
+            input.extend(std::iter::repeat_n(b'y', last));
+            input.extend_from_slice(b"\n\ndata: next\n\n");
+            input
+        };
+        let exact = MAX_EVENT_BYTES - 15 * MIB - 15;
+        let events = decode_in_pieces(&event(exact), 64 * 1024).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].data.len(), MAX_EVENT_BYTES);
+        assert_eq!(events[1].data, "next", "the decoder carries on after it");
+        assert_eq!(
+            decode_in_pieces(&event(exact + 1), 64 * 1024),
+            Err(SseError::EventTooLarge(MAX_EVENT_BYTES))
+        );
     }
 }
