@@ -15,21 +15,6 @@ use common::*;
 use routing::*;
 use serde_json::{json, Value};
 
-fn serve(path: &std::path::Path) -> Proc {
-    spawn(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ],
-        &[],
-    )
-}
-
 async fn reload(gw: &Proc, key: &str) -> reqwest::Response {
     client()
         .post(format!("{}/config/reload", gw.url))
@@ -65,7 +50,7 @@ async fn reload_adds_removes_and_changes_deployments_while_traffic_flows() {
         settings,
     );
     let path = write_config(&v1);
-    let gw = serve(&path);
+    let gw = serve_file(&path, &[], &[]);
     assert_eq!(
         served_by(&gw, "chat", 40).await,
         BTreeSet::from(["a".into(), "b".into()])

@@ -263,25 +263,15 @@ async fn client_routing_controls_pass_the_policy_stage() {
     assert_eq!(Mock(&mock).requests().await.len(), 2);
 }
 
-#[tokio::test]
-async fn sigterm_drains_a_stream_in_flight_then_exits() {
-    // A stream that takes about 1.5 s: SIGTERM arrives in the middle, the drain lets it end.
-    let mock = mock_upstream(&["--chunk-delay-ms", "150"]);
+/// A gateway in front of a mock that waits `chunk_delay_ms` between stream events, and a
+/// stream request in flight against it (its whole body, once it ends).
+fn stream_in_flight(
+    chunk_delay_ms: &str,
+    drain: &str,
+) -> (Proc, Proc, tokio::task::JoinHandle<String>) {
+    let mock = mock_upstream(&["--chunk-delay-ms", chunk_delay_ms]);
     let path = write_config(&config(&[entry("chat", "d1", &mock, "", "")], ""));
-    let mut gw = spawn(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--drain-timeout",
-            "10",
-        ],
-        &[],
-    );
+    let gw = serve_file(&path, &["--drain-timeout", drain], &[]);
     let url = gw.url.clone();
     let stream = tokio::spawn(async move {
         let response = client()
@@ -294,6 +284,13 @@ async fn sigterm_drains_a_stream_in_flight_then_exits() {
             .unwrap();
         response.text().await.unwrap()
     });
+    (mock, gw, stream)
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_stream_in_flight_then_exits() {
+    // A stream that takes about 1.5 s: SIGTERM arrives in the middle, the drain lets it end.
+    let (_mock, mut gw, stream) = stream_in_flight("150", "10");
     tokio::time::sleep(Duration::from_millis(400)).await;
     gw.signal("TERM");
     let body = stream.await.unwrap();
@@ -308,34 +305,7 @@ async fn sigterm_drains_a_stream_in_flight_then_exits() {
     assert!(status.success(), "{status:?}");
 
     // With a drain time shorter than the stream, the stream is cut with an error event.
-    let slow = mock_upstream(&["--chunk-delay-ms", "1000"]);
-    let path = write_config(&config(&[entry("chat", "d1", &slow, "", "")], ""));
-    let mut gw = spawn(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--drain-timeout",
-            "0.5",
-        ],
-        &[],
-    );
-    let url = gw.url.clone();
-    let stream = tokio::spawn(async move {
-        let response = client()
-            .post(format!("{url}/v1/chat/completions"))
-            .bearer_auth(MASTER_KEY)
-            .json(&json!({"model": "chat", "stream": true,
-                "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap();
-        response.text().await.unwrap()
-    });
+    let (_slow, mut gw, stream) = stream_in_flight("1000", "0.5");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     gw.signal("TERM");

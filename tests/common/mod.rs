@@ -144,19 +144,23 @@ pub fn write_config(yaml: &str) -> PathBuf {
 }
 
 pub fn gateway(yaml: &str, envs: &[(&str, &str)]) -> Proc {
-    let path = write_config(yaml);
-    spawn(
-        &[
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ],
-        envs,
-    )
+    serve_file(&write_config(yaml), &[], envs)
+}
+
+/// `switchyard serve` on a config file (which a test may rewrite, for reloads), with extra
+/// arguments (`--drain-timeout 1`).
+pub fn serve_file(path: &std::path::Path, extra_args: &[&str], envs: &[(&str, &str)]) -> Proc {
+    let mut args = vec![
+        "serve",
+        "--config",
+        path.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+    ];
+    args.extend_from_slice(extra_args);
+    spawn(&args, envs)
 }
 
 pub fn client() -> reqwest::Client {
