@@ -49,13 +49,15 @@ impl std::ops::Deref for AppState {
 impl Snapshot {
     pub fn build(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, ConfigError> {
         let env = |name: &str| std::env::var(name).ok();
-        let router = match previous {
-            Some(previous) => previous.router.reload(&config, &env)?,
-            None => Router::build(&config, &env)?,
-        };
+        // The client first: it can still fail, and a router reload already prunes the shared
+        // state of removed deployments.
         let http = match previous {
             Some(previous) if previous.config.tls == config.tls => previous.http.clone(),
             _ => HttpClient::with_tls(&config.tls)?,
+        };
+        let router = match previous {
+            Some(previous) => previous.router.reload(&config, &env)?,
+            None => Router::build(&config, &env)?,
         };
         Ok(Snapshot {
             router,
