@@ -113,6 +113,10 @@ pub struct RawRouterSettings {
     pub default_fallbacks: Option<Vec<String>>,
     pub max_fallbacks: Option<u32>,
     pub enable_pre_call_checks: Option<bool>,
+    pub redis_url: Option<String>,
+    pub redis_host: Option<String>,
+    pub redis_port: Option<u16>,
+    pub redis_password: Option<String>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -189,6 +193,7 @@ pub struct RawGeneralSettings {
     pub background_health_checks: Option<bool>,
     /// Seconds between two rounds of background health checks.
     pub health_check_interval: Option<f64>,
+    pub database_url: Option<String>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }

@@ -8,6 +8,7 @@
 mod litellm;
 mod router;
 mod secret;
+mod storage;
 mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,7 @@ pub use router::{
     RoutingStrategy,
 };
 pub use secret::Secret;
+pub use storage::{Database, StorageSettings, DEFAULT_SQLITE_FILE};
 pub use tls::{CaBundle, TlsSettings};
 
 use litellm::{RawConfig, RawLitellmParams, RawModel};
@@ -61,6 +63,8 @@ pub struct Config {
     pub router: RouterSettings,
     /// How upstream TLS certificates are checked (`ssl_verify`, `SSL_CERT_FILE`).
     pub tls: TlsSettings,
+    /// The database for keys, teams and users; the Redis for shared counters.
+    pub storage: StorageSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -118,9 +122,18 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse_source(&text, &path.display().to_string(), &|name| {
+    let mut loaded = parse_source(&text, &path.display().to_string(), &|name| {
         std::env::var(name).ok()
-    })
+    })?;
+    // A relative SQLite path is relative to the config file, not to where the gateway started.
+    if let Database::Sqlite(file) = &mut loaded.config.storage.database {
+        if file.is_relative() {
+            if let Some(dir) = path.parent() {
+                *file = dir.join(&*file);
+            }
+        }
+    }
+    Ok(loaded)
 }
 
 /// Parses config text; `env` looks up environment variables (injected for tests).
@@ -262,6 +275,7 @@ impl<'a> Validator<'a> {
         }
         let router = self.router_settings(&mut raw, &deployments)?;
         let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
+        let storage = self.storage(&raw)?;
 
         Ok(Loaded {
             config: Config {
@@ -277,6 +291,7 @@ impl<'a> Validator<'a> {
                 drop_params: raw.litellm_settings.drop_params.unwrap_or(false),
                 router,
                 tls,
+                storage,
             },
             warnings: self.warnings,
         })
@@ -424,6 +439,54 @@ impl<'a> Validator<'a> {
 
     /// An environment variable as LiteLLM sees it: `environment_variables:` first (LiteLLM
     /// exports them at start-up), then the process environment.
+    fn storage(&self, raw: &RawConfig) -> Result<StorageSettings, ConfigError> {
+        let mut storage = StorageSettings::default();
+        let url = match &raw.general_settings.database_url {
+            Some(value) => Some(self.resolve(value, "general_settings.database_url")?),
+            None => self.env_var("DATABASE_URL"),
+        };
+        if let Some(url) = url.filter(|u| !u.is_empty()) {
+            storage.database = Database::from_url(&url)
+                .map_err(|message| invalid("general_settings.database_url", message))?;
+        }
+        let router = &raw.router_settings;
+        let text = |value: &Option<String>, key: &str| -> Result<Option<String>, ConfigError> {
+            value
+                .as_deref()
+                .map(|v| self.resolve(v, &format!("router_settings.{key}")))
+                .transpose()
+        };
+        let url = match text(&router.redis_url, "redis_url")? {
+            Some(url) => Some(url),
+            None => match text(&router.redis_host, "redis_host")? {
+                Some(host) => {
+                    let password = text(&router.redis_password, "redis_password")?;
+                    Some(storage::redis_url(
+                        &host,
+                        router.redis_port,
+                        password.as_deref(),
+                    ))
+                }
+                None => self.env_var("REDIS_URL").or_else(|| {
+                    let host = self.env_var("REDIS_HOST")?;
+                    let port = self.env_var("REDIS_PORT").and_then(|p| p.parse().ok());
+                    let password = self.env_var("REDIS_PASSWORD");
+                    Some(storage::redis_url(&host, port, password.as_deref()))
+                }),
+            },
+        };
+        if let Some(url) = &url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(invalid(
+                    "router_settings.redis_url",
+                    "must start with redis:// or rediss://".into(),
+                ));
+            }
+        }
+        storage.redis_url = url.filter(|u| !u.is_empty()).map(Secret::new);
+        Ok(storage)
+    }
+
     fn env_var(&self, name: &str) -> Option<String> {
         self.config_env
             .get(name)
