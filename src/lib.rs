@@ -15,4 +15,5 @@ pub mod router;
 pub mod schema;
 pub mod server;
 pub mod state;
+pub mod store;
 pub mod telemetry;

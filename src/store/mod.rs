@@ -1,0 +1,221 @@
+//! Persistence of identities: virtual keys, teams, internal users and end users ("customers").
+//! One [`Store`] trait, two implementations: SQLite (the embedded default) and PostgreSQL
+//! (scaled out), both through sqlx with migrations (`migrations/sqlite`, `migrations/postgres`).
+//!
+//! The request path never awaits a store: identities are read from an in-memory cache that is
+//! loaded at start and refreshed from [`Store::changes_since`] (and invalidated through Redis
+//! when scaled out). Only management calls and the refresher await the store.
+//!
+//! Records use LiteLLM's field names, so the management API can return them as LiteLLM does.
+//! Fields LiteLLM has and Switchyard does not interpret are kept in `extra` and returned as
+//! they were sent. Times are Unix milliseconds.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+/// A virtual key. The key itself is never stored: `token` is its SHA-256 (hex), LiteLLM's
+/// `hash_token`, and `key_name` shows its first characters and last four (`sk-...abcd`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct KeyRecord {
+    pub token: String,
+    pub key_name: String,
+    pub key_alias: Option<String>,
+    /// Model groups or access groups this key may call; empty means every model the key's team
+    /// (or, without a team, the gateway) allows.
+    pub models: Vec<String>,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
+    pub model_rpm_limit: BTreeMap<String, u64>,
+    pub model_tpm_limit: BTreeMap<String, u64>,
+    pub metadata: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    /// Route patterns this key may call (LiteLLM's `allowed_routes`); empty means the defaults.
+    pub allowed_routes: Vec<String>,
+    pub expires: Option<Millis>,
+    pub blocked: bool,
+    pub created_by: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// LiteLLM fields kept as sent (`aliases`, `config`, `permissions`, budgets until the money
+    /// issue reads them ...).
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TeamMember {
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    /// `admin` or `user`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TeamRecord {
+    pub team_id: String,
+    pub team_alias: Option<String>,
+    pub models: Vec<String>,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
+    pub members: Vec<TeamMember>,
+    pub metadata: Map<String, Value>,
+    pub tags: Vec<String>,
+    pub blocked: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub user_email: Option<String>,
+    pub user_alias: Option<String>,
+    /// `proxy_admin`, `proxy_admin_viewer`, `internal_user` or `internal_user_viewer`.
+    pub user_role: String,
+    pub models: Vec<String>,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
+    pub teams: Vec<String>,
+    pub metadata: Map<String, Value>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub extra: Map<String, Value>,
+}
+
+/// An end user: the `user` field of a request (LiteLLM's "customer").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct EndUserRecord {
+    pub user_id: String,
+    pub alias: Option<String>,
+    pub blocked: bool,
+    pub models: Vec<String>,
+    pub rpm_limit: Option<u64>,
+    pub tpm_limit: Option<u64>,
+    pub max_parallel_requests: Option<u64>,
+    pub metadata: Map<String, Value>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub extra: Map<String, Value>,
+}
+
+/// Everything the store holds, for the cache's first load.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identities {
+    pub keys: Vec<KeyRecord>,
+    pub teams: Vec<TeamRecord>,
+    pub users: Vec<UserRecord>,
+    pub end_users: Vec<EndUserRecord>,
+}
+
+/// What changed after a point in time: records written (inserted or updated) and ids deleted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    pub written: Identities,
+    pub deleted_keys: Vec<String>,
+    pub deleted_teams: Vec<String>,
+    pub deleted_users: Vec<String>,
+    pub deleted_end_users: Vec<String>,
+    /// The latest change time seen (the next `changes_since` starts a little before it).
+    pub latest: Millis,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or failed; management calls answer 503.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// A unique value is taken (a key alias, a team id ...).
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+}
+
+/// Filters of the list calls; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub team_id: Option<String>,
+    pub user_id: Option<String>,
+    pub key_alias: Option<String>,
+}
+
+/// A page of a list: 1-based page number and its size.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub number: u32,
+    pub size: u32,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgresql`, for `/health/readiness`.
+    fn kind(&self) -> &'static str;
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Inserts a new key: [`StoreError::Conflict`] if its token or alias is taken.
+    fn insert_key<'a>(&'a self, key: &'a KeyRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Replaces an existing key (by token): [`StoreError::NotFound`] if there is none.
+    fn update_key<'a>(&'a self, key: &'a KeyRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// `true` if a key was deleted.
+    fn delete_key<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn key<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Option<KeyRecord>, StoreError>>;
+    fn key_by_alias<'a>(
+        &'a self,
+        alias: &'a str,
+    ) -> BoxFuture<'a, Result<Option<KeyRecord>, StoreError>>;
+    /// A page of keys (newest first) and the total matching the filter.
+    fn list_keys<'a>(
+        &'a self,
+        filter: &'a KeyFilter,
+        page: Page,
+    ) -> BoxFuture<'a, Result<(Vec<KeyRecord>, u64), StoreError>>;
+
+    /// Inserts or replaces (by `team_id`).
+    fn put_team<'a>(&'a self, team: &'a TeamRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn delete_team<'a>(&'a self, team_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn team<'a>(
+        &'a self,
+        team_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<TeamRecord>, StoreError>>;
+    fn list_teams(&self) -> BoxFuture<'_, Result<Vec<TeamRecord>, StoreError>>;
+
+    fn put_user<'a>(&'a self, user: &'a UserRecord) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn delete_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn user<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>>;
+    fn list_users(&self, page: Page) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>>;
+
+    fn put_end_user<'a>(
+        &'a self,
+        end_user: &'a EndUserRecord,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn delete_end_user<'a>(&'a self, user_id: &'a str) -> BoxFuture<'a, Result<bool, StoreError>>;
+    fn end_user<'a>(
+        &'a self,
+        user_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<EndUserRecord>, StoreError>>;
+    fn list_end_users(&self) -> BoxFuture<'_, Result<Vec<EndUserRecord>, StoreError>>;
+
+    /// Everything, for the cache's first load.
+    fn load_all(&self) -> BoxFuture<'_, Result<Identities, StoreError>>;
+    /// Records written and ids deleted at or after `since` (inclusive: callers overlap their
+    /// windows, applying a change twice is harmless).
+    fn changes_since(&self, since: Millis) -> BoxFuture<'_, Result<Changes, StoreError>>;
+}
