@@ -31,6 +31,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let state = AppState::build(config, config_path)
         .map_err(|err| std::io::Error::other(err.to_string()))?;
+    // The identity cache is loaded before the first request is accepted.
+    if let Ok(changes) = state.store.changes_since(0).await {
+        state.identities.apply(changes);
+    }
+    tokio::spawn(crate::auth::cache::keep_fresh(
+        state.identities.clone(),
+        state.store.clone(),
+        state.store_healthy.clone(),
+    ));
     tokio::spawn(health_checks(state.clone()));
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(state.clone()));

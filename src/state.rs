@@ -9,9 +9,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::IdentityCache;
 use crate::config::{Config, ConfigError, Secret};
 use crate::providers::http::HttpClient;
 use crate::router::Router;
+use crate::store::memory::MemoryStore;
+use crate::store::Store;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -20,6 +23,12 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     snapshot: ArcSwap<Snapshot>,
     pub metrics: Metrics,
+    /// Keys, teams, users and end users, as the request path reads them (never the database).
+    pub identities: Arc<IdentityCache>,
+    /// Where identities are kept; management routes write here, then update the cache.
+    pub store: Arc<dyn Store>,
+    /// Whether the last refresh from the store succeeded (for `/health/readiness`).
+    pub store_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
     pub config_path: Option<PathBuf>,
     /// Cancelled when a shutdown's drain time is over: open streams end with an error event.
@@ -70,10 +79,22 @@ impl Snapshot {
 }
 
 impl AppState {
+    /// A state with an in-memory store (tests, and gateways built in code).
     pub fn build(config: Config, config_path: Option<PathBuf>) -> Result<Self, ConfigError> {
+        Self::with_store(config, config_path, Arc::new(MemoryStore::new()))
+    }
+
+    pub fn with_store(
+        config: Config,
+        config_path: Option<PathBuf>,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ConfigError> {
         let snapshot = Snapshot::build(config, None)?;
         Ok(AppState(Arc::new(Inner {
             snapshot: ArcSwap::from_pointee(snapshot),
+            identities: Arc::new(IdentityCache::new()),
+            store,
+            store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             metrics: Metrics::new(),
             config_path,
             streams_cut: CancellationToken::new(),

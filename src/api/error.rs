@@ -39,6 +39,13 @@ pub enum ApiError {
     Reload(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A management call while the database is down (keys already cached keep working).
+    #[error("{0}; management calls fail until it is back, requests with cached keys keep working")]
+    StoreUnavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{}", .0.message())]
+    ModelAccess(crate::policy::access::Denied),
 }
 
 impl From<OptionsError> for ApiError {
@@ -88,6 +95,9 @@ impl ApiError {
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Reload(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::ModelAccess(_) => StatusCode::FORBIDDEN,
             ApiError::Route(RouteError::InvalidOptions { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
             ApiError::Route(RouteError::Unavailable(unavailable)) => match unavailable.reason {
@@ -143,6 +153,24 @@ impl ApiError {
                 "permission_error",
                 None,
                 Some("forbidden".to_owned()),
+            ),
+            ApiError::StoreUnavailable(_) => (
+                self.to_string(),
+                "service_unavailable_error",
+                None,
+                Some("database_unavailable".to_owned()),
+            ),
+            ApiError::ModelAccess(denied) => (
+                denied.message(),
+                denied.kind,
+                Some("model".to_owned()),
+                Some("403".to_owned()),
+            ),
+            ApiError::NotFound(message) => (
+                message.clone(),
+                "invalid_request_error",
+                None,
+                Some("not_found".to_owned()),
             ),
             ApiError::Route(RouteError::UnknownModel(model)) => (
                 format!("The model `{model}` does not exist or you do not have access to it."),

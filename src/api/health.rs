@@ -14,11 +14,21 @@ pub async fn liveliness() -> Json<&'static str> {
     Json("I'm alive!")
 }
 
-/// Readiness: the gateway can serve. It has no database yet, so it is ready once it listens.
+/// Readiness: the gateway can serve. A database that is down degrades management calls, not
+/// serving (keys come from the cache), so it is reported but does not make the gateway unready.
 pub async fn readiness(State(state): State<AppState>) -> Json<Value> {
+    let db = if state
+        .store_healthy
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        "connected"
+    } else {
+        "unreachable"
+    };
     Json(json!({
         "status": "healthy",
-        "db": "Not connected",
+        "db": db,
+        "db_kind": state.store.kind(),
         "cache": null,
         "model_groups": state.snapshot().router.model_names().len(),
         "switchyard_version": env!("CARGO_PKG_VERSION"),

@@ -7,6 +7,7 @@ mod body;
 mod chat;
 pub mod error;
 mod health;
+pub mod management;
 mod messages;
 mod models;
 mod passthrough;
@@ -47,6 +48,7 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/health/readiness", get(health::readiness))
         .route("/metrics", get(health::metrics))
         .route("/config/reload", post(admin::reload_config))
+        .merge(management::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge))

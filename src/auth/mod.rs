@@ -1,55 +1,147 @@
-//! Who is calling. For now there is one credential, the master key; virtual keys arrive with the
-//! key-management issue and will resolve here from an in-memory cache, never from the database.
+//! Who is calling: the master key, or a virtual key resolved from the in-memory identity cache
+//! (`cache.rs`), never from the database. Key material (generation, hashing) is in `keys.rs`.
+
+pub mod cache;
+pub mod keys;
+
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use crate::config::Secret;
+pub use cache::{IdentityCache, Lookup, ResolvedKey};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use crate::config::Secret;
+use crate::store::{KeyRecord, TeamRecord, UserRecord};
+
+#[derive(Debug, Clone)]
 pub enum Principal {
     /// Presented the master key.
     Master,
     /// No master key is configured, so the gateway is open (LiteLLM's behaviour without one).
     Open,
+    /// Presented a virtual key.
+    Key(ResolvedKey),
+}
+
+/// What a caller may do on the management routes (LiteLLM's user roles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// A plain key: its own key, user and team may be read, nothing else.
+    Member,
+    /// `proxy_admin_viewer`: reads everything.
+    Viewer,
+    /// The master key and `proxy_admin` users: everything, config reload included.
+    Admin,
 }
 
 impl Principal {
-    /// Who called, as logs and metrics may name it: never the key itself.
-    pub fn label(&self) -> &'static str {
+    /// Who called, as logs and metrics may name it: the key's alias, else the first 8 digits
+    /// of its hash. Never the key itself.
+    pub fn label(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Principal::Master => "master_key",
-            Principal::Open => "open",
+            Principal::Master => "master_key".into(),
+            Principal::Open => "open".into(),
+            Principal::Key(resolved) => match &resolved.key.key_alias {
+                Some(alias) => alias.as_str().into(),
+                None => format!(
+                    "key:{}",
+                    &resolved.key.token[..8.min(resolved.key.token.len())]
+                )
+                .into(),
+            },
         }
     }
 
-    /// May change the gateway itself (reload its config ...).
+    pub fn role(&self) -> Role {
+        match self {
+            Principal::Master | Principal::Open => Role::Admin,
+            Principal::Key(resolved) => {
+                match resolved.user.as_deref().map(|u| u.user_role.as_str()) {
+                    Some("proxy_admin") => Role::Admin,
+                    Some("proxy_admin_viewer") => Role::Viewer,
+                    _ => Role::Member,
+                }
+            }
+        }
+    }
+
+    /// May change the gateway itself (reload its config, manage keys ...).
     pub fn is_admin(&self) -> bool {
-        matches!(self, Principal::Master | Principal::Open)
+        self.role() == Role::Admin
+    }
+
+    pub fn key(&self) -> Option<&Arc<KeyRecord>> {
+        match self {
+            Principal::Key(resolved) => Some(&resolved.key),
+            _ => None,
+        }
+    }
+
+    pub fn team(&self) -> Option<&Arc<TeamRecord>> {
+        match self {
+            Principal::Key(resolved) => resolved.team.as_ref(),
+            _ => None,
+        }
+    }
+
+    pub fn user(&self) -> Option<&Arc<UserRecord>> {
+        match self {
+            Principal::Key(resolved) => resolved.user.as_ref(),
+            _ => None,
+        }
     }
 }
 
+/// Why a key was refused. Messages show at most the key's last four characters.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
     #[error("missing API key: send it as `Authorization: Bearer <key>` (or an `x-api-key` / `api-key` header)")]
     Missing,
-    #[error("invalid API key")]
-    Invalid,
+    #[error("invalid API key (ending in {0}): no such key")]
+    Invalid(String),
+    #[error("API key ending in {0} was deleted")]
+    Deleted(String),
+    #[error("API key ending in {0} is blocked")]
+    Blocked(String),
+    #[error("API key ending in {0} expired")]
+    Expired(String),
+    #[error("API key ending in {0}: its team is blocked")]
+    TeamBlocked(String),
 }
 
 /// Checks the key from `Authorization: Bearer`, `x-api-key` or `api-key` (the headers the OpenAI,
-/// Anthropic and Azure SDKs send).
+/// Anthropic and Azure SDKs send): the master key, else a virtual key from the cache.
 pub fn authenticate(
     headers: &HeaderMap,
     master_key: Option<&Secret>,
+    identities: &IdentityCache,
+    now_ms: i64,
 ) -> Result<Principal, AuthError> {
     let Some(master_key) = master_key else {
         return Ok(Principal::Open);
     };
     let presented = presented_key(headers).ok_or(AuthError::Missing)?;
     if constant_time_eq(presented.as_bytes(), master_key.expose().as_bytes()) {
-        Ok(Principal::Master)
-    } else {
-        Err(AuthError::Invalid)
+        return Ok(Principal::Master);
+    }
+    // The lookup is by SHA-256 of the presented key: comparing digests in a hash map reveals
+    // nothing useful about the key through timing.
+    let tail = || keys::last_four(presented);
+    match identities.key(&keys::hash(presented)) {
+        Lookup::Found(resolved) => {
+            if resolved.key.blocked {
+                return Err(AuthError::Blocked(tail()));
+            }
+            if resolved.key.expires.is_some_and(|at| at <= now_ms) {
+                return Err(AuthError::Expired(tail()));
+            }
+            if resolved.team.as_ref().is_some_and(|t| t.blocked) {
+                return Err(AuthError::TeamBlocked(tail()));
+            }
+            Ok(Principal::Key(resolved))
+        }
+        Lookup::Deleted => Err(AuthError::Deleted(tail())),
+        Lookup::Unknown => Err(AuthError::Invalid(tail())),
     }
 }
 
@@ -90,6 +182,10 @@ mod tests {
         map
     }
 
+    fn auth(headers: &HeaderMap, master: Option<&Secret>) -> Result<Principal, AuthError> {
+        authenticate(headers, master, &IdentityCache::new(), 0)
+    }
+
     #[test]
     fn accepts_the_three_header_forms() {
         let key = Secret::new("sk-master".into());
@@ -99,27 +195,28 @@ mod tests {
             headers(&[("x-api-key", "sk-master")]),
             headers(&[("api-key", "sk-master")]),
         ] {
-            assert_eq!(authenticate(&h, Some(&key)), Ok(Principal::Master));
+            assert!(matches!(auth(&h, Some(&key)), Ok(Principal::Master)));
         }
         assert_eq!(
-            authenticate(&headers(&[]), Some(&key)),
-            Err(AuthError::Missing)
+            auth(&headers(&[]), Some(&key)).err(),
+            Some(AuthError::Missing)
         );
         assert_eq!(
-            authenticate(&headers(&[("authorization", "Bearer ")]), Some(&key)),
-            Err(AuthError::Missing)
+            auth(&headers(&[("authorization", "Bearer ")]), Some(&key)).err(),
+            Some(AuthError::Missing)
         );
         assert_eq!(
-            authenticate(
+            auth(
                 &headers(&[("authorization", "Bearer sk-mastex")]),
                 Some(&key)
-            ),
-            Err(AuthError::Invalid)
+            )
+            .err(),
+            Some(AuthError::Invalid("****".into()))
         );
         assert_eq!(
-            authenticate(&headers(&[("x-api-key", "sk-master-long")]), Some(&key)),
-            Err(AuthError::Invalid)
+            auth(&headers(&[("x-api-key", "sk-master-long")]), Some(&key)).err(),
+            Some(AuthError::Invalid("long".into()))
         );
-        assert_eq!(authenticate(&headers(&[]), None), Ok(Principal::Open));
+        assert!(matches!(auth(&headers(&[]), None), Ok(Principal::Open)));
     }
 }

@@ -84,6 +84,9 @@ pub struct RawModelInfo {
     /// Switchyard: the fixed share (0..1) of the group's traffic this deployment receives.
     /// `model_info` is free-form metadata in LiteLLM, so the key is harmless there.
     pub canary_share: Option<f64>,
+    /// LiteLLM's model access groups: a key whose `models` names a group may use this model.
+    #[serde(default)]
+    pub access_groups: Vec<String>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }

@@ -107,6 +107,8 @@ pub struct ModelInfo {
     pub max_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
     pub mode: Option<String>,
+    /// `model_info.access_groups`: names a key's `models` may use for this model group.
+    pub access_groups: Vec<String>,
 }
 
 /// A config plus the warnings to print once at start-up.
@@ -416,6 +418,7 @@ impl<'a> Validator<'a> {
                 max_tokens: info.max_tokens,
                 max_input_tokens: info.max_input_tokens,
                 mode: info.mode.clone(),
+                access_groups: info.access_groups.clone(),
             },
             model_name,
         })

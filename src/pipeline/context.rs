@@ -67,8 +67,27 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let config = state.snapshot();
-        match authenticate(&parts.headers, config.master_key.as_ref()) {
-            Ok(principal) => Ok(Caller { principal, config }),
+        let now_ms = crate::auth::cache::now_ms();
+        match authenticate(
+            &parts.headers,
+            config.master_key.as_ref(),
+            &state.identities,
+            now_ms,
+        ) {
+            Ok(principal) => {
+                if let Some(key) = principal.key() {
+                    if !route_allowed(&key.allowed_routes, parts.uri.path()) {
+                        return Err(Surface::of_path(parts.uri.path()).render(
+                            ApiError::Forbidden(format!(
+                                "this key may not call {}; its allowed_routes are {:?}",
+                                parts.uri.path(),
+                                key.allowed_routes
+                            )),
+                        ));
+                    }
+                }
+                Ok(Caller { principal, config })
+            }
             Err(err) => Err(Surface::of_path(parts.uri.path()).render(ApiError::from(err))),
         }
     }
@@ -87,7 +106,7 @@ impl FromRequestParts<AppState> for RequestContext {
         let span = tracing::info_span!(
             "request",
             request_id = edge.request_id.to_str().unwrap_or(""),
-            caller = principal.label()
+            caller = &*principal.label()
         );
         Ok(RequestContext {
             request_id: edge.request_id,
@@ -152,7 +171,17 @@ impl RequestContext {
             .unwrap_or(self.config.router.settings().deadline);
         self.deadline = Some(self.started + timeout);
         // Prepare: prompt templates render here (issue 15).
-        crate::policy::pre_call(&self.principal, &self.config.router, &mut options)?;
+        let end_user = match &self.end_user {
+            Some(id) if self.state.identities.has_end_users() => self.state.identities.end_user(id),
+            _ => None,
+        };
+        crate::policy::pre_call(
+            &self.principal,
+            end_user.as_deref(),
+            &self.config.router,
+            model,
+            &mut options,
+        )?;
         Ok(options)
     }
 
@@ -239,6 +268,38 @@ impl Drop for RequestContext {
             }
         }
     }
+}
+
+/// LiteLLM's `allowed_routes`: exact paths (with or without `/v1`), a trailing `*` for a prefix,
+/// and the named sets `llm_api_routes`, `info_routes` and `management_routes`. Empty allows all.
+fn route_allowed(allowed: &[String], path: &str) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let bare = path.strip_prefix("/v1").unwrap_or(path);
+    const LLM: &[&str] = &[
+        "/chat/completions",
+        "/completions",
+        "/embeddings",
+        "/messages",
+        "/messages/count_tokens",
+        "/models",
+    ];
+    const INFO: &[&str] = &["/key/info", "/user/info", "/team/info", "/models", "/health"];
+    allowed.iter().any(|entry| match entry.as_str() {
+        "llm_api_routes" => LLM.contains(&bare) || bare.starts_with("/models/"),
+        "info_routes" => INFO.contains(&bare),
+        "management_routes" => ["/key/", "/team/", "/user/", "/customer/", "/end_user/"]
+            .iter()
+            .any(|p| bare.starts_with(p)),
+        pattern => {
+            let pattern = pattern.strip_prefix("/v1").unwrap_or(pattern);
+            match pattern.strip_suffix('*') {
+                Some(prefix) => bare.starts_with(prefix),
+                None => bare == pattern,
+            }
+        }
+    })
 }
 
 /// On a response whose finished event the pipeline emits (or will, from a stream body): the

@@ -1,18 +1,30 @@
 //! The pre-call policy stage: what a caller may ask of the gateway before anything is routed.
-//! Today that is client-controlled routing (`routing.rs`); key access, rate limits, budgets and
-//! guardrails join here (DESIGN.md), each in a file of its own. Nothing here waits on a
-//! database: every check reads in-memory state.
+//! Each concern is a file: model access (`access.rs`), client-controlled routing
+//! (`routing.rs`), rate limits (`limits/`). Nothing here waits on a database: every check
+//! reads in-memory state (or, scaled out, Redis counters).
 
+pub mod access;
 mod routing;
 
+use crate::api::error::ApiError;
 use crate::auth::Principal;
-use crate::router::{RequestOptions, RouteError, Router};
+use crate::router::{RequestOptions, Router};
+use crate::store::EndUserRecord;
 
 /// Runs every pre-call check on an admitted request; the first refusal is the answer.
 pub fn pre_call(
     principal: &Principal,
+    end_user: Option<&EndUserRecord>,
     router: &Router,
+    model: &str,
     options: &mut RequestOptions,
-) -> Result<(), RouteError> {
-    routing::check(principal, router, options)
+) -> Result<(), ApiError> {
+    if let Some(end_user) = end_user.filter(|e| e.blocked) {
+        return Err(ApiError::Forbidden(format!(
+            "end user `{}` is blocked",
+            end_user.user_id
+        )));
+    }
+    access::check(principal, end_user, router, model).map_err(ApiError::ModelAccess)?;
+    routing::check(principal, end_user, router, options)
 }

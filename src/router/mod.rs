@@ -209,6 +209,8 @@ pub struct Router {
     cooldowns: Arc<dyn CooldownStore>,
     usage: Arc<dyn UsageStore>,
     clock: Clock,
+    /// Access group → the model groups in it (`model_info.access_groups`).
+    access_groups: HashMap<String, Vec<String>>,
     /// Some routing decision needs the prompt's token estimate (pre-call checks, usage-based
     /// routing, `tpm` limits); otherwise it is never computed.
     needs_prompt_tokens: bool,
@@ -305,6 +307,15 @@ impl Router {
                 names.push(alias.to_owned());
             }
         }
+        let mut access_groups: HashMap<String, Vec<String>> = HashMap::new();
+        for entry in &config.deployments {
+            for access_group in &entry.info.access_groups {
+                let members = access_groups.entry(access_group.clone()).or_default();
+                if !members.contains(&entry.model_name) {
+                    members.push(entry.model_name.clone());
+                }
+            }
+        }
         let settings = config.router.clone();
         let strategy = settings.strategy;
         let needs_prompt_tokens = settings.enable_pre_call_checks
@@ -325,6 +336,7 @@ impl Router {
             cooldowns,
             usage,
             clock: Clock::new(),
+            access_groups,
             needs_prompt_tokens,
         })
     }
@@ -364,6 +376,11 @@ impl Router {
             ctx,
             rng,
         )
+    }
+
+    /// The model groups an access group stands for (empty if it names none).
+    pub fn access_group(&self, name: &str) -> &[String] {
+        self.access_groups.get(name).map_or(&[], Vec::as_slice)
     }
 
     pub fn settings(&self) -> &RouterSettings {

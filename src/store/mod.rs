@@ -10,6 +10,8 @@
 //! Fields LiteLLM has and Switchyard does not interpret are kept in `extra` and returned as
 //! they were sent. Times are Unix milliseconds.
 
+pub mod memory;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;

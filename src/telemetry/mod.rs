@@ -32,7 +32,7 @@ fn access_line(event: &Finished<'_>) {
         outcome = event.outcome.name(),
         latency_ms = event.latency.as_secs_f64() * 1000.0,
         ttft_ms = event.time_to_first_token.map(|t| t.as_secs_f64() * 1000.0),
-        caller = event.principal.map(|p| p.label()),
+        caller = event.principal.map(|p| p.label()).as_deref(),
         surface = event.surface.name(),
         requested_model = (!event.requested_model.is_empty()).then_some(event.requested_model),
         model_group = deployment.map(|d| d.model_name.as_str()),

@@ -1,0 +1,280 @@
+//! LiteLLM's management API: virtual keys (`keys.rs`), teams (`teams.rs`), internal users
+//! (`users.rs`) and end users, LiteLLM's "customers" (`customers.rs`), with its request and
+//! response shapes so scripts written for the LiteLLM proxy work unchanged.
+//!
+//! Every write goes to the store first, then into this instance's identity cache at once;
+//! other instances pick it up from the store within a second (`auth/cache.rs`). Roles: the
+//! master key and `proxy_admin` users may do everything, `proxy_admin_viewer` users may read
+//! everything, a plain key may only read its own key, user and team.
+
+mod customers;
+mod keys;
+mod teams;
+mod users;
+
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::auth::{Principal, Role};
+use crate::state::AppState;
+use crate::store::{Changes, Identities, Millis, StoreError};
+
+pub fn routes() -> axum::Router<AppState> {
+    let customers = || {
+        axum::Router::new()
+            .route("/new", post(customers::new))
+            .route("/update", post(customers::update))
+            .route("/info", get(customers::info))
+            .route("/list", get(customers::list))
+            .route("/delete", post(customers::delete))
+            .route("/block", post(customers::block))
+            .route("/unblock", post(customers::unblock))
+    };
+    axum::Router::new()
+        .route("/key/generate", post(keys::generate))
+        .route("/key/update", post(keys::update))
+        .route("/key/delete", post(keys::delete))
+        .route("/key/regenerate", post(keys::regenerate))
+        .route("/key/{key}/regenerate", post(keys::regenerate_path))
+        .route("/key/block", post(keys::block))
+        .route("/key/unblock", post(keys::unblock))
+        .route("/key/info", get(keys::info))
+        .route("/key/list", get(keys::list))
+        .route("/team/new", post(teams::new))
+        .route("/team/update", post(teams::update))
+        .route("/team/info", get(teams::info))
+        .route("/team/list", get(teams::list))
+        .route("/team/delete", post(teams::delete))
+        .route("/team/member_add", post(teams::member_add))
+        .route("/team/member_delete", post(teams::member_delete))
+        .route("/user/new", post(users::new))
+        .route("/user/update", post(users::update))
+        .route("/user/info", get(users::info))
+        .route("/user/list", get(users::list))
+        .route("/user/delete", post(users::delete))
+        .nest("/customer", customers())
+        .nest("/end_user", customers())
+}
+
+/// Refuses callers below `needed`.
+fn require(principal: &Principal, needed: Role) -> Result<(), ApiError> {
+    if principal.role() >= needed {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(match needed {
+        Role::Admin => {
+            "only the master key or a proxy_admin user may call this management route".into()
+        }
+        _ => "this key may only read its own key, user and team".into(),
+    }))
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) | StoreError::Migration(_) => {
+                ApiError::StoreUnavailable(error.to_string())
+            }
+            StoreError::Conflict(what) => {
+                ApiError::bad_request(format!("{what} already exists"), None)
+            }
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+        }
+    }
+}
+
+/// Applies a write to this instance's cache at once.
+fn cached(state: &AppState, written: Identities, deleted: impl FnOnce(&mut Changes)) {
+    let mut changes = Changes {
+        written,
+        ..Changes::default()
+    };
+    deleted(&mut changes);
+    state.identities.apply(changes);
+}
+
+fn now() -> Millis {
+    crate::auth::cache::now_ms()
+}
+
+/// A JSON body with LiteLLM's leniency: any object, fields read by the handler.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct Body(pub Map<String, Value>);
+
+fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name).filter(|v| !v.is_null())
+}
+
+fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
+    match field(body, name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::bad_request(
+            format!("`{name}` must be a string"),
+            Some(name),
+        )),
+    }
+}
+
+fn count(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
+    match field(body, name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| f as u64)
+            })
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` must be a whole number ≥ 0"), Some(name))
+            }),
+    }
+}
+
+fn strings(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+    match field(body, name) {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("`{name}` must be a list of strings"), Some(name))
+            }),
+        Some(_) => Err(ApiError::bad_request(
+            format!("`{name}` must be a list of strings"),
+            Some(name),
+        )),
+    }
+}
+
+fn object(body: &Map<String, Value>, name: &str) -> Result<Option<Map<String, Value>>, ApiError> {
+    match field(body, name) {
+        None => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map.clone())),
+        Some(_) => Err(ApiError::bad_request(
+            format!("`{name}` must be an object"),
+            Some(name),
+        )),
+    }
+}
+
+fn counts(
+    body: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<std::collections::BTreeMap<String, u64>>, ApiError> {
+    let Some(map) = object(body, name)? else {
+        return Ok(None);
+    };
+    map.into_iter()
+        .map(|(k, v)| {
+            v.as_u64().map(|n| (k.clone(), n)).ok_or_else(|| {
+                ApiError::bad_request(
+                    format!("`{name}.{k}` must be a whole number ≥ 0"),
+                    Some(name),
+                )
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+fn flag(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
+    match field(body, name) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::bad_request(
+            format!("`{name}` must be true or false"),
+            Some(name),
+        )),
+    }
+}
+
+/// The fields of `body` a handler did not read, kept as LiteLLM sent them.
+fn rest(body: &Map<String, Value>, known: &[&str]) -> Map<String, Value> {
+    body.iter()
+        .filter(|(k, v)| !known.contains(&k.as_str()) && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Unix milliseconds as LiteLLM's ISO-8601 timestamps (`2026-12-02T03:04:05.678000Z`).
+pub fn iso(ms: Millis) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}000Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// LiteLLM's durations: `30s`, `30m`, `30h`, `30d`, `2w`, `1mo` (30 days).
+pub fn duration_ms(text: &str) -> Option<Millis> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().ok()?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        "mo" => 30 * 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(unit_ms)
+}
+
+fn page(query: &Map<String, Value>) -> crate::store::Page {
+    let number = |name: &str, default: u32| {
+        query
+            .get(name)
+            .and_then(|v| {
+                v.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .or(v.as_u64().map(|n| n as u32))
+            })
+            .unwrap_or(default)
+    };
+    crate::store::Page {
+        number: number("page", 1).max(1),
+        size: number("size", number("page_size", 100)).clamp(1, 1000),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_timestamps_and_durations() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(iso(1_764_644_645_678), "2025-12-02T03:04:05.678000Z");
+        assert_eq!(duration_ms("30s"), Some(30_000));
+        assert_eq!(duration_ms("2h"), Some(7_200_000));
+        assert_eq!(duration_ms("1mo"), Some(2_592_000_000));
+        assert_eq!(duration_ms("x"), None);
+        assert_eq!(duration_ms("10y"), None);
+    }
+}
