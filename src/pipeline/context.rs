@@ -285,7 +285,13 @@ fn route_allowed(allowed: &[String], path: &str) -> bool {
         "/messages/count_tokens",
         "/models",
     ];
-    const INFO: &[&str] = &["/key/info", "/user/info", "/team/info", "/models", "/health"];
+    const INFO: &[&str] = &[
+        "/key/info",
+        "/user/info",
+        "/team/info",
+        "/models",
+        "/health",
+    ];
     allowed.iter().any(|entry| match entry.as_str() {
         "llm_api_routes" => LLM.contains(&bare) || bare.starts_with("/models/"),
         "info_routes" => INFO.contains(&bare),
