@@ -9,6 +9,45 @@
 //! Records use LiteLLM's field names, so the management API can return them as LiteLLM does.
 //! Fields LiteLLM has and Switchyard does not interpret are kept in `extra` and returned as
 //! they were sent. Times are Unix milliseconds.
+//!
+//! # Schema
+//!
+//! One table per kind, every name prefixed `switchyard_` so a PostgreSQL shared with LiteLLM
+//! (`LiteLLM_...` tables) or another application cannot collide; applied migrations are
+//! recorded in `switchyard_migrations`.
+//!
+//! | table | key | other real columns |
+//! |---|---|---|
+//! | `switchyard_keys` | `token` (the SHA-256 of the key) | `key_alias` UNIQUE (NULLs allowed), `key_name`, `team_id`, `user_id`, limits, `expires`, `blocked`, `created_by`, `created_at`, `updated_at` |
+//! | `switchyard_teams` | `team_id` | `team_alias`, limits, `blocked`, `created_at`, `updated_at` |
+//! | `switchyard_users` | `user_id` | `user_email`, `user_alias`, `user_role`, limits, `created_at`, `updated_at` |
+//! | `switchyard_end_users` | `user_id` | `alias`, `blocked`, limits, `created_at`, `updated_at` |
+//! | `switchyard_deletions` | (`kind`, `id`) | `deleted_at` |
+//!
+//! - **Real columns** hold what is looked up, filtered, ordered or unique; `updated_at` (and
+//!   `deleted_at`) are indexed, so polling `changes_since` every second reads an index range,
+//!   not the tables. Limits are BIGINT (a `u64` past `i64::MAX` is stored as `i64::MAX`).
+//! - **JSON columns** (TEXT on SQLite, JSONB on PostgreSQL) hold lists and maps nobody queries by
+//!   SQL: `models`, `tags`, `allowed_routes`, `model_rpm_limit`, `model_tpm_limit`, `members`,
+//!   `teams`, `metadata` and `extra`. Adding a LiteLLM field needs no migration; JSONB keeps a
+//!   later `metadata @> ...` query possible. Values come back equal (object key order is not
+//!   kept, as in any JSON map).
+//! - **Deletions are tombstones**, not soft deletes: deleting removes the row and records
+//!   (`kind`, `id`, `deleted_at`) in `switchyard_deletions`; writing the id again removes its
+//!   tombstone, so an id is a live row or a tombstone, never both. Compared with a `deleted_at`
+//!   column on every table, no query has to remember `WHERE deleted_at IS NULL`, a deleted key's
+//!   alias is free again at once, and nothing of a deleted key but its hash stays behind.
+//!   Tombstones older than 30 days are pruned on the next deletion: a cache that has not polled
+//!   for that long reloads everything with [`Store::load_all`].
+//! - **The store stamps `updated_at`** on every write, whatever the record says: with the
+//!   process clock (never going backwards) on SQLite, with the server's clock
+//!   (`switchyard_now_ms()`) on PostgreSQL, the one clock all instances share. A write commits a
+//!   few milliseconds after its stamp, so pollers start their next window a little before the
+//!   [`Changes::latest`] they saw (the window is inclusive; applying a change twice is harmless).
+//!   `created_at` is stored as given.
+//!
+//! Strings must not contain NUL (U+0000): PostgreSQL refuses it in text and JSONB (the write
+//! fails as [`StoreError::Unavailable`]), so the management API rejects it before the store.
 
 pub mod memory;
 
@@ -18,6 +57,14 @@ use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+mod sql;
+
+pub mod postgres;
+pub mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -164,6 +211,8 @@ pub struct Page {
     pub size: u32,
 }
 
+/// Every write stamps `updated_at` with the store's clock (see the module docs); every read of
+/// a missing record is `Ok(None)` or `Ok(false)`, not an error.
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgresql`, for `/health/readiness`.
     fn kind(&self) -> &'static str;
@@ -220,4 +269,19 @@ pub trait Store: Send + Sync + 'static {
     /// Records written and ids deleted at or after `since` (inclusive: callers overlap their
     /// windows, applying a change twice is harmless).
     fn changes_since(&self, since: Millis) -> BoxFuture<'_, Result<Changes, StoreError>>;
+}
+
+/// Opens the configured database (creating and migrating it as needed): the SQLite file, or a
+/// pool to the PostgreSQL URL.
+pub async fn open(
+    database: &crate::config::Database,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(match database {
+        crate::config::Database::Sqlite(path) => {
+            std::sync::Arc::new(SqliteStore::open(path).await?)
+        }
+        crate::config::Database::Postgres(url) => {
+            std::sync::Arc::new(PostgresStore::connect(url.expose()).await?)
+        }
+    })
 }
