@@ -36,6 +36,32 @@
 //! calls [`Limiter::reconcile`] with the usage the provider reported: the difference is added (or
 //! refunded, when negative) on every tokens check of the request. A check whose cost exceeds its
 //! limit can never pass ([`Denial::can_never_pass`]).
+//!
+//! # Use
+//!
+//! ```
+//! use switchyard::policy::limits::{Check, Kind, Limiter, LocalLimiter, Scope, Slot};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! // Built once at start-up: `RedisLimiter::connect(url, RedisOptions::default()).await?` when scaled out.
+//! let limiter: Box<dyn Limiter> = Box::new(LocalLimiter::new());
+//! let checks = [
+//!     Check::requests(Scope::Key, "key-token", 10),
+//!     Check::tokens(Scope::Key, "key-token", 10_000, 1_200), // prompt + max output tokens
+//!     Check::requests(Scope::Team, "team-1", 100),
+//! ];
+//! let slots = [Slot::new(Scope::Key, "key-token", 4)];
+//! match limiter.acquire(&checks, &slots).await {
+//!     Ok(grant) => {
+//!         let requests = grant.tightest(Kind::Requests).unwrap(); // x-ratelimit-*-requests
+//!         assert_eq!((requests.limit, requests.remaining), (10, 9));
+//!         // ... call the upstream, keeping `grant` (its slots) alive until the response ends ...
+//!         limiter.reconcile(&grant, &checks, 800); // the usage the provider reported
+//!     }
+//!     Err(denial) => panic!("429, retry-after {}: {denial}", denial.retry_after_secs()),
+//! }
+//! # }
+//! ```
 
 mod local;
 mod redis;

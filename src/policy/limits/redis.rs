@@ -149,6 +149,8 @@ impl Default for RedisOptions {
 pub enum ConnectError {
     #[error("invalid redis_url: {0}")]
     Url(#[source] RedisError),
+    #[error("the redis rate limiter must be made on a tokio runtime")]
+    NoRuntime,
     #[error("redis key prefix {0:?} needs a hash tag such as {{sy}}, so that Redis Cluster accepts the rate-limit script")]
     Prefix(String),
 }
@@ -206,6 +208,7 @@ impl RedisLimiter {
         if !has_hash_tag(&options.key_prefix) {
             return Err(ConnectError::Prefix(options.key_prefix));
         }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConnectError::NoRuntime)?;
         let client = redis::Client::open(url).map_err(ConnectError::Url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
@@ -227,7 +230,7 @@ impl RedisLimiter {
             outages: AtomicU64::new(0),
             instance: fastrand::u64(..),
             next_lease: AtomicU64::new(0),
-            runtime: tokio::runtime::Handle::current(),
+            runtime,
         });
         if let Err(failure) = inner.load_scripts().await {
             inner.mark_down(failure);
