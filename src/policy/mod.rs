@@ -4,6 +4,7 @@
 //! reads in-memory state (or, scaled out, Redis counters).
 
 pub mod access;
+pub mod limits;
 mod routing;
 
 use crate::api::error::ApiError;
