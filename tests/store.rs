@@ -405,18 +405,21 @@ async fn teams_users_and_end_users_round_trip(store: &dyn Store) {
     store.put_team(&t).await.unwrap();
     let got = store.team("t1").await.unwrap().unwrap();
     assert_eq!(stored(&t, &got, |e, a| e.updated_at = a.updated_at), got);
+    let mut t0 = team("t0");
+    t0.created_at += 1;
+    store.put_team(&t0).await.unwrap();
     store.put_team(&team("t2")).await.unwrap();
-    assert_eq!(store.list_teams().await.unwrap().len(), 2);
+    let teams = store.list_teams().await.unwrap();
+    let ids: Vec<_> = teams.iter().map(|t| t.team_id.as_str()).collect();
+    assert_eq!(ids, ["t1", "t2", "t0"], "oldest first, equal times by id");
     assert!(store.delete_team("t1").await.unwrap());
     assert!(!store.delete_team("t1").await.unwrap());
     assert_eq!(store.team("t1").await.unwrap(), None);
     let teams = store.list_teams().await.unwrap();
-    assert_eq!(
-        teams.iter().map(|t| t.team_id.as_str()).collect::<Vec<_>>(),
-        ["t2"]
-    );
+    let ids: Vec<_> = teams.iter().map(|t| t.team_id.as_str()).collect();
+    assert_eq!(ids, ["t2", "t0"]);
 
-    // Users, paged newest first.
+    // Users, paged oldest first (as the memory store).
     for (i, id) in ["u1", "u2", "u3"].into_iter().enumerate() {
         let mut u = user(id);
         u.created_at += i as i64;
@@ -429,17 +432,12 @@ async fn teams_users_and_end_users_round_trip(store: &dyn Store) {
     store.put_user(&u2).await.unwrap();
     let got = store.user("u2").await.unwrap().unwrap();
     assert_eq!(stored(&u2, &got, |e, a| e.updated_at = a.updated_at), got);
+    let ids = |users: &[UserRecord]| users.iter().map(|u| u.user_id.clone()).collect::<Vec<_>>();
     let (users, total) = store.list_users(page(1, 2)).await.unwrap();
     assert_eq!(total, 3);
-    assert_eq!(
-        users.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(),
-        ["u3", "u2"]
-    );
+    assert_eq!(ids(&users), ["u1", "u2"], "oldest first");
     let (users, _) = store.list_users(page(2, 2)).await.unwrap();
-    assert_eq!(
-        users.iter().map(|u| u.user_id.as_str()).collect::<Vec<_>>(),
-        ["u1"]
-    );
+    assert_eq!(ids(&users), ["u3"]);
     assert!(store.delete_user("u1").await.unwrap());
     assert!(!store.delete_user("u1").await.unwrap());
     assert_eq!(store.user("u1").await.unwrap(), None);

@@ -154,7 +154,9 @@ impl Store for MemoryStore {
 
     fn list_teams(&self) -> BoxFuture<'_, Result<Vec<TeamRecord>, StoreError>> {
         let mut teams: Vec<TeamRecord> = self.lock().teams.values().cloned().collect();
-        teams.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        teams.sort_by(|a, b| {
+            (a.created_at.cmp(&b.created_at)).then_with(|| a.team_id.cmp(&b.team_id))
+        });
         ready(Ok(teams))
     }
 
@@ -181,7 +183,9 @@ impl Store for MemoryStore {
 
     fn list_users(&self, page: Page) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>> {
         let mut users: Vec<UserRecord> = self.lock().users.values().cloned().collect();
-        users.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        users.sort_by(|a, b| {
+            (a.created_at.cmp(&b.created_at)).then_with(|| a.user_id.cmp(&b.user_id))
+        });
         let total = users.len() as u64;
         let start = (page.number.max(1) as usize - 1) * page.size as usize;
         let users = users
@@ -221,7 +225,11 @@ impl Store for MemoryStore {
     }
 
     fn list_end_users(&self) -> BoxFuture<'_, Result<Vec<EndUserRecord>, StoreError>> {
-        ready(Ok(self.lock().end_users.values().cloned().collect()))
+        let mut end_users: Vec<EndUserRecord> = self.lock().end_users.values().cloned().collect();
+        end_users.sort_by(|a, b| {
+            (a.created_at.cmp(&b.created_at)).then_with(|| a.user_id.cmp(&b.user_id))
+        });
+        ready(Ok(end_users))
     }
 
     fn load_all(&self) -> BoxFuture<'_, Result<Identities, StoreError>> {

@@ -49,8 +49,6 @@
 //! Strings must not contain NUL (U+0000): PostgreSQL refuses it in text and JSONB (the write
 //! fails as [`StoreError::Unavailable`]), so the management API rejects it before the store.
 
-pub mod memory;
-
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +58,7 @@ use serde_json::{Map, Value};
 
 mod sql;
 
+pub mod memory;
 pub mod postgres;
 pub mod sqlite;
 
@@ -229,7 +228,7 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         alias: &'a str,
     ) -> BoxFuture<'a, Result<Option<KeyRecord>, StoreError>>;
-    /// A page of keys (newest first) and the total matching the filter.
+    /// A page of keys (newest first; equal times by token) and the total matching the filter.
     fn list_keys<'a>(
         &'a self,
         filter: &'a KeyFilter,
@@ -243,6 +242,7 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         team_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<TeamRecord>, StoreError>>;
+    /// Every team, oldest first (equal times by id).
     fn list_teams(&self) -> BoxFuture<'_, Result<Vec<TeamRecord>, StoreError>>;
 
     fn put_user<'a>(&'a self, user: &'a UserRecord) -> BoxFuture<'a, Result<(), StoreError>>;
@@ -251,6 +251,7 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         user_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<UserRecord>, StoreError>>;
+    /// A page of users (oldest first, equal times by id) and the total.
     fn list_users(&self, page: Page) -> BoxFuture<'_, Result<(Vec<UserRecord>, u64), StoreError>>;
 
     fn put_end_user<'a>(
@@ -262,6 +263,7 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         user_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<EndUserRecord>, StoreError>>;
+    /// Every end user, oldest first (equal times by id).
     fn list_end_users(&self) -> BoxFuture<'_, Result<Vec<EndUserRecord>, StoreError>>;
 
     /// Everything, for the cache's first load.

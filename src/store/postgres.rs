@@ -401,7 +401,7 @@ impl Store for PostgresStore {
                 key_columns!(),
                 " FROM switchyard_keys WHERE ",
                 key_filter!(),
-                " ORDER BY created_at DESC, token DESC LIMIT $4 OFFSET $5"
+                " ORDER BY created_at DESC, token LIMIT $4 OFFSET $5"
             ))
             .bind(&filter.team_id)
             .bind(&filter.user_id)
@@ -461,7 +461,7 @@ impl Store for PostgresStore {
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 team_columns!(),
-                " FROM switchyard_teams ORDER BY created_at DESC, team_id DESC"
+                " FROM switchyard_teams ORDER BY created_at, team_id"
             ))
             .fetch_all(&self.pool)
             .await
@@ -518,7 +518,7 @@ impl Store for PostgresStore {
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 user_columns!(),
-                " FROM switchyard_users ORDER BY created_at DESC, user_id DESC LIMIT $1 OFFSET $2",
+                " FROM switchyard_users ORDER BY created_at, user_id LIMIT $1 OFFSET $2",
             ))
             .bind(limit)
             .bind(offset)
@@ -578,7 +578,7 @@ impl Store for PostgresStore {
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 end_user_columns!(),
-                " FROM switchyard_end_users ORDER BY created_at DESC, user_id DESC",
+                " FROM switchyard_end_users ORDER BY created_at, user_id",
             ))
             .fetch_all(&self.pool)
             .await

@@ -334,7 +334,7 @@ impl Store for SqliteStore {
             let rows = sqlx::query(concat!(
                 "SELECT * FROM switchyard_keys WHERE ",
                 key_filter!(),
-                " ORDER BY created_at DESC, token DESC LIMIT ?4 OFFSET ?5"
+                " ORDER BY created_at DESC, token LIMIT ?4 OFFSET ?5"
             ))
             .bind(&filter.team_id)
             .bind(&filter.user_id)
@@ -388,12 +388,10 @@ impl Store for SqliteStore {
 
     fn list_teams(&self) -> BoxFuture<'_, Result<Vec<TeamRecord>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT * FROM switchyard_teams ORDER BY created_at DESC, team_id DESC",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+            let rows = sqlx::query("SELECT * FROM switchyard_teams ORDER BY created_at, team_id")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
             sql::rows(rows, sql::team_from_row)
         })
     }
@@ -441,7 +439,7 @@ impl Store for SqliteStore {
                 .await
                 .map_err(unavailable)?;
             let rows = sqlx::query(
-                "SELECT * FROM switchyard_users ORDER BY created_at DESC, user_id DESC \
+                "SELECT * FROM switchyard_users ORDER BY created_at, user_id \
                  LIMIT ?1 OFFSET ?2",
             )
             .bind(limit)
@@ -496,12 +494,11 @@ impl Store for SqliteStore {
 
     fn list_end_users(&self) -> BoxFuture<'_, Result<Vec<EndUserRecord>, StoreError>> {
         Box::pin(async move {
-            let rows = sqlx::query(
-                "SELECT * FROM switchyard_end_users ORDER BY created_at DESC, user_id DESC",
-            )
-            .fetch_all(&self.pool)
-            .await
-            .map_err(unavailable)?;
+            let rows =
+                sqlx::query("SELECT * FROM switchyard_end_users ORDER BY created_at, user_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
             sql::rows(rows, sql::end_user_from_row)
         })
     }
