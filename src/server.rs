@@ -29,7 +29,13 @@ pub async fn serve(
     addr: SocketAddr,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let state = AppState::build(config, config_path)
+    let database = config.storage.database.clone();
+    let store = crate::store::open(&database)
+        .await
+        .map_err(|err| std::io::Error::other(format!("{}: {err}", database.describe())))?;
+    tracing::info!(database = %database.describe(), "identity store open");
+    let limiter = limiter(config.storage.redis_url.as_ref()).await;
+    let state = AppState::with_parts(config, config_path, store, limiter)
         .map_err(|err| std::io::Error::other(err.to_string()))?;
     // The identity cache is loaded before the first request is accepted.
     if let Ok(changes) = state.store.changes_since(0).await {
@@ -87,6 +93,27 @@ pub async fn serve(
     }
     crate::telemetry::flush_logs();
     Ok(())
+}
+
+/// Redis-backed limits when Redis is configured (shared by every instance), else in-process.
+/// An unreachable Redis at start is not fatal: limits hold per instance until it answers.
+async fn limiter(
+    redis_url: Option<&crate::config::Secret>,
+) -> std::sync::Arc<dyn crate::policy::limits::Limiter> {
+    use crate::policy::limits::{LocalLimiter, RedisLimiter, RedisOptions};
+    let Some(url) = redis_url else {
+        return std::sync::Arc::new(LocalLimiter::new());
+    };
+    match RedisLimiter::connect(url.expose(), RedisOptions::default()).await {
+        Ok(limiter) => {
+            tracing::info!("rate limits shared through Redis");
+            std::sync::Arc::new(limiter)
+        }
+        Err(err) => {
+            tracing::warn!("Redis is not usable ({err}); rate limits hold per instance");
+            std::sync::Arc::new(LocalLimiter::new())
+        }
+    }
 }
 
 /// Background health checks, on whatever config is current at each round.

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::IdentityCache;
 use crate::config::{Config, ConfigError, Secret};
+use crate::policy::limits::{Limiter, LocalLimiter};
 use crate::providers::http::HttpClient;
 use crate::router::Router;
 use crate::store::memory::MemoryStore;
@@ -27,6 +28,8 @@ pub struct Inner {
     pub identities: Arc<IdentityCache>,
     /// Where identities are kept; management routes write here, then update the cache.
     pub store: Arc<dyn Store>,
+    /// Rate limits: in this process, or shared through Redis when scaled out.
+    pub limiter: Arc<dyn Limiter>,
     /// Whether the last refresh from the store succeeded (for `/health/readiness`).
     pub store_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
@@ -89,11 +92,21 @@ impl AppState {
         config_path: Option<PathBuf>,
         store: Arc<dyn Store>,
     ) -> Result<Self, ConfigError> {
+        Self::with_parts(config, config_path, store, Arc::new(LocalLimiter::new()))
+    }
+
+    pub fn with_parts(
+        config: Config,
+        config_path: Option<PathBuf>,
+        store: Arc<dyn Store>,
+        limiter: Arc<dyn Limiter>,
+    ) -> Result<Self, ConfigError> {
         let snapshot = Snapshot::build(config, None)?;
         Ok(AppState(Arc::new(Inner {
             snapshot: ArcSwap::from_pointee(snapshot),
             identities: Arc::new(IdentityCache::new()),
             store,
+            limiter,
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             metrics: Metrics::new(),
             config_path,

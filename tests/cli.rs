@@ -23,7 +23,7 @@ fn check(yaml: &str, envs: &[(&str, &str)]) -> (i32, String, String) {
 
 #[test]
 fn check_prints_groups_with_secrets_masked() {
-    let yaml = "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: os.environ/CHECK_TEST_KEY\n  - model_name: gpt-4o\n    litellm_params:\n      model: azure/gpt-4o-eu\n      api_base: https://eu.openai.azure.com\n      api_key: azure-very-secret-key\n    model_info: {id: eu}\nrouter_settings:\n  redis_host: localhost\ngeneral_settings:\n  master_key: sk-master-very-secret\n";
+    let yaml = "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n      api_key: os.environ/CHECK_TEST_KEY\n  - model_name: gpt-4o\n    litellm_params:\n      model: azure/gpt-4o-eu\n      api_base: https://eu.openai.azure.com\n      api_key: azure-very-secret-key\n    model_info: {id: eu}\nrouter_settings:\n  redis_host: localhost\n  provider_budget_config: {}\ngeneral_settings:\n  master_key: sk-master-very-secret\n";
     let (code, stdout, stderr) = check(yaml, &[("CHECK_TEST_KEY", "sk-proj-supersecretvalue")]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -43,7 +43,7 @@ fn check_prints_groups_with_secrets_masked() {
         );
     }
     assert!(
-        stderr.contains("router_settings.redis_host"),
+        stderr.contains("router_settings.provider_budget_config"),
         "unsupported keys warned: {stderr}"
     );
 }

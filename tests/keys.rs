@@ -320,3 +320,29 @@ async fn teams_access_groups_end_users_and_routes() {
     assert_eq!(status, 400);
     assert_eq!(chat_with(&gw, MASTER_KEY, chat_body("chat")).await.0, 200);
 }
+
+#[tokio::test]
+async fn keys_survive_a_restart_in_the_default_sqlite_file() {
+    let path = write_config(&gateway_config());
+    let gw = serve_file(&path, &[], &[]);
+    let (_, made) = admin(
+        &gw,
+        "/key/generate",
+        json!({"key_alias": "kept", "models": ["chat"]}),
+    )
+    .await;
+    let key = made["key"].as_str().unwrap().to_owned();
+    drop(gw.shutdown());
+    assert!(
+        path.parent().unwrap().join("switchyard.db").exists(),
+        "the default database sits next to the config"
+    );
+    let gw = serve_file(&path, &[], &[]);
+    assert_eq!(chat_with(&gw, &key, chat_body("chat")).await.0, 200);
+    assert_eq!(chat_with(&gw, &key, chat_body("other")).await.0, 403);
+    let (status, ready) = call(&gw, MASTER_KEY, "/health/readiness", None).await;
+    assert_eq!(
+        (status, &ready["db"], &ready["db_kind"]),
+        (200, &json!("connected"), &json!("sqlite"))
+    );
+}

@@ -26,12 +26,16 @@ async fn handle(
 ) -> Result<Reply, ApiError> {
     let mut request: ChatRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request)?;
-    let options = ctx.admit(
-        &request.model,
-        request.is_stream(),
-        request.user.as_deref(),
-        &mut request.extra,
-    )?;
+    let messages = &request.messages;
+    let options = ctx
+        .admit(
+            &request.model,
+            request.is_stream(),
+            request.user.as_deref(),
+            &mut request.extra,
+            &|| crate::providers::mock::estimate_prompt_tokens(messages),
+        )
+        .await?;
     let config = ctx.config.clone();
     if request.is_stream() {
         let served = config

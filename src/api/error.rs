@@ -46,6 +46,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{}", .0.message())]
     ModelAccess(crate::policy::access::Denied),
+    /// A key, team, user or end-user limit (rpm, tpm, parallel requests) was reached.
+    #[error("{0}")]
+    RateLimited(crate::policy::limits::Denial),
 }
 
 impl From<OptionsError> for ApiError {
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ModelAccess(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Route(RouteError::InvalidOptions { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
             ApiError::Route(RouteError::Unavailable(unavailable)) => match unavailable.reason {
@@ -159,6 +163,12 @@ impl ApiError {
                 "service_unavailable_error",
                 None,
                 Some("database_unavailable".to_owned()),
+            ),
+            ApiError::RateLimited(_) => (
+                self.to_string(),
+                "rate_limit_error",
+                None,
+                Some("rate_limit_exceeded".to_owned()),
             ),
             ApiError::ModelAccess(denied) => (
                 denied.message(),
@@ -369,6 +379,15 @@ impl ApiError {
         let status = self.status();
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
+        if let ApiError::RateLimited(denial) = &self {
+            headers.insert("retry-after", HeaderValue::from(denial.retry_after_secs()));
+            headers.insert(
+                "retry-after-ms",
+                HeaderValue::from(denial.retry_after.as_millis() as u64),
+            );
+            crate::policy::enforce::quota_headers(&denial.quotas, headers);
+            return response;
+        }
         let (group, attempts, retry_after, report) = match &self {
             ApiError::Route(RouteError::Upstream(failure)) => {
                 let UpstreamFailure {

@@ -49,7 +49,7 @@ async fn create(
 ) -> Result<Reply, ApiError> {
     let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::Create)?;
-    let options = admit(ctx, &mut request)?;
+    let options = admit(ctx, &mut request).await?;
     let client = client_headers(headers);
     let translations = Translations::new(&request);
     if request.is_stream() {
@@ -101,7 +101,7 @@ async fn create(
 /// The gateway controls a client may put in the body (`fallbacks`, `timeout` ..., as on the
 /// OpenAI surface), and the prompt size for the router, which cannot estimate a body it does
 /// not know.
-fn admit(
+async fn admit(
     ctx: &mut RequestContext,
     request: &mut MessagesRequest,
 ) -> Result<RequestOptions, ApiError> {
@@ -113,13 +113,17 @@ fn admit(
         .and_then(|m| m.get("user_id"))
         .and_then(|u| u.as_str())
         .map(str::to_owned);
-    let mut options = ctx.admit(
-        &request.model,
-        request.is_stream(),
-        user.as_deref(),
-        &mut request.extra,
-    )?;
-    options.prompt_tokens = Some(estimate_tokens(request));
+    let prompt_tokens = estimate_tokens(request);
+    let mut options = ctx
+        .admit(
+            &request.model,
+            request.is_stream(),
+            user.as_deref(),
+            &mut request.extra,
+            &|| prompt_tokens,
+        )
+        .await?;
+    options.prompt_tokens = Some(prompt_tokens);
     Ok(options)
 }
 
@@ -387,7 +391,7 @@ async fn count(
 ) -> Result<Reply, ApiError> {
     let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::CountTokens)?;
-    let options = admit(ctx, &mut request)?;
+    let options = admit(ctx, &mut request).await?;
     let client = client_headers(headers);
     let config = ctx.config.clone();
     let http = ctx.http();

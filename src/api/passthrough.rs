@@ -65,7 +65,16 @@ async fn serve(
         .get("user")
         .and_then(|u| u.as_str())
         .map(str::to_owned);
-    let options = ctx.admit(&request.model, stream, user.as_deref(), &mut request.extra)?;
+    let prompt_tokens = crate::router::passthrough_prompt_tokens(&request);
+    let options = ctx
+        .admit(
+            &request.model,
+            stream,
+            user.as_deref(),
+            &mut request.extra,
+            &|| prompt_tokens,
+        )
+        .await?;
     let config = ctx.config.clone();
     if stream {
         let served = config

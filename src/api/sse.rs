@@ -49,7 +49,7 @@ impl StreamReply {
     /// shutdown, or is dropped because the client left.
     pub fn into_response(self, ctx: RequestContext) -> Response {
         let mut response = self.response;
-        RequestContext::stream_response(&mut response);
+        ctx.stream_response(&mut response);
         let cut = Box::pin(ctx.streams_cut().cancelled_owned());
         *response.body_mut() = Body::from_stream(SseBody {
             events: self.events,

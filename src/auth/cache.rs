@@ -193,6 +193,38 @@ pub fn now_ms() -> Millis {
         .map_or(0, |d| d.as_millis() as Millis)
 }
 
+/// Loads the cache from `store`, then applies the store's changes every [`REFRESH_EVERY`],
+/// forever. A failing store is logged once per outage and counted as unhealthy; the cache keeps
+/// serving what it has.
+pub async fn keep_fresh(
+    cache: std::sync::Arc<IdentityCache>,
+    store: std::sync::Arc<dyn crate::store::Store>,
+    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut since = 0;
+    loop {
+        match store.changes_since(since).await {
+            Ok(changes) => {
+                if !healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!(store = store.kind(), "identity store reachable");
+                }
+                cache.apply(changes);
+                since = cache.refresh_from();
+            }
+            Err(err) => {
+                if healthy.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        store = store.kind(),
+                        "identity store unreachable; serving cached keys: {err}"
+                    );
+                }
+            }
+        }
+        tokio::time::sleep(REFRESH_EVERY).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,37 +293,5 @@ mod tests {
             panic!()
         };
         assert!(!found.key.blocked);
-    }
-}
-
-/// Loads the cache from `store`, then applies the store's changes every [`REFRESH_EVERY`],
-/// forever. A failing store is logged once per outage and counted as unhealthy; the cache keeps
-/// serving what it has.
-pub async fn keep_fresh(
-    cache: std::sync::Arc<IdentityCache>,
-    store: std::sync::Arc<dyn crate::store::Store>,
-    healthy: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    use std::sync::atomic::Ordering;
-    let mut since = 0;
-    loop {
-        match store.changes_since(since).await {
-            Ok(changes) => {
-                if !healthy.swap(true, Ordering::Relaxed) {
-                    tracing::info!(store = store.kind(), "identity store reachable");
-                }
-                cache.apply(changes);
-                since = cache.refresh_from();
-            }
-            Err(err) => {
-                if healthy.swap(false, Ordering::Relaxed) {
-                    tracing::warn!(
-                        store = store.kind(),
-                        "identity store unreachable; serving cached keys: {err}"
-                    );
-                }
-            }
-        }
-        tokio::time::sleep(REFRESH_EVERY).await;
     }
 }

@@ -211,7 +211,7 @@ mod tests {
                 Some(&key)
             )
             .err(),
-            Some(AuthError::Invalid("****".into()))
+            Some(AuthError::Invalid("stex".into()))
         );
         assert_eq!(
             auth(&headers(&[("x-api-key", "sk-master-long")]), Some(&key)).err(),

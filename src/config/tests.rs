@@ -54,6 +54,7 @@ router_settings:
   routing_strategy: simple-shuffle
   num_retries: 3
   redis_host: localhost
+  provider_budget_config: {openai: {budget_limit: 100}}
 litellm_settings:
   drop_params: true
   success_callback: ["langfuse"]
@@ -111,10 +112,14 @@ fn full_litellm_config() {
     assert_eq!(c.max_request_bytes, 2 * 1024 * 1024);
     assert_eq!(c.num_retries, 3);
     assert!(c.drop_params);
-    // Unsupported keys are named, once each.
+    // LiteLLM's Redis settings are read (shared limits); unsupported keys are named, once each.
+    assert_eq!(
+        c.storage.redis_url.as_ref().map(|u| u.expose().to_owned()),
+        Some("redis://localhost:6379".to_owned())
+    );
     let warnings = loaded.warnings.join("\n");
     assert!(
-        warnings.contains("router_settings.redis_host"),
+        warnings.contains("router_settings.provider_budget_config"),
         "{warnings}"
     );
     assert!(

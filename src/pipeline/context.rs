@@ -47,6 +47,8 @@ pub struct RequestContext {
     pub usage: Option<Usage>,
     pub first_output: Option<Instant>,
     pub cache_hit: bool,
+    /// The rate limits this request took (released and reconciled when it finishes).
+    pub admission: Option<crate::policy::enforce::Admission>,
     /// Every log line of the request's stages is inside it, so a warning names its request.
     pub span: tracing::Span,
     method: Method,
@@ -123,6 +125,7 @@ impl FromRequestParts<AppState> for RequestContext {
             usage: None,
             first_output: None,
             cache_hit: false,
+            admission: None,
             span,
             method: parts.method.clone(),
             path: parts.uri.path().into(),
@@ -154,12 +157,14 @@ impl RequestContext {
     /// Stages 2 and 3 for a parsed body: reads the gateway controls out of the body's unknown
     /// fields, records what the request is (model, end user, metadata), runs the prepare stage
     /// and the pre-call policy. What it returns steers the router.
-    pub fn admit(
+    /// `prompt_tokens` estimates the prompt, for token limits; it runs only when one applies.
+    pub async fn admit(
         &mut self,
         model: &str,
         stream: bool,
         end_user: Option<&str>,
         extra: &mut Extra,
+        prompt_tokens: &(dyn Fn() -> u64 + Sync),
     ) -> Result<RequestOptions, ApiError> {
         let mut options = RequestOptions::take_from(extra)?;
         model.clone_into(&mut self.requested_model);
@@ -182,6 +187,15 @@ impl RequestContext {
             model,
             &mut options,
         )?;
+        self.admission = crate::policy::enforce::admit(
+            self.state.limiter.as_ref(),
+            &self.principal,
+            end_user.as_deref(),
+            model,
+            prompt_tokens,
+        )
+        .await
+        .map_err(ApiError::RateLimited)?;
         Ok(options)
     }
 
@@ -202,6 +216,9 @@ impl RequestContext {
                 self.surface.render(error)
             }
         };
+        if let Some(admission) = &self.admission {
+            admission.headers(response.headers_mut());
+        }
         let status = response.status().as_u16();
         let outcome = if status < 400 {
             Outcome::Answered
@@ -214,7 +231,10 @@ impl RequestContext {
     }
 
     /// Marks a streaming response: the context now travels in its body and emits from there.
-    pub fn stream_response(response: &mut Response) {
+    pub fn stream_response(&self, response: &mut Response) {
+        if let Some(admission) = &self.admission {
+            admission.headers(response.headers_mut());
+        }
         response.extensions_mut().insert(Reported);
     }
 
@@ -231,6 +251,13 @@ impl RequestContext {
             return;
         }
         self.emitted = true;
+        // The limits are released here (parallel slots) and reconciled with what the provider
+        // reported (tokens); with no usage, the reservation stands.
+        if let Some(admission) = self.admission.take() {
+            if let Some(usage) = &self.usage {
+                admission.reconcile(self.state.limiter.as_ref(), usage.total_tokens);
+            }
+        }
         let latency = self.started.elapsed();
         let event = Finished {
             request_id: self.request_id.to_str().unwrap_or(""),

@@ -1,9 +1,10 @@
 //! The pre-call policy stage: what a caller may ask of the gateway before anything is routed.
 //! Each concern is a file: model access (`access.rs`), client-controlled routing
-//! (`routing.rs`), rate limits (`limits/`). Nothing here waits on a database: every check
+//! (`routing.rs`), rate limits (`enforce.rs` decides which apply, the engine is `limits/`). Nothing here waits on a database: every check
 //! reads in-memory state (or, scaled out, Redis counters).
 
 pub mod access;
+pub mod enforce;
 pub mod limits;
 mod routing;
 

@@ -743,7 +743,8 @@ fn chunk_tokens(chunk: &ChatChunk) -> Option<u64> {
     chunk.usage.as_ref().map(|u| u.total_tokens)
 }
 
-fn passthrough_prompt_tokens(request: &PassthroughRequest) -> u64 {
+/// ceil(characters / 4) of `prompt` or `input`.
+pub fn passthrough_prompt_tokens(request: &PassthroughRequest) -> u64 {
     let chars = match request
         .extra
         .get("prompt")

@@ -41,7 +41,7 @@ use axum::http::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use crate::providers::PassthroughStream;
 pub use cooldown::{Availability, CooldownPolicy, CooldownStore, LocalCooldowns};
-pub use dispatch::{RouteReport, Served, TrailEntry};
+pub use dispatch::{passthrough_prompt_tokens, RouteReport, Served, TrailEntry};
 pub use failure::FailureKind;
 pub use request::{OptionsError, RequestOptions, CONTROL_FIELDS};
 pub use stats::LiveStats;
