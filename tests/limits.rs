@@ -71,7 +71,7 @@ fn offline_config() -> String {
 async fn rpm_limit_10_lets_exactly_10_of_30_concurrent_through() {
     let gw = gateway(&offline_config(), &[]);
     let key = new_key(&gw, json!({"rpm_limit": 10})).await;
-    let statuses = burst(&[gw.url.clone()], &key, chat_body("chat"), 30).await;
+    let statuses = burst(std::slice::from_ref(&gw.url), &key, chat_body("chat"), 30).await;
     assert_eq!(count(&statuses, 200), 10, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 20, "{statuses:?}");
 
@@ -104,7 +104,7 @@ async fn team_and_end_user_limits_hold_and_nothing_is_taken_when_one_trips() {
     let gw = gateway(&offline_config(), &[]);
     let team = admin(&gw, "/team/new", json!({"rpm_limit": 3})).await;
     let key = new_key(&gw, json!({"team_id": team["team_id"], "rpm_limit": 100})).await;
-    let statuses = burst(&[gw.url.clone()], &key, chat_body("chat"), 6).await;
+    let statuses = burst(std::slice::from_ref(&gw.url), &key, chat_body("chat"), 6).await;
     assert_eq!(
         count(&statuses, 200),
         3,
@@ -126,7 +126,7 @@ async fn team_and_end_user_limits_hold_and_nothing_is_taken_when_one_trips() {
     let free = new_key(&gw, json!({})).await;
     let mut body = chat_body("chat");
     body["user"] = json!("cust-9");
-    let statuses = burst(&[gw.url.clone()], &free, body, 5).await;
+    let statuses = burst(std::slice::from_ref(&gw.url), &free, body, 5).await;
     assert_eq!(count(&statuses, 200), 2, "{statuses:?}");
     // Other end users of the same key are not limited by cust-9's limit.
     let mut body = chat_body("chat");
@@ -164,7 +164,7 @@ async fn max_parallel_requests_counts_requests_in_flight() {
     let mock = mock_upstream(&["--latency-ms", "400"]);
     let gw = gateway(&config(&[entry("slow", "s1", &mock, "", "")], ""), &[]);
     let key = new_key(&gw, json!({"max_parallel_requests": 2})).await;
-    let statuses = burst(&[gw.url.clone()], &key, chat_body("slow"), 5).await;
+    let statuses = burst(std::slice::from_ref(&gw.url), &key, chat_body("slow"), 5).await;
     assert_eq!(count(&statuses, 200), 2, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 3, "{statuses:?}");
     // Once they finished, the slots are free again.
