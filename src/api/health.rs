@@ -29,6 +29,8 @@ pub async fn readiness(State(state): State<AppState>) -> Json<Value> {
         "status": "healthy",
         "db": db,
         "db_kind": state.store.kind(),
+        // Unreachable Redis: limits hold per instance until it is back.
+        "rate_limits": if state.limiter.healthy() { "ok" } else { "redis unreachable: per-instance" },
         "cache": null,
         "model_groups": state.snapshot().router.model_names().len(),
         "switchyard_version": env!("CARGO_PKG_VERSION"),
@@ -50,6 +52,15 @@ pub async fn deployments(caller: Caller, Query(query): Query<HealthQuery>) -> Js
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut body = state.metrics.render();
+    {
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            body,
+            "# HELP switchyard_rate_limit_store_up Whether the shared rate-limit store (Redis) answers (1 without one).\n# TYPE switchyard_rate_limit_store_up gauge\nswitchyard_rate_limit_store_up {}\n# HELP switchyard_rate_limit_local_fallbacks_total Requests whose limits were decided per instance because Redis was unreachable.\n# TYPE switchyard_rate_limit_local_fallbacks_total counter\nswitchyard_rate_limit_local_fallbacks_total {}",
+            u8::from(state.limiter.healthy()),
+            state.limiter.fallbacks()
+        );
+    }
     state.snapshot().router.render_metrics(&mut body);
     (
         [(
