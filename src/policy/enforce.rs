@@ -194,7 +194,19 @@ impl Admission {
 
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` from the quotas of a grant or a refusal.
 pub fn quota_headers(quotas: &[Quota], headers: &mut HeaderMap) {
-    for kind in [Kind::Requests, Kind::Tokens] {
+    const NAMES: [[HeaderName; 3]; 2] = [
+        [
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+        ],
+        [
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ],
+    ];
+    for (kind, [limit, remaining, reset]) in [Kind::Requests, Kind::Tokens].into_iter().zip(NAMES) {
         let quota = quotas
             .iter()
             .find(|q| q.scope == Scope::Key && q.kind == kind)
@@ -205,17 +217,10 @@ pub fn quota_headers(quotas: &[Quota], headers: &mut HeaderMap) {
                     .min_by_key(|q| q.remaining)
             });
         let Some(quota) = quota else { continue };
-        let suffix = kind.as_str();
-        let mut put = |name: &str, value: String| {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(format!("x-ratelimit-{name}-{suffix}").as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                headers.insert(name, value);
-            }
-        };
-        put("limit", quota.limit.to_string());
-        put("remaining", quota.remaining.to_string());
-        put("reset", format_duration(quota.reset));
+        headers.insert(limit, HeaderValue::from(quota.limit));
+        headers.insert(remaining, HeaderValue::from(quota.remaining));
+        if let Ok(value) = HeaderValue::from_str(&format_duration(quota.reset)) {
+            headers.insert(reset, value);
+        }
     }
 }
