@@ -308,6 +308,20 @@ async fn teams_access_groups_end_users_and_routes() {
         (200, &json!("proxy_admin_viewer"))
     );
 
+    // `curl -d` sends a form content type: the JSON is read all the same.
+    let response = client()
+        .post(format!("{}/key/generate", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(r#"{"models": ["chat"]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, error) = call(&gw, MASTER_KEY, "/key/update", Some(json!({}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(error["error"]["param"], "key");
+
     // Hostile management input is a clear 400, and the gateway keeps serving.
     let (status, error) = admin(
         &gw,

@@ -99,7 +99,7 @@ fn required_id(body: &Map<String, Value>) -> Result<String, ApiError> {
 pub async fn new(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let user_id = required_id(&body)?;
@@ -123,7 +123,7 @@ pub async fn new(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let mut end_user = find(&state, &required_id(&body)?).await?;
@@ -156,7 +156,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let ids = strings(&body, "user_ids")?
@@ -205,7 +205,7 @@ async fn set_blocked(
 pub async fn block(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     set_blocked(state, caller, body, true).await
 }
@@ -213,7 +213,7 @@ pub async fn block(
 pub async fn unblock(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     set_blocked(state, caller, body, false).await
 }

@@ -146,7 +146,7 @@ fn who(principal: &Principal) -> Option<String> {
 pub async fn generate(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let raw = match text(&body, "key")? {
@@ -238,7 +238,7 @@ async fn write(state: &AppState, record: KeyRecord) -> Result<Value, ApiError> {
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let key = required_key(&body)?;
@@ -270,7 +270,7 @@ async fn set_blocked(
 pub async fn block(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     set_blocked(state, caller, body, true).await
 }
@@ -279,7 +279,7 @@ pub async fn block(
 pub async fn unblock(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     set_blocked(state, caller, body, false).await
 }
@@ -288,7 +288,7 @@ pub async fn unblock(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let by_key = strings(&body, "keys")?;
@@ -336,7 +336,7 @@ pub async fn delete(
 pub async fn regenerate(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     let key = required_key(&body)?;
     regenerate_key(state, caller, key, body).await
@@ -346,9 +346,8 @@ pub async fn regenerate_path(
     State(state): State<AppState>,
     caller: Caller,
     Path(key): Path<String>,
-    body: Option<Json<Body>>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body = body.map(|Json(Body(b))| b).unwrap_or_default();
     regenerate_key(state, caller, key, body).await
 }
 

@@ -13,7 +13,6 @@ mod teams;
 mod users;
 
 use axum::routing::{get, post};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
@@ -99,10 +98,33 @@ fn now() -> Millis {
     crate::auth::cache::now_ms()
 }
 
-/// A JSON body with LiteLLM's leniency: any object, fields read by the handler.
-#[derive(Deserialize)]
-#[serde(transparent)]
+/// A management request's JSON object, read like every other body (bounded, any content type,
+/// since `curl -d` sends a form type; errors are 400s that say what is wrong). An empty body is
+/// an empty object, so a missing field is reported by name.
 pub struct Body(pub Map<String, Value>);
+
+impl axum::extract::FromRequest<AppState> for Body {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let limit = state.snapshot().max_request_bytes;
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge { limit }.into_response())?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(Map::new()));
+        }
+        let _ = parts;
+        super::body::parse_json::<Map<String, Value>>(&bytes)
+            .map(Body)
+            .map_err(IntoResponse::into_response)
+    }
+}
 
 fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| !v.is_null())

@@ -151,7 +151,7 @@ fn required_id(body: &Map<String, Value>) -> Result<String, ApiError> {
 pub async fn new(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let team_id = match text(&body, "team_id")? {
@@ -195,7 +195,7 @@ pub fn new_id() -> String {
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let mut team = find(&state, &required_id(&body)?).await?;
@@ -267,7 +267,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let ids = strings(&body, "team_ids")?
@@ -289,7 +289,7 @@ pub async fn delete(
 pub async fn member_add(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let mut team = find(&state, &required_id(&body)?).await?;
@@ -309,7 +309,7 @@ pub async fn member_add(
 pub async fn member_delete(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let mut team = find(&state, &required_id(&body)?).await?;

@@ -110,7 +110,7 @@ async fn find(state: &AppState, user_id: &str) -> Result<UserRecord, ApiError> {
 pub async fn new(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let user_id = text(&body, "user_id")?.unwrap_or_else(new_id);
@@ -164,7 +164,7 @@ pub async fn new(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let user_id = text(&body, "user_id")?
@@ -265,7 +265,7 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Json(Body(body)): Json<Body>,
+    Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
     let ids = strings(&body, "user_ids")?
