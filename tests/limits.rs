@@ -243,3 +243,58 @@ async fn two_instances_sharing_postgres_and_redis_hold_one_limit_and_one_revocat
         ])
         .output();
 }
+
+#[tokio::test]
+async fn a_database_outage_keeps_cached_keys_working_and_management_answers_503() {
+    let schema = format!("sy_down_{}", std::process::id());
+    let psql = |sql: String| {
+        let out = std::process::Command::new("psql")
+            .args([&postgres_url(), "-c", &sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    psql(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ));
+    let url = format!("{}?options=-c%20search_path%3D{schema}", postgres_url());
+    let yaml = format!(
+        "model_list:\n{}general_settings:\n  master_key: {MASTER_KEY}\n  database_url: \"{url}\"\n",
+        offline("chat", "c1", "hello", "", "")
+    );
+    let gw = gateway(&yaml, &[]);
+    let key = new_key(&gw, json!({"models": ["chat"]})).await;
+    // The database loses its tables (as good as down for the gateway's queries).
+    psql(format!("DROP SCHEMA {schema} CASCADE"));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(chat(&gw.url, &key, &chat_body("chat")).await.status(), 200);
+    let response = client()
+        .post(format!("{}/key/generate", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        !error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("postgresql://"),
+        "{error}"
+    );
+    let ready: Value = client()
+        .get(format!("{}/health/readiness", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["db"], "unreachable", "{ready}");
+}

@@ -29,13 +29,14 @@ pub fn generate() -> Result<String, ring::error::Unspecified> {
 
 /// The stored form of a key: SHA-256, lowercase hex.
 pub fn hash(key: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let mut hex = String::with_capacity(64);
+    let mut hex = Vec::with_capacity(64);
     for byte in digest.as_ref() {
-        hex.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        hex.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+        hex.push(HEX[usize::from(byte >> 4)]);
+        hex.push(HEX[usize::from(byte & 0xf)]);
     }
-    hex
+    String::from_utf8(hex).unwrap_or_default()
 }
 
 /// Whether `text` is already a stored hash (management routes accept either form, as LiteLLM's).

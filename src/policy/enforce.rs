@@ -206,6 +206,7 @@ pub fn quota_headers(quotas: &[Quota], headers: &mut HeaderMap) {
             HeaderName::from_static("x-ratelimit-reset-tokens"),
         ],
     ];
+    headers.reserve(6);
     for (kind, [limit, remaining, reset]) in [Kind::Requests, Kind::Tokens].into_iter().zip(NAMES) {
         let quota = quotas
             .iter()
