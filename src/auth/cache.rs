@@ -187,12 +187,12 @@ impl IdentityCache {
     }
 
     fn put_key(maps: &mut Maps, key: KeyRecord) {
-        // A written record is newer than what the cache holds unless its update time says
-        // otherwise (a refresh overlapping a local write).
+        // The last record applied wins. Update times are not compared: they come from different
+        // clocks (this instance's for its own writes, the database's for others'), and a skewed
+        // clock must not make a remote block or revocation look older than a local write. A
+        // refresh that raced a local write and carried the older copy is corrected by the next
+        // refresh, whose window overlaps (so within REFRESH_EVERY).
         if let Some(existing) = maps.keys.get(&key.token) {
-            if existing.updated_at > key.updated_at {
-                return;
-            }
             if let Some(alias) = &existing.key_alias {
                 maps.aliases.remove(alias);
             }
@@ -293,7 +293,8 @@ mod tests {
         assert!(cache.key_by_alias("app").is_none());
         assert_eq!(cache.refresh_from(), 0);
 
-        // An older copy from an overlapping refresh does not undo a newer local write.
+        // The last record applied wins, whatever clock stamped it: a block written by another
+        // instance whose clock is behind is not ignored.
         cache.apply(Changes {
             written: Identities {
                 keys: vec![key("h2", None, 50)],
@@ -316,6 +317,6 @@ mod tests {
         let Lookup::Found(found) = cache.key("h2") else {
             panic!()
         };
-        assert!(!found.key.blocked);
+        assert!(found.key.blocked);
     }
 }
