@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::{cached, count, flag, iso, now, object, require, rest, strings, text, Body};
+use super::{cached, delete_all, flag, iso, now, require, rest, strings, text, Body, Kind, Limits};
 use crate::api::error::ApiError;
 use crate::auth::Role;
 use crate::pipeline::Caller;
@@ -50,21 +50,14 @@ fn apply(end_user: &mut EndUserRecord, body: &Map<String, Value>) -> Result<(), 
     if let Some(blocked) = flag(body, "blocked")? {
         end_user.blocked = blocked;
     }
-    if let Some(models) = strings(body, "models")? {
-        end_user.models = models;
+    Limits {
+        models: &mut end_user.models,
+        rpm_limit: &mut end_user.rpm_limit,
+        tpm_limit: &mut end_user.tpm_limit,
+        max_parallel_requests: &mut end_user.max_parallel_requests,
+        metadata: &mut end_user.metadata,
     }
-    if let Some(n) = count(body, "rpm_limit")? {
-        end_user.rpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "tpm_limit")? {
-        end_user.tpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "max_parallel_requests")? {
-        end_user.max_parallel_requests = Some(n);
-    }
-    if let Some(metadata) = object(body, "metadata")? {
-        end_user.metadata = metadata;
-    }
+    .apply(body)?;
     end_user.extra.extend(rest(body, KNOWN));
     Ok(())
 }
@@ -159,19 +152,7 @@ pub async fn delete(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let ids = strings(&body, "user_ids")?
-        .filter(|ids| !ids.is_empty())
-        .ok_or_else(|| ApiError::bad_request("`user_ids` is required", Some("user_ids")))?;
-    for id in &ids {
-        find(&state, id).await?;
-    }
-    for id in &ids {
-        state.store.delete_end_user(id).await?;
-    }
-    cached(&state, Identities::default(), |changes| {
-        changes.deleted_end_users = ids.clone()
-    });
-    Ok(Json(json!({"deleted_end_users": ids})))
+    Ok(Json(delete_all(&state, &body, Kind::EndUser).await?))
 }
 
 async fn set_blocked(

@@ -9,8 +9,8 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::{
-    cached, count, counts, duration_ms, field, flag, iso, now, object, page, require, rest,
-    strings, text, Body,
+    cached, counts, duration_ms, field, flag, iso, now, page, require, rest, strings, text, Body,
+    Limits,
 };
 use crate::api::error::ApiError;
 use crate::auth::{keys, Principal, Role};
@@ -80,26 +80,19 @@ fn apply(record: &mut KeyRecord, body: &Map<String, Value>, now: i64) -> Result<
     if let Some(alias) = text(body, "key_alias")? {
         record.key_alias = Some(alias);
     }
-    if let Some(models) = strings(body, "models")? {
-        record.models = models;
+    Limits {
+        models: &mut record.models,
+        rpm_limit: &mut record.rpm_limit,
+        tpm_limit: &mut record.tpm_limit,
+        max_parallel_requests: &mut record.max_parallel_requests,
+        metadata: &mut record.metadata,
     }
-    if let Some(n) = count(body, "rpm_limit")? {
-        record.rpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "tpm_limit")? {
-        record.tpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "max_parallel_requests")? {
-        record.max_parallel_requests = Some(n);
-    }
+    .apply(body)?;
     if let Some(limits) = counts(body, "model_rpm_limit")? {
         record.model_rpm_limit = limits;
     }
     if let Some(limits) = counts(body, "model_tpm_limit")? {
         record.model_tpm_limit = limits;
-    }
-    if let Some(metadata) = object(body, "metadata")? {
-        record.metadata = metadata;
     }
     if let Some(tags) = strings(body, "tags")? {
         record.tags = tags;

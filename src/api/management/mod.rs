@@ -218,6 +218,90 @@ fn flag(body: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError>
     }
 }
 
+/// The access and limit fields every identity has (`models`, `rpm_limit`, `tpm_limit`,
+/// `max_parallel_requests`, `metadata`), applied where the body sets them.
+struct Limits<'a> {
+    models: &'a mut Vec<String>,
+    rpm_limit: &'a mut Option<u64>,
+    tpm_limit: &'a mut Option<u64>,
+    max_parallel_requests: &'a mut Option<u64>,
+    metadata: &'a mut Map<String, Value>,
+}
+
+impl Limits<'_> {
+    fn apply(self, body: &Map<String, Value>) -> Result<(), ApiError> {
+        if let Some(models) = strings(body, "models")? {
+            *self.models = models;
+        }
+        for (name, slot) in [
+            ("rpm_limit", self.rpm_limit),
+            ("tpm_limit", self.tpm_limit),
+            ("max_parallel_requests", self.max_parallel_requests),
+        ] {
+            if let Some(n) = count(body, name)? {
+                *slot = Some(n);
+            }
+        }
+        if let Some(metadata) = object(body, "metadata")? {
+            *self.metadata = metadata;
+        }
+        Ok(())
+    }
+}
+
+/// Which identities a delete names.
+#[derive(Clone, Copy)]
+enum Kind {
+    Team,
+    User,
+    EndUser,
+}
+
+/// Deletes every id named in `body[field]`, or none if one is unknown; answers
+/// `{"<answer>": [ids]}`.
+async fn delete_all(
+    state: &AppState,
+    body: &Map<String, Value>,
+    kind: Kind,
+) -> Result<Value, ApiError> {
+    let (field, answer, what) = match kind {
+        Kind::Team => ("team_ids", "deleted_teams", "team"),
+        Kind::User => ("user_ids", "deleted_users", "user"),
+        Kind::EndUser => ("user_ids", "deleted_end_users", "end user"),
+    };
+    let ids = strings(body, field)?
+        .filter(|ids| !ids.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("`{field}` is required"), Some(field)))?;
+    for id in &ids {
+        let exists = match kind {
+            Kind::Team => state.store.team(id).await?.is_some(),
+            Kind::User => state.store.user(id).await?.is_some(),
+            Kind::EndUser => state.store.end_user(id).await?.is_some(),
+        };
+        if !exists {
+            return Err(ApiError::NotFound(format!("{what} `{id}` not found")));
+        }
+    }
+    for id in &ids {
+        match kind {
+            Kind::Team => state.store.delete_team(id).await?,
+            Kind::User => state.store.delete_user(id).await?,
+            Kind::EndUser => state.store.delete_end_user(id).await?,
+        };
+    }
+    cached(state, Identities::default(), |changes| {
+        let list = match kind {
+            Kind::Team => &mut changes.deleted_teams,
+            Kind::User => &mut changes.deleted_users,
+            Kind::EndUser => &mut changes.deleted_end_users,
+        };
+        list.clone_from(&ids);
+    });
+    let mut out = Map::new();
+    out.insert(answer.into(), Value::from(ids));
+    Ok(Value::Object(out))
+}
+
 /// The fields of `body` a handler did not read, kept as LiteLLM sent them.
 fn rest(body: &Map<String, Value>, known: &[&str]) -> Map<String, Value> {
     body.iter()

@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::{cached, count, flag, iso, now, object, require, rest, strings, text, Body};
+use super::{cached, delete_all, flag, iso, now, require, rest, strings, text, Body, Kind, Limits};
 use crate::api::error::ApiError;
 use crate::auth::Role;
 use crate::pipeline::Caller;
@@ -92,23 +92,16 @@ fn apply(team: &mut TeamRecord, body: &Map<String, Value>) -> Result<(), ApiErro
     if let Some(alias) = text(body, "team_alias")? {
         team.team_alias = Some(alias);
     }
-    if let Some(models) = strings(body, "models")? {
-        team.models = models;
+    Limits {
+        models: &mut team.models,
+        rpm_limit: &mut team.rpm_limit,
+        tpm_limit: &mut team.tpm_limit,
+        max_parallel_requests: &mut team.max_parallel_requests,
+        metadata: &mut team.metadata,
     }
-    if let Some(n) = count(body, "rpm_limit")? {
-        team.rpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "tpm_limit")? {
-        team.tpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "max_parallel_requests")? {
-        team.max_parallel_requests = Some(n);
-    }
+    .apply(body)?;
     if let Some(value) = body.get("members_with_roles").filter(|v| !v.is_null()) {
         team.members = members(value)?;
-    }
-    if let Some(metadata) = object(body, "metadata")? {
-        team.metadata = metadata;
     }
     if let Some(tags) = strings(body, "tags")? {
         team.tags = tags;
@@ -270,19 +263,7 @@ pub async fn delete(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let ids = strings(&body, "team_ids")?
-        .filter(|ids| !ids.is_empty())
-        .ok_or_else(|| ApiError::bad_request("`team_ids` is required", Some("team_ids")))?;
-    for id in &ids {
-        find(&state, id).await?;
-    }
-    for id in &ids {
-        state.store.delete_team(id).await?;
-    }
-    cached(&state, Identities::default(), |changes| {
-        changes.deleted_teams = ids.clone()
-    });
-    Ok(Json(json!({"deleted_teams": ids})))
+    Ok(Json(delete_all(&state, &body, Kind::Team).await?))
 }
 
 /// `POST /team/member_add` with `{"team_id", "member": {role, user_id} | [...]}`.

@@ -8,7 +8,9 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::teams::new_id;
-use super::{cached, count, flag, iso, now, object, page, require, rest, strings, text, Body};
+use super::{
+    cached, delete_all, flag, iso, now, page, require, rest, strings, text, Body, Kind, Limits,
+};
 use crate::api::error::ApiError;
 use crate::auth::{keys, Role};
 use crate::pipeline::Caller;
@@ -76,23 +78,16 @@ fn apply(user: &mut UserRecord, body: &Map<String, Value>) -> Result<(), ApiErro
         }
         user.user_role = role;
     }
-    if let Some(models) = strings(body, "models")? {
-        user.models = models;
+    Limits {
+        models: &mut user.models,
+        rpm_limit: &mut user.rpm_limit,
+        tpm_limit: &mut user.tpm_limit,
+        max_parallel_requests: &mut user.max_parallel_requests,
+        metadata: &mut user.metadata,
     }
-    if let Some(n) = count(body, "rpm_limit")? {
-        user.rpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "tpm_limit")? {
-        user.tpm_limit = Some(n);
-    }
-    if let Some(n) = count(body, "max_parallel_requests")? {
-        user.max_parallel_requests = Some(n);
-    }
+    .apply(body)?;
     if let Some(teams) = strings(body, "teams")? {
         user.teams = teams;
-    }
-    if let Some(metadata) = object(body, "metadata")? {
-        user.metadata = metadata;
     }
     user.extra.extend(rest(body, KNOWN));
     Ok(())
@@ -268,17 +263,5 @@ pub async fn delete(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let ids = strings(&body, "user_ids")?
-        .filter(|ids| !ids.is_empty())
-        .ok_or_else(|| ApiError::bad_request("`user_ids` is required", Some("user_ids")))?;
-    for id in &ids {
-        find(&state, id).await?;
-    }
-    for id in &ids {
-        state.store.delete_user(id).await?;
-    }
-    cached(&state, Identities::default(), |changes| {
-        changes.deleted_users = ids.clone()
-    });
-    Ok(Json(json!({"deleted_users": ids})))
+    Ok(Json(delete_all(&state, &body, Kind::User).await?))
 }
