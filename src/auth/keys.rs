@@ -31,12 +31,12 @@ pub fn generate() -> Result<String, ring::error::Unspecified> {
 pub fn hash(key: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
-    let mut hex = Vec::with_capacity(64);
-    for byte in digest.as_ref() {
-        hex.push(HEX[usize::from(byte >> 4)]);
-        hex.push(HEX[usize::from(byte & 0xf)]);
+    let mut hex = [0u8; 64];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.as_ref()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
-    String::from_utf8(hex).unwrap_or_default()
+    std::str::from_utf8(&hex).map_or_else(|_| String::new(), str::to_owned)
 }
 
 /// Whether `text` is already a stored hash (management routes accept either form, as LiteLLM's).

@@ -463,25 +463,47 @@ impl SlotGuard {
 /// Formats a duration as OpenAI does in `x-ratelimit-reset-*` (Go's style): `250ms`, `6s`,
 /// `1.5s`, `1m30s`, `2h0m0s`.
 pub fn format_duration(d: Duration) -> String {
+    // Written by hand: this runs twice per limited request (the reset headers), and `format!`
+    // cost several hundred instructions each time.
+    fn number(out: &mut String, mut n: u64, width: usize) {
+        let mut digits = [b'0'; 20];
+        let mut i = digits.len();
+        while n > 0 || digits.len() - i < width.max(1) {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        out.extend(digits[i..].iter().map(|&d| char::from(d)));
+    }
     let ms = d.as_millis() as u64;
+    let mut out = String::with_capacity(12);
     if ms < 1000 {
-        return format!("{ms}ms");
+        number(&mut out, ms, 1);
+        out.push_str("ms");
+        return out;
     }
     let (hours, minutes) = (ms / 3_600_000, ms / 60_000 % 60);
     let (secs, millis) = (ms / 1000 % 60, ms % 1000);
-    let mut out = String::new();
     if hours > 0 {
-        out.push_str(&format!("{hours}h"));
+        number(&mut out, hours, 1);
+        out.push('h');
     }
     if hours > 0 || minutes > 0 {
-        out.push_str(&format!("{minutes}m"));
+        number(&mut out, minutes, 1);
+        out.push('m');
     }
-    if millis == 0 {
-        out.push_str(&format!("{secs}s"));
-    } else {
-        let frac = format!("{millis:03}");
-        out.push_str(&format!("{secs}.{}s", frac.trim_end_matches('0')));
+    number(&mut out, secs, 1);
+    if millis != 0 {
+        // Three digits, trailing zeros dropped: 1.5s, 1.25s, 1.125s.
+        let (mut frac, mut width) = (millis, 3);
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        out.push('.');
+        number(&mut out, frac, width);
     }
+    out.push('s');
     out
 }
 
