@@ -112,14 +112,12 @@ impl axum::extract::FromRequest<AppState> for Body {
     ) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
         let limit = state.snapshot().max_request_bytes;
-        let (parts, body) = request.into_parts();
-        let bytes = axum::body::to_bytes(body, limit)
+        let bytes = axum::body::to_bytes(request.into_body(), limit)
             .await
             .map_err(|_| ApiError::PayloadTooLarge { limit }.into_response())?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
         }
-        let _ = parts;
         super::body::parse_json::<Map<String, Value>>(&bytes)
             .map(Body)
             .map_err(IntoResponse::into_response)
