@@ -151,10 +151,16 @@ async fn every_way_a_key_stops_working_says_which() {
     assert_eq!((status, &blocked["blocked"]), (200, &json!(true)));
     let (status, error) = chat_with(&gw, &key, chat_body("chat")).await;
     assert_eq!(status, 401);
-    assert!(error["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("blocked"));
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("blocked"), "{message}");
+    assert!(
+        message.contains(&key[key.len() - 4..]),
+        "names the last four: {message}"
+    );
+    assert!(
+        !message.contains(&key[3..key.len() - 4]),
+        "never more: {message}"
+    );
     admin(&gw, "/key/unblock", json!({"key": made["token"]})).await;
     assert_eq!(chat_with(&gw, &key, chat_body("chat")).await.0, 200);
 
