@@ -336,6 +336,9 @@ async fn teams_access_groups_end_users_and_routes() {
     assert_eq!(status, 400, "{error}");
     let (status, _) = admin(&gw, "/key/generate", json!({"duration": "forever"})).await;
     assert_eq!(status, 400);
+    let (status, error) = admin(&gw, "/key/generate", json!({"metadata": {"note": "a\0b"}})).await;
+    assert_eq!(status, 400, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("NUL"));
     assert_eq!(chat_with(&gw, MASTER_KEY, chat_body("chat")).await.0, 200);
 }
 

@@ -118,9 +118,26 @@ impl axum::extract::FromRequest<AppState> for Body {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Body(Map::new()));
         }
-        super::body::parse_json::<Map<String, Value>>(&bytes)
-            .map(Body)
-            .map_err(IntoResponse::into_response)
+        let body = super::body::parse_json::<Map<String, Value>>(&bytes)
+            .map_err(IntoResponse::into_response)?;
+        // PostgreSQL refuses NUL in text and JSON: a clear 400 here, not a 503 from the store.
+        if body.iter().any(|(k, v)| k.contains('\0') || has_nul(v)) {
+            return Err(ApiError::bad_request(
+                "strings in a management request may not contain NUL (\\u0000) characters",
+                None,
+            )
+            .into_response());
+        }
+        Ok(Body(body))
+    }
+}
+
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
