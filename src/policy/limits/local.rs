@@ -174,9 +174,17 @@ impl Shared {
 }
 
 /// Every shard a request touches, locked in ascending order.
+/// How many locked shards a request keeps inline; more (a request with many subjects) spill into
+/// a `Vec`, which allocates only then.
+const INLINE_SHARDS: usize = 8;
+
 struct Locked<'a> {
     shared: &'a Shared,
-    guards: [Option<MutexGuard<'a, Shard>>; SHARDS],
+    /// The shards a request touches, locked in ascending index order (so two requests never
+    /// wait on each other in a cycle), with their index. A request touches a few shards: a short
+    /// list searched linearly is cheaper to make, move and drop than a slot for each of the 64.
+    inline: [Option<(usize, MutexGuard<'a, Shard>)>; INLINE_SHARDS],
+    spill: Vec<(usize, MutexGuard<'a, Shard>)>,
 }
 
 impl<'a> Locked<'a> {
@@ -188,26 +196,45 @@ impl<'a> Locked<'a> {
         for slot in slots {
             wanted |= 1 << shared.shard_of(slot.scope, slot.id);
         }
-        let mut guards = std::array::from_fn(|_| None);
+        let mut locked = Locked {
+            shared,
+            inline: Default::default(),
+            spill: Vec::new(),
+        };
+        let mut count = 0;
         while wanted != 0 {
             let index = wanted.trailing_zeros() as usize;
-            guards[index] = Some(lock(&shared.shards[index]));
+            let guard = (index, lock(&shared.shards[index]));
+            if count < INLINE_SHARDS {
+                locked.inline[count] = Some(guard);
+            } else {
+                locked.spill.push(guard);
+            }
+            count += 1;
             wanted &= wanted - 1;
         }
-        Locked { shared, guards }
+        locked
     }
 
     fn shard(&self, scope: Scope, id: &str) -> &Shard {
         let index = self.shared.shard_of(scope, id);
-        self.guards[index]
-            .as_deref()
+        self.inline
+            .iter()
+            .flatten()
+            .chain(self.spill.iter())
+            .find(|(i, _)| *i == index)
+            .map(|(_, guard)| &**guard)
             .expect("every shard of the request is locked")
     }
 
     fn shard_mut(&mut self, scope: Scope, id: &str) -> &mut Shard {
         let index = self.shared.shard_of(scope, id);
-        self.guards[index]
-            .as_deref_mut()
+        self.inline
+            .iter_mut()
+            .flatten()
+            .chain(self.spill.iter_mut())
+            .find(|(i, _)| *i == index)
+            .map(|(_, guard)| &mut **guard)
             .expect("every shard of the request is locked")
     }
 
@@ -700,5 +727,23 @@ mod tests {
         assert_eq!(with_slot, 2, "the quotas, the slots held");
         let (_, released) = allocations(|| drop((first, second)));
         assert_eq!(released, 0);
+    }
+
+    #[test]
+    fn a_request_touching_more_shards_than_kept_inline_still_locks_them_all() {
+        let limiter = LocalLimiter::new();
+        let ids: Vec<String> = (0..40).map(|i| format!("subject-{i}")).collect();
+        let checks: Vec<Check<'_>> = ids
+            .iter()
+            .map(|id| Check::requests(Scope::EndUser, id, 1))
+            .collect();
+        let grant = limiter
+            .try_acquire(&checks, &[])
+            .expect("every bucket has room");
+        assert_eq!(grant.quotas.len(), 40);
+        assert!(
+            limiter.try_acquire(&checks, &[]).is_err(),
+            "every bucket is full now"
+        );
     }
 }
