@@ -6,7 +6,10 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::{cached, delete_all, flag, iso, now, require, rest, strings, text, Body, Kind, Limits};
+use super::{
+    cached, delete_all, flag, iso, now, require, required, required_ids, rest, text, Body, Kind,
+    Limits,
+};
 use crate::api::error::ApiError;
 use crate::auth::Role;
 use crate::pipeline::Caller;
@@ -84,18 +87,13 @@ async fn find(state: &AppState, user_id: &str) -> Result<EndUserRecord, ApiError
         .ok_or_else(|| ApiError::NotFound(format!("end user `{user_id}` not found")))
 }
 
-fn required_id(body: &Map<String, Value>) -> Result<String, ApiError> {
-    text(body, "user_id")?
-        .ok_or_else(|| ApiError::bad_request("`user_id` is required", Some("user_id")))
-}
-
 pub async fn new(
     State(state): State<AppState>,
     caller: Caller,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let user_id = required_id(&body)?;
+    let user_id = required(&body, "user_id")?;
     if state.store.end_user(&user_id).await?.is_some() {
         return Err(ApiError::bad_request(
             format!("end user `{user_id}` already exists"),
@@ -119,7 +117,7 @@ pub async fn update(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let mut end_user = find(&state, &required_id(&body)?).await?;
+    let mut end_user = find(&state, &required(&body, "user_id")?).await?;
     apply(&mut end_user, &body)?;
     end_user.updated_at = now().max(end_user.updated_at + 1);
     Ok(Json(save(&state, end_user).await?))
@@ -162,9 +160,7 @@ async fn set_blocked(
     blocked: bool,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let ids = strings(&body, "user_ids")?
-        .filter(|ids| !ids.is_empty())
-        .ok_or_else(|| ApiError::bad_request("`user_ids` is required", Some("user_ids")))?;
+    let ids = required_ids(&body, "user_ids")?;
     let mut updated = Vec::new();
     for id in &ids {
         // LiteLLM blocks end users it has not seen yet too: they are made, blocked.

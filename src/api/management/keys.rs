@@ -9,8 +9,8 @@ use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::{
-    cached, counts, duration_ms, field, flag, iso, now, page, require, rest, strings, text, Body,
-    Limits,
+    cached, counts, duration_ms, field, flag, iso, now, page, require, required, rest, strings,
+    text, Body, Limits,
 };
 use crate::api::error::ApiError;
 use crate::auth::{keys, Principal, Role};
@@ -209,10 +209,6 @@ fn shown(key_or_hash: &str) -> String {
     }
 }
 
-fn required_key(body: &Map<String, Value>) -> Result<String, ApiError> {
-    text(body, "key")?.ok_or_else(|| ApiError::bad_request("`key` is required", Some("key")))
-}
-
 async fn write(state: &AppState, record: KeyRecord) -> Result<Value, ApiError> {
     state.store.update_key(&record).await?;
     let answer = key_json(&record, None);
@@ -234,7 +230,7 @@ pub async fn update(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let key = required_key(&body)?;
+    let key = required(&body, "key")?;
     let mut record = find(&state, &key).await?;
     let now = now();
     apply(&mut record, &body, now)?;
@@ -252,7 +248,7 @@ async fn set_blocked(
     blocked: bool,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let key = required_key(&body)?;
+    let key = required(&body, "key")?;
     let mut record = find(&state, &key).await?;
     record.blocked = blocked;
     record.updated_at = now().max(record.updated_at + 1);
@@ -331,7 +327,7 @@ pub async fn regenerate(
     caller: Caller,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let key = required_key(&body)?;
+    let key = required(&body, "key")?;
     regenerate_key(state, caller, key, body).await
 }
 

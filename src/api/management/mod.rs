@@ -156,6 +156,19 @@ fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiErro
     }
 }
 
+/// A string field the request cannot do without: a 400 naming it when absent.
+fn required(body: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    text(body, name)?
+        .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required"), Some(name)))
+}
+
+/// A non-empty list of ids the request cannot do without (`team_ids`, `user_ids`).
+fn required_ids(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, ApiError> {
+    strings(body, name)?
+        .filter(|ids| !ids.is_empty())
+        .ok_or_else(|| ApiError::bad_request(format!("`{name}` is required"), Some(name)))
+}
+
 fn count(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
     match field(body, name) {
         None => Ok(None),
@@ -284,9 +297,7 @@ async fn delete_all(
         Kind::User => ("user_ids", "deleted_users", "user"),
         Kind::EndUser => ("user_ids", "deleted_end_users", "end user"),
     };
-    let ids = strings(body, field)?
-        .filter(|ids| !ids.is_empty())
-        .ok_or_else(|| ApiError::bad_request(format!("`{field}` is required"), Some(field)))?;
+    let ids = required_ids(body, field)?;
     for id in &ids {
         let exists = match kind {
             Kind::Team => state.store.team(id).await?.is_some(),

@@ -4,7 +4,9 @@ use axum::extract::{Query, State};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::{cached, delete_all, flag, iso, now, require, rest, strings, text, Body, Kind, Limits};
+use super::{
+    cached, delete_all, flag, iso, now, require, required, rest, strings, text, Body, Kind, Limits,
+};
 use crate::api::error::ApiError;
 use crate::auth::Role;
 use crate::pipeline::Caller;
@@ -135,11 +137,6 @@ async fn find(state: &AppState, team_id: &str) -> Result<TeamRecord, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("team `{team_id}` not found")))
 }
 
-fn required_id(body: &Map<String, Value>) -> Result<String, ApiError> {
-    text(body, "team_id")?
-        .ok_or_else(|| ApiError::bad_request("`team_id` is required", Some("team_id")))
-}
-
 /// `POST /team/new`: `team_id` is made (a UUID-like id) when not given.
 pub async fn new(
     State(state): State<AppState>,
@@ -191,7 +188,7 @@ pub async fn update(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let mut team = find(&state, &required_id(&body)?).await?;
+    let mut team = find(&state, &required(&body, "team_id")?).await?;
     apply(&mut team, &body)?;
     team.updated_at = now().max(team.updated_at + 1);
     let data = save(&state, team).await?;
@@ -273,7 +270,7 @@ pub async fn member_add(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let mut team = find(&state, &required_id(&body)?).await?;
+    let mut team = find(&state, &required(&body, "team_id")?).await?;
     let added = members(body.get("member").unwrap_or(&Value::Null))?;
     for member in added {
         team.members.retain(|m| {
@@ -293,7 +290,7 @@ pub async fn member_delete(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let mut team = find(&state, &required_id(&body)?).await?;
+    let mut team = find(&state, &required(&body, "team_id")?).await?;
     let user_id = text(&body, "user_id")?;
     let email = text(&body, "user_email")?;
     if user_id.is_none() && email.is_none() {

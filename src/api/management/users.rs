@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 
 use super::teams::new_id;
 use super::{
-    cached, delete_all, flag, iso, now, page, require, rest, strings, text, Body, Kind, Limits,
+    cached, delete_all, flag, iso, now, page, require, required, rest, strings, text, Body, Kind,
+    Limits,
 };
 use crate::api::error::ApiError;
 use crate::auth::{keys, Role};
@@ -162,8 +163,7 @@ pub async fn update(
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller.principal, Role::Admin)?;
-    let user_id = text(&body, "user_id")?
-        .ok_or_else(|| ApiError::bad_request("`user_id` is required", Some("user_id")))?;
+    let user_id = required(&body, "user_id")?;
     let mut user = find(&state, &user_id).await?;
     apply(&mut user, &body)?;
     user.updated_at = now().max(user.updated_at + 1);
