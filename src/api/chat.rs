@@ -1,9 +1,8 @@
 //! `POST /v1/chat/completions`.
 
 use axum::body::Body;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use tracing::Instrument;
 
 use super::body::read_json;
@@ -53,11 +52,7 @@ async fn handle(
     ctx.served(&served);
     ctx.usage = served.value.usage().cloned();
     let body = served.value.to_json(&served.deployment.model_name);
-    let mut response = (
-        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
-        body,
-    )
-        .into_response();
+    let mut response = super::json_answer(body);
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     dropped_params_header(&mut response, &dropped(&served.deployment, &request));

@@ -81,6 +81,23 @@ pub const CANARY_HEADER: &str = "x-switchyard-canary";
 pub const REQUESTED_MODEL_HEADER: &str = "x-switchyard-requested-model";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// How many headers a model answer usually carries (its content type, the served-by set, the
+/// request id, the six `x-ratelimit-*` of a limited key, two more): its map is made at this size
+/// once instead of growing (and rehashing) on the way out.
+pub(crate) const ANSWER_HEADERS: usize = 14;
+
+/// A whole JSON answer, its header map sized for what the pipeline adds.
+pub(crate) fn json_answer(body: impl Into<axum::body::Body>) -> Response {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    *headers = axum::http::HeaderMap::with_capacity(ANSWER_HEADERS);
+    headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 pub(crate) fn served_headers(response: &mut Response, deployment: &Arc<Deployment>, attempts: u32) {
     const MODEL_ID: HeaderName = HeaderName::from_static(MODEL_ID_HEADER);
     // LiteLLM's name for the same thing, so existing dashboards and clients keep working.

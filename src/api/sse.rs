@@ -25,6 +25,7 @@ use crate::schema::Usage;
 pub fn response(body: Body) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
+    *headers = axum::http::HeaderMap::with_capacity(super::ANSWER_HEADERS);
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),

@@ -27,8 +27,19 @@ pub fn generate() -> Result<String, ring::error::Unspecified> {
     Ok(key)
 }
 
+/// A key's stored form on the stack: what authentication looks a presented key up by, with no
+/// allocation on the request path.
+pub struct Token([u8; 64]);
+
+impl Token {
+    pub fn as_str(&self) -> &str {
+        // Only hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 /// The stored form of a key: SHA-256, lowercase hex.
-pub fn hash(key: &str) -> String {
+pub fn token(key: &str) -> Token {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
     let mut hex = [0u8; 64];
@@ -36,7 +47,12 @@ pub fn hash(key: &str) -> String {
         pair[0] = HEX[usize::from(byte >> 4)];
         pair[1] = HEX[usize::from(byte & 0xf)];
     }
-    std::str::from_utf8(&hex).map_or_else(|_| String::new(), str::to_owned)
+    Token(hex)
+}
+
+/// [`token`], owned.
+pub fn hash(key: &str) -> String {
+    token(key).as_str().to_owned()
 }
 
 /// Whether `text` is already a stored hash (management routes accept either form, as LiteLLM's).

@@ -190,7 +190,7 @@ impl RequestContext {
         self.admission = crate::policy::enforce::admit(
             self.state.limiter.as_ref(),
             &self.principal,
-            end_user.as_deref(),
+            end_user.as_ref(),
             model,
             prompt_tokens,
         )

@@ -12,22 +12,68 @@
 //! A request with no limit that applies (the master key, a key without limits) never calls the
 //! limiter: the common case costs nothing.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
 
 use super::limits::{
-    format_duration, key_model_id, Check, Denial, Grant, Kind, Limiter, Quota, Scope, Slot,
+    key_model_id, Check, Denial, DurationText, Grant, Kind, Limiter, Quota, Scope, Slot,
 };
 use crate::auth::Principal;
-use crate::store::EndUserRecord;
+use crate::store::{EndUserRecord, KeyRecord, TeamRecord, UserRecord};
+
+/// Whose limit: the record it came from, shared (a request copies no id), or a derived id.
+#[derive(Debug, Clone)]
+enum Subject {
+    Key(Arc<KeyRecord>),
+    KeyModel(Arc<str>),
+    Team(Arc<TeamRecord>),
+    User(Arc<UserRecord>),
+    EndUser(Arc<EndUserRecord>),
+}
+
+impl Subject {
+    fn scope(&self) -> Scope {
+        match self {
+            Subject::Key(_) => Scope::Key,
+            Subject::KeyModel(_) => Scope::KeyModel,
+            Subject::Team(_) => Scope::Team,
+            Subject::User(_) => Scope::User,
+            Subject::EndUser(_) => Scope::EndUser,
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            Subject::Key(key) => &key.token,
+            Subject::KeyModel(id) => id,
+            Subject::Team(team) => &team.team_id,
+            Subject::User(user) => &user.user_id,
+            Subject::EndUser(end_user) => &end_user.user_id,
+        }
+    }
+}
 
 /// One limit of an admitted request, owned so it can be reconciled after the answer.
 #[derive(Debug)]
 struct Limit {
-    scope: Scope,
-    id: String,
+    subject: Subject,
     kind: Kind,
     value: u64,
     cost: u64,
+}
+
+impl Limit {
+    fn check(&self) -> Check<'_> {
+        Check {
+            scope: self.subject.scope(),
+            id: self.subject.id(),
+            kind: self.kind,
+            limit: self.value,
+            cost: self.cost,
+        }
+    }
 }
 
 /// The limits a request took, until it finishes.
@@ -39,12 +85,44 @@ pub struct Admission {
 
 struct Plan {
     limits: Vec<Limit>,
-    slots: Vec<(Scope, String, u32)>,
+    slots: Vec<(Subject, u32)>,
+}
+
+impl Plan {
+    fn add(
+        &mut self,
+        subject: Subject,
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        parallel: Option<u64>,
+        prompt_tokens: &(dyn Fn() -> u64 + Sync),
+    ) {
+        if let Some(rpm) = rpm {
+            self.limits.push(Limit {
+                subject: subject.clone(),
+                kind: Kind::Requests,
+                value: rpm,
+                cost: 1,
+            });
+        }
+        if let Some(tpm) = tpm {
+            self.limits.push(Limit {
+                subject: subject.clone(),
+                kind: Kind::Tokens,
+                value: tpm,
+                cost: prompt_tokens(),
+            });
+        }
+        if let Some(max) = parallel {
+            self.slots
+                .push((subject, max.min(u64::from(u32::MAX)) as u32));
+        }
+    }
 }
 
 fn plan(
     principal: &Principal,
-    end_user: Option<&EndUserRecord>,
+    end_user: Option<&Arc<EndUserRecord>>,
     model: &str,
     prompt_tokens: &(dyn Fn() -> u64 + Sync),
 ) -> Plan {
@@ -52,77 +130,55 @@ fn plan(
         limits: Vec::new(),
         slots: Vec::new(),
     };
-    let mut add =
-        |scope: Scope, id: &str, rpm: Option<u64>, tpm: Option<u64>, parallel: Option<u64>| {
-            if let Some(rpm) = rpm {
-                plan.limits.push(Limit {
-                    scope,
-                    id: id.to_owned(),
-                    kind: Kind::Requests,
-                    value: rpm,
-                    cost: 1,
-                });
-            }
-            if let Some(tpm) = tpm {
-                plan.limits.push(Limit {
-                    scope,
-                    id: id.to_owned(),
-                    kind: Kind::Tokens,
-                    value: tpm,
-                    cost: prompt_tokens(),
-                });
-            }
-            if let Some(max) = parallel {
-                plan.slots
-                    .push((scope, id.to_owned(), max.min(u64::from(u32::MAX)) as u32));
-            }
-        };
     if let Principal::Key(resolved) = principal {
         let key = &resolved.key;
-        add(
-            Scope::Key,
-            &key.token,
-            key.rpm_limit,
-            key.tpm_limit,
-            key.max_parallel_requests,
-        );
+        if key.rpm_limit.is_some() || key.tpm_limit.is_some() || key.max_parallel_requests.is_some()
+        {
+            plan.add(
+                Subject::Key(Arc::clone(key)),
+                key.rpm_limit,
+                key.tpm_limit,
+                key.max_parallel_requests,
+                prompt_tokens,
+            );
+        }
         let model_rpm = key.model_rpm_limit.get(model).copied();
         let model_tpm = key.model_tpm_limit.get(model).copied();
         if model_rpm.is_some() || model_tpm.is_some() {
-            add(
-                Scope::KeyModel,
-                &key_model_id(&key.token, model),
+            plan.add(
+                Subject::KeyModel(Arc::from(key_model_id(&key.token, model))),
                 model_rpm,
                 model_tpm,
                 None,
+                prompt_tokens,
             );
         }
         if let Some(team) = &resolved.team {
-            add(
-                Scope::Team,
-                &team.team_id,
+            plan.add(
+                Subject::Team(Arc::clone(team)),
                 team.rpm_limit,
                 team.tpm_limit,
                 team.max_parallel_requests,
+                prompt_tokens,
             );
         }
         if let Some(user) = &resolved.user {
-            add(
-                Scope::User,
-                &user.user_id,
+            plan.add(
+                Subject::User(Arc::clone(user)),
                 user.rpm_limit,
                 user.tpm_limit,
                 user.max_parallel_requests,
+                prompt_tokens,
             );
         }
     }
     if let Some(end_user) = end_user {
-        add(
-            Scope::EndUser,
-            &end_user.user_id,
+        plan.add(
+            Subject::EndUser(Arc::clone(end_user)),
             end_user.rpm_limit,
             end_user.tpm_limit,
             end_user.max_parallel_requests,
+            prompt_tokens,
         );
     }
     plan
@@ -133,7 +189,7 @@ fn plan(
 pub async fn admit(
     limiter: &dyn Limiter,
     principal: &Principal,
-    end_user: Option<&EndUserRecord>,
+    end_user: Option<&Arc<EndUserRecord>>,
     model: &str,
     prompt_tokens: &(dyn Fn() -> u64 + Sync),
 ) -> Result<Option<Admission>, Denial> {
@@ -141,29 +197,47 @@ pub async fn admit(
     if plan.limits.is_empty() && plan.slots.is_empty() {
         return Ok(None);
     }
-    let checks: Vec<Check<'_>> = plan
-        .limits
-        .iter()
-        .map(|l| Check {
-            scope: l.scope,
-            id: &l.id,
-            kind: l.kind,
-            limit: l.value,
-            cost: l.cost,
-        })
-        .collect();
     let slots: Vec<Slot<'_>> = plan
         .slots
         .iter()
-        .map(|(scope, id, max)| Slot::new(*scope, id, *max))
+        .map(|(subject, max)| Slot::new(subject.scope(), subject.id(), *max))
         .collect();
-    let grant = limiter.acquire(&checks, &slots).await?;
-    drop(checks);
+    let grant = match with_checks(&plan.limits, |checks| limiter.acquire_now(checks, &slots)) {
+        Some(answer) => answer?,
+        None => {
+            let checks: Vec<Check<'_>> = plan.limits.iter().map(Limit::check).collect();
+            limiter.acquire(&checks, &slots).await?
+        }
+    };
     drop(slots);
     Ok(Some(Admission {
         limits: plan.limits,
         grant,
     }))
+}
+
+/// Most limits one request can take: five subjects (key, key and model, team, user, end user),
+/// requests and tokens each.
+const MOST_CHECKS: usize = 10;
+
+/// The checks of `limits`, on the stack.
+fn with_checks<R>(limits: &[Limit], f: impl FnOnce(&[Check<'_>]) -> R) -> R {
+    const NONE: Check<'static> = Check {
+        scope: Scope::Key,
+        id: "",
+        kind: Kind::Requests,
+        limit: 0,
+        cost: 0,
+    };
+    if limits.len() > MOST_CHECKS {
+        let checks: Vec<Check<'_>> = limits.iter().map(Limit::check).collect();
+        return f(&checks);
+    }
+    let mut checks = [NONE; MOST_CHECKS];
+    for (check, limit) in checks.iter_mut().zip(limits) {
+        *check = limit.check();
+    }
+    f(&checks[..limits.len()])
 }
 
 impl Admission {
@@ -172,18 +246,9 @@ impl Admission {
         if !self.limits.iter().any(|l| l.kind == Kind::Tokens) {
             return;
         }
-        let checks: Vec<Check<'_>> = self
-            .limits
-            .iter()
-            .map(|l| Check {
-                scope: l.scope,
-                id: &l.id,
-                kind: l.kind,
-                limit: l.value,
-                cost: l.cost,
-            })
-            .collect();
-        limiter.reconcile(&self.grant, &checks, actual_tokens);
+        with_checks(&self.limits, |checks| {
+            limiter.reconcile(&self.grant, checks, actual_tokens);
+        });
     }
 
     /// OpenAI's `x-ratelimit-*` headers for the key's own limits (else the tightest that applied).
@@ -206,8 +271,20 @@ pub fn quota_headers(quotas: &[Quota], headers: &mut HeaderMap) {
             HeaderName::from_static("x-ratelimit-reset-tokens"),
         ],
     ];
-    headers.reserve(6);
-    for (kind, [limit, remaining, reset]) in [Kind::Requests, Kind::Tokens].into_iter().zip(NAMES) {
+    // The six values are written into one buffer that the header values share: two allocations
+    // instead of two per value.
+    let mut text = [0u8; 6 * 24];
+    let mut len = 0;
+    // (which of NAMES, where its value ends in `text`)
+    let mut ends = [((0, 0), 0); 6];
+    let mut count = 0;
+    let mut push = |name: (usize, usize), value: &[u8]| {
+        text[len..len + value.len()].copy_from_slice(value);
+        len += value.len();
+        ends[count] = (name, len);
+        count += 1;
+    };
+    for (k, kind) in [Kind::Requests, Kind::Tokens].into_iter().enumerate() {
         let quota = quotas
             .iter()
             .find(|q| q.scope == Scope::Key && q.kind == kind)
@@ -218,10 +295,48 @@ pub fn quota_headers(quotas: &[Quota], headers: &mut HeaderMap) {
                     .min_by_key(|q| q.remaining)
             });
         let Some(quota) = quota else { continue };
-        headers.insert(limit, HeaderValue::from(quota.limit));
-        headers.insert(remaining, HeaderValue::from(quota.remaining));
-        if let Ok(value) = HeaderValue::from_str(&format_duration(quota.reset)) {
-            headers.insert(reset, value);
+        push((k, 0), Digits::new(quota.limit).as_bytes());
+        push((k, 1), Digits::new(quota.remaining).as_bytes());
+        push((k, 2), DurationText::new(quota.reset).as_bytes());
+    }
+    if count == 0 {
+        return;
+    }
+    let shared = Bytes::copy_from_slice(&text[..len]);
+    headers.reserve(count);
+    let mut start = 0;
+    for ((k, n), end) in ends.into_iter().take(count) {
+        // Digits and duration letters only: always a valid header value.
+        if let Ok(value) = HeaderValue::from_maybe_shared(shared.slice(start..end)) {
+            headers.insert(NAMES[k][n].clone(), value);
         }
+        start = end;
+    }
+}
+
+/// A `u64` in decimal, on the stack.
+struct Digits {
+    bytes: [u8; 20],
+    start: usize,
+}
+
+impl Digits {
+    fn new(mut n: u64) -> Self {
+        let mut digits = Digits {
+            bytes: [b'0'; 20],
+            start: 20,
+        };
+        loop {
+            digits.start -= 1;
+            digits.bytes[digits.start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return digits;
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
     }
 }

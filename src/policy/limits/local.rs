@@ -14,13 +14,13 @@
 //! so ids that stop sending (end users are client-controlled) leave nothing behind; slot counters
 //! are removed when they reach zero.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, Hasher, RandomState};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
+use hashbrown::HashTable;
 
 use super::{
     gcra, refusal, token_delta, Check, Denial, Grant, GuardInner, Kind, Limiter, Origin, Quota,
@@ -31,57 +31,51 @@ const SHARDS: usize = 64;
 /// A shard's maps are swept for idle buckets when one reaches this size, or twice its size after
 /// the last sweep.
 const SWEEP_MIN: usize = 1024;
+/// How many subjects (checks and slots) a request hashes onto the stack; more (a request with
+/// many subjects) spill into a `Vec`, which allocates only then.
+const INLINE_SUBJECTS: usize = 16;
 
-/// A keyed multiply-rotate hash over 8-byte words, seeded once per process at random. End-user
-/// ids come from clients, so bucket placement must not be predictable (a fixed hash would let
-/// a client flood one bucket list); SipHash, std's keyed hash, cost a few thousand instructions
-/// per request here (two hashes per check, several checks). This keeps the seed and drops most
-/// of the cost.
-#[derive(Clone, Copy)]
-struct Seeded(u64);
+static SEED: OnceLock<u64> = OnceLock::new();
 
-static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-
-impl Default for Seeded {
-    fn default() -> Self {
-        Seeded(*SEED.get_or_init(|| RandomState::new().hash_one(0x5eed_u64) | 1))
-    }
+fn seed() -> u64 {
+    *SEED.get_or_init(|| RandomState::new().hash_one(0x5eed_u64) | 1)
 }
 
-impl BuildHasher for Seeded {
-    type Hasher = SeededHasher;
-    fn build_hasher(&self) -> SeededHasher {
-        SeededHasher(self.0)
+/// A subject's keyed hash: a multiply-rotate over 8-byte words, seeded once per process at
+/// random. End-user ids come from clients, so placement must not be predictable (a fixed hash
+/// would let a client flood one bucket list); SipHash, std's keyed hash, cost a few thousand
+/// instructions per request here. Computed once per subject per request: it picks the shard
+/// and is the key's hash in the shard's tables (which take the hash from the caller).
+fn subject_hash(seed: u64, scope: Scope, id: &str) -> u64 {
+    fn mix(state: u64, word: u64) -> u64 {
+        (state ^ word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29)
     }
+    let bytes = id.as_bytes();
+    // The length and the scope go in first: "a" and "a\0", or a team and a user with one id,
+    // are different subjects.
+    let mut state = mix(seed, (bytes.len() as u64) << 8 | scope.index() as u64);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        state = mix(state, u64::from_le_bytes(word.try_into().expect("8 bytes")));
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        state = mix(state, u64::from_le_bytes(word));
+    }
+    state ^= state >> 33;
+    state = state.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    state ^ (state >> 33)
 }
 
-struct SeededHasher(u64);
-
-impl Hasher for SeededHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0 ^ u64::from_le_bytes(word))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .rotate_left(29);
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.write(&[n]);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write(&n.to_le_bytes());
-    }
-
-    fn finish(&self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^ (x >> 33)
-    }
+/// The shard of a subject hash. `HashTable` places an entry by the low bits of the hash and tags
+/// it with the top seven, so the shard comes from bits in between: within a shard, entries still
+/// spread over every slot and tag.
+fn shard_index(hash: u64) -> usize {
+    (hash >> 40) as usize % SHARDS
 }
 
 /// The in-process [`Limiter`]. Cloning shares the state.
@@ -92,8 +86,8 @@ pub struct LocalLimiter {
 
 struct Shared {
     shards: Box<[Mutex<Shard>]>,
-    /// Random keys: end-user ids come from clients, so shard choice must not be predictable.
-    hasher: Seeded,
+    /// Random: end-user ids come from clients, so placement must not be predictable.
+    seed: u64,
     epoch: Instant,
 }
 
@@ -101,7 +95,7 @@ impl Default for Shared {
     fn default() -> Self {
         Shared {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: Seeded::default(),
+            seed: seed(),
             epoch: Instant::now(),
         }
     }
@@ -130,12 +124,26 @@ impl Bucket {
     }
 }
 
+/// A bucket with its subject: the hash is kept so the table never rehashes an id.
+struct BucketEntry {
+    hash: u64,
+    id: Box<str>,
+    bucket: Bucket,
+}
+
+/// Requests in flight for a subject. `Arc` id so a guard holds it without copying.
+struct InFlight {
+    hash: u64,
+    id: Arc<str>,
+    count: u32,
+}
+
 #[derive(Default)]
 struct Shard {
-    /// One map per (scope, kind), keyed by id: looking up a `&str` allocates nothing.
-    buckets: [HashMap<Box<str>, Bucket, Seeded>; Scope::COUNT * 2],
-    /// One map per scope: requests in flight. `Arc` keys so a guard holds its id without copying.
-    in_flight: [HashMap<Arc<str>, u32, Seeded>; Scope::COUNT],
+    /// One table per (scope, kind).
+    buckets: [HashTable<BucketEntry>; Scope::COUNT * 2],
+    /// One table per scope: requests in flight.
+    in_flight: [HashTable<InFlight>; Scope::COUNT],
     sweep_at: usize,
 }
 
@@ -144,17 +152,41 @@ fn bucket_index(scope: Scope, kind: Kind) -> usize {
 }
 
 impl Shard {
-    fn insert(&mut self, index: usize, id: &str, bucket: Bucket) {
+    fn bucket_mut(&mut self, index: usize, hash: u64, id: &str) -> Option<&mut Bucket> {
+        self.buckets[index]
+            .find_mut(hash, |e| e.hash == hash && &*e.id == id)
+            .map(|e| &mut e.bucket)
+    }
+
+    fn bucket(&self, index: usize, hash: u64, id: &str) -> Option<&Bucket> {
+        self.buckets[index]
+            .find(hash, |e| e.hash == hash && &*e.id == id)
+            .map(|e| &e.bucket)
+    }
+
+    /// Inserts a bucket that is not there yet.
+    fn insert(&mut self, index: usize, hash: u64, id: &str, bucket: Bucket) {
         if self.buckets[index].len() >= self.sweep_at.max(SWEEP_MIN) {
             let now_ms = bucket.at_ms;
             let mut largest = 0;
-            for map in &mut self.buckets {
-                map.retain(|_, b| b.empty_at_ms > now_ms);
-                largest = largest.max(map.len());
+            for table in &mut self.buckets {
+                table.retain(|e| e.bucket.empty_at_ms > now_ms);
+                largest = largest.max(table.len());
             }
             self.sweep_at = largest * 2;
         }
-        self.buckets[index].insert(Box::from(id), bucket);
+        let entry = BucketEntry {
+            hash,
+            id: Box::from(id),
+            bucket,
+        };
+        self.buckets[index].insert_unique(hash, entry, |e| e.hash);
+    }
+
+    fn held(&self, scope: Scope, hash: u64, id: &str) -> u32 {
+        self.in_flight[scope.index()]
+            .find(hash, |e| e.hash == hash && &*e.id == id)
+            .map_or(0, |e| e.count)
     }
 }
 
@@ -168,18 +200,45 @@ impl Shared {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn shard_of(&self, scope: Scope, id: &str) -> usize {
-        (self.hasher.hash_one((scope, id)) as usize) % SHARDS
+    fn hash(&self, scope: Scope, id: &str) -> u64 {
+        subject_hash(self.seed, scope, id)
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[shard_index(hash)])
+    }
+
+    /// Hashes every subject of a request once (checks first, then slots), on the stack when
+    /// there are few, and hands the hashes to `f`.
+    fn with_hashes<R>(
+        &self,
+        checks: &[Check<'_>],
+        slots: &[Slot<'_>],
+        f: impl FnOnce(&[u64]) -> R,
+    ) -> R {
+        let subjects = checks
+            .iter()
+            .map(|c| (c.scope, c.id))
+            .chain(slots.iter().map(|s| (s.scope, s.id)));
+        let count = checks.len() + slots.len();
+        if count <= INLINE_SUBJECTS {
+            let mut hashes = [0u64; INLINE_SUBJECTS];
+            for (hash, (scope, id)) in hashes.iter_mut().zip(subjects) {
+                *hash = self.hash(scope, id);
+            }
+            f(&hashes[..count])
+        } else {
+            let hashes: Vec<u64> = subjects.map(|(scope, id)| self.hash(scope, id)).collect();
+            f(&hashes)
+        }
     }
 }
 
-/// Every shard a request touches, locked in ascending order.
-/// How many locked shards a request keeps inline; more (a request with many subjects) spill into
-/// a `Vec`, which allocates only then.
+/// How many locked shards a request keeps inline; more spill into a `Vec`.
 const INLINE_SHARDS: usize = 8;
 
+/// Every shard a request touches, locked in ascending order.
 struct Locked<'a> {
-    shared: &'a Shared,
     /// The shards a request touches, locked in ascending index order (so two requests never
     /// wait on each other in a cycle), with their index. A request touches a few shards: a short
     /// list searched linearly is cheaper to make, move and drop than a slot for each of the 64.
@@ -188,16 +247,12 @@ struct Locked<'a> {
 }
 
 impl<'a> Locked<'a> {
-    fn new(shared: &'a Shared, checks: &[Check<'_>], slots: &[Slot<'_>]) -> Self {
+    fn new(shared: &'a Shared, hashes: &[u64]) -> Self {
         let mut wanted = 0u64;
-        for check in checks {
-            wanted |= 1 << shared.shard_of(check.scope, check.id);
-        }
-        for slot in slots {
-            wanted |= 1 << shared.shard_of(slot.scope, slot.id);
+        for &hash in hashes {
+            wanted |= 1 << shard_index(hash);
         }
         let mut locked = Locked {
-            shared,
             inline: Default::default(),
             spill: Vec::new(),
         };
@@ -216,8 +271,8 @@ impl<'a> Locked<'a> {
         locked
     }
 
-    fn shard(&self, scope: Scope, id: &str) -> &Shard {
-        let index = self.shared.shard_of(scope, id);
+    fn shard(&self, hash: u64) -> &Shard {
+        let index = shard_index(hash);
         self.inline
             .iter()
             .flatten()
@@ -227,8 +282,8 @@ impl<'a> Locked<'a> {
             .expect("every shard of the request is locked")
     }
 
-    fn shard_mut(&mut self, scope: Scope, id: &str) -> &mut Shard {
-        let index = self.shared.shard_of(scope, id);
+    fn shard_mut(&mut self, hash: u64) -> &mut Shard {
+        let index = shard_index(hash);
         self.inline
             .iter_mut()
             .flatten()
@@ -238,43 +293,57 @@ impl<'a> Locked<'a> {
             .expect("every shard of the request is locked")
     }
 
-    fn level(&self, check: &Check<'_>, now_ms: u64) -> u64 {
+    fn level(&self, check: &Check<'_>, hash: u64, now_ms: u64) -> u64 {
         let limit = check.clamped_limit();
-        self.shard(check.scope, check.id).buckets[bucket_index(check.scope, check.kind)]
-            .get(check.id)
+        self.shard(hash)
+            .bucket(bucket_index(check.scope, check.kind), hash, check.id)
             .map_or(0, |b| b.level_at(now_ms, limit))
     }
 
-    fn held(&self, slot: &Slot<'_>) -> u64 {
-        let held = self.shard(slot.scope, slot.id).in_flight[slot.scope.index()].get(slot.id);
-        u64::from(held.copied().unwrap_or(0))
+    fn held(&self, slot: &Slot<'_>, hash: u64) -> u64 {
+        u64::from(self.shard(hash).held(slot.scope, hash, slot.id))
     }
 
     /// Consumes the check (it fits) and answers its level afterwards.
-    fn consume(&mut self, check: &Check<'_>, now_ms: u64) -> u64 {
+    fn consume(&mut self, check: &Check<'_>, hash: u64, now_ms: u64) -> u64 {
         let limit = check.clamped_limit();
         let index = bucket_index(check.scope, check.kind);
-        let shard = self.shard_mut(check.scope, check.id);
-        if let Some(bucket) = shard.buckets[index].get_mut(check.id) {
+        let shard = self.shard_mut(hash);
+        if let Some(bucket) = shard.bucket_mut(index, hash, check.id) {
             let level = gcra::consume(bucket.level_at(now_ms, limit), check.cost);
             *bucket = Bucket::new(level, now_ms, limit);
             return level;
         }
         let level = gcra::consume(0, check.cost);
         if level > 0 {
-            shard.insert(index, check.id, Bucket::new(level, now_ms, limit));
+            shard.insert(index, hash, check.id, Bucket::new(level, now_ms, limit));
         }
         level
     }
 
-    fn take(&mut self, slot: &Slot<'_>) -> (Scope, Arc<str>) {
-        let map = &mut self.shard_mut(slot.scope, slot.id).in_flight[slot.scope.index()];
-        let id = match map.get_key_value(slot.id) {
-            Some((id, _)) => Arc::clone(id),
-            None => Arc::from(slot.id),
+    fn take(&mut self, slot: &Slot<'_>, hash: u64) -> Held {
+        let table = &mut self.shard_mut(hash).in_flight[slot.scope.index()];
+        let id = match table.find_mut(hash, |e| e.hash == hash && &*e.id == slot.id) {
+            Some(entry) => {
+                entry.count += 1;
+                Arc::clone(&entry.id)
+            }
+            None => {
+                let id: Arc<str> = Arc::from(slot.id);
+                let entry = InFlight {
+                    hash,
+                    id: Arc::clone(&id),
+                    count: 1,
+                };
+                table.insert_unique(hash, entry, |e| e.hash);
+                id
+            }
         };
-        *map.entry(Arc::clone(&id)).or_insert(0) += 1;
-        (slot.scope, id)
+        Held {
+            scope: slot.scope,
+            hash,
+            id,
+        }
     }
 }
 
@@ -297,33 +366,40 @@ impl LocalLimiter {
         slots: &[Slot<'_>],
         now_ms: u64,
     ) -> Result<Grant, Denial> {
-        let mut locked = Locked::new(&self.shared, checks, slots);
-        if let Some(denial) = refusal(
-            checks,
-            |i| locked.level(&checks[i], now_ms),
-            slots,
-            |j| locked.held(&slots[j]),
-        ) {
-            return Err(denial);
-        }
-        let mut quotas = Vec::with_capacity(checks.len());
-        for check in checks {
-            let level = locked.consume(check, now_ms);
-            quotas.push(Quota::from_level(check, level));
-        }
-        let slots = if slots.is_empty() {
-            SlotGuard::none()
-        } else {
-            let held = slots.iter().map(|slot| locked.take(slot)).collect();
-            SlotGuard(GuardInner::Local(LocalSlots {
-                shared: Arc::clone(&self.shared),
-                held,
-            }))
-        };
-        Ok(Grant {
-            quotas,
-            slots,
-            origin: Origin::Local,
+        self.shared.with_hashes(checks, slots, |hashes| {
+            let (check_hashes, slot_hashes) = hashes.split_at(checks.len());
+            let mut locked = Locked::new(&self.shared, hashes);
+            if let Some(denial) = refusal(
+                checks,
+                |i| locked.level(&checks[i], check_hashes[i], now_ms),
+                slots,
+                |j| locked.held(&slots[j], slot_hashes[j]),
+            ) {
+                return Err(denial);
+            }
+            let mut quotas = Vec::with_capacity(checks.len());
+            for (check, &hash) in checks.iter().zip(check_hashes) {
+                let level = locked.consume(check, hash, now_ms);
+                quotas.push(Quota::from_level(check, level));
+            }
+            let slots = if slots.is_empty() {
+                SlotGuard::none()
+            } else {
+                let held = slots
+                    .iter()
+                    .zip(slot_hashes)
+                    .map(|(slot, &hash)| locked.take(slot, hash))
+                    .collect();
+                SlotGuard(GuardInner::Local(LocalSlots {
+                    shared: Arc::clone(&self.shared),
+                    held,
+                }))
+            };
+            Ok(Grant {
+                quotas,
+                slots,
+                origin: Origin::Local,
+            })
         })
     }
 
@@ -340,13 +416,14 @@ impl LocalLimiter {
             }
             let limit = check.clamped_limit();
             let index = bucket_index(check.scope, check.kind);
-            let mut shard = lock(&self.shared.shards[self.shared.shard_of(check.scope, check.id)]);
-            if let Some(bucket) = shard.buckets[index].get_mut(check.id) {
+            let hash = self.shared.hash(check.scope, check.id);
+            let mut shard = self.shared.shard(hash);
+            if let Some(bucket) = shard.bucket_mut(index, hash, check.id) {
                 let level = gcra::adjust(bucket.level_at(now_ms, limit), delta);
                 *bucket = Bucket::new(level, now_ms, limit);
             } else if delta > 0 {
                 let level = gcra::adjust(0, delta);
-                shard.insert(index, check.id, Bucket::new(level, now_ms, limit));
+                shard.insert(index, hash, check.id, Bucket::new(level, now_ms, limit));
             }
         }
     }
@@ -359,6 +436,14 @@ impl Limiter for LocalLimiter {
         slots: &'a [Slot<'a>],
     ) -> BoxFuture<'a, Result<Grant, Denial>> {
         Box::pin(std::future::ready(self.try_acquire(checks, slots)))
+    }
+
+    fn acquire_now(
+        &self,
+        checks: &[Check<'_>],
+        slots: &[Slot<'_>],
+    ) -> Option<Result<Grant, Denial>> {
+        Some(self.try_acquire(checks, slots))
     }
 
     fn reconcile(&self, _grant: &Grant, checks: &[Check<'_>], actual_tokens: u64) {
@@ -374,10 +459,18 @@ impl fmt::Debug for LocalLimiter {
     }
 }
 
+/// One parallel-request slot a guard holds.
+#[derive(Debug)]
+struct Held {
+    scope: Scope,
+    hash: u64,
+    id: Arc<str>,
+}
+
 /// Parallel-request slots taken on a [`LocalLimiter`]; released on drop.
 pub(crate) struct LocalSlots {
     shared: Arc<Shared>,
-    held: Vec<(Scope, Arc<str>)>,
+    held: Vec<Held>,
 }
 
 impl LocalSlots {
@@ -388,13 +481,16 @@ impl LocalSlots {
 
 impl Drop for LocalSlots {
     fn drop(&mut self) {
-        for (scope, id) in &self.held {
-            let mut shard = lock(&self.shared.shards[self.shared.shard_of(*scope, id)]);
-            let map = &mut shard.in_flight[scope.index()];
-            if let Some(count) = map.get_mut(&**id) {
-                *count -= 1;
-                if *count == 0 {
-                    map.remove(&**id);
+        for held in &self.held {
+            let mut shard = self.shared.shard(held.hash);
+            let table = &mut shard.in_flight[held.scope.index()];
+            let found = table.find_entry(held.hash, |e| {
+                e.hash == held.hash && Arc::ptr_eq(&e.id, &held.id)
+            });
+            if let Ok(mut entry) = found {
+                entry.get_mut().count -= 1;
+                if entry.get().count == 0 {
+                    entry.remove();
                 }
             }
         }
@@ -601,7 +697,7 @@ mod tests {
         drop(first);
         let third = granted(limiter.try_acquire(&[], &slot));
         drop((second, third));
-        let shard = lock(&limiter.shared.shards[limiter.shared.shard_of(Scope::Key, "k")]);
+        let shard = limiter.shared.shard(limiter.shared.hash(Scope::Key, "k"));
         assert!(shard.in_flight[Scope::Key.index()].is_empty(), "no garbage");
     }
 
@@ -684,14 +780,36 @@ mod tests {
     }
 
     #[test]
+    fn subjects_spread_over_every_shard_and_scopes_and_lengths_separate_them() {
+        let seed = seed();
+        let mut shards = [0usize; SHARDS];
+        for n in 0..SHARDS * 32 {
+            shards[shard_index(subject_hash(seed, Scope::EndUser, &format!("user-{n}")))] += 1;
+        }
+        // 32 a shard on average; a shard choice built from the wrong bits leaves many empty.
+        assert!(shards.iter().all(|&n| n > 8), "{shards:?}");
+        assert_ne!(
+            subject_hash(seed, Scope::Key, "x"),
+            subject_hash(seed, Scope::Team, "x")
+        );
+        assert_ne!(
+            subject_hash(seed, Scope::Key, "a"),
+            subject_hash(seed, Scope::Key, "a\0")
+        );
+    }
+
+    #[test]
     fn idle_buckets_are_swept() {
         let mut shard = Shard::default();
         for n in 0..SWEEP_MIN {
-            shard.insert(0, &n.to_string(), Bucket::new(60_000, 0, 1));
+            let id = n.to_string();
+            let hash = subject_hash(seed(), Scope::Key, &id);
+            shard.insert(0, hash, &id, Bucket::new(60_000, 0, 1));
         }
         assert_eq!(shard.buckets[0].len(), SWEEP_MIN);
         // A minute later every one of them has drained: inserting one more sweeps them away.
-        shard.insert(0, "new", Bucket::new(60_000, 60_001, 1));
+        let hash = subject_hash(seed(), Scope::Key, "new");
+        shard.insert(0, hash, "new", Bucket::new(60_000, 60_001, 1));
         assert_eq!(shard.buckets[0].len(), 1);
     }
 

@@ -409,6 +409,17 @@ pub trait Limiter: Send + Sync {
         slots: &'a [Slot<'a>],
     ) -> BoxFuture<'a, Result<Grant, Denial>>;
 
+    /// [`Limiter::acquire`] answered at once, for a limiter that never waits (the local one):
+    /// `None` means "await `acquire`". Saves the boxed future on the common path.
+    fn acquire_now(
+        &self,
+        checks: &[Check<'_>],
+        slots: &[Slot<'_>],
+    ) -> Option<Result<Grant, Denial>> {
+        let _ = (checks, slots);
+        None
+    }
+
     /// Corrects the token reservations of a granted request with the usage the provider reported:
     /// adds `actual_tokens − check.cost` on every [`Kind::Tokens`] check (a refund when negative).
     /// Fire and forget: never blocks, never fails.
@@ -463,9 +474,61 @@ impl SlotGuard {
 /// Formats a duration as OpenAI does in `x-ratelimit-reset-*` (Go's style): `250ms`, `6s`,
 /// `1.5s`, `1m30s`, `2h0m0s`.
 pub fn format_duration(d: Duration) -> String {
-    // Written by hand: this runs twice per limited request (the reset headers), and `format!`
-    // cost several hundred instructions each time.
-    fn number(out: &mut String, mut n: u64, width: usize) {
+    DurationText::new(d).as_str().to_owned()
+}
+
+/// [`format_duration`] on the stack. Written by hand: this runs twice per limited request (the
+/// reset headers), and `format!` cost several hundred instructions each time.
+pub struct DurationText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl DurationText {
+    pub fn new(d: Duration) -> Self {
+        let mut out = DurationText {
+            bytes: [0; 48],
+            len: 0,
+        };
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        if ms < 1000 {
+            out.number(ms, 1);
+            out.push(b"ms");
+            return out;
+        }
+        let (hours, minutes) = (ms / 3_600_000, ms / 60_000 % 60);
+        let (secs, millis) = (ms / 1000 % 60, ms % 1000);
+        if hours > 0 {
+            out.number(hours, 1);
+            out.push(b"h");
+        }
+        if hours > 0 || minutes > 0 {
+            out.number(minutes, 1);
+            out.push(b"m");
+        }
+        out.number(secs, 1);
+        if millis != 0 {
+            // Three digits, trailing zeros dropped: 1.5s, 1.25s, 1.125s.
+            let (mut frac, mut width) = (millis, 3);
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            out.push(b".");
+            out.number(frac, width);
+        }
+        out.push(b"s");
+        out
+    }
+
+    fn push(&mut self, text: &[u8]) {
+        self.bytes[self.len..self.len + text.len()].copy_from_slice(text);
+        self.len += text.len();
+    }
+
+    /// At most 20 digits a number; the longest text (u64::MAX ms, "5124095576030h25m51.615s")
+    /// is 24 bytes.
+    fn number(&mut self, mut n: u64, width: usize) {
         let mut digits = [b'0'; 20];
         let mut i = digits.len();
         while n > 0 || digits.len() - i < width.max(1) {
@@ -473,38 +536,17 @@ pub fn format_duration(d: Duration) -> String {
             digits[i] = b'0' + (n % 10) as u8;
             n /= 10;
         }
-        out.extend(digits[i..].iter().map(|&d| char::from(d)));
+        self.push(&digits[i..]);
     }
-    let ms = d.as_millis() as u64;
-    let mut out = String::with_capacity(12);
-    if ms < 1000 {
-        number(&mut out, ms, 1);
-        out.push_str("ms");
-        return out;
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
-    let (hours, minutes) = (ms / 3_600_000, ms / 60_000 % 60);
-    let (secs, millis) = (ms / 1000 % 60, ms % 1000);
-    if hours > 0 {
-        number(&mut out, hours, 1);
-        out.push('h');
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and letters are written.
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
-    if hours > 0 || minutes > 0 {
-        number(&mut out, minutes, 1);
-        out.push('m');
-    }
-    number(&mut out, secs, 1);
-    if millis != 0 {
-        // Three digits, trailing zeros dropped: 1.5s, 1.25s, 1.125s.
-        let (mut frac, mut width) = (millis, 3);
-        while frac % 10 == 0 {
-            frac /= 10;
-            width -= 1;
-        }
-        out.push('.');
-        number(&mut out, frac, width);
-    }
-    out.push('s');
-    out
 }
 
 /// Which check or slot refused a request, given each check's (drained, unconsumed) level and each
@@ -674,6 +716,8 @@ mod tests {
         assert_eq!(format_duration(Duration::from_millis(6_857)), "6.857s");
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(format_duration(Duration::from_secs(7200)), "2h0m0s");
+        assert_eq!(format_duration(Duration::MAX), "5124095576030h25m51.615s");
+        assert_eq!(format_duration(Duration::ZERO), "0ms");
     }
 
     #[test]
