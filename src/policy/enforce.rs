@@ -340,3 +340,55 @@ impl Digits {
         &self.bytes[self.start..]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn quota(scope: Scope, kind: Kind, limit: u64, remaining: u64, reset_ms: u64) -> Quota {
+        Quota {
+            scope,
+            kind,
+            limit,
+            remaining,
+            reset: Duration::from_millis(reset_ms),
+        }
+    }
+
+    fn rendered(quotas: &[Quota]) -> Vec<(String, String)> {
+        let mut headers = HeaderMap::new();
+        quota_headers(quotas, &mut headers);
+        let mut pairs: Vec<_> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().expect("ascii").to_owned()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    #[test]
+    fn the_keys_own_limits_are_the_headers_else_the_tightest() {
+        let quotas = [
+            quota(Scope::Team, Kind::Requests, 5, 1, 48_000),
+            quota(Scope::Key, Kind::Requests, 18_446_744_073_709_551_615, 9, 1_500),
+            quota(Scope::Team, Kind::Tokens, 100_000, 70_000, 18_000),
+            quota(Scope::User, Kind::Tokens, 2_000, 20, 59_400),
+        ];
+        let expected = [
+            ("x-ratelimit-limit-requests", "18446744073709551615"),
+            ("x-ratelimit-limit-tokens", "2000"),
+            ("x-ratelimit-remaining-requests", "9"),
+            ("x-ratelimit-remaining-tokens", "20"),
+            ("x-ratelimit-reset-requests", "1.5s"),
+            ("x-ratelimit-reset-tokens", "59.4s"),
+        ]
+        .map(|(n, v)| (n.to_owned(), v.to_owned()));
+        assert_eq!(rendered(&quotas), expected);
+        assert!(rendered(&[]).is_empty());
+        let zero = rendered(&[quota(Scope::Key, Kind::Tokens, 0, 0, 0)]);
+        assert_eq!(zero.len(), 3);
+        assert_eq!(zero[2], ("x-ratelimit-reset-tokens".into(), "0ms".into()));
+    }
+}
