@@ -29,6 +29,7 @@ pub fn generate() -> Result<String, ring::error::Unspecified> {
 
 /// A key's stored form on the stack: what authentication looks a presented key up by, with no
 /// allocation on the request path.
+#[derive(Clone)]
 pub struct Token([u8; 64]);
 
 impl Token {
