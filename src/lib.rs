@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod money;
 pub mod pipeline;
 pub mod policy;
 pub mod providers;

@@ -220,6 +220,7 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
             end_user: None,
             metadata: None,
             cache_hit: false,
+            cost: None,
         };
         crate::telemetry::request_finished(&state, &event);
     }

@@ -47,6 +47,8 @@ pub struct RequestContext {
     pub usage: Option<Usage>,
     pub first_output: Option<Instant>,
     pub cache_hit: bool,
+    /// What the request cost, once known (set where usage is known; see `money`).
+    pub cost: Option<crate::money::Cost>,
     /// The rate limits this request took (released and reconciled when it finishes).
     pub admission: Option<crate::policy::enforce::Admission>,
     /// Every log line of the request's stages is inside it, so a warning names its request.
@@ -125,6 +127,7 @@ impl FromRequestParts<AppState> for RequestContext {
             usage: None,
             first_output: None,
             cache_hit: false,
+            cost: None,
             admission: None,
             span,
             method: parts.method.clone(),
@@ -279,6 +282,7 @@ impl RequestContext {
             end_user: self.end_user.as_deref(),
             metadata: self.metadata.as_ref(),
             cache_hit: self.cache_hit,
+            cost: self.cost,
         };
         crate::telemetry::request_finished(&self.state, &event);
     }

@@ -65,4 +65,6 @@ pub struct Finished<'a> {
     /// The request's `metadata` object (`feature`, `tags` ...), as the client sent it.
     pub metadata: Option<&'a serde_json::Map<String, serde_json::Value>>,
     pub cache_hit: bool,
+    /// What the request cost; `None` when nothing was priced (refused before routing).
+    pub cost: Option<crate::money::Cost>,
 }

@@ -373,7 +373,13 @@ mod tests {
     fn the_keys_own_limits_are_the_headers_else_the_tightest() {
         let quotas = [
             quota(Scope::Team, Kind::Requests, 5, 1, 48_000),
-            quota(Scope::Key, Kind::Requests, 18_446_744_073_709_551_615, 9, 1_500),
+            quota(
+                Scope::Key,
+                Kind::Requests,
+                18_446_744_073_709_551_615,
+                9,
+                1_500,
+            ),
             quota(Scope::Team, Kind::Tokens, 100_000, 70_000, 18_000),
             quota(Scope::User, Kind::Tokens, 2_000, 20, 59_400),
         ];
