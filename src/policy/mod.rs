@@ -4,6 +4,7 @@
 //! reads in-memory state (or, scaled out, Redis counters).
 
 pub mod access;
+pub mod budget;
 pub mod enforce;
 pub mod limits;
 mod routing;

@@ -1,0 +1,436 @@
+//! Budgets: `max_budget` over a `budget_duration`, held without overshoot under concurrency.
+//!
+//! A request reserves its worst-case cost (prompt estimate plus `max_tokens`, or the model's
+//! output limit, at the deployment's price) on every budget it is subject to before the call,
+//! and settles with its real cost after. A budget admits a request while spend plus what is
+//! reserved plus this request's worst case fits; when it does not fit but spend is still below
+//! the budget and nothing else is in flight on it, the request is admitted anyway, so a small
+//! budget serves one request at a time instead of none. Final spend therefore exceeds a budget
+//! by at most one request's cost, however many arrive at once.
+//!
+//! Windows: a budget with a duration resets on a schedule every instance computes alike, from an
+//! anchor (when the budget was set) and the period: seconds-based periods (`30s`, `1h`, `7d`)
+//! step in fixed lengths, month periods (`1mo`) in calendar months (a month from Jan 31 is the
+//! last day of February, as in LiteLLM's `duration_in_seconds`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::money::Nanos;
+use crate::policy::limits::Scope;
+
+/// A `budget_duration`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Millis(i64),
+    Months(u32),
+}
+
+impl Period {
+    /// LiteLLM's forms: `30s`, `30m`, `1h`, `1d`, `7d`, `30d`, `1mo` (also `1w`).
+    pub fn parse(text: &str) -> Result<Period, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("`{text}` is not a duration such as 30s, 1h, 7d or 1mo"))?;
+        if n <= 0 {
+            return Err(format!("`{text}`: a budget duration must be positive"));
+        }
+        let unit_ms: i64 = match unit {
+            "mo" => {
+                return u32::try_from(n)
+                    .map(Period::Months)
+                    .map_err(|_| format!("`{text}` is too long"))
+            }
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            _ => return Err(format!("`{text}`: the unit must be s, m, h, d, w or mo")),
+        };
+        n.checked_mul(unit_ms)
+            .map(Period::Millis)
+            .ok_or_else(|| format!("`{text}` is too long"))
+    }
+
+    /// The window (start, end) in ms that holds `now_ms`, for a budget anchored at `anchor_ms`.
+    pub fn window(self, anchor_ms: i64, now_ms: i64) -> (i64, i64) {
+        match self {
+            Period::Millis(len) => {
+                let index = (now_ms - anchor_ms).div_euclid(len);
+                let start = anchor_ms.saturating_add(index.saturating_mul(len));
+                (start, start.saturating_add(len))
+            }
+            Period::Months(months) => {
+                let months = i64::from(months);
+                let (anchor_year, anchor_month, _) = civil_from_days(anchor_ms.div_euclid(DAY_MS));
+                let (year, month, _) = civil_from_days(now_ms.div_euclid(DAY_MS));
+                let elapsed = (year * 12 + month) - (anchor_year * 12 + anchor_month);
+                // Counted from the anchor each time (not chained), so a window that started on
+                // a clamped day (Feb 28 for a Jan 31 anchor) does not pull the next ones back.
+                let at = |i: i64| add_months(anchor_ms, i * months);
+                let mut index = elapsed.div_euclid(months);
+                while at(index) > now_ms {
+                    index -= 1;
+                }
+                while at(index + 1) <= now_ms {
+                    index += 1;
+                }
+                (at(index), at(index + 1))
+            }
+        }
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// `ms` plus `months` calendar months (UTC), the day clamped to the target month's length.
+fn add_months(ms: i64, months: i64) -> i64 {
+    let days = ms.div_euclid(DAY_MS);
+    let time = ms.rem_euclid(DAY_MS);
+    let (year, month, day) = civil_from_days(days);
+    let total = year * 12 + (month - 1) + months;
+    let (year, month) = (total.div_euclid(12), total.rem_euclid(12) + 1);
+    let day = day.min(days_in_month(year, month));
+    days_from_civil(year, month, day) * DAY_MS + time
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// One budget a request is subject to.
+#[derive(Clone, Copy, Debug)]
+pub struct BudgetCheck<'a> {
+    pub scope: Scope,
+    pub id: &'a str,
+    pub max: Nanos,
+    /// The current window's start (0 for a budget without a duration: it never resets).
+    pub window_start: i64,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    /// LiteLLM's wording, which scripts match on.
+    #[error("Budget has been exceeded! Current cost: {spent}, Max budget: {max}")]
+    Exceeded {
+        scope: Scope,
+        id: String,
+        spent: Nanos,
+        max: Nanos,
+    },
+    /// Spend is below the budget, but requests in flight have reserved what is left.
+    #[error("Budget of {} '{id}' is held by {in_flight} request(s) in flight: spent {spent}, reserved {reserved}, max budget {max}; retry when they finish", scope.as_str())]
+    Reserved {
+        scope: Scope,
+        id: String,
+        spent: Nanos,
+        reserved: Nanos,
+        max: Nanos,
+        in_flight: u32,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Account {
+    window_start: i64,
+    spent: i64,
+    reserved: i64,
+    in_flight: u32,
+}
+
+impl Account {
+    /// Moves to the window the check is in: spend starts over, reservations stay.
+    fn roll(&mut self, window_start: i64) {
+        if window_start > self.window_start {
+            self.window_start = window_start;
+            self.spent = 0;
+        }
+    }
+}
+
+/// What a request reserved; settled with [`Ledger::settle`].
+#[derive(Debug)]
+pub struct Hold {
+    subjects: Vec<(Scope, Box<str>)>,
+    worst: i64,
+}
+
+/// Budgets in this process (the Redis ledger holds them across instances).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    accounts: Mutex<HashMap<(Scope, Box<str>), Account>>,
+}
+
+impl Ledger {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Scope, Box<str>), Account>> {
+        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spend already made in a window (from the spend logs, at start): raises, never lowers,
+    /// what this process knows.
+    pub fn seed(&self, scope: Scope, id: &str, window_start: i64, spent: Nanos) {
+        let mut accounts = self.lock();
+        let account = accounts.entry((scope, Box::from(id))).or_default();
+        account.roll(window_start);
+        if account.window_start == window_start {
+            account.spent = account.spent.max(spent.0);
+        }
+    }
+
+    /// Reserves `worst` on every budget, or on none.
+    pub fn reserve(&self, checks: &[BudgetCheck<'_>], worst: Nanos) -> Result<Hold, BudgetError> {
+        let worst = worst.0.max(0);
+        let mut accounts = self.lock();
+        for check in checks {
+            let key = (check.scope, Box::from(check.id));
+            let account = accounts.entry(key).or_default();
+            account.roll(check.window_start);
+            if account.spent >= check.max.0 {
+                return Err(BudgetError::Exceeded {
+                    scope: check.scope,
+                    id: check.id.to_owned(),
+                    spent: Nanos(account.spent),
+                    max: check.max,
+                });
+            }
+            let fits = account
+                .spent
+                .saturating_add(account.reserved)
+                .saturating_add(worst)
+                <= check.max.0;
+            if !fits && account.in_flight > 0 {
+                return Err(BudgetError::Reserved {
+                    scope: check.scope,
+                    id: check.id.to_owned(),
+                    spent: Nanos(account.spent),
+                    reserved: Nanos(account.reserved),
+                    max: check.max,
+                    in_flight: account.in_flight,
+                });
+            }
+        }
+        let mut subjects = Vec::with_capacity(checks.len());
+        for check in checks {
+            if let Some(account) = accounts.get_mut(&(check.scope, Box::from(check.id))) {
+                account.reserved = account.reserved.saturating_add(worst);
+                account.in_flight += 1;
+            }
+            subjects.push((check.scope, Box::from(check.id)));
+        }
+        Ok(Hold { subjects, worst })
+    }
+
+    /// Replaces a hold's reservation with what the request cost.
+    pub fn settle(&self, hold: Hold, cost: Nanos) {
+        let mut accounts = self.lock();
+        for subject in hold.subjects {
+            if let Some(account) = accounts.get_mut(&subject) {
+                account.reserved = (account.reserved - hold.worst).max(0);
+                account.in_flight = account.in_flight.saturating_sub(1);
+                account.spent = account.spent.saturating_add(cost.0.max(0));
+            }
+        }
+    }
+
+    /// Spend in the current window, as far as this process knows.
+    pub fn spent(&self, scope: Scope, id: &str) -> Nanos {
+        Nanos(
+            self.lock()
+                .get(&(scope, Box::from(id)))
+                .map_or(0, |a| a.spent),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn check(max: i64) -> BudgetCheck<'static> {
+        BudgetCheck {
+            scope: Scope::Key,
+            id: "k",
+            max: Nanos(max),
+            window_start: 0,
+        }
+    }
+
+    #[test]
+    fn durations_parse_like_litellm() {
+        assert_eq!(Period::parse("30s"), Ok(Period::Millis(30_000)));
+        assert_eq!(Period::parse("1h"), Ok(Period::Millis(3_600_000)));
+        assert_eq!(Period::parse("7d"), Ok(Period::Millis(7 * DAY)));
+        assert_eq!(Period::parse("1mo"), Ok(Period::Months(1)));
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "-1d",
+            "1y",
+            "1.5d",
+            "99999999999999999999d",
+            "1 d",
+        ] {
+            assert!(Period::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn windows_are_the_same_wherever_they_are_computed() {
+        let day = Period::Millis(DAY);
+        assert_eq!(day.window(1_000, 1_000), (1_000, DAY + 1_000));
+        assert_eq!(day.window(1_000, DAY + 999), (1_000, DAY + 1_000));
+        assert_eq!(
+            day.window(1_000, DAY + 1_000),
+            (DAY + 1_000, 2 * DAY + 1_000)
+        );
+        // 2026-01-31T10:00Z: a month later is 2026-02-28T10:00Z, then 2026-03-31.
+        let jan31 = days_from_civil(2026, 1, 31) * DAY + 10 * 3_600_000;
+        let feb28 = days_from_civil(2026, 2, 28) * DAY + 10 * 3_600_000;
+        let mar31 = days_from_civil(2026, 3, 31) * DAY + 10 * 3_600_000;
+        let month = Period::Months(1);
+        assert_eq!(month.window(jan31, jan31 + 5 * DAY), (jan31, feb28));
+        assert_eq!(month.window(jan31, feb28), (feb28, mar31));
+        let dec31 = days_from_civil(2026, 12, 31) * DAY + 10 * 3_600_000;
+        assert_eq!(
+            month.window(jan31, dec31 + 1),
+            (dec31, add_months(jan31, 12))
+        );
+        assert_eq!(civil_from_days(days_from_civil(2028, 2, 29)), (2028, 2, 29));
+    }
+
+    #[test]
+    fn an_exhausted_budget_refuses_with_litellms_message() {
+        let ledger = Ledger::new();
+        let hold = ledger.reserve(&[check(100)], Nanos(60)).expect("fits");
+        ledger.settle(hold, Nanos(150));
+        let error = ledger.reserve(&[check(100)], Nanos(1)).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Budget has been exceeded! Current cost: 0.00000015, Max budget: 0.0000001"
+        );
+    }
+
+    #[test]
+    fn a_lone_request_may_exceed_what_is_left_but_not_while_others_are_in_flight() {
+        let ledger = Ledger::new();
+        // Worst case 500 on a budget of 100: nothing in flight, spend below: admitted.
+        let first = ledger.reserve(&[check(100)], Nanos(500)).expect("alone");
+        let busy = ledger.reserve(&[check(100)], Nanos(500)).unwrap_err();
+        assert!(matches!(busy, BudgetError::Reserved { in_flight: 1, .. }));
+        ledger.settle(first, Nanos(40));
+        let second = ledger
+            .reserve(&[check(100)], Nanos(500))
+            .expect("alone again");
+        ledger.settle(second, Nanos(40));
+        assert_eq!(ledger.spent(Scope::Key, "k"), Nanos(80));
+    }
+
+    #[test]
+    fn all_or_nothing_across_budgets() {
+        let ledger = Ledger::new();
+        let team = BudgetCheck {
+            scope: Scope::Team,
+            id: "t",
+            max: Nanos(10),
+            window_start: 0,
+        };
+        ledger.settle(ledger.reserve(&[team], Nanos(1)).unwrap(), Nanos(10));
+        assert!(ledger.reserve(&[check(1_000), team], Nanos(1)).is_err());
+        // The key's side was not reserved: a request on the key alone fits its whole budget.
+        let hold = ledger.reserve(&[check(1_000)], Nanos(1_000)).expect("fits");
+        ledger.settle(hold, Nanos(0));
+    }
+
+    #[test]
+    fn spend_starts_over_in_a_new_window_and_seeding_only_raises() {
+        let ledger = Ledger::new();
+        ledger.seed(Scope::Key, "k", 0, Nanos(100));
+        assert!(ledger.reserve(&[check(100)], Nanos(1)).is_err());
+        ledger.seed(Scope::Key, "k", 0, Nanos(50));
+        assert_eq!(ledger.spent(Scope::Key, "k"), Nanos(100));
+        let next = BudgetCheck {
+            window_start: DAY,
+            ..check(100)
+        };
+        let hold = ledger.reserve(&[next], Nanos(1)).expect("a new day");
+        ledger.settle(hold, Nanos(1));
+        assert_eq!(ledger.spent(Scope::Key, "k"), Nanos(1));
+    }
+
+    #[test]
+    fn fifty_concurrent_requests_overshoot_by_at_most_one_request() {
+        // A $0.10 budget; each request's worst case is 3 cents, its real cost 2.5 cents.
+        let ledger = Arc::new(Ledger::new());
+        let max = Nanos::from_usd(0.10);
+        let (worst, cost) = (Nanos::from_usd(0.03), Nanos::from_usd(0.025));
+        let admitted: usize = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..50)
+                .map(|_| {
+                    let ledger = Arc::clone(&ledger);
+                    scope.spawn(move || {
+                        let mut admitted = 0;
+                        for _ in 0..20 {
+                            let c = BudgetCheck { max, ..check(0) };
+                            if let Ok(hold) = ledger.reserve(&[c], worst) {
+                                admitted += 1;
+                                std::thread::yield_now();
+                                ledger.settle(hold, cost);
+                            }
+                        }
+                        admitted
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        });
+        let spent = ledger.spent(Scope::Key, "k");
+        assert!(spent.0 <= max.0 + cost.0, "spent {spent} of {max}");
+        assert!(spent.0 >= max.0, "the budget was used up: {spent}");
+        assert_eq!(spent.0, cost.0 * admitted as i64);
+    }
+}
