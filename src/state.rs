@@ -30,6 +30,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     /// Rate limits: in this process, or shared through Redis when scaled out.
     pub limiter: Arc<dyn Limiter>,
+    /// Budgets: spend and reservations of the current windows (this process).
+    pub budgets: crate::policy::budget::Ledger,
     /// Whether the last refresh from the store succeeded (for `/health/readiness`).
     pub store_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
@@ -107,6 +109,7 @@ impl AppState {
             identities: Arc::new(IdentityCache::new()),
             store,
             limiter,
+            budgets: crate::policy::budget::Ledger::new(),
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             metrics: Metrics::new(),
             config_path,

@@ -26,6 +26,7 @@ async fn handle(
     let mut request: ChatRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request)?;
     let messages = &request.messages;
+    ctx.max_output_tokens = request.max_completion_tokens.or(request.max_tokens);
     let options = ctx
         .admit(
             &request.model,

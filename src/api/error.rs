@@ -49,6 +49,9 @@ pub enum ApiError {
     /// A key, team, user or end-user limit (rpm, tpm, parallel requests) was reached.
     #[error("{0}")]
     RateLimited(crate::policy::limits::Denial),
+    /// A key, team, user or end-user budget is spent (or reserved by requests in flight).
+    #[error("{0}")]
+    Budget(crate::policy::budget::BudgetError),
 }
 
 impl From<OptionsError> for ApiError {
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ModelAccess(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Budget(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Route(RouteError::InvalidOptions { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
             ApiError::Route(RouteError::Unavailable(unavailable)) => match unavailable.reason {
@@ -169,6 +173,13 @@ impl ApiError {
                 "rate_limit_error",
                 None,
                 Some("rate_limit_exceeded".to_owned()),
+            ),
+            // LiteLLM's type, which scripts match on.
+            ApiError::Budget(_) => (
+                self.to_string(),
+                "budget_exceeded",
+                None,
+                Some("budget_exceeded".to_owned()),
             ),
             ApiError::ModelAccess(denied) => (
                 denied.message(),
@@ -386,6 +397,11 @@ impl ApiError {
                 HeaderValue::from(denial.retry_after.as_millis() as u64),
             );
             crate::policy::enforce::quota_headers(&denial.quotas, headers);
+            return response;
+        }
+        if let ApiError::Budget(crate::policy::budget::BudgetError::Reserved { .. }) = &self {
+            // Requests in flight hold the rest of the budget: one of them finishing frees it.
+            headers.insert("retry-after", HeaderValue::from_static("1"));
             return response;
         }
         let (group, attempts, retry_after, report) = match &self {

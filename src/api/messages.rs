@@ -114,6 +114,7 @@ async fn admit(
         .and_then(|u| u.as_str())
         .map(str::to_owned);
     let prompt_tokens = estimate_tokens(request);
+    ctx.max_output_tokens = request.max_tokens;
     let mut options = ctx
         .admit(
             &request.model,

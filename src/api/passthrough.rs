@@ -66,6 +66,10 @@ async fn serve(
         .and_then(|u| u.as_str())
         .map(str::to_owned);
     let prompt_tokens = crate::router::passthrough_prompt_tokens(&request);
+    ctx.max_output_tokens = request
+        .extra
+        .get("max_tokens")
+        .and_then(serde_json::Value::as_u64);
     let options = ctx
         .admit(
             &request.model,

@@ -22,6 +22,7 @@ use super::finished::{Finished, Outcome};
 use super::{Edge, Surface};
 use crate::api::error::{AnthropicError, ApiError};
 use crate::auth::{authenticate, Principal};
+use crate::money::Nanos;
 use crate::providers::http::HttpClient;
 use crate::router::{Deployment, RequestOptions, Router, Served};
 use crate::schema::{Extra, Usage};
@@ -51,6 +52,10 @@ pub struct RequestContext {
     pub cost: Option<crate::money::Cost>,
     /// The rate limits this request took (released and reconciled when it finishes).
     pub admission: Option<crate::policy::enforce::Admission>,
+    /// The request's `max_tokens` (set by the surface before `admit`), for its worst-case cost.
+    pub max_output_tokens: Option<u64>,
+    /// What the request reserved on its budgets (settled with its cost when it finishes).
+    budget_hold: Option<crate::policy::budget::Hold>,
     /// Every log line of the request's stages is inside it, so a warning names its request.
     pub span: tracing::Span,
     method: Method,
@@ -129,6 +134,8 @@ impl FromRequestParts<AppState> for RequestContext {
             cache_hit: false,
             cost: None,
             admission: None,
+            max_output_tokens: None,
+            budget_hold: None,
             span,
             method: parts.method.clone(),
             path: parts.uri.path().into(),
@@ -199,7 +206,41 @@ impl RequestContext {
         )
         .await
         .map_err(ApiError::RateLimited)?;
+        let now_ms = crate::auth::cache::now_ms();
+        let budgets = crate::policy::budget::checks(&self.principal, end_user.as_deref(), now_ms);
+        if !budgets.is_empty() {
+            let worst = self.worst_case_cost(model, prompt_tokens);
+            let hold = self
+                .state
+                .budgets
+                .reserve(&budgets, worst)
+                .map_err(ApiError::Budget)?;
+            self.budget_hold = Some(hold);
+        }
         Ok(options)
+    }
+
+    /// The most this request can cost: its prompt estimate plus `max_tokens` (else
+    /// [`DEFAULT_OUTPUT_ALLOWANCE`](crate::policy::budget::DEFAULT_OUTPUT_ALLOWANCE)) at the
+    /// priciest deployment of its group. Zero when no deployment of the group has a price.
+    fn worst_case_cost(&self, model: &str, prompt_tokens: &(dyn Fn() -> u64 + Sync)) -> Nanos {
+        let Ok(group) = self.config.router.group(model) else {
+            return Nanos::ZERO;
+        };
+        let per_token = group
+            .deployments
+            .iter()
+            .map(|d| d.cost_per_token)
+            .filter(|p| p.is_finite())
+            .fold(0.0_f64, f64::max);
+        if per_token <= 0.0 {
+            return Nanos::ZERO;
+        }
+        let output = self
+            .max_output_tokens
+            .unwrap_or(crate::policy::budget::DEFAULT_OUTPUT_ALLOWANCE);
+        let tokens = prompt_tokens().saturating_add(output);
+        Nanos::from_usd(tokens as f64 * per_token)
     }
 
     /// Records which deployment answered.
@@ -260,6 +301,12 @@ impl RequestContext {
             if let Some(usage) = &self.usage {
                 admission.reconcile(self.state.limiter.as_ref(), usage.total_tokens);
             }
+        }
+        // Budgets: the reservation becomes what the request cost (nothing, if it failed
+        // before a cost was known).
+        if let Some(hold) = self.budget_hold.take() {
+            let cost = self.cost.map_or(Nanos::ZERO, |c| c.total);
+            self.state.budgets.settle(hold, cost);
         }
         let latency = self.started.elapsed();
         let event = Finished {

@@ -16,8 +16,82 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use serde_json::{Map, Value};
+
+use crate::auth::Principal;
 use crate::money::Nanos;
 use crate::policy::limits::Scope;
+use crate::store::{EndUserRecord, Millis};
+
+/// Output tokens a request is assumed to produce when it sets no `max_tokens`, for its
+/// worst-case cost.
+pub const DEFAULT_OUTPUT_ALLOWANCE: u64 = 4096;
+
+/// The budget in a record's LiteLLM fields (`max_budget` in dollars, `budget_duration`), with
+/// the window it is in now. The window is anchored at the record's creation. `None` without a
+/// usable `max_budget` (a malformed duration means no reset, and is logged).
+fn budget_in(
+    scope: Scope,
+    id: &str,
+    extra: &Map<String, Value>,
+    created_at: Millis,
+    now_ms: Millis,
+) -> Option<(Nanos, i64)> {
+    let max = extra.get("max_budget")?.as_f64().filter(|m| *m >= 0.0)?;
+    let window_start = match extra.get("budget_duration").and_then(Value::as_str) {
+        None => 0,
+        Some(text) => match Period::parse(text) {
+            Ok(period) => period.window(created_at, now_ms).0,
+            Err(problem) => {
+                tracing::warn!(
+                    scope = scope.as_str(),
+                    id,
+                    "budget_duration {problem}: never resets"
+                );
+                0
+            }
+        },
+    };
+    Some((Nanos::from_usd(max), window_start))
+}
+
+/// Every budget a request is subject to: its key's, team's, user's and end user's.
+pub fn checks<'a>(
+    principal: &'a Principal,
+    end_user: Option<&'a EndUserRecord>,
+    now_ms: Millis,
+) -> Vec<BudgetCheck<'a>> {
+    let mut checks = Vec::new();
+    let mut add = |scope, id: &'a str, extra, created_at| {
+        if let Some((max, window_start)) = budget_in(scope, id, extra, created_at, now_ms) {
+            checks.push(BudgetCheck {
+                scope,
+                id,
+                max,
+                window_start,
+            });
+        }
+    };
+    if let Principal::Key(resolved) = principal {
+        let key = &resolved.key;
+        add(Scope::Key, &key.token, &key.extra, key.created_at);
+        if let Some(team) = &resolved.team {
+            add(Scope::Team, &team.team_id, &team.extra, team.created_at);
+        }
+        if let Some(user) = &resolved.user {
+            add(Scope::User, &user.user_id, &user.extra, user.created_at);
+        }
+    }
+    if let Some(end_user) = end_user {
+        add(
+            Scope::EndUser,
+            &end_user.user_id,
+            &end_user.extra,
+            end_user.created_at,
+        );
+    }
+    checks
+}
 
 /// A `budget_duration`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,157 @@
+//! Budgets through the real binary: a key stops after the requests that spent its budget, with
+//! LiteLLM's error; 50 requests at once on a $0.10 budget overshoot it by at most one request.
+
+mod common;
+mod routing;
+
+use common::*;
+use routing::*;
+use serde_json::{json, Value};
+
+/// A deployment with a price: a dollar a thousand prompt tokens, two a thousand completion ones.
+fn priced_config() -> String {
+    config(
+        &[offline(
+            "chat",
+            "c1",
+            "hello there from the budget test",
+            "",
+            ", input_cost_per_token: 0.001, output_cost_per_token: 0.002",
+        )],
+        "",
+    )
+}
+
+async fn new_key(gw: &Proc, body: Value) -> String {
+    let response = client()
+        .post(format!("{}/key/generate", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let body: Value = response.json().await.unwrap();
+    body["key"].as_str().unwrap().to_owned()
+}
+
+/// One request: its status, its cost in nano-dollars (from `x-litellm-response-cost`), its body.
+async fn spend(gw: &Proc, key: &str, body: &Value) -> (u16, i64, Value) {
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let cost = response
+        .headers()
+        .get("x-litellm-response-cost")
+        .map(|v| nanos(v.to_str().unwrap()))
+        .unwrap_or(0);
+    (status, cost, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Exact decimal dollars to nano-dollars.
+fn nanos(text: &str) -> i64 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let frac = format!("{frac:0<9}");
+    whole.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
+}
+
+#[tokio::test]
+async fn a_key_stops_after_the_requests_that_spent_its_budget() {
+    let gw = gateway(&priced_config(), &[]);
+    let key = new_key(&gw, json!({"max_budget": 0.05})).await;
+    let body = json!({"model": "chat", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let (mut spent, mut largest, mut answered) = (0, 0, 0);
+    let refusal = loop {
+        let (status, cost, body) = spend(&gw, &key, &body).await;
+        if status != 200 {
+            break (status, body);
+        }
+        assert!(cost > 0, "every answer has a cost");
+        spent += cost;
+        largest = largest.max(cost);
+        answered += 1;
+        assert!(answered < 1000, "the budget never stopped the key");
+    };
+    assert_eq!(refusal.0, 429, "{}", refusal.1);
+    assert_eq!(
+        refusal.1["error"]["type"], "budget_exceeded",
+        "{}",
+        refusal.1
+    );
+    let message = refusal.1["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Budget has been exceeded! Current cost: ")
+            && message.ends_with(", Max budget: 0.05"),
+        "{message}"
+    );
+    assert!(
+        spent >= 50_000_000,
+        "stopped before the budget was spent: {spent}"
+    );
+    assert!(
+        spent < 50_000_000 + largest,
+        "overshot by more than a request: {spent}"
+    );
+    // The master key is not bound by the key's budget.
+    assert_eq!(post(&gw, &body).await.status(), 200);
+}
+
+#[tokio::test]
+async fn fifty_requests_at_once_overshoot_a_budget_by_at_most_one_request() {
+    let gw = gateway(&priced_config(), &[]);
+    let key = new_key(&gw, json!({"max_budget": 0.10})).await;
+    let body = json!({"model": "chat", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (url, key, body) = (gw.url.clone(), key.clone(), body.clone());
+            tokio::spawn(async move {
+                let response = client()
+                    .post(format!("{url}/v1/chat/completions"))
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let cost = response
+                    .headers()
+                    .get("x-litellm-response-cost")
+                    .map(|v| nanos(v.to_str().unwrap()))
+                    .unwrap_or(0);
+                (response.status().as_u16(), cost)
+            })
+        })
+        .collect();
+    let (mut spent, mut largest, mut statuses) = (0, 0, Vec::new());
+    for task in tasks {
+        let (status, cost) = task.await.unwrap();
+        statuses.push(status);
+        if status == 200 {
+            spent += cost;
+            largest = largest.max(cost);
+        }
+    }
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "nothing was refused: {statuses:?}");
+    assert!(spent > 0);
+    assert!(
+        spent <= 100_000_000 + largest,
+        "spent {spent} on a budget of 100000000 (largest request {largest})"
+    );
+}
+
+#[tokio::test]
+async fn a_key_without_a_budget_is_not_limited() {
+    let gw = gateway(&priced_config(), &[]);
+    let key = new_key(&gw, json!({"max_budget": null})).await;
+    for _ in 0..3 {
+        assert_eq!(spend(&gw, &key, &chat_body("chat")).await.0, 200);
+    }
+}
