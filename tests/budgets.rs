@@ -103,7 +103,18 @@ async fn a_key_stops_after_the_requests_that_spent_its_budget() {
 
 #[tokio::test]
 async fn fifty_requests_at_once_overshoot_a_budget_by_at_most_one_request() {
-    let gw = gateway(&priced_config(), &[]);
+    // An upstream that takes 200 ms: the 50 requests are all in flight together.
+    let mock = mock_upstream(&["--latency-ms", "200"]);
+    let gw = gateway(
+        &config(
+            &[format!(
+                "  - model_name: chat\n    litellm_params: {{model: openai/slow, api_base: {}/v1, api_key: sk-up}}\n    model_info: {{id: slow, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}\n",
+                mock.url
+            )],
+            "",
+        ),
+        &[],
+    );
     let key = new_key(&gw, json!({"max_budget": 0.10})).await;
     let body = json!({"model": "chat", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
     let tasks: Vec<_> = (0..50)
