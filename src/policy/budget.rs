@@ -36,7 +36,7 @@ fn budget_in(
     extra: &Map<String, Value>,
     created_at: Millis,
     now_ms: Millis,
-) -> Option<(Nanos, i64)> {
+) -> Option<(Nanos, i64, Option<Nanos>)> {
     let max = extra.get("max_budget")?.as_f64().filter(|m| *m >= 0.0)?;
     let window_start = match extra.get("budget_duration").and_then(Value::as_str) {
         None => 0,
@@ -52,7 +52,12 @@ fn budget_in(
             }
         },
     };
-    Some((Nanos::from_usd(max), window_start))
+    let soft = extra
+        .get("soft_budget")
+        .and_then(Value::as_f64)
+        .filter(|s| *s >= 0.0)
+        .map(Nanos::from_usd);
+    Some((Nanos::from_usd(max), window_start, soft))
 }
 
 /// Every budget a request is subject to: its key's, team's, user's and end user's.
@@ -63,12 +68,13 @@ pub fn checks<'a>(
 ) -> Vec<BudgetCheck<'a>> {
     let mut checks = Vec::new();
     let mut add = |scope, id: &'a str, extra, created_at| {
-        if let Some((max, window_start)) = budget_in(scope, id, extra, created_at, now_ms) {
+        if let Some((max, window_start, soft)) = budget_in(scope, id, extra, created_at, now_ms) {
             checks.push(BudgetCheck {
                 scope,
                 id,
                 max,
                 window_start,
+                soft,
             });
         }
     };
@@ -215,6 +221,9 @@ pub struct BudgetCheck<'a> {
     pub max: Nanos,
     /// The current window's start (0 for a budget without a duration: it never resets).
     pub window_start: i64,
+    /// `soft_budget`: crossing it raises an alert (a log event until the alerting channel of
+    /// the observability issue), and refuses nothing.
+    pub soft: Option<Nanos>,
 }
 
 /// Why a request was refused.
@@ -261,7 +270,8 @@ impl Account {
 /// What a request reserved; settled with [`Ledger::settle`].
 #[derive(Debug)]
 pub struct Hold {
-    subjects: Vec<(Scope, Box<str>)>,
+    /// Each budget's subject and soft budget.
+    subjects: Vec<(Scope, Box<str>, Option<Nanos>)>,
     worst: i64,
 }
 
@@ -329,7 +339,7 @@ impl Ledger {
                 account.reserved = account.reserved.saturating_add(worst);
                 account.in_flight += 1;
             }
-            subjects.push((check.scope, Box::from(check.id)));
+            subjects.push((check.scope, Box::from(check.id), check.soft));
         }
         Ok(Hold { subjects, worst })
     }
@@ -337,11 +347,24 @@ impl Ledger {
     /// Replaces a hold's reservation with what the request cost.
     pub fn settle(&self, hold: Hold, cost: Nanos) {
         let mut accounts = self.lock();
-        for subject in hold.subjects {
-            if let Some(account) = accounts.get_mut(&subject) {
+        for (scope, id, soft) in hold.subjects {
+            let key = (scope, id);
+            if let Some(account) = accounts.get_mut(&key) {
                 account.reserved = (account.reserved - hold.worst).max(0);
                 account.in_flight = account.in_flight.saturating_sub(1);
+                let before = account.spent;
                 account.spent = account.spent.saturating_add(cost.0.max(0));
+                if let Some(soft) = soft.filter(|s| before < s.0 && account.spent >= s.0) {
+                    tracing::warn!(
+                        target: "alert",
+                        alert = "soft_budget_crossed",
+                        scope = key.0.as_str(),
+                        id = &*key.1,
+                        spent = %Nanos(account.spent),
+                        soft_budget = %soft,
+                        "soft budget crossed"
+                    );
+                }
             }
         }
     }
@@ -370,6 +393,7 @@ mod tests {
             id: "k",
             max: Nanos(max),
             window_start: 0,
+            soft: None,
         }
     }
 
@@ -452,6 +476,7 @@ mod tests {
             id: "t",
             max: Nanos(10),
             window_start: 0,
+            soft: None,
         };
         ledger.settle(ledger.reserve(&[team], Nanos(1)).unwrap(), Nanos(10));
         assert!(ledger.reserve(&[check(1_000), team], Nanos(1)).is_err());
