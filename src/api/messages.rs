@@ -124,6 +124,7 @@ async fn admit(
         )
         .await?;
     options.prompt_tokens = Some(prompt_tokens);
+    ctx.prompt_tokens_estimate = prompt_tokens;
     Ok(options)
 }
 
