@@ -77,7 +77,10 @@ pub async fn calculate(
 /// the name.
 fn price_of(config: &Snapshot, model: &str) -> Result<Price, ApiError> {
     if model.is_empty() {
-        return Err(ApiError::bad_request("`model` must not be empty", Some("model")));
+        return Err(ApiError::bad_request(
+            "`model` must not be empty",
+            Some("model"),
+        ));
     }
     if let Ok(group) = config.router.group(model) {
         return group

@@ -16,11 +16,11 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::error::ApiError;
+use crate::money::prices::Price;
 use crate::pipeline::{Outcome, RequestContext};
 use crate::providers::http::ChunkStream;
 use crate::providers::ProviderError;
 use crate::router::{PassthroughStream, RouteError};
-use crate::money::prices::Price;
 use crate::schema::Usage;
 use std::sync::Arc;
 
@@ -77,7 +77,11 @@ fn reply(events: Pin<Box<dyn Stream<Item = Rendered> + Send>>, dialect: Dialect)
 /// (the gateway always asks the upstream, to count tokens); for those that did, its `usage`
 /// carries the request's `cost` in dollars when the deployment has a price (LiteLLM's
 /// `include_cost_in_streaming_usage` shape).
-pub fn chat_stream(chunks: ChunkStream, include_usage: bool, price: Option<Arc<Price>>) -> StreamReply {
+pub fn chat_stream(
+    chunks: ChunkStream,
+    include_usage: bool,
+    price: Option<Arc<Price>>,
+) -> StreamReply {
     let events = chunks.filter_map(move |item| {
         std::future::ready(match item {
             Ok(mut chunk) => {

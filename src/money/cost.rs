@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn reported_usage_times_the_price_exactly() {
-        let usage = usage(json!({"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}));
+        let usage =
+            usage(json!({"prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500}));
         // 1000 × 0.15e-6 + 500 × 0.6e-6 = 0.00015 + 0.0003 = 0.00045 dollars.
         let cost = of_request(Some(&mini()), Some(&usage), 0, 0);
         assert_eq!(cost.total, Nanos(450_000));
@@ -145,8 +146,10 @@ mod tests {
 
     #[test]
     fn cached_prompt_tokens_are_billed_at_the_cache_price() {
-        let openai = usage(json!({"prompt_tokens": 1000, "completion_tokens": 0, "total_tokens": 1000,
-            "prompt_tokens_details": {"cached_tokens": 800}}));
+        let openai = usage(
+            json!({"prompt_tokens": 1000, "completion_tokens": 0, "total_tokens": 1000,
+            "prompt_tokens_details": {"cached_tokens": 800}}),
+        );
         // 200 × 150_000 + 800 × 75_000 pico = 30_000_000 + 60_000_000 = 90_000 nanos.
         assert_eq!(nanos(&mini(), &Tokens::from_usage(&openai)), Nanos(90_000));
         // Anthropic, translated: prompt = input 10 + reads 100 + writes 1000.
@@ -157,9 +160,11 @@ mod tests {
             cache_creation_per_token: Some(3_750_000),
             ..Price::default()
         };
-        let anthropic = usage(json!({"prompt_tokens": 1110, "completion_tokens": 20, "total_tokens": 1130,
+        let anthropic = usage(
+            json!({"prompt_tokens": 1110, "completion_tokens": 20, "total_tokens": 1130,
             "prompt_tokens_details": {"cached_tokens": 100},
-            "cache_read_input_tokens": 100, "cache_creation_input_tokens": 1000}));
+            "cache_read_input_tokens": 100, "cache_creation_input_tokens": 1000}),
+        );
         let tokens = Tokens::from_usage(&anthropic);
         assert_eq!(
             tokens,

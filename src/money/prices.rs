@@ -149,9 +149,10 @@ fn parse_entry(value: &Value) -> Result<PriceEntry, String> {
     let tokens = |key: &str| -> Result<Option<u64>, String> {
         match fields.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(value) => value.as_u64().map(Some).ok_or_else(|| {
-                format!("`{key}` must be a whole number of tokens, got {value}")
-            }),
+            Some(value) => value
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("`{key}` must be a whole number of tokens, got {value}")),
         }
     };
     let per_request = price("input_cost_per_request")?
@@ -461,10 +462,14 @@ mod tests {
             PriceTable::parse(r#"{"gpt-4o-mini": {"input_cost_per_token": 1e-6, "litellm_provider": "openai"}, "my-model": {"input_cost_per_token": 2e-6}}"#)
                 .unwrap();
         let prices = Prices::with_overlay(overlay);
-        let mini = prices.resolve("openai", "gpt-4o-mini", &PriceOverrides::default()).unwrap();
+        let mini = prices
+            .resolve("openai", "gpt-4o-mini", &PriceOverrides::default())
+            .unwrap();
         assert_eq!(mini.price.input_per_token, 1_000_000);
         assert_eq!(mini.price.output_per_token, 0);
-        assert!(prices.resolve("openai", "my-model", &PriceOverrides::default()).is_some());
+        assert!(prices
+            .resolve("openai", "my-model", &PriceOverrides::default())
+            .is_some());
         // Entries the file does not name come from the shipped table.
         let sonnet = prices
             .resolve("anthropic", "claude-sonnet-4-5", &PriceOverrides::default())
