@@ -3,7 +3,8 @@
 //!
 //! The shipped table is `prices/model_prices.json`, derived by `scripts/update-prices` from
 //! LiteLLM's `model_prices_and_context_window_backup.json` of the litellm 1.110.2 wheel (taken
-//! 2026-12-02; LiteLLM is MIT-licensed, Copyright (c) 2023 Berri AI). It keeps LiteLLM's
+//! 2026-12-02; LiteLLM is MIT-licensed, Copyright (c) 2023 Berri AI: see
+//! `prices/LICENSE-litellm`). It keeps LiteLLM's
 //! format, so a user refreshes prices by pointing `switchyard_prices.file` (or
 //! `SWITCHYARD_PRICES_FILE`) at LiteLLM's newest file: its entries win over the shipped ones.
 //!
