@@ -84,9 +84,9 @@ pub const REQUESTED_MODEL_HEADER: &str = "x-switchyard-requested-model";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// How many headers a model answer usually carries (its content type, the served-by set, the
-/// request id, the six `x-ratelimit-*` of a limited key, two more): its map is made at this size
-/// once instead of growing (and rehashing) on the way out.
-pub(crate) const ANSWER_HEADERS: usize = 14;
+/// request id, the six `x-ratelimit-*` of a limited key, the two cost headers, two more): its
+/// map is made at this size once instead of growing (and rehashing) on the way out.
+pub(crate) const ANSWER_HEADERS: usize = 16;
 
 /// A whole JSON answer, its header map sized for what the pipeline adds.
 pub(crate) fn json_answer(body: impl Into<axum::body::Body>) -> Response {

@@ -790,6 +790,18 @@ impl Config {
         );
         let _ = writeln!(
             out,
+            "prices: {}{}",
+            crate::money::prices::SHIPPED_SOURCE,
+            self.prices_file
+                .as_ref()
+                .map_or(String::new(), |file| format!(
+                    ", under {} ({} entries)",
+                    file.display(),
+                    self.prices.overlay_len()
+                ))
+        );
+        let _ = writeln!(
+            out,
             "{} model group(s), {} deployment(s):",
             groups.len(),
             self.deployments.len()
@@ -804,7 +816,7 @@ impl Config {
                 };
                 let _ = writeln!(
                     out,
-                    "    - id {} -> {}/{} at {} key {} weight {}",
+                    "    - id {} -> {}/{} at {} key {} weight {} price {}",
                     d.id,
                     d.provider,
                     d.upstream_model,
@@ -812,12 +824,31 @@ impl Config {
                     d.api_key
                         .as_ref()
                         .map_or("(none)".to_owned(), Secret::masked),
-                    d.weight.map_or("default".to_owned(), |w| w.to_string())
+                    d.weight.map_or("default".to_owned(), |w| w.to_string()),
+                    describe_price(d)
                 );
             }
         }
         out
     }
+}
+
+/// `$0.15/$0.6 per 1M tokens (gpt-4o-mini)`, `none (cost 0)`.
+fn describe_price(d: &DeploymentConfig) -> String {
+    let Some(price) = &d.price else {
+        return "none (cost 0)".to_owned();
+    };
+    // A pico-dollar per token is a nano-dollar per thousand tokens: ×1000 per million.
+    let per_million = |pico: u64| {
+        let nanos = i64::try_from(u128::from(pico) * 1000).unwrap_or(i64::MAX);
+        crate::money::Nanos(nanos).to_string()
+    };
+    format!(
+        "${}/${} per 1M tokens ({})",
+        per_million(price.input_per_token),
+        per_million(price.output_per_token),
+        d.price_entry.as_deref().unwrap_or("own prices")
+    )
 }
 
 #[cfg(test)]

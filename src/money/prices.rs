@@ -4,9 +4,9 @@
 //! The shipped table is `prices/model_prices.json`, derived by `scripts/update-prices` from
 //! LiteLLM's `model_prices_and_context_window_backup.json` of the litellm 1.110.2 wheel (taken
 //! 2026-12-02; LiteLLM is MIT-licensed, Copyright (c) 2023 Berri AI: see
-//! `prices/LICENSE-litellm`). It keeps LiteLLM's
-//! format, so a user refreshes prices by pointing `switchyard_prices.file` (or
-//! `SWITCHYARD_PRICES_FILE`) at LiteLLM's newest file: its entries win over the shipped ones.
+//! `prices/LICENSE-litellm`). It keeps LiteLLM's format, so a user refreshes prices by pointing
+//! `switchyard_prices.file` (or `SWITCHYARD_PRICES_FILE`) at LiteLLM's newest file: its entries
+//! win over the shipped ones.
 //!
 //! Prices are integers: pico-dollars (1e-12 USD) per token. The cheapest token in LiteLLM's
 //! table is 1.3e-10 dollars (130 pico-dollars), so nothing real rounds away, and a cost is
