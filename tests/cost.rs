@@ -316,3 +316,63 @@ async fn a_price_file_replaces_shipped_prices_and_a_bad_one_is_refused() {
         "{stderr}"
     );
 }
+
+/// The access line of `request_id` in a gateway's log (text format).
+fn access_line(log: &str, request_id: &str) -> String {
+    log.lines()
+        .find(|l| {
+            l.contains(" INFO request request_id=")
+                && (l.contains(&format!("request_id=\"{request_id}\""))
+                    || l.contains(&format!("request_id={request_id} ")))
+        })
+        .unwrap_or_else(|| panic!("no access line for {request_id}:\n{log}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_streams_cost_is_settled_when_it_ends_reported_or_estimated() {
+    let mock = mock_upstream(&[]);
+    let gw = gateway(&config(&mock, ""), &[]);
+    let stream = |request_id: &'static str| {
+        let mut body = chat("mini");
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        let gw = &gw;
+        async move {
+            client()
+                .post(format!("{}/v1/chat/completions", gw.url))
+                .bearer_auth(MASTER_KEY)
+                .header("x-request-id", request_id)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let text = stream("cost-stream-whole").await;
+    let usage: Value = sse_data(&text)
+        .iter()
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find_map(|c| c.get("usage").filter(|u| !u.is_null()).cloned())
+        .expect("a usage chunk");
+    let nanos = expected(&usage, 150_000, 600_000);
+    // The upstream fails after two chunks: no usage came, so the cost is an estimate.
+    Mock(&mock).set(json!({"fail_mid_stream_after": 2})).await;
+    let cut = stream("cost-stream-cut").await;
+    assert!(cut.contains("error"), "{cut}");
+    let log = gw.shutdown();
+    let whole = access_line(&log, "cost-stream-whole");
+    let decimal = format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000);
+    let decimal = decimal.trim_end_matches('0');
+    assert!(
+        whole.contains(&format!("cost={decimal} ")),
+        "{decimal}: {whole}"
+    );
+    assert!(whole.contains("cost_source=\"reported\""), "{whole}");
+    let cut = access_line(&log, "cost-stream-cut");
+    assert!(cut.contains("cost_source=\"estimated\""), "{cut}");
+    assert!(!cut.contains("cost=0 "), "{cut}");
+}

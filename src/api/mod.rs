@@ -5,13 +5,13 @@
 mod admin;
 mod body;
 mod chat;
+mod cost;
 pub mod error;
 mod health;
 pub mod management;
 mod messages;
 mod models;
 mod passthrough;
-mod spend;
 mod sse;
 
 use std::panic::AssertUnwindSafe;
@@ -49,7 +49,7 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/health/readiness", get(health::readiness))
         .route("/metrics", get(health::metrics))
         .route("/config/reload", post(admin::reload_config))
-        .route("/spend/calculate", post(spend::calculate))
+        .route("/spend/calculate", post(cost::calculate))
         .merge(management::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,6 +1,6 @@
 //! `POST /spend/calculate`: what a request would cost (`{model, messages}`, an estimate of the
 //! prompt) or did cost (`{completion_response}`, from its usage), as LiteLLM's route answers:
-//! `{"cost": <dollars>}`.
+//! `{"cost": <dollars>}`. (The spend reports are in `spend.rs`; this one is pure pricing.)
 
 use axum::body::Body;
 use axum::http::HeaderMap;
