@@ -376,3 +376,57 @@ async fn a_streams_cost_is_settled_when_it_ends_reported_or_estimated() {
     assert!(cut.contains("cost_source=\"estimated\""), "{cut}");
     assert!(!cut.contains("cost=0 "), "{cut}");
 }
+
+#[tokio::test]
+async fn a_reload_rereads_the_price_file() {
+    let mock = mock_upstream(&[]);
+    let dir = std::env::temp_dir().join(format!("switchyard-cost-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let prices = dir.join("prices.json");
+    let price_file = |input: &str| {
+        std::fs::write(
+            &prices,
+            format!(r#"{{"gpt-4o-mini": {{"litellm_provider": "openai", "input_cost_per_token": {input}, "output_cost_per_token": 0}}}}"#),
+        )
+        .unwrap();
+    };
+    price_file("0.000001");
+    // A relative path is relative to the config file.
+    let config_path = dir.join("config.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "switchyard_prices:\n  file: prices.json\n{}",
+            config(&mock, "")
+        ),
+    )
+    .unwrap();
+    let gw = serve_file(&config_path, &[], &[]);
+    let prompt_cost = |pico: i64| {
+        let gw = &gw;
+        async move {
+            let response = post(gw, "/v1/chat/completions", &chat("mini")).await;
+            let cost = cost_header(&response);
+            let body: Value = response.json().await.unwrap();
+            let prompt = body["usage"]["prompt_tokens"].as_i64().unwrap();
+            assert_eq!(cost, (prompt * pico + 500) / 1000);
+        }
+    };
+    prompt_cost(1_000_000).await;
+    price_file("0.000003");
+    let reload = post(&gw, "/config/reload", &json!({})).await;
+    assert_eq!(reload.status(), 200);
+    let changes: Value = reload.json().await.unwrap();
+    assert!(
+        changes["changes"]["changed"].to_string().contains('"'),
+        "the repriced deployment shows as changed: {changes}"
+    );
+    prompt_cost(3_000_000).await;
+    // A broken file is refused and the running prices stay.
+    std::fs::write(&prices, r#"{"gpt-4o-mini": []}"#).unwrap();
+    let reload = post(&gw, "/config/reload", &json!({})).await;
+    assert_eq!(reload.status(), 400);
+    let error: Value = reload.json().await.unwrap();
+    assert!(error.to_string().contains("entry `gpt-4o-mini`"), "{error}");
+    prompt_cost(3_000_000).await;
+}
