@@ -287,18 +287,28 @@ impl Prices {
 
     /// The entry pricing `model` served by `provider`, by LiteLLM's lookup order
     /// (`litellm/utils.py`, `_model_cost_lookup_order`): `provider/model`, then `model` as
-    /// written, then `model` without its `provider/` prefix; an entry filed under another
-    /// provider does not count (with LiteLLM's exceptions: the `vertex_ai-*` and `bedrock*`
-    /// families, and `azure_ai` falling back to Azure's and OpenAI's prices).
+    /// written, then `model` without its `provider/` prefix, then the same two with the model's
+    /// version stripped (see [`strip_version`]); an entry filed under another provider does not
+    /// count (with LiteLLM's exceptions: the `vertex_ai-*` and `bedrock*` families, and
+    /// `azure_ai` falling back to Azure's and OpenAI's prices).
     pub fn lookup(&self, provider: &str, model: &str) -> Option<(String, &PriceEntry)> {
         let split = model
             .strip_prefix(provider)
             .and_then(|rest| rest.strip_prefix('/'));
+        let bare = split.unwrap_or(model);
         let combined = match split {
             Some(_) => model.to_owned(),
             None => format!("{provider}/{model}"),
         };
-        let candidates = [Some(combined.as_str()), Some(model), split];
+        let stripped = strip_version(provider, bare).filter(|s| *s != bare);
+        let combined_stripped = stripped.map(|s| format!("{provider}/{s}"));
+        let candidates = [
+            Some(combined.as_str()),
+            Some(model),
+            split,
+            combined_stripped.as_deref(),
+            stripped,
+        ];
         for name in candidates.into_iter().flatten() {
             if let Some(entry) = self.get(name) {
                 if provider_matches(entry.provider.as_deref(), provider) {
@@ -352,6 +362,41 @@ impl Prices {
             entry,
         })
     }
+}
+
+/// A model name without its version, as LiteLLM's `_strip_model_name` does it: an OpenAI
+/// fine-tune loses its organization, suffix and id (`ft:gpt-4o-mini:org::abc` →
+/// `ft:gpt-4o-mini`), a Vertex AI or Gemini model its `-NNN` version (`gemini-1.5-pro-002`), any
+/// other its dated snapshot (`gpt-4o-2024-11-20` → `gpt-4o`). (LiteLLM's Bedrock rules, region
+/// and version prefixes, are not reproduced: set `base_model` for such deployments.)
+pub fn strip_version<'a>(provider: &str, model: &'a str) -> Option<&'a str> {
+    if provider == "vertex_ai" || provider == "gemini" {
+        let (head, tail) = model.rsplit_once('-')?;
+        return (!tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit())).then_some(head);
+    }
+    if model.contains("ft:") {
+        // `(:[^:]*){3}$`: cut at the third colon from the end.
+        let mut end = model.len();
+        for _ in 0..3 {
+            end = model[..end].rfind(':')?;
+        }
+        return Some(&model[..end]);
+    }
+    // `-\d{4}-\d{2}-\d{2}$`
+    let bytes = model.as_bytes();
+    let n = bytes.len();
+    if n < 11 {
+        return None;
+    }
+    let suffix = &bytes[n - 11..];
+    let digit = |i: usize| suffix[i].is_ascii_digit();
+    let dated = suffix[0] == b'-'
+        && (1..5).all(digit)
+        && suffix[5] == b'-'
+        && (6..8).all(digit)
+        && suffix[8] == b'-'
+        && (9..11).all(digit);
+    dated.then(|| &model[..n - 11])
 }
 
 /// LiteLLM's `_check_provider_match`: an entry without a provider matches any.
@@ -455,6 +500,34 @@ mod tests {
         assert_eq!(raw("openai/gpt-x").as_deref(), Some("gpt-x"));
         assert_eq!(raw("azure/gpt-x").as_deref(), Some("azure/gpt-x"));
         assert_eq!(raw("nope"), None);
+    }
+
+    #[test]
+    fn versions_are_stripped_as_litellm_does() {
+        assert_eq!(strip_version("openai", "gpt-4o-2024-11-20"), Some("gpt-4o"));
+        assert_eq!(strip_version("openai", "gpt-4o"), None);
+        assert_eq!(strip_version("openai", "x-2024-1-20"), None);
+        assert_eq!(
+            strip_version("openai", "ft:gpt-4o-mini-2024-07-18:my-org::abc123"),
+            Some("ft:gpt-4o-mini-2024-07-18")
+        );
+        assert_eq!(strip_version("openai", "ft:gpt-4o:org"), None);
+        assert_eq!(
+            strip_version("gemini", "gemini-1.5-pro-002"),
+            Some("gemini-1.5-pro")
+        );
+        assert_eq!(strip_version("vertex_ai", "gemini-2.0-flash"), None);
+        let prices = table(
+            r#"{"gpt-x": {"input_cost_per_token": 1e-6, "litellm_provider": "openai"},
+                "gemini/gem-1": {"input_cost_per_token": 2e-6, "litellm_provider": "gemini"}}"#,
+        );
+        let name = |provider: &str, model: &str| prices.lookup(provider, model).map(|(n, _)| n);
+        assert_eq!(name("openai", "gpt-x-2030-01-02").as_deref(), Some("gpt-x"));
+        assert_eq!(
+            name("openai", "openai/gpt-x-2030-01-02").as_deref(),
+            Some("gpt-x")
+        );
+        assert_eq!(name("gemini", "gem-1-002").as_deref(), Some("gemini/gem-1"));
     }
 
     #[test]
