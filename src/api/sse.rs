@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -22,7 +23,6 @@ use crate::providers::http::ChunkStream;
 use crate::providers::ProviderError;
 use crate::router::{PassthroughStream, RouteError};
 use crate::schema::Usage;
-use std::sync::Arc;
 
 pub fn response(body: Body) -> Response {
     let mut response = Response::new(body);
