@@ -43,7 +43,13 @@ async fn handle(
             .chat_stream(ctx.http(), &request, &options)
             .await?;
         ctx.served(&served);
-        let mut stream = sse::chat_stream(served.value, request.wants_stream_usage());
+        // Only a stream cut short lacks usage, and then its body is gone: estimate now.
+        ctx.prompt_tokens_estimate = crate::providers::mock::estimate_prompt_tokens(messages);
+        let mut stream = sse::chat_stream(
+            served.value,
+            request.wants_stream_usage(),
+            served.deployment.price.clone(),
+        );
         served_headers(&mut stream.response, &served.deployment, served.attempts);
         route_headers(&mut stream.response, &served.report);
         dropped_params_header(&mut stream.response, &dropped(&served.deployment, &request));
@@ -52,6 +58,9 @@ async fn handle(
     let served = config.router.chat(ctx.http(), &request, &options).await?;
     ctx.served(&served);
     ctx.usage = served.value.usage().cloned();
+    if ctx.usage.is_none() {
+        ctx.prompt_tokens_estimate = crate::providers::mock::estimate_prompt_tokens(messages);
+    }
     let body = served.value.to_json(&served.deployment.model_name);
     let mut response = super::json_answer(body);
     served_headers(&mut response, &served.deployment, served.attempts);

@@ -70,7 +70,7 @@ async fn create(
                     let mut message: MessageResponse = parse_native(&native.await?, "message")?;
                     message.model.clone_from(&deployment.model_name);
                     return Ok(Answer {
-                        usage: usage_to_openai(&message.usage),
+                        usage: Some(usage_to_openai(&message.usage)),
                         message,
                         dropped: Vec::new(),
                     });
@@ -90,7 +90,7 @@ async fn create(
         .await?;
     ctx.served(&served);
     let answer = served.value;
-    ctx.usage = Some(answer.usage);
+    ctx.usage = answer.usage;
     let mut response = Json(answer.message).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
@@ -125,13 +125,15 @@ async fn admit(
         )
         .await?;
     options.prompt_tokens = Some(prompt_tokens);
+    ctx.prompt_tokens_estimate = prompt_tokens;
     Ok(options)
 }
 
-/// A whole answer and what it cost.
+/// A whole answer and what it cost (`None`: the upstream reported no usage; the cost is then
+/// estimated).
 struct Answer {
     message: MessageResponse,
-    usage: Usage,
+    usage: Option<Usage>,
     dropped: Vec<String>,
 }
 
@@ -141,7 +143,7 @@ impl Answer {
         deployment: &Deployment,
         dropped: Vec<String>,
     ) -> Self {
-        let usage = completion.usage.clone().unwrap_or_default();
+        let usage = completion.usage.clone();
         Answer {
             message: to_message(completion, &deployment.model_name),
             usage,

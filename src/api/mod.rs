@@ -5,6 +5,7 @@
 mod admin;
 mod body;
 mod chat;
+mod cost;
 pub mod error;
 mod health;
 pub mod management;
@@ -48,6 +49,7 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/health/readiness", get(health::readiness))
         .route("/metrics", get(health::metrics))
         .route("/config/reload", post(admin::reload_config))
+        .route("/spend/calculate", post(cost::calculate))
         .merge(management::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -82,9 +84,9 @@ pub const REQUESTED_MODEL_HEADER: &str = "x-switchyard-requested-model";
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// How many headers a model answer usually carries (its content type, the served-by set, the
-/// request id, the six `x-ratelimit-*` of a limited key, two more): its map is made at this size
-/// once instead of growing (and rehashing) on the way out.
-pub(crate) const ANSWER_HEADERS: usize = 14;
+/// request id, the six `x-ratelimit-*` of a limited key, the two cost headers, two more): its
+/// map is made at this size once instead of growing (and rehashing) on the way out.
+pub(crate) const ANSWER_HEADERS: usize = 16;
 
 /// A whole JSON answer, its header map sized for what the pipeline adds.
 pub(crate) fn json_answer(body: impl Into<axum::body::Body>) -> Response {

@@ -79,6 +79,7 @@ async fn serve(
             &|| prompt_tokens,
         )
         .await?;
+    ctx.prompt_tokens_estimate = prompt_tokens;
     let config = ctx.config.clone();
     if stream {
         let served = config

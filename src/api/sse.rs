@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -16,6 +17,7 @@ use futures_util::{Stream, StreamExt};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::error::ApiError;
+use crate::money::prices::Price;
 use crate::pipeline::{Outcome, RequestContext};
 use crate::providers::http::ChunkStream;
 use crate::providers::ProviderError;
@@ -72,14 +74,24 @@ fn reply(events: Pin<Box<dyn Stream<Item = Rendered> + Send>>, dialect: Dialect)
 }
 
 /// A chat stream as SSE. The usage-only chunk is hidden from clients that did not ask for it
-/// (the gateway always asks the upstream, to count tokens).
-pub fn chat_stream(chunks: ChunkStream, include_usage: bool) -> StreamReply {
+/// (the gateway always asks the upstream, to count tokens); for those that did, its `usage`
+/// carries the request's `cost` in dollars when the deployment has a price (LiteLLM's
+/// `include_cost_in_streaming_usage` shape).
+pub fn chat_stream(
+    chunks: ChunkStream,
+    include_usage: bool,
+    price: Option<Arc<Price>>,
+) -> StreamReply {
     let events = chunks.filter_map(move |item| {
         std::future::ready(match item {
             Ok(mut chunk) => {
                 let usage = chunk.usage.clone();
                 if !include_usage {
                     chunk.usage = None;
+                } else if let (Some(shown), Some(price)) = (chunk.usage.as_mut(), &price) {
+                    let tokens = crate::money::cost::Tokens::from_usage(shown);
+                    let cost = crate::money::cost::nanos(price, &tokens).as_usd();
+                    shown.extra.insert("cost".into(), cost.into());
                 }
                 let hidden = !include_usage && chunk.choices.is_empty() && usage.is_some();
                 Some(Ok((
@@ -212,6 +224,7 @@ impl Stream for SseBody {
                         self.ctx.usage = usage;
                     }
                     if let Some(event) = event {
+                        self.ctx.output_bytes += event.len() as u64;
                         self.ctx.output_sent();
                         return Poll::Ready(Some(Ok(event)));
                     }

@@ -32,6 +32,9 @@ pub struct RawConfig {
     /// keys, so a config carrying them still loads there.
     #[serde(default)]
     pub switchyard_routing: Option<RawSwitchyardRouting>,
+    /// Switchyard's price file (LiteLLM's format) over the shipped price table.
+    #[serde(default)]
+    pub switchyard_prices: Option<RawSwitchyardPrices>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -69,6 +72,14 @@ pub struct RawLitellmParams {
     pub region_name: Option<String>,
     pub extra_headers: Option<BTreeMap<String, String>>,
     pub mock_response: Option<String>,
+    /// Custom prices (dollars per token): they win over `model_info`'s and the price table's.
+    /// Unset ones serialize as `null`, which the id hash skips, so ids are as before.
+    pub input_cost_per_token: Option<f64>,
+    pub output_cost_per_token: Option<f64>,
+    pub cache_read_input_token_cost: Option<f64>,
+    pub cache_creation_input_token_cost: Option<f64>,
+    /// The model name the price table is searched for (an Azure deployment's real model).
+    pub base_model: Option<String>,
     #[serde(flatten)]
     pub extra: ExtraParams,
 }
@@ -78,6 +89,10 @@ pub struct RawModelInfo {
     pub id: Option<String>,
     pub input_cost_per_token: Option<f64>,
     pub output_cost_per_token: Option<f64>,
+    pub cache_read_input_token_cost: Option<f64>,
+    pub cache_creation_input_token_cost: Option<f64>,
+    /// The model name the price table is searched for (LiteLLM's Azure convention).
+    pub base_model: Option<String>,
     pub max_tokens: Option<u64>,
     pub max_input_tokens: Option<u64>,
     pub mode: Option<String>,
@@ -211,6 +226,14 @@ pub struct RawSwitchyardRouting {
     pub max_request_retries: Option<u32>,
     #[serde(default)]
     pub route_rules: Vec<RawRouteRule>,
+}
+
+/// `switchyard_prices:` — where a price file in LiteLLM's format is.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchyardPrices {
+    /// A path (relative to the config file) or `os.environ/NAME`.
+    pub file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

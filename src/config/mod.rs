@@ -13,7 +13,8 @@ mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use router::{
@@ -24,7 +25,12 @@ pub use secret::Secret;
 pub use storage::{Database, StorageSettings, DEFAULT_SQLITE_FILE};
 pub use tls::{CaBundle, TlsSettings};
 
+use crate::money::prices::{pico_from_usd, Price, PriceOverrides, PriceTable, Prices};
 use litellm::{RawConfig, RawLitellmParams, RawModel};
+
+/// The environment variable naming a price file, when the config does not
+/// (`switchyard_prices.file` wins).
+pub const PRICES_FILE_ENV: &str = "SWITCHYARD_PRICES_FILE";
 
 /// LiteLLM's default request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -65,6 +71,10 @@ pub struct Config {
     pub tls: TlsSettings,
     /// The database for keys, teams and users; the Redis for shared counters.
     pub storage: StorageSettings,
+    /// The shipped price table, with the price file (if any) over it.
+    pub prices: Prices,
+    /// The price file read, to name it in `switchyard check`.
+    pub prices_file: Option<PathBuf>,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -98,6 +108,11 @@ pub struct DeploymentConfig {
     pub extra_headers: Vec<(String, Secret)>,
     pub mock_response: Option<String>,
     pub info: ModelInfo,
+    /// What a token costs here: the price table's entry for the model (`base_model` when set)
+    /// with the deployment's own prices over it; `None` when nothing prices it.
+    pub price: Option<Arc<Price>>,
+    /// The price table entry used, if any.
+    pub price_entry: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -157,7 +172,12 @@ fn parse_source(
     };
     let mut raw = raw;
     let config_env = std::mem::take(&mut raw.environment_variables);
-    Validator::new(&config_env, env).run(raw)
+    let mut validator = Validator::new(&config_env, env);
+    validator.config_dir = Path::new(source)
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(Path::to_path_buf);
+    validator.run(raw)
 }
 
 /// Deserializes the YAML. An error names the key path (`model_list[0].litellm_params.timeout`),
@@ -195,6 +215,9 @@ struct Validator<'a> {
     warnings: Vec<String>,
     /// Unsupported keys already warned about, so 50 models with the same key give one warning.
     warned: BTreeSet<String>,
+    /// Relative paths in the config (the price file) are relative to this.
+    config_dir: Option<PathBuf>,
+    prices: Prices,
 }
 
 impl<'a> Validator<'a> {
@@ -207,6 +230,8 @@ impl<'a> Validator<'a> {
             env,
             warnings: Vec::new(),
             warned: BTreeSet::new(),
+            config_dir: None,
+            prices: Prices::shipped(),
         }
     }
 
@@ -243,6 +268,7 @@ impl<'a> Validator<'a> {
             None => DEFAULT_TIMEOUT,
         };
 
+        let prices_file = self.prices(&mut raw)?;
         let mut deployments = Vec::with_capacity(raw.model_list.len());
         let mut ids = BTreeMap::new();
         // How often each generated id was seen so far: identical entries get `-2`, `-3` ...
@@ -294,6 +320,8 @@ impl<'a> Validator<'a> {
                 router,
                 tls,
                 storage,
+                prices: self.prices.clone(),
+                prices_file,
             },
             warnings: self.warnings,
         })
@@ -388,7 +416,10 @@ impl<'a> Validator<'a> {
                 ));
             }
         }
+        let (price, price_entry) = self.price(&params, &info, &provider, &upstream_model, &at)?;
         Ok(DeploymentConfig {
+            price,
+            price_entry,
             id,
             provider,
             upstream_model,
@@ -421,6 +452,84 @@ impl<'a> Validator<'a> {
                 access_groups: info.access_groups.clone(),
             },
             model_name,
+        })
+    }
+
+    /// Reads the price file (`switchyard_prices.file`, else `SWITCHYARD_PRICES_FILE`) over the
+    /// shipped table. A file that does not parse is an error naming the file and the entry.
+    fn prices(&mut self, raw: &mut RawConfig) -> Result<Option<PathBuf>, ConfigError> {
+        const KEY: &str = "switchyard_prices.file";
+        let path = match raw.switchyard_prices.take().and_then(|p| p.file) {
+            Some(file) => self.resolve(&file, KEY)?,
+            None => match self.env_var(PRICES_FILE_ENV) {
+                Some(file) if !file.is_empty() => file,
+                _ => return Ok(None),
+            },
+        };
+        let mut path = PathBuf::from(path);
+        if path.is_relative() {
+            if let Some(dir) = &self.config_dir {
+                path = dir.join(path);
+            }
+        }
+        let location = format!("{KEY} ({})", path.display());
+        let text = std::fs::read_to_string(&path)
+            .map_err(|err| invalid(&location, format!("cannot read the price file: {err}")))?;
+        let table = PriceTable::parse(&text).map_err(|err| invalid(&location, err.to_string()))?;
+        self.prices = Prices::with_overlay(table);
+        Ok(Some(path))
+    }
+
+    /// A deployment's price: its own prices (`litellm_params` first, then `model_info`) over
+    /// the table's entry for `base_model` (either place), else for the model it calls.
+    fn price(
+        &mut self,
+        params: &RawLitellmParams,
+        info: &litellm::RawModelInfo,
+        provider: &str,
+        upstream_model: &str,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<(Option<Arc<Price>>, Option<String>), ConfigError> {
+        let pico = |params_value: Option<f64>, info_value: Option<f64>, key: &str| {
+            let (value, place) = match (params_value, info_value) {
+                (Some(v), _) => (v, "litellm_params"),
+                (None, Some(v)) => (v, "model_info"),
+                (None, None) => return Ok(None),
+            };
+            pico_from_usd(value)
+                .map(Some)
+                .map_err(|message| invalid(&at(&format!("{place}.{key}")), message))
+        };
+        let overrides = PriceOverrides {
+            input_per_token: pico(
+                params.input_cost_per_token,
+                info.input_cost_per_token,
+                "input_cost_per_token",
+            )?,
+            output_per_token: pico(
+                params.output_cost_per_token,
+                info.output_cost_per_token,
+                "output_cost_per_token",
+            )?,
+            cache_read_per_token: pico(
+                params.cache_read_input_token_cost,
+                info.cache_read_input_token_cost,
+                "cache_read_input_token_cost",
+            )?,
+            cache_creation_per_token: pico(
+                params.cache_creation_input_token_cost,
+                info.cache_creation_input_token_cost,
+                "cache_creation_input_token_cost",
+            )?,
+        };
+        let base_model = match params.base_model.as_deref().or(info.base_model.as_deref()) {
+            Some(name) => Some(self.resolve(name, &at("model_info.base_model"))?),
+            None => None,
+        };
+        let model = base_model.as_deref().unwrap_or(upstream_model);
+        Ok(match self.prices.resolve(provider, model, &overrides) {
+            Some(resolved) => (Some(resolved.price), resolved.entry),
+            None => (None, None),
         })
     }
 
@@ -681,6 +790,18 @@ impl Config {
         );
         let _ = writeln!(
             out,
+            "prices: {}{}",
+            crate::money::prices::SHIPPED_SOURCE,
+            self.prices_file
+                .as_ref()
+                .map_or(String::new(), |file| format!(
+                    ", under {} ({} entries)",
+                    file.display(),
+                    self.prices.overlay_len()
+                ))
+        );
+        let _ = writeln!(
+            out,
             "{} model group(s), {} deployment(s):",
             groups.len(),
             self.deployments.len()
@@ -695,7 +816,7 @@ impl Config {
                 };
                 let _ = writeln!(
                     out,
-                    "    - id {} -> {}/{} at {} key {} weight {}",
+                    "    - id {} -> {}/{} at {} key {} weight {} price {}",
                     d.id,
                     d.provider,
                     d.upstream_model,
@@ -703,12 +824,31 @@ impl Config {
                     d.api_key
                         .as_ref()
                         .map_or("(none)".to_owned(), Secret::masked),
-                    d.weight.map_or("default".to_owned(), |w| w.to_string())
+                    d.weight.map_or("default".to_owned(), |w| w.to_string()),
+                    describe_price(d)
                 );
             }
         }
         out
     }
+}
+
+/// `$0.15/$0.6 per 1M tokens (gpt-4o-mini)`, `none (cost 0)`.
+fn describe_price(d: &DeploymentConfig) -> String {
+    let Some(price) = &d.price else {
+        return "none (cost 0)".to_owned();
+    };
+    // A pico-dollar per token is a nano-dollar per thousand tokens: ×1000 per million.
+    let per_million = |pico: u64| {
+        let nanos = i64::try_from(u128::from(pico) * 1000).unwrap_or(i64::MAX);
+        crate::money::Nanos(nanos).to_string()
+    };
+    format!(
+        "${}/${} per 1M tokens ({})",
+        per_million(price.input_per_token),
+        per_million(price.output_per_token),
+        d.price_entry.as_deref().unwrap_or("own prices")
+    )
 }
 
 #[cfg(test)]

@@ -606,3 +606,136 @@ fn tls_settings_follow_litellm() {
     .unwrap_err();
     assert!(err.contains("no PEM certificate"), "{err}");
 }
+
+fn price_of(loaded: &Loaded, name: &str) -> Option<Arc<Price>> {
+    loaded
+        .config
+        .deployments
+        .iter()
+        .find(|d| d.model_name == name)
+        .unwrap()
+        .price
+        .clone()
+}
+
+#[test]
+fn deployments_are_priced_from_the_table_base_model_and_their_own_prices() {
+    let loaded = parse_ok(
+        r#"
+model_list:
+  - model_name: mini
+    litellm_params: {model: openai/gpt-4o-mini}
+  - model_name: azure-mini
+    litellm_params: {model: azure/my-deployment, api_base: "https://x.openai.azure.com"}
+    model_info: {base_model: azure/gpt-4o-mini}
+  - model_name: params-win
+    litellm_params: {model: openai/gpt-4o-mini, input_cost_per_token: 0.000001}
+    model_info: {input_cost_per_token: 0.000009, output_cost_per_token: 0.000002}
+  - model_name: local
+    litellm_params: {model: hosted_vllm/llama, api_base: "http://localhost:8000"}
+"#,
+    );
+    let mini = price_of(&loaded, "mini").unwrap();
+    assert_eq!(
+        (mini.input_per_token, mini.output_per_token),
+        (150_000, 600_000)
+    );
+    let azure = price_of(&loaded, "azure-mini").unwrap();
+    assert!(azure.input_per_token > 0);
+    let entry = |name: &str| {
+        loaded
+            .config
+            .deployments
+            .iter()
+            .find(|d| d.model_name == name)
+            .unwrap()
+            .price_entry
+            .clone()
+    };
+    assert_eq!(entry("azure-mini").as_deref(), Some("azure/gpt-4o-mini"));
+    let own = price_of(&loaded, "params-win").unwrap();
+    assert_eq!(own.input_per_token, 1_000_000, "litellm_params wins");
+    assert_eq!(own.output_per_token, 2_000_000, "then model_info");
+    assert_eq!(own.cache_read_per_token, Some(75_000), "then the table");
+    assert!(price_of(&loaded, "local").is_none());
+    // The stable id is the same whether or not a price is written in litellm_params' typed keys.
+    assert!(loaded.warnings.iter().all(|w| !w.contains("cost")));
+}
+
+#[test]
+fn a_bad_price_in_the_config_names_the_key() {
+    let err = parse_err(
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, output_cost_per_token: -1}\n",
+    );
+    assert!(
+        err.contains("litellm_params.output_cost_per_token") && err.contains("negative"),
+        "{err}"
+    );
+    let err = parse_err(
+        "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m}\n    model_info: {input_cost_per_token: .inf}\n",
+    );
+    assert!(err.contains("model_info.input_cost_per_token"), "{err}");
+}
+
+#[test]
+fn a_price_file_goes_over_the_shipped_table_and_bad_ones_are_named() {
+    let dir = std::env::temp_dir().join(format!("switchyard-prices-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"sample_spec": {"max_input_tokens": "docs"}, "gpt-4o-mini": {"input_cost_per_token": 1e-5, "litellm_provider": "openai"}}"#,
+    )
+    .unwrap();
+    let yaml = |file: &std::path::Path| {
+        format!(
+            "switchyard_prices: {{file: {}}}\nmodel_list:\n  - model_name: mini\n    litellm_params: {{model: openai/gpt-4o-mini}}\n",
+            file.display()
+        )
+    };
+    let loaded = parse_ok(&yaml(&good));
+    let mini = price_of(&loaded, "mini").unwrap();
+    assert_eq!(
+        (mini.input_per_token, mini.output_per_token),
+        (10_000_000, 0)
+    );
+    assert_eq!(loaded.config.prices_file.as_deref(), Some(good.as_path()));
+    // The environment variable names a file when the config does not.
+    let path = good.display().to_string();
+    let loaded = parse(
+        "model_list:\n  - model_name: mini\n    litellm_params: {model: openai/gpt-4o-mini}\n",
+        &|name| (name == PRICES_FILE_ENV).then(|| path.clone()),
+    )
+    .unwrap();
+    assert_eq!(
+        price_of(&loaded, "mini").unwrap().input_per_token,
+        10_000_000
+    );
+
+    let bad = dir.join("bad.json");
+    for (text, expected) in [
+        (
+            r#"{"evil": {"input_cost_per_token": -1}}"#,
+            "entry `evil`: `input_cost_per_token` must not be negative",
+        ),
+        (r#"{"evil": "free"}"#, "entry `evil`: must be an object"),
+        (
+            r#"{"evil": {"output_cost_per_token": 1e400}}"#,
+            "not a JSON object",
+        ),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let err = parse(&yaml(&bad), &env_none).unwrap_err().to_string();
+        assert!(
+            err.contains("switchyard_prices.file") && err.contains("bad.json"),
+            "{err}"
+        );
+        assert!(err.contains(expected), "{err}");
+    }
+    let err = parse(&yaml(&dir.join("missing.json")), &env_none)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot read the price file"), "{err}");
+    let err = parse_err("switchyard_prices: {path: x.json}\n");
+    assert!(err.contains("path"), "{err}");
+}

@@ -5,6 +5,9 @@
 //! to zero, and sums of floats drift. Prices per token are finer still (see `prices`); a cost is
 //! rounded to the nano-dollar once, when it is computed, and only integers are summed after.
 
+pub mod cost;
+pub mod prices;
+
 use std::fmt;
 
 /// An amount in nano-dollars (1e-9 USD).
@@ -47,8 +50,48 @@ impl fmt::Display for Nanos {
         if frac == 0 {
             return write!(f, "{sign}{whole}");
         }
-        let digits = format!("{frac:09}");
-        write!(f, "{sign}{whole}.{}", digits.trim_end_matches('0'))
+        // Trailing zeros dropped by arithmetic, not by trimming a formatted string: the cost
+        // header of every response is written with this, without allocating.
+        let (mut frac, mut width) = (frac, 9);
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        write!(f, "{sign}{whole}.{frac:0width$}")
+    }
+}
+
+impl Nanos {
+    /// The exact decimal dollars as a header value (the `Display` form), formatted on the stack.
+    pub fn header_value(self) -> axum::http::HeaderValue {
+        let mut buf = StackText::default();
+        // 21 bytes at most (`-9223372036.854775808`): the buffer cannot overflow.
+        let _ = fmt::write(&mut buf, format_args!("{self}"));
+        axum::http::HeaderValue::from_bytes(buf.as_bytes())
+            .unwrap_or_else(|_| axum::http::HeaderValue::from_static("0"))
+    }
+}
+
+/// A fixed buffer `fmt::Write` fills without allocating.
+#[derive(Default)]
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Write for StackText {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -95,6 +138,10 @@ mod tests {
         assert_eq!(Nanos(1).to_string(), "0.000000001");
         assert_eq!(Nanos(-1_500_000_000).to_string(), "-1.5");
         assert_eq!(Nanos(i64::MIN).to_string(), "-9223372036.854775808");
+        assert_eq!(Nanos(100).to_string(), "0.0000001");
+        assert_eq!(Nanos(1_000_000_010).to_string(), "1.00000001");
+        assert_eq!(Nanos(i64::MIN).header_value(), "-9223372036.854775808");
+        assert_eq!(Nanos(450_000).header_value(), "0.00045");
     }
 
     #[test]

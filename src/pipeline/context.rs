@@ -50,6 +50,11 @@ pub struct RequestContext {
     pub cache_hit: bool,
     /// What the request cost, once known (set where usage is known; see `money`).
     pub cost: Option<crate::money::Cost>,
+    /// The prompt's token estimate, for a cost when no usage is reported (set by handlers
+    /// where it is cheap, or when usage is missing).
+    pub prompt_tokens_estimate: u64,
+    /// Bytes of answer sent (a stream's events, a whole body), for the same estimate.
+    pub output_bytes: u64,
     /// The rate limits this request took (released and reconciled when it finishes).
     pub admission: Option<crate::policy::enforce::Admission>,
     /// The request's `max_tokens` (set by the surface before `admit`), for its worst-case cost.
@@ -133,6 +138,8 @@ impl FromRequestParts<AppState> for RequestContext {
             first_output: None,
             cache_hit: false,
             cost: None,
+            prompt_tokens_estimate: 0,
+            output_bytes: 0,
             admission: None,
             max_output_tokens: None,
             budget_hold: None,
@@ -264,6 +271,14 @@ impl RequestContext {
             admission.headers(response.headers_mut());
         }
         let status = response.status().as_u16();
+        if status < 400 && self.served.is_some() {
+            use axum::body::HttpBody as _;
+            if self.usage.is_none() {
+                self.output_bytes = response.body().size_hint().exact().unwrap_or(0);
+            }
+            let cost = self.settle_cost();
+            cost_headers(response.headers_mut(), cost.total);
+        }
         let outcome = if status < 400 {
             Outcome::Answered
         } else {
@@ -289,6 +304,26 @@ impl RequestContext {
         }
     }
 
+    /// What the request cost: the served deployment's price times the usage reported, else an
+    /// estimate; computed once, then kept.
+    pub fn settle_cost(&mut self) -> crate::money::Cost {
+        if let Some(cost) = self.cost {
+            return cost;
+        }
+        let price = self
+            .served
+            .as_ref()
+            .and_then(|(deployment, _)| deployment.price.as_deref());
+        let cost = crate::money::cost::of_request(
+            price,
+            self.usage.as_ref(),
+            self.prompt_tokens_estimate,
+            self.output_bytes,
+        );
+        self.cost = Some(cost);
+        cost
+    }
+
     /// Emits the finished event, once.
     pub fn emit(&mut self, status: u16, outcome: Outcome) {
         if self.emitted {
@@ -301,6 +336,14 @@ impl RequestContext {
             if let Some(usage) = &self.usage {
                 admission.reconcile(self.state.limiter.as_ref(), usage.total_tokens);
             }
+        }
+        // A stream's cost is known when it ends (or is cut, or abandoned): whatever reached the
+        // client was paid for. A request that failed before any answer costs nothing.
+        if self.cost.is_none()
+            && self.served.is_some()
+            && (status < 400 || self.usage.is_some() || self.output_bytes > 0)
+        {
+            self.settle_cost();
         }
         // Budgets: the reservation becomes what the request cost (nothing, if it failed
         // before a cost was known).
@@ -384,6 +427,19 @@ fn route_allowed(allowed: &[String], path: &str) -> bool {
             }
         }
     })
+}
+
+/// LiteLLM's and Switchyard's cost headers, exact decimal dollars.
+pub const LITELLM_COST_HEADER: &str = "x-litellm-response-cost";
+pub const COST_HEADER: &str = "x-switchyard-response-cost";
+
+fn cost_headers(headers: &mut axum::http::HeaderMap, total: crate::money::Nanos) {
+    const LITELLM: axum::http::HeaderName =
+        axum::http::HeaderName::from_static(LITELLM_COST_HEADER);
+    const OURS: axum::http::HeaderName = axum::http::HeaderName::from_static(COST_HEADER);
+    let value = total.header_value();
+    headers.insert(LITELLM, value.clone());
+    headers.insert(OURS, value);
 }
 
 /// On a response whose finished event the pipeline emits (or will, from a stream body): the

@@ -79,6 +79,9 @@ pub struct Deployment {
     pub canary_share: Option<f64>,
     /// Input plus output price per token, for cost-based-routing (infinite when unknown).
     pub cost_per_token: f64,
+    /// What a token costs (see `money::prices`), resolved when the config was built; `None`
+    /// when nothing prices this deployment (its requests are recorded as unpriced, cost 0).
+    pub price: Option<Arc<crate::money::prices::Price>>,
     pub max_input_tokens: Option<u64>,
     /// `model_info.mode` (`chat`, `embedding`, `completion`), which decides the health check.
     pub mode: Option<String>,
@@ -536,11 +539,13 @@ fn build_deployment(
     }
     let timeout = entry.timeout.unwrap_or(config.request_timeout);
     let cost_per_token = match (
+        &entry.price,
         entry.info.input_cost_per_token,
         entry.info.output_cost_per_token,
     ) {
-        (None, None) => f64::INFINITY,
-        (input, output) => input.unwrap_or(0.0) + output.unwrap_or(0.0),
+        (Some(price), _, _) => price.per_token_usd(),
+        (None, None, None) => f64::INFINITY,
+        (None, input, output) => input.unwrap_or(0.0) + output.unwrap_or(0.0),
     };
     let header_value = |key: &str, value: &str| {
         HeaderValue::from_str(value).map_err(|_| {
@@ -582,6 +587,7 @@ fn build_deployment(
         region: entry.region.clone(),
         canary_share: entry.canary_share,
         cost_per_token,
+        price: entry.price.clone(),
         max_input_tokens: entry.info.max_input_tokens,
         mode: entry.info.mode.clone(),
         cooldown_exempt: false,

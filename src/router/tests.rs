@@ -240,6 +240,27 @@ fn cost_based_picks_the_cheapest_known_price() {
 }
 
 #[test]
+fn cost_based_uses_the_price_table_and_base_model() {
+    // gpt-4o ($2.50/$10 per million) against gpt-4o-mini ($0.15/$0.60), priced from the table;
+    // `my-deployment` is gpt-4o-mini by `base_model`; a model the table lacks is never cheapest.
+    let r = router(&group_yaml(
+        "cost-based-routing",
+        &[
+            ("gpt-4o", "", ""),
+            ("my-deployment", "", ", base_model: gpt-4o-mini"),
+            ("not-in-any-table", "", ""),
+        ],
+        "",
+    ));
+    let costs: Vec<f64> = r.deployments().iter().map(|d| d.cost_per_token).collect();
+    assert_eq!(costs[0], 12.5e-6);
+    assert_eq!(costs[1], 0.75e-6);
+    assert!(costs[2].is_infinite());
+    let c = counts(&r, 200, &ctx(NOW), 7);
+    assert_eq!(count_of(&c, "my-deployment"), 200, "{c:?}");
+}
+
+#[test]
 fn order_one_before_order_two_until_it_cools_down() {
     let r = router(&group_yaml(
         "simple-shuffle",

@@ -42,6 +42,8 @@ fn access_line(event: &Finished<'_>) {
         stream = event.stream,
         prompt_tokens = event.usage.map(|u| u.prompt_tokens),
         completion_tokens = event.usage.map(|u| u.completion_tokens),
+        cost = event.cost.map(|c| tracing::field::display(c.total)),
+        cost_source = event.cost.map(|c| c.source.name()),
         end_user = event.end_user,
         feature = event
             .metadata
