@@ -104,7 +104,17 @@ async fn limiter(
     let Some(url) = redis_url else {
         return std::sync::Arc::new(LocalLimiter::new());
     };
-    match RedisLimiter::connect(url.expose(), RedisOptions::default()).await {
+    let mut options = RedisOptions::default();
+    // How long a request waits for Redis before limits fall back to this instance; a busy or
+    // distant Redis may need more than the default.
+    if let Some(ms) = std::env::var("SWITCHYARD_REDIS_LIMIT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|ms| *ms > 0)
+    {
+        options.call_timeout = std::time::Duration::from_millis(ms);
+    }
+    match RedisLimiter::connect(url.expose(), options).await {
         Ok(limiter) => {
             tracing::info!("rate limits shared through Redis");
             std::sync::Arc::new(limiter)
