@@ -166,3 +166,32 @@ async fn a_key_without_a_budget_is_not_limited() {
         assert_eq!(spend(&gw, &key, &chat_body("chat")).await.0, 200);
     }
 }
+
+#[tokio::test]
+async fn budget_fields_that_cannot_apply_are_refused_naming_the_field() {
+    let gw = gateway(&priced_config(), &[]);
+    for (body, field) in [
+        (json!({"max_budget": "ten"}), "max_budget"),
+        (json!({"max_budget": -1}), "max_budget"),
+        (json!({"soft_budget": true}), "soft_budget"),
+        (json!({"max_budget": 1, "budget_duration": "1y"}), "budget_duration"),
+        (json!({"max_budget": 1, "budget_duration": 30}), "budget_duration"),
+    ] {
+        for path in ["/key/generate", "/team/new", "/customer/new"] {
+            let mut body = body.clone();
+            if path == "/customer/new" {
+                body["user_id"] = json!("c-1");
+            }
+            let response = client()
+                .post(format!("{}{path}", gw.url))
+                .bearer_auth(MASTER_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 400, "{path} {body}");
+            let error: Value = response.json().await.unwrap();
+            assert_eq!(error["error"]["param"], field, "{path} {error}");
+        }
+    }
+}

@@ -61,7 +61,7 @@ fn apply(end_user: &mut EndUserRecord, body: &Map<String, Value>) -> Result<(), 
         metadata: &mut end_user.metadata,
     }
     .apply(body)?;
-    end_user.extra.extend(rest(body, KNOWN));
+    end_user.extra.extend(rest(body, KNOWN)?);
     Ok(())
 }
 

@@ -120,7 +120,7 @@ fn apply(record: &mut KeyRecord, body: &Map<String, Value>, now: i64) -> Result<
         })?;
         record.expires = Some(now + ms);
     }
-    record.extra.extend(rest(body, KNOWN));
+    record.extra.extend(rest(body, KNOWN)?);
     Ok(())
 }
 

@@ -329,11 +329,45 @@ async fn delete_all(
 }
 
 /// The fields of `body` a handler did not read, kept as LiteLLM sent them.
-fn rest(body: &Map<String, Value>, known: &[&str]) -> Map<String, Value> {
-    body.iter()
+fn rest(body: &Map<String, Value>, known: &[&str]) -> Result<Map<String, Value>, ApiError> {
+    check_budget(body)?;
+    Ok(body
+        .iter()
         .filter(|(k, v)| !known.contains(&k.as_str()) && !v.is_null())
         .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
+        .collect())
+}
+
+/// The budget fields (kept in `extra`, read by `policy::budget`) must mean something: a budget
+/// that silently does not apply is worse than a 400.
+fn check_budget(body: &Map<String, Value>) -> Result<(), ApiError> {
+    for field in ["max_budget", "soft_budget"] {
+        match body.get(field) {
+            None | Some(Value::Null) => {}
+            Some(value) if value.as_f64().is_some_and(|v| v >= 0.0 && v.is_finite()) => {}
+            Some(value) => {
+                return Err(ApiError::bad_request(
+                    format!("`{field}` must be a number of dollars, 0 or more, got {value}"),
+                    Some(field),
+                ))
+            }
+        }
+    }
+    match body.get("budget_duration") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(text)) => crate::policy::budget::Period::parse(text)
+            .map(|_| ())
+            .map_err(|problem| {
+                ApiError::bad_request(
+                    format!("`budget_duration` {problem}"),
+                    Some("budget_duration"),
+                )
+            }),
+        Some(value) => Err(ApiError::bad_request(
+            format!("`budget_duration` must be a string such as \"30d\" or \"1mo\", got {value}"),
+            Some("budget_duration"),
+        )),
+    }
 }
 
 /// Unix milliseconds as LiteLLM's ISO-8601 timestamps (`2026-12-02T03:04:05.678000Z`).

@@ -111,7 +111,7 @@ fn apply(team: &mut TeamRecord, body: &Map<String, Value>) -> Result<(), ApiErro
     if let Some(blocked) = flag(body, "blocked")? {
         team.blocked = blocked;
     }
-    team.extra.extend(rest(body, KNOWN));
+    team.extra.extend(rest(body, KNOWN)?);
     Ok(())
 }
 

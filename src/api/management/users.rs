@@ -90,7 +90,7 @@ fn apply(user: &mut UserRecord, body: &Map<String, Value>) -> Result<(), ApiErro
     if let Some(teams) = strings(body, "teams")? {
         user.teams = teams;
     }
-    user.extra.extend(rest(body, KNOWN));
+    user.extra.extend(rest(body, KNOWN)?);
     Ok(())
 }
 
