@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod money;
 pub mod pipeline;

@@ -174,8 +174,14 @@ async fn budget_fields_that_cannot_apply_are_refused_naming_the_field() {
         (json!({"max_budget": "ten"}), "max_budget"),
         (json!({"max_budget": -1}), "max_budget"),
         (json!({"soft_budget": true}), "soft_budget"),
-        (json!({"max_budget": 1, "budget_duration": "1y"}), "budget_duration"),
-        (json!({"max_budget": 1, "budget_duration": 30}), "budget_duration"),
+        (
+            json!({"max_budget": 1, "budget_duration": "1y"}),
+            "budget_duration",
+        ),
+        (
+            json!({"max_budget": 1, "budget_duration": 30}),
+            "budget_duration",
+        ),
     ] {
         for path in ["/key/generate", "/team/new", "/customer/new"] {
             let mut body = body.clone();

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use crate::auth::Principal;
+use crate::calendar::{add_months, civil_from_days};
 use crate::money::Nanos;
 use crate::policy::limits::Scope;
 use crate::store::{EndUserRecord, Millis};
@@ -167,51 +168,7 @@ impl Period {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
-
-/// `ms` plus `months` calendar months (UTC), the day clamped to the target month's length.
-fn add_months(ms: i64, months: i64) -> i64 {
-    let days = ms.div_euclid(DAY_MS);
-    let time = ms.rem_euclid(DAY_MS);
-    let (year, month, day) = civil_from_days(days);
-    let total = year * 12 + (month - 1) + months;
-    let (year, month) = (total.div_euclid(12), total.rem_euclid(12) + 1);
-    let day = day.min(days_in_month(year, month));
-    days_from_civil(year, month, day) * DAY_MS + time
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+const DAY_MS: i64 = crate::calendar::DAY_MS;
 
 /// One budget a request is subject to.
 #[derive(Clone, Copy, Debug)]
@@ -384,6 +341,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::calendar::days_from_civil;
 
     const DAY: i64 = 86_400_000;
 
