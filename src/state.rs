@@ -30,6 +30,8 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     /// Rate limits: in this process, or shared through Redis when scaled out.
     pub limiter: Arc<dyn Limiter>,
+    /// Spend-log rows on their way to the store (started by the server; see `spend/`).
+    pub spend: Arc<crate::spend::SpendLog>,
     /// Whether the last refresh from the store succeeded (for `/health/readiness`).
     pub store_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
@@ -101,8 +103,10 @@ impl AppState {
         store: Arc<dyn Store>,
         limiter: Arc<dyn Limiter>,
     ) -> Result<Self, ConfigError> {
+        let spend = crate::spend::SpendLog::new(config.spend.clone());
         let snapshot = Snapshot::build(config, None)?;
         Ok(AppState(Arc::new(Inner {
+            spend,
             snapshot: ArcSwap::from_pointee(snapshot),
             identities: Arc::new(IdentityCache::new()),
             store,
