@@ -718,6 +718,7 @@ mod spend {
         PG_COLUMNS,
         "switchyard_spend_logs l CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(l.metadata -> 'tags') = 'array' THEN l.metadata -> 'tags' ELSE '[]'::jsonb END) AS t(value)",
         "(l.metadata ->> ",
+        ")",
         |key: &str| key.to_owned()
     );
 }

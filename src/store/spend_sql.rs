@@ -60,9 +60,9 @@ pub(super) fn spend_from_row(row: &impl Cols) -> Result<SpendRow, StoreError> {
 /// - `$json_cast`: what follows a bound JSON text (`""` or `"::jsonb"`);
 /// - `$select`: the column list as read back (JSON as text);
 /// - `$tags`: the FROM clause that yields one row per tag as `t.value`;
-/// - `$meta`: the expression of a metadata key bound as `$meta_bind(key)`.
+/// - `$meta`, `$meta_end`: the expression of a metadata key around `$meta_bind(key)`.
 macro_rules! spend_queries {
-    ($db:ty, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_bind:expr) => {
+    ($db:ty, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
         use $crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
         #[allow(unused_imports)]
         use $crate::store::spend_sql::{spend_from_row, COLUMNS, INSERT_CHUNK, PG_COLUMNS};
@@ -214,7 +214,7 @@ macro_rules! spend_queries {
                 GroupBy::Metadata(key) => {
                     query.push($meta);
                     query.push_bind($meta_bind(key));
-                    query.push(")");
+                    query.push($meta_end);
                     "switchyard_spend_logs l"
                 }
             };

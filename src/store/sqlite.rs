@@ -567,6 +567,7 @@ mod spend {
         COLUMNS,
         "switchyard_spend_logs l, json_each(l.metadata, '$.tags') t",
         "CAST(json_extract(l.metadata, ",
+        ") AS TEXT)",
         |key: &str| format!("$.\"{key}\"")
     );
 }
