@@ -653,3 +653,101 @@ async fn spend_store_contract_on_postgres() {
 async fn spend_store_contract_in_memory() {
     store_contract(&switchyard::store::memory::MemoryStore::new()).await;
 }
+
+/// A graceful shutdown writes what is queued; `switchyard spend report` then reads the same
+/// groups from the database the config names.
+#[tokio::test]
+async fn shutdown_flushes_and_the_cli_reports_by_feature() {
+    let path = write_config(&spend_config(
+        "",
+        "switchyard_spend: {flush_interval_ms: 60000, batch_size: 1000}",
+    ));
+    let gw = serve_file(&path, &[], &[]);
+    for feature in ["search", "search", "summarize"] {
+        let mut body = chat_body("chat");
+        body["metadata"] = json!({"feature": feature});
+        assert_eq!(chat_as(&gw, MASTER_KEY, body).await.0, 200);
+    }
+    // The writer waits up to a minute to fill its batch: only the shutdown writes these rows.
+    let log = gw.shutdown();
+    assert!(!log.contains("spilled"), "{log}");
+    let out = std::process::Command::new(BIN)
+        .args([
+            "spend",
+            "report",
+            "--group-by",
+            "feature",
+            "--since",
+            "7d",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("feature "), "{stdout}");
+    assert!(
+        lines[1].starts_with("search ") && lines[1].contains(" 2 "),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with("summarize ") && lines[2].contains(" 1 "),
+        "{stdout}"
+    );
+    let csv = std::process::Command::new(BIN)
+        .args([
+            "spend",
+            "report",
+            "--group-by",
+            "model",
+            "--csv",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&csv.stdout);
+    assert!(
+        csv.starts_with("model,spend,requests,prompt_tokens,completion_tokens\nchat,0,3,"),
+        "{csv}"
+    );
+}
+
+/// A shutdown while the database is down spills what is queued; the next start replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_with_the_database_down_spills_and_the_next_start_replays() {
+    let schema = PgSchema::new().await;
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let url = schema.url_via(&format!("127.0.0.1:{}", proxy.port));
+    let path = write_config(&spend_config(
+        &format!("  database_url: \"{url}\"\n"),
+        "switchyard_spend: {flush_interval_ms: 50, shutdown_flush_seconds: 1}",
+    ));
+    let spill = path.parent().unwrap().join("switchyard-spend-spill.jsonl");
+    let gw = serve_file(&path, &[], &[]);
+    proxy.cut();
+    for _ in 0..5 {
+        assert_eq!(chat_as(&gw, MASTER_KEY, chat_body("chat")).await.0, 200);
+    }
+    let log = tokio::task::spawn_blocking(move || gw.shutdown())
+        .await
+        .unwrap();
+    let spilled = std::fs::read_to_string(&spill).unwrap_or_default();
+    assert_eq!(spilled.lines().count(), 5, "{log}");
+    proxy.restore();
+    let gw = serve_file(&path, &[], &[]);
+    let until = Instant::now() + Duration::from_secs(15);
+    while schema.count("SELECT COUNT(*) FROM TABLE").await < 5 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(schema.count("SELECT COUNT(*) FROM TABLE").await, 5);
+    assert!(!spill.exists());
+    drop(gw);
+    schema.drop_schema().await;
+}

@@ -3,8 +3,6 @@
 //! are integers taken by the database (nano-dollars); `spend` fields are those in dollars.
 //! `?format=csv` answers `text/csv` instead of JSON.
 
-use std::fmt::Write as _;
-
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -348,34 +346,6 @@ pub async fn global_report(
     let name = param(&query, "group_by").unwrap_or("team").to_owned();
     let by = GroupBy::parse(&name).map_err(|m| ApiError::bad_request(m, Some("group_by")))?;
     report(&state, &caller, &query, by, "group").await
-}
-
-/// A report as a text table (the CLI's `switchyard spend report`).
-pub fn table(group_name: &str, rows: &[ReportRow]) -> String {
-    let mut out = String::new();
-    let width = rows
-        .iter()
-        .map(|r| r.group.as_deref().unwrap_or("(none)").len())
-        .max()
-        .unwrap_or(0)
-        .max(group_name.len());
-    let _ = writeln!(
-        out,
-        "{group_name:<width$}  {:>16}  {:>9}  {:>13}  {:>17}",
-        "spend_usd", "requests", "prompt_tokens", "completion_tokens"
-    );
-    for r in rows {
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>16}  {:>9}  {:>13}  {:>17}",
-            r.group.as_deref().unwrap_or("(none)"),
-            Nanos(r.spend_nanos).to_string(),
-            r.requests,
-            r.prompt_tokens,
-            r.completion_tokens
-        );
-    }
-    out
 }
 
 #[cfg(test)]

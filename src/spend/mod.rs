@@ -12,7 +12,7 @@ mod row;
 mod spill;
 mod writer;
 
-pub use report::{group_rows, sort_report, GroupBy, ReportRow, SpendFilter};
+pub use report::{cli_report, group_rows, sort_report, table, GroupBy, ReportRow, SpendFilter};
 pub use row::SpendRow;
 pub use spill::{read_spill, SpillRead};
 pub use writer::{SpendCounters, SpendLog, SpendSettings};

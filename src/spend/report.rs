@@ -1,5 +1,7 @@
 //! What the reports ask of the store: which rows, and how to group them.
 
+use std::fmt::Write as _;
+
 use super::SpendRow;
 
 /// Which rows; `None` matches every row. Times are Unix milliseconds, `start` inclusive and
@@ -155,6 +157,96 @@ pub fn sort_report(rows: &mut [ReportRow]) {
             .then_with(|| a.group.is_none().cmp(&b.group.is_none()))
             .then_with(|| a.group.cmp(&b.group))
     });
+}
+
+/// A report as a text table (the CLI's `switchyard spend report`).
+pub fn table(group_name: &str, rows: &[ReportRow]) -> String {
+    let mut out = String::new();
+    let width = rows
+        .iter()
+        .map(|r| r.group.as_deref().unwrap_or("(none)").len())
+        .max()
+        .unwrap_or(0)
+        .max(group_name.len());
+    let _ = writeln!(
+        out,
+        "{group_name:<width$}  {:>16}  {:>9}  {:>13}  {:>17}",
+        "spend_usd", "requests", "prompt_tokens", "completion_tokens"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:>16}  {:>9}  {:>13}  {:>17}",
+            r.group.as_deref().unwrap_or("(none)"),
+            crate::money::Nanos(r.spend_nanos).to_string(),
+            r.requests,
+            r.prompt_tokens,
+            r.completion_tokens
+        );
+    }
+    out
+}
+
+/// `switchyard spend report`: the report grouped by `group_by` over the rows of the last
+/// `since` (a duration such as `7d`), read from the configured database directly, as a text
+/// table or CSV.
+pub async fn cli_report(
+    database: &crate::config::Database,
+    group_by: &str,
+    since: Option<&str>,
+    csv: bool,
+) -> Result<String, String> {
+    let by = GroupBy::parse(group_by)?;
+    let start = match since {
+        None => None,
+        Some(text) => {
+            let ms = crate::api::management::duration_ms(text).ok_or_else(|| {
+                format!("--since must be a duration such as 24h or 7d, got `{text}`")
+            })?;
+            Some(crate::auth::cache::now_ms() - ms)
+        }
+    };
+    if let crate::config::Database::Sqlite(path) = database {
+        // Opening would create an empty database: say what is wrong instead.
+        if !path.exists() {
+            return Err(format!(
+                "no database at {} (pass --config, or set DATABASE_URL)",
+                path.display()
+            ));
+        }
+    }
+    let store = crate::store::open(database)
+        .await
+        .map_err(|e| format!("{}: {e}", database.describe()))?;
+    let filter = SpendFilter {
+        start,
+        ..SpendFilter::default()
+    };
+    let rows = store
+        .spend_report(&filter, &by)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !csv {
+        return Ok(table(group_by, &rows));
+    }
+    let mut out = format!("{group_by},spend,requests,prompt_tokens,completion_tokens\n");
+    for r in &rows {
+        let group = r.group.as_deref().unwrap_or("");
+        let group = if group.contains([',', '"', '\n']) {
+            format!("\"{}\"", group.replace('"', "\"\""))
+        } else {
+            group.to_owned()
+        };
+        let _ = writeln!(
+            out,
+            "{group},{},{},{},{}",
+            crate::money::Nanos(r.spend_nanos),
+            r.requests,
+            r.prompt_tokens,
+            r.completion_tokens
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
