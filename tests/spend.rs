@@ -751,3 +751,53 @@ async fn a_shutdown_with_the_database_down_spills_and_the_next_start_replays() {
     drop(gw);
     schema.drop_schema().await;
 }
+
+/// `maximum_spend_logs_retention_period`: rows older than the period are deleted (here: an old
+/// row replayed from the spill file at start), recent ones kept.
+#[tokio::test]
+async fn retention_deletes_old_rows() {
+    let dir = std::env::temp_dir().join(format!("sy-retention-{:x}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spill = dir.join("switchyard-spend-spill.jsonl");
+    let mut old = row("old", "k1", 1);
+    old.started_at = 1_000;
+    let mut recent = row("recent", "k1", 1);
+    recent.started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    std::fs::write(
+        &spill,
+        format!(
+            "{}\n{}\n",
+            serde_json::to_string(&old).unwrap(),
+            serde_json::to_string(&recent).unwrap()
+        ),
+    )
+    .unwrap();
+    let config = dir.join("config.yaml");
+    let yaml = spend_config("", "switchyard_spend: {flush_interval_ms: 50}").replace(
+        "general_settings:\n",
+        "general_settings:\n  maximum_spend_logs_retention_period: 7d\n",
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let gw = serve_file(&config, &[], &[]);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = admin_get(&gw, "/spend/logs").await;
+        let ids: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        if ids == ["recent"] {
+            break;
+        }
+        assert!(Instant::now() < until, "{ids:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(gw);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -111,6 +111,96 @@ fn new_id(now_ms: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Principal;
+    use crate::money::{Cost, CostSource, Nanos};
+    use crate::pipeline::{Outcome, Surface};
+    use crate::schema::Usage;
+    use std::time::Duration;
+
+    fn event<'a>(
+        path: &'a str,
+        principal: Option<&'a Principal>,
+        usage: Option<&'a Usage>,
+        metadata: Option<&'a Map<String, Value>>,
+    ) -> Finished<'a> {
+        Finished {
+            request_id: "req-1",
+            method: "POST",
+            path,
+            principal,
+            surface: Surface::OpenAi,
+            requested_model: "gpt",
+            deployment: None,
+            attempts: 1,
+            usage,
+            status: 200,
+            outcome: Outcome::Answered,
+            stream: true,
+            latency: Duration::from_millis(250),
+            time_to_first_token: Some(Duration::from_millis(40)),
+            end_user: Some("cust"),
+            metadata,
+            cache_hit: false,
+            cost: Some(Cost {
+                total: Nanos(1234),
+                source: CostSource::Reported,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_row_holds_the_event_without_prompts() {
+        let usage: Usage = serde_json::from_value(serde_json::json!({
+            "prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14,
+            "prompt_tokens_details": {"cached_tokens": 6}
+        }))
+        .unwrap();
+        let metadata: Map<String, Value> =
+            serde_json::from_value(serde_json::json!({"feature": "search"})).unwrap();
+        let principal = Principal::Master;
+        let row = SpendRow::from_event(
+            &event(
+                "/v1/chat/completions",
+                Some(&principal),
+                Some(&usage),
+                Some(&metadata),
+            ),
+            10_000,
+        )
+        .unwrap();
+        assert_eq!(row.started_at, 9_750);
+        assert_eq!(
+            (row.prompt_tokens, row.completion_tokens, row.cached_tokens),
+            (10, 4, 6)
+        );
+        assert_eq!(
+            (row.cost_nanos, row.cost_source.as_str()),
+            (1234, "reported")
+        );
+        assert_eq!((row.latency_ms, row.ttft_ms), (250, Some(40)));
+        assert_eq!(row.api_key, "");
+        assert_eq!(row.end_user.as_deref(), Some("cust"));
+        assert_eq!(row.metadata.as_ref(), Some(&metadata));
+        assert!(row.stream);
+        assert_eq!(row.outcome, "answered");
+
+        let mut unpriced = event("/chat/completions", Some(&principal), None, None);
+        unpriced.cost = None;
+        let row = SpendRow::from_event(&unpriced, 10_000).unwrap();
+        assert_eq!((row.cost_nanos, row.cost_source.as_str()), (0, "none"));
+        assert_eq!(row.prompt_tokens, 0);
+    }
+
+    #[test]
+    fn requests_without_a_caller_or_a_model_make_no_row() {
+        let principal = Principal::Master;
+        assert!(SpendRow::from_event(&event("/key/generate", None, None, None), 1).is_none());
+        assert!(SpendRow::from_event(
+            &event("/v1/messages/count_tokens", Some(&principal), None, None),
+            1
+        )
+        .is_none());
+    }
 
     #[test]
     fn ids_are_unique_and_sort_by_time() {
