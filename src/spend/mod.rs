@@ -14,7 +14,7 @@ mod writer;
 
 pub use report::{cli_report, group_rows, sort_report, table, GroupBy, ReportRow, SpendFilter};
 pub use row::SpendRow;
-pub use spill::{read_spill, SpillRead};
+pub use spill::{read_spill, SpillRead, SpillReader};
 pub use writer::{SpendCounters, SpendLog, SpendSettings};
 
 /// Whose spend a total is.

@@ -23,30 +23,58 @@ pub struct SpillRead {
 /// Reads every row of a spill file; unreadable lines (truncated, garbage, not UTF-8, too long)
 /// are counted in `bad_lines`. Only a file that cannot be opened or read is an error.
 pub fn read_spill(path: &Path) -> io::Result<SpillRead> {
-    let mut reader = BufReader::new(File::open(path)?);
+    let mut reader = SpillReader::open(path)?;
     let mut out = SpillRead::default();
-    let mut line = Vec::new();
     loop {
-        line.clear();
-        let (complete, too_long) = read_line(&mut reader, &mut line)?;
-        if line.is_empty() && !complete {
+        let rows = reader.next_rows(1024)?;
+        if rows.is_empty() {
             break;
         }
-        if line.iter().all(u8::is_ascii_whitespace) && !too_long {
-            if !complete {
-                break;
-            }
-            continue;
-        }
-        match (too_long, serde_json::from_slice::<SpendRow>(&line)) {
-            (false, Ok(row)) => out.rows.push(row),
-            _ => out.bad_lines += 1,
-        }
-        if !complete {
-            break;
-        }
+        out.rows.extend(rows);
     }
+    out.bad_lines = reader.bad_lines;
     Ok(out)
+}
+
+/// Reads a spill file a few rows at a time, so a replay holds one batch in memory, not the
+/// file.
+pub struct SpillReader {
+    reader: BufReader<File>,
+    line: Vec<u8>,
+    done: bool,
+    /// Lines so far that were not rows.
+    pub bad_lines: u64,
+}
+
+impl SpillReader {
+    pub fn open(path: &Path) -> io::Result<SpillReader> {
+        Ok(SpillReader {
+            reader: BufReader::new(File::open(path)?),
+            line: Vec::new(),
+            done: false,
+            bad_lines: 0,
+        })
+    }
+
+    /// Up to `max` next rows; empty at the end of the file.
+    pub fn next_rows(&mut self, max: usize) -> io::Result<Vec<SpendRow>> {
+        let mut rows = Vec::new();
+        while !self.done && rows.len() < max.max(1) {
+            self.line.clear();
+            let (complete, too_long) = read_line(&mut self.reader, &mut self.line)?;
+            if !complete {
+                self.done = true;
+            }
+            if self.line.iter().all(u8::is_ascii_whitespace) && !too_long {
+                continue;
+            }
+            match (too_long, serde_json::from_slice::<SpendRow>(&self.line)) {
+                (false, Ok(row)) => rows.push(row),
+                _ => self.bad_lines += 1,
+            }
+        }
+        Ok(rows)
+    }
 }
 
 /// One line into `line` (without its `\n`), keeping at most `MAX_LINE` bytes. Returns whether a
@@ -167,6 +195,20 @@ mod tests {
         let ids: Vec<_> = read.rows.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(read.bad_lines, 6);
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn a_reader_gives_rows_a_batch_at_a_time() {
+        let path = temp("batches");
+        let rows: Vec<SpendRow> = (0..5).map(|i| row(&format!("r{i}"))).collect();
+        append(&path, &rows).unwrap();
+        let mut reader = SpillReader::open(&path).unwrap();
+        assert_eq!(reader.next_rows(2).unwrap().len(), 2);
+        assert_eq!(reader.next_rows(2).unwrap().len(), 2);
+        assert_eq!(reader.next_rows(2).unwrap().len(), 1);
+        assert!(reader.next_rows(2).unwrap().is_empty());
+        assert_eq!(reader.bad_lines, 0);
         let _ = std::fs::remove_file(path);
     }
 

@@ -331,31 +331,40 @@ async fn replay(log: &SpendLog, store: &dyn Store, batch_size: usize) -> Result<
         std::fs::rename(path, &replaying)
             .map_err(|e| format!("cannot rename {}: {e}", path.display()))?;
     }
-    let read = spill::read_spill(&replaying)
+    let mut reader = spill::SpillReader::open(&replaying)
         .map_err(|e| format!("cannot read {}: {e}", replaying.display()))?;
-    for chunk in read.rows.chunks(batch_size) {
-        store.write_spend(chunk).await.map_err(|e| e.to_string())?;
-        log.counters.replayed.fetch_add(chunk.len() as u64, Relaxed);
+    let mut replayed = 0u64;
+    loop {
+        let rows = reader
+            .next_rows(batch_size)
+            .map_err(|e| format!("cannot read {}: {e}", replaying.display()))?;
+        if rows.is_empty() {
+            break;
+        }
+        // Counts rows new to the database: a replay resumed after an interruption skips (and
+        // does not count again) what it already wrote.
+        let new = store.write_spend(&rows).await.map_err(|e| e.to_string())?;
+        replayed += rows.len() as u64;
+        log.counters.replayed.fetch_add(new, Relaxed);
     }
     std::fs::remove_file(&replaying)
         .map_err(|e| format!("cannot remove {}: {e}", replaying.display()))?;
     log.counters.store_ok.store(true, Relaxed);
-    if read.bad_lines > 0 {
-        log.counters
-            .spill_bad_lines
-            .fetch_add(read.bad_lines, Relaxed);
+    let bad_lines = reader.bad_lines;
+    if bad_lines > 0 {
+        log.counters.spill_bad_lines.fetch_add(bad_lines, Relaxed);
         tracing::warn!(
-            bad_lines = read.bad_lines,
+            bad_lines,
             "spend-log spill file had lines that are not rows; skipped"
         );
     }
-    let done = read.rows.len() as i64 + read.bad_lines as i64;
+    let done = (replayed + bad_lines) as i64;
     let _ = log
         .counters
         .spill_pending
         .fetch_update(Relaxed, Relaxed, |n| Some((n - done).max(0)));
-    if !read.rows.is_empty() {
-        tracing::info!(rows = read.rows.len(), "spend-log spill file replayed");
+    if replayed > 0 {
+        tracing::info!(rows = replayed, "spend-log spill file replayed");
     }
     Ok(())
 }
