@@ -245,7 +245,10 @@ async fn run(log: Arc<SpendLog>, store: Arc<dyn Store>, mut rx: mpsc::Receiver<S
                 Ok(()) => look_at_spill = false,
                 Err(err) => {
                     log.counters.store_ok.store(false, Relaxed);
-                    tracing::warn!("spend-log spill file not replayed yet: {err}");
+                    if warned_at.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
+                        warned_at = Some(Instant::now());
+                        tracing::warn!("spend-log spill file not replayed yet: {err}");
+                    }
                     tokio::select! {
                         () = log.stop.cancelled() => break,
                         () = tokio::time::sleep(backoff) => {}
@@ -335,6 +338,11 @@ async fn replay(log: &SpendLog, store: &dyn Store, batch_size: usize) -> Result<
         .map_err(|e| format!("cannot read {}: {e}", replaying.display()))?;
     let mut replayed = 0u64;
     loop {
+        if log.stop.is_cancelled() {
+            // The queue's final flush comes first; the rest of the file is resumed at the
+            // next start.
+            return Err("shutting down".into());
+        }
         let rows = reader
             .next_rows(batch_size)
             .map_err(|e| format!("cannot read {}: {e}", replaying.display()))?;
