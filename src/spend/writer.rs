@@ -3,8 +3,8 @@
 //! Bounds, in order of what gives way:
 //! - the request path only builds the row and `try_send`s it into a bounded queue
 //!   (`queue_size` rows);
-//! - the writer takes up to `batch_size` rows, or what came within `flush_interval`, and writes
-//!   them in one transaction (`ON CONFLICT (id) DO NOTHING`: a batch retried after a commit
+//! - every `flush_interval` (at once while batches come out full) the writer takes up to
+//!   `batch_size` rows and writes them in one transaction (`ON CONFLICT (id) DO NOTHING`: a batch retried after a commit
 //!   whose answer was lost adds nothing twice, rows nor totals);
 //! - while the database fails, the batch stays in memory and is retried with backoff
 //!   (`MIN_BACKOFF` doubling to `MAX_BACKOFF`); the queue fills behind it;
@@ -30,7 +30,8 @@ use crate::store::Store;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often an idle writer looks at the spill file and the retention schedule.
+/// The longest an idle writer sleeps before it looks at the queue, the spill file and the
+/// retention schedule.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// How often old rows are deleted when a retention period is set.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -193,24 +194,28 @@ async fn run(log: Arc<SpendLog>, store: Arc<dyn Store>, mut rx: mpsc::Receiver<S
     let mut look_at_spill = true;
     let mut last_retention: Option<Instant> = None;
     let mut warned_at: Option<Instant> = None;
+    // Whether the last batch was full: more rows are probably waiting, so the next one is
+    // taken at once instead of after the interval.
+    let mut full = false;
     loop {
         if batch.is_empty() {
-            tokio::select! {
-                biased;
-                () = log.stop.cancelled() => break,
-                n = rx.recv_many(&mut batch, batch_size) => if n == 0 { break },
-                () = tokio::time::sleep(IDLE_TICK) => {}
-            }
-            let deadline = tokio::time::Instant::now() + log.settings.flush_interval;
-            while !batch.is_empty() && batch.len() < batch_size {
-                let room = batch_size - batch.len();
+            // The writer wakes on a timer, not per row: a receiver waiting in `recv` is woken
+            // by every send, a task wake-up (and often a thread unpark) per request; polling
+            // keeps a send a plain queue push (as the log writer does, `telemetry/log_writer.rs`).
+            if !full {
                 tokio::select! {
                     biased;
                     () = log.stop.cancelled() => break,
-                    () = tokio::time::sleep_until(deadline) => break,
-                    n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                    () = tokio::time::sleep(log.settings.flush_interval.min(IDLE_TICK)) => {}
                 }
             }
+            while batch.len() < batch_size {
+                match rx.try_recv() {
+                    Ok(row) => batch.push(row),
+                    Err(_) => break,
+                }
+            }
+            full = batch.len() == batch_size;
         }
         if !batch.is_empty() {
             match store.write_spend(&batch).await {

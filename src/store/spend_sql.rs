@@ -7,9 +7,12 @@ use super::sql::Cols;
 use super::StoreError;
 use crate::spend::SpendRow;
 
-/// Rows per INSERT statement: 24 parameters each stays far below SQLite's 32766 and
-/// PostgreSQL's 65535 bind parameters.
-pub(super) const INSERT_CHUNK: usize = 500;
+/// Rows per INSERT statement (a batch is several, in one transaction). Small statements keep
+/// each step of the writer short: one statement of hundreds of rows (thousands of parameters
+/// to encode, and for PostgreSQL to parse) took long enough, on a busy two-core machine, to
+/// delay requests' Redis rate-limit calls past their 75 ms timeout
+/// (tests/limits.rs `two_instances_...` went flaky); 50 rows measured no such effect.
+pub(super) const INSERT_CHUNK: usize = 50;
 
 pub(super) const COLUMNS: &str = "id, request_id, started_at, api_key, key_alias, team_id, \
     user_id, end_user, requested_model, model_group, deployment_id, provider, prompt_tokens, \
