@@ -16,6 +16,7 @@ pub mod reload;
 pub mod router;
 pub mod schema;
 pub mod server;
+pub mod spend;
 pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -1,4 +1,4 @@
-//! The `switchyard` command: `serve`, `check` and `mock-upstream`.
+//! The `switchyard` command: `serve`, `check`, `spend report` and `mock-upstream`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,8 +47,30 @@ enum Command {
         #[arg(long, short = 'c')]
         config: PathBuf,
     },
+    /// Spend-log reports, read from the configured database.
+    #[command(subcommand)]
+    Spend(SpendCommand),
     /// Run a fake OpenAI-compatible upstream for tests, benchmarks and load tests.
     MockUpstream(switchyard_mock::MockArgs),
+}
+
+#[derive(Subcommand)]
+enum SpendCommand {
+    /// Spend, requests and tokens per group: team, key, user, end_user, model, provider, tag,
+    /// or a metadata key such as `feature`.
+    Report {
+        #[arg(long, default_value = "team")]
+        group_by: String,
+        /// Only rows of the last DURATION (`24h`, `7d`, `1mo`); all rows without it.
+        #[arg(long)]
+        since: Option<String>,
+        /// The config whose database to read; without it, `DATABASE_URL` or ./switchyard.db.
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -116,6 +138,43 @@ fn main() -> ExitCode {
                 addr,
                 drain,
             ))
+        }
+        Command::Spend(SpendCommand::Report {
+            group_by,
+            since,
+            config,
+            csv,
+        }) => {
+            switchyard::telemetry::init_logging(false, false);
+            let database = match config {
+                Some(path) => match switchyard::config::load(&path) {
+                    Ok(loaded) => loaded.config.storage.database,
+                    Err(err) => {
+                        eprintln!("error: {err}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => match std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()) {
+                    Some(url) => match switchyard::config::Database::from_url(&url) {
+                        Ok(database) => database,
+                        Err(err) => {
+                            eprintln!("error: DATABASE_URL {err}");
+                            return ExitCode::from(2);
+                        }
+                    },
+                    None => switchyard::config::Database::Sqlite(PathBuf::from(
+                        switchyard::config::DEFAULT_SQLITE_FILE,
+                    )),
+                },
+            };
+            run_async(async move {
+                let report =
+                    switchyard::spend::cli_report(&database, &group_by, since.as_deref(), csv)
+                        .await
+                        .map_err(std::io::Error::other)?;
+                print!("{report}");
+                Ok(())
+            })
         }
         Command::MockUpstream(args) => {
             switchyard::telemetry::init_logging(false, false);

@@ -51,6 +51,12 @@ pub async fn reload(state: &AppState) -> Result<Changes, ReloadError> {
         tracing::warn!("{warning}");
     }
     let changes = diff(&current.config, &next.config);
+    if current.config.spend != next.config.spend {
+        // The spend-log queue and its writer are made once, at start.
+        tracing::warn!(
+            "switchyard_spend and maximum_spend_logs_retention_period changes take effect at the next start"
+        );
+    }
     state.install(next);
     tracing::info!(
         added = ?changes.added,

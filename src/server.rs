@@ -46,6 +46,7 @@ pub async fn serve(
         state.store.clone(),
         state.store_healthy.clone(),
     ));
+    state.spend.start(state.store.clone());
     tokio::spawn(health_checks(state.clone()));
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(state.clone()));
@@ -87,11 +88,15 @@ pub async fn serve(
             tracing::warn!("requests still in flight after the drain time; exiting anyway");
         }
     };
-    tokio::select! {
-        result = server => result?,
-        () = deadline => {}
-    }
+    let served = tokio::select! {
+        result = server => result,
+        () = deadline => Ok(()),
+    };
+    // Spend-log rows still queued get a bounded time to reach the database; the rest is
+    // spilled to the spill file, which the next start replays.
+    state.spend.shutdown().await;
     crate::telemetry::flush_logs();
+    served?;
     Ok(())
 }
 

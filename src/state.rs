@@ -32,6 +32,8 @@ pub struct Inner {
     pub limiter: Arc<dyn Limiter>,
     /// Budgets: spend and reservations of the current windows (this process).
     pub budgets: crate::policy::budget::Ledger,
+    /// Spend-log rows on their way to the store (started by the server; see `spend/`).
+    pub spend: Arc<crate::spend::SpendLog>,
     /// Whether the last refresh from the store succeeded (for `/health/readiness`).
     pub store_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
@@ -103,8 +105,10 @@ impl AppState {
         store: Arc<dyn Store>,
         limiter: Arc<dyn Limiter>,
     ) -> Result<Self, ConfigError> {
+        let spend = crate::spend::SpendLog::new(config.spend.clone());
         let snapshot = Snapshot::build(config, None)?;
         Ok(AppState(Arc::new(Inner {
+            spend,
             snapshot: ArcSwap::from_pointee(snapshot),
             identities: Arc::new(IdentityCache::new()),
             store,

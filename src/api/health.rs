@@ -32,6 +32,8 @@ pub async fn readiness(State(state): State<AppState>) -> Json<Value> {
         // Unreachable Redis: limits hold per instance until it is back.
         "rate_limits": if state.limiter.healthy() { "ok" } else { "redis unreachable: per-instance" },
         "cache": null,
+        // A database that fails only delays spend logs: rows wait in the queue or spill file.
+        "spend_logs": spend_status(&state),
         "model_groups": state.snapshot().router.model_names().len(),
         "switchyard_version": env!("CARGO_PKG_VERSION"),
     }))
@@ -61,6 +63,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             state.limiter.fallbacks()
         );
     }
+    render_spend_metrics(&state, &mut body);
     state.snapshot().router.render_metrics(&mut body);
     (
         [(
@@ -69,4 +72,86 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+fn spend_status(state: &AppState) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &state.spend.counters;
+    json!({
+        "writer": if c.store_ok.load(Relaxed) { "ok" } else { "database failing: rows queued or spilled" },
+        "queued": state.spend.queued(),
+        "spill_pending": c.spill_pending.load(Relaxed),
+        "written": c.written.load(Relaxed),
+        "spilled": c.spilled.load(Relaxed),
+        "replayed": c.replayed.load(Relaxed),
+        "dropped": c.dropped.load(Relaxed),
+    })
+}
+
+fn render_spend_metrics(state: &AppState, out: &mut String) {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &state.spend.counters;
+    let series: [(&str, &str, &str, u64); 9] = [
+        (
+            "switchyard_spend_rows_queued",
+            "Spend-log rows waiting in memory for the writer.",
+            "gauge",
+            state.spend.queued() as u64,
+        ),
+        (
+            "switchyard_spend_rows_spill_pending",
+            "Spend-log rows in the spill file, not yet replayed.",
+            "gauge",
+            c.spill_pending.load(Relaxed).max(0) as u64,
+        ),
+        (
+            "switchyard_spend_rows_written_total",
+            "Spend-log rows written to the database by the queue.",
+            "counter",
+            c.written.load(Relaxed),
+        ),
+        (
+            "switchyard_spend_rows_spilled_total",
+            "Spend-log rows appended to the spill file (queue full, or shutdown).",
+            "counter",
+            c.spilled.load(Relaxed),
+        ),
+        (
+            "switchyard_spend_rows_replayed_total",
+            "Spend-log rows written to the database from the spill file.",
+            "counter",
+            c.replayed.load(Relaxed),
+        ),
+        (
+            "switchyard_spend_rows_dropped_total",
+            "Spend-log rows lost: the queue was full and they could not be spilled.",
+            "counter",
+            c.dropped.load(Relaxed),
+        ),
+        (
+            "switchyard_spend_spill_bad_lines_total",
+            "Spill-file lines skipped on replay because they were not rows.",
+            "counter",
+            c.spill_bad_lines.load(Relaxed),
+        ),
+        (
+            "switchyard_spend_write_failures_total",
+            "Spend-log batch writes that failed and were retried.",
+            "counter",
+            c.write_failures.load(Relaxed),
+        ),
+        (
+            "switchyard_spend_store_up",
+            "Whether the last spend-log write succeeded.",
+            "gauge",
+            u64::from(c.store_ok.load(Relaxed)),
+        ),
+    ];
+    for (name, help, kind, value) in series {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
 }

@@ -12,6 +12,7 @@ pub mod management;
 mod messages;
 mod models;
 mod passthrough;
+pub mod spend;
 mod sse;
 
 use std::panic::AssertUnwindSafe;
@@ -50,6 +51,11 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/metrics", get(health::metrics))
         .route("/config/reload", post(admin::reload_config))
         .route("/spend/calculate", post(cost::calculate))
+        .route("/spend/logs", get(spend::logs))
+        .route("/spend/tags", get(spend::tags))
+        .route("/spend/keys", get(spend::keys))
+        .route("/spend/users", get(spend::users))
+        .route("/global/spend/report", get(spend::global_report))
         .merge(management::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -35,6 +35,9 @@ pub struct RawConfig {
     /// Switchyard's price file (LiteLLM's format) over the shipped price table.
     #[serde(default)]
     pub switchyard_prices: Option<RawSwitchyardPrices>,
+    /// Switchyard's own spend-log keys (queue, batches, spill file).
+    #[serde(default)]
+    pub switchyard_spend: Option<RawSwitchyardSpend>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -212,8 +215,27 @@ pub struct RawGeneralSettings {
     /// Seconds between two rounds of background health checks.
     pub health_check_interval: Option<f64>,
     pub database_url: Option<String>,
+    /// How long spend-log rows are kept (`7d`, `30d`); kept forever when absent.
+    pub maximum_spend_logs_retention_period: Option<String>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
+}
+
+/// `switchyard_spend:` — how spend-log rows reach the database (docs/spend-logs.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchyardSpend {
+    /// Rows that may wait in memory for the writer.
+    pub queue_size: Option<usize>,
+    /// Rows per database transaction.
+    pub batch_size: Option<usize>,
+    /// Milliseconds the writer waits to fill a batch.
+    pub flush_interval_ms: Option<u64>,
+    /// Where rows go when the queue is full (relative paths are relative to the config file);
+    /// `""` turns spilling off (such rows are dropped and counted).
+    pub spill_file: Option<String>,
+    /// Seconds a shutdown waits for the database before spilling what is queued.
+    pub shutdown_flush_seconds: Option<f64>,
 }
 
 /// `switchyard_routing:` — Switchyard's own keys, so unknown ones are errors, not warnings.

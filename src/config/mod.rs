@@ -75,6 +75,8 @@ pub struct Config {
     pub prices: Prices,
     /// The price file read, to name it in `switchyard check`.
     pub prices_file: Option<PathBuf>,
+    /// The spend-log writer: queue, batches, spill file, retention.
+    pub spend: crate::spend::SpendSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -142,8 +144,16 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let mut loaded = parse_source(&text, &path.display().to_string(), &|name| {
         std::env::var(name).ok()
     })?;
-    // A relative SQLite path is relative to the config file, not to where the gateway started.
+    // A relative SQLite path (or spill file) is relative to the config file, not to where the
+    // gateway started.
     if let Database::Sqlite(file) = &mut loaded.config.storage.database {
+        if file.is_relative() {
+            if let Some(dir) = path.parent() {
+                *file = dir.join(&*file);
+            }
+        }
+    }
+    if let Some(file) = &mut loaded.config.spend.spill_file {
         if file.is_relative() {
             if let Some(dir) = path.parent() {
                 *file = dir.join(&*file);
@@ -304,6 +314,7 @@ impl<'a> Validator<'a> {
         let router = self.router_settings(&mut raw, &deployments)?;
         let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
         let storage = self.storage(&raw)?;
+        let spend = self.spend(&raw)?;
 
         Ok(Loaded {
             config: Config {
@@ -322,6 +333,7 @@ impl<'a> Validator<'a> {
                 storage,
                 prices: self.prices.clone(),
                 prices_file,
+                spend,
             },
             warnings: self.warnings,
         })
@@ -551,6 +563,51 @@ impl<'a> Validator<'a> {
 
     /// An environment variable as LiteLLM sees it: `environment_variables:` first (LiteLLM
     /// exports them at start-up), then the process environment.
+    fn spend(&self, raw: &RawConfig) -> Result<crate::spend::SpendSettings, ConfigError> {
+        let mut spend = crate::spend::SpendSettings::default();
+        if let Some(period) = &raw.general_settings.maximum_spend_logs_retention_period {
+            let key = "general_settings.maximum_spend_logs_retention_period";
+            let ms = crate::api::management::duration_ms(period)
+                .filter(|ms| *ms > 0)
+                .ok_or_else(|| {
+                    invalid(
+                        key,
+                        format!("must be a duration such as 7d or 30d, got `{period}`"),
+                    )
+                })?;
+            spend.retention = Some(Duration::from_millis(ms.unsigned_abs()));
+        }
+        let Some(own) = &raw.switchyard_spend else {
+            return Ok(spend);
+        };
+        let positive = |value: Option<usize>, key: &str, default: usize| match value {
+            None => Ok(default),
+            Some(0) => Err(invalid(
+                &format!("switchyard_spend.{key}"),
+                "must be at least 1".to_owned(),
+            )),
+            Some(n) => Ok(n),
+        };
+        spend.queue_size = positive(own.queue_size, "queue_size", spend.queue_size)?;
+        spend.batch_size = positive(own.batch_size, "batch_size", spend.batch_size)?;
+        if let Some(ms) = own.flush_interval_ms {
+            spend.flush_interval = Duration::from_millis(ms.max(1));
+        }
+        if let Some(file) = &own.spill_file {
+            spend.spill_file = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
+        }
+        if let Some(secs) = own.shutdown_flush_seconds {
+            if !(secs >= 0.0 && secs.is_finite()) {
+                return Err(invalid(
+                    "switchyard_spend.shutdown_flush_seconds",
+                    format!("must be a number of seconds ≥ 0, got {secs}"),
+                ));
+            }
+            spend.shutdown_flush = Duration::from_secs_f64(secs);
+        }
+        Ok(spend)
+    }
+
     fn storage(&self, raw: &RawConfig) -> Result<StorageSettings, ConfigError> {
         let mut storage = StorageSettings::default();
         let url = match &raw.general_settings.database_url {

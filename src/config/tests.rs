@@ -739,3 +739,27 @@ fn a_price_file_goes_over_the_shipped_table_and_bad_ones_are_named() {
     let err = parse_err("switchyard_prices: {path: x.json}\n");
     assert!(err.contains("path"), "{err}");
 }
+
+#[test]
+fn spend_log_settings() {
+    let loaded = parse_ok(
+        "model_list: []\ngeneral_settings:\n  maximum_spend_logs_retention_period: 30d\nswitchyard_spend:\n  queue_size: 10\n  batch_size: 2\n  flush_interval_ms: 20\n  spill_file: ''\n  shutdown_flush_seconds: 0.5\n",
+    );
+    let spend = &loaded.config.spend;
+    assert_eq!(spend.retention, Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!((spend.queue_size, spend.batch_size), (10, 2));
+    assert_eq!(spend.flush_interval, Duration::from_millis(20));
+    assert_eq!(spend.spill_file, None);
+    assert_eq!(spend.shutdown_flush, Duration::from_millis(500));
+    assert!(loaded.warnings.iter().all(|w| !w.contains("spend")));
+
+    let defaults = parse_ok("model_list: []\n").config.spend;
+    assert_eq!(defaults, crate::spend::SpendSettings::default());
+
+    let err = parse_err("general_settings:\n  maximum_spend_logs_retention_period: forever\n");
+    assert!(err.contains("maximum_spend_logs_retention_period"), "{err}");
+    let err = parse_err("switchyard_spend:\n  queue_size: 0\n");
+    assert!(err.contains("switchyard_spend.queue_size"), "{err}");
+    let err = parse_err("switchyard_spend:\n  queue_sise: 5\n");
+    assert!(err.contains("queue_sise"), "{err}");
+}

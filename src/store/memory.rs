@@ -19,6 +19,9 @@ struct Inner {
     end_users: HashMap<String, EndUserRecord>,
     /// (kind, id, deleted_at)
     tombstones: Vec<(&'static str, String, Millis)>,
+    spend_rows: Vec<SpendRow>,
+    spend_ids: std::collections::HashSet<String>,
+    spend_totals: HashMap<(Owner, String), i64>,
 }
 
 fn ready<'a, T: Send + 'a>(value: T) -> BoxFuture<'a, T> {
@@ -294,5 +297,71 @@ impl Store for MemoryStore {
             .fold(latest, Millis::max);
         changes.latest = latest;
         ready(Ok(changes))
+    }
+
+    fn write_spend<'a>(&'a self, rows: &'a [SpendRow]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let mut inner = self.lock();
+        let new: Vec<&SpendRow> = rows
+            .iter()
+            .filter(|row| inner.spend_ids.insert(row.id.clone()))
+            .collect();
+        for ((owner, id), nanos) in crate::spend::totals(new.iter().copied()) {
+            let total = inner
+                .spend_totals
+                .entry((owner, id.to_owned()))
+                .or_default();
+            *total = total.saturating_add(nanos);
+        }
+        let count = new.len() as u64;
+        let new: Vec<SpendRow> = new.into_iter().cloned().collect();
+        inner.spend_rows.extend(new);
+        ready(Ok(count))
+    }
+
+    fn spend_total<'a>(
+        &'a self,
+        owner: Owner,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Nanos, StoreError>> {
+        let total = self
+            .lock()
+            .spend_totals
+            .get(&(owner, id.to_owned()))
+            .copied()
+            .unwrap_or(0);
+        ready(Ok(Nanos(total)))
+    }
+
+    fn spend_logs<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+    ) -> BoxFuture<'a, Result<Vec<SpendRow>, StoreError>> {
+        let inner = self.lock();
+        let mut rows: Vec<SpendRow> = inner
+            .spend_rows
+            .iter()
+            .filter(|row| filter.matches(row))
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        rows.truncate(filter.limit.unwrap_or(1000) as usize);
+        ready(Ok(rows))
+    }
+
+    fn spend_report<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+        by: &'a GroupBy,
+    ) -> BoxFuture<'a, Result<Vec<ReportRow>, StoreError>> {
+        let inner = self.lock();
+        let rows = inner.spend_rows.iter().filter(|row| filter.matches(row));
+        ready(Ok(crate::spend::group_rows(rows, by)))
+    }
+
+    fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>> {
+        let mut inner = self.lock();
+        let len = inner.spend_rows.len();
+        inner.spend_rows.retain(|row| row.started_at >= before);
+        ready(Ok((len - inner.spend_rows.len()) as u64))
     }
 }

@@ -23,6 +23,8 @@
 //! | `switchyard_users` | `user_id` | `user_email`, `user_alias`, `user_role`, limits, `created_at`, `updated_at` |
 //! | `switchyard_end_users` | `user_id` | `alias`, `blocked`, limits, `created_at`, `updated_at` |
 //! | `switchyard_deletions` | (`kind`, `id`) | `deleted_at` |
+//! | `switchyard_spend_logs` | `id` (made per row) | one column per [`SpendRow`] field; indexed by `started_at`, key, team, user, request id |
+//! | `switchyard_spend_totals` | (`kind`, `id`) | `spend_nanos`: kept apart so spend never touches an identity's `updated_at` |
 //!
 //! - **Real columns** hold what is looked up, filtered, ordered or unique; `updated_at` (and
 //!   `deleted_at`) are indexed, so polling `changes_since` every second reads an index range,
@@ -56,6 +58,10 @@ use std::pin::Pin;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::money::Nanos;
+use crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
+
+mod spend_sql;
 mod sql;
 
 pub mod memory;
@@ -271,6 +277,30 @@ pub trait Store: Send + Sync + 'static {
     /// Records written and ids deleted at or after `since` (inclusive: callers overlap their
     /// windows, applying a change twice is harmless).
     fn changes_since(&self, since: Millis) -> BoxFuture<'_, Result<Changes, StoreError>>;
+
+    /// Writes spend-log rows in one transaction: rows whose id is already stored are skipped
+    /// (a retried batch adds nothing twice), and the cost of each new row is added to the
+    /// spend totals of its key, team, user and end user. Returns how many rows were new.
+    fn write_spend<'a>(&'a self, rows: &'a [SpendRow]) -> BoxFuture<'a, Result<u64, StoreError>>;
+    /// The spend of one key (by token), team, user or end user, in nano-dollars (0 if none).
+    fn spend_total<'a>(
+        &'a self,
+        owner: Owner,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Nanos, StoreError>>;
+    /// Rows matching the filter, newest first, at most `filter.limit` (default 1000).
+    fn spend_logs<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+    ) -> BoxFuture<'a, Result<Vec<SpendRow>, StoreError>>;
+    /// Sums of the matching rows per group, largest spend first.
+    fn spend_report<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+        by: &'a GroupBy,
+    ) -> BoxFuture<'a, Result<Vec<ReportRow>, StoreError>>;
+    /// Deletes rows that started before `before` (retention); returns how many.
+    fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>>;
 }
 
 /// Opens the configured database (creating and migrating it as needed): the SQLite file, or a

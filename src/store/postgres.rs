@@ -16,15 +16,24 @@ use super::sql::{
     self, bind_end_user, bind_key, bind_team, bind_user, db_error, key_conflict, unavailable,
     EndUserCols, KeyCols, TeamCols, UserCols,
 };
+use crate::money::Nanos;
+use crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
+
 use super::{
     BoxFuture, Changes, EndUserRecord, Identities, KeyFilter, KeyRecord, Millis, Page, Store,
     StoreError, TeamRecord, UserRecord,
 };
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_identities.sql",
-    include_str!("../../migrations/postgres/0001_identities.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_identities.sql",
+        include_str!("../../migrations/postgres/0001_identities.sql"),
+    ),
+    (
+        "0002_spend.sql",
+        include_str!("../../migrations/postgres/0002_spend.sql"),
+    ),
+];
 
 /// How long a management call waits for a pooled connection before answering 503, and how long
 /// the first connection may take at start.
@@ -597,6 +606,37 @@ impl Store for PostgresStore {
             Ok(sql::changes(since, written, deletions))
         })
     }
+
+    fn write_spend<'a>(&'a self, rows: &'a [SpendRow]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(spend::write_spend(&self.pool, rows))
+    }
+
+    fn spend_total<'a>(
+        &'a self,
+        owner: Owner,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Nanos, StoreError>> {
+        Box::pin(async move { spend::spend_total(&self.pool, owner, id).await.map(Nanos) })
+    }
+
+    fn spend_logs<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+    ) -> BoxFuture<'a, Result<Vec<SpendRow>, StoreError>> {
+        Box::pin(spend::spend_logs(&self.pool, filter))
+    }
+
+    fn spend_report<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+        by: &'a GroupBy,
+    ) -> BoxFuture<'a, Result<Vec<ReportRow>, StoreError>> {
+        Box::pin(spend::spend_report(&self.pool, filter, by))
+    }
+
+    fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(spend::delete_spend_before(&self.pool, before))
+    }
 }
 
 // ------------------------------------------------------------------- keeping the password out
@@ -664,6 +704,23 @@ fn location(url: &str) -> String {
         .rsplit_once('@')
         .map_or(before_query, |(_, host)| host);
     host.to_owned()
+}
+
+/// Spend-log queries (`spend_sql.rs`), written for this backend.
+mod spend {
+    use super::super::sql::unavailable;
+    use super::super::StoreError;
+    #[allow(unused_imports)]
+    use super::*;
+    super::super::spend_sql::spend_queries!(
+        sqlx::Postgres,
+        "::jsonb",
+        PG_COLUMNS,
+        "switchyard_spend_logs l CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(l.metadata -> 'tags') = 'array' THEN l.metadata -> 'tags' ELSE '[]'::jsonb END) AS t(value)",
+        "(l.metadata ->> ",
+        ")",
+        |key: &str| key.to_owned()
+    );
 }
 
 #[cfg(test)]

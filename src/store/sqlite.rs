@@ -14,15 +14,24 @@ use super::sql::{
     self, bind_end_user, bind_key, bind_team, bind_user, db_error, key_conflict, unavailable,
     EndUserCols, KeyCols, TeamCols, UserCols,
 };
+use crate::money::Nanos;
+use crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
+
 use super::{
     BoxFuture, Changes, EndUserRecord, Identities, KeyFilter, KeyRecord, Millis, Page, Store,
     StoreError, TeamRecord, UserRecord,
 };
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_identities.sql",
-    include_str!("../../migrations/sqlite/0001_identities.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_identities.sql",
+        include_str!("../../migrations/sqlite/0001_identities.sql"),
+    ),
+    (
+        "0002_spend.sql",
+        include_str!("../../migrations/sqlite/0002_spend.sql"),
+    ),
+];
 
 /// Writers wait this long for another connection's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -513,6 +522,54 @@ impl Store for SqliteStore {
             Ok(sql::changes(since, written, deletions))
         })
     }
+
+    fn write_spend<'a>(&'a self, rows: &'a [SpendRow]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        Box::pin(spend::write_spend(&self.pool, rows))
+    }
+
+    fn spend_total<'a>(
+        &'a self,
+        owner: Owner,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Nanos, StoreError>> {
+        Box::pin(async move { spend::spend_total(&self.pool, owner, id).await.map(Nanos) })
+    }
+
+    fn spend_logs<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+    ) -> BoxFuture<'a, Result<Vec<SpendRow>, StoreError>> {
+        Box::pin(spend::spend_logs(&self.pool, filter))
+    }
+
+    fn spend_report<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+        by: &'a GroupBy,
+    ) -> BoxFuture<'a, Result<Vec<ReportRow>, StoreError>> {
+        Box::pin(spend::spend_report(&self.pool, filter, by))
+    }
+
+    fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>> {
+        Box::pin(spend::delete_spend_before(&self.pool, before))
+    }
+}
+
+/// Spend-log queries (`spend_sql.rs`), written for this backend.
+mod spend {
+    use super::super::sql::unavailable;
+    use super::super::StoreError;
+    #[allow(unused_imports)]
+    use super::*;
+    super::super::spend_sql::spend_queries!(
+        sqlx::Sqlite,
+        "",
+        COLUMNS,
+        "switchyard_spend_logs l, json_each(l.metadata, '$.tags') t",
+        "CAST(json_extract(l.metadata, ",
+        ") AS TEXT)",
+        |key: &str| format!("$.\"{key}\"")
+    );
 }
 
 #[cfg(test)]

@@ -11,11 +11,15 @@ pub use metrics::Metrics;
 use crate::pipeline::Finished;
 use crate::state::AppState;
 
-/// Every consumer of the request-finished event, in one place: metrics, then the access log
+/// Every consumer of the request-finished event, in one place: metrics, the spend log (a row
+/// handed to a bounded queue, see `spend/`), then the access log
 /// (target `access`, so `RUST_LOG=info,access=off` turns it off alone; formatting it costs tens
 /// of microseconds of CPU, see docs/operations.md).
 pub fn request_finished(state: &AppState, event: &Finished<'_>) {
     state.metrics.record(event);
+    if let Some(row) = crate::spend::SpendRow::from_event(event, crate::auth::cache::now_ms()) {
+        state.spend.push(row);
+    }
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
         access_line(event);
     }

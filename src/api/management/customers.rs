@@ -135,7 +135,10 @@ pub async fn info(
         .or_else(|| query.get("user_id"))
         .and_then(|v| v.as_str())
         .ok_or_else(|| ApiError::bad_request("`end_user_id` is required", Some("end_user_id")))?;
-    Ok(Json(end_user_json(&find(&state, id).await?)))
+    let end_user = end_user_json(&find(&state, id).await?);
+    Ok(Json(
+        super::with_spend(&state, crate::spend::Owner::EndUser, id, end_user).await?,
+    ))
 }
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -413,6 +413,7 @@ pub async fn info(
     if let Value::Object(map) = &mut info {
         map.remove("key");
     }
+    let info = super::with_spend(&state, crate::spend::Owner::Key, &record.token, info).await?;
     Ok(Json(json!({ "key": shown_key, "info": info })))
 }
 

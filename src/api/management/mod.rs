@@ -94,6 +94,20 @@ fn cached(state: &AppState, written: Identities, deleted: impl FnOnce(&mut Chang
     state.identities.apply(changes);
 }
 
+/// Sets `spend` (dollars, as LiteLLM shows it) on an identity's JSON from the spend totals.
+async fn with_spend(
+    state: &AppState,
+    owner: crate::spend::Owner,
+    id: &str,
+    mut record: Value,
+) -> Result<Value, ApiError> {
+    let spend = state.store.spend_total(owner, id).await?;
+    if let Value::Object(map) = &mut record {
+        map.insert("spend".into(), Value::from(spend.as_usd()));
+    }
+    Ok(record)
+}
+
 fn now() -> Millis {
     crate::auth::cache::now_ms()
 }

@@ -241,8 +241,15 @@ pub async fn info(
         .iter()
         .map(|k| super::keys::key_json(k, None))
         .collect();
+    let team_info = super::with_spend(
+        &state,
+        crate::spend::Owner::Team,
+        &team_id,
+        team_json(&team),
+    )
+    .await?;
     Ok(Json(
-        json!({"team_id": team_id, "team_info": team_json(&team), "keys": keys}),
+        json!({"team_id": team_id, "team_info": team_info, "keys": keys}),
     ))
 }
 

@@ -232,8 +232,15 @@ pub async fn info(
             teams.push(super::teams::team_json(&team));
         }
     }
+    let user_info = super::with_spend(
+        &state,
+        crate::spend::Owner::User,
+        &user_id,
+        user_json(&user),
+    )
+    .await?;
     Ok(Json(
-        json!({"user_id": user_id, "user_info": user_json(&user), "keys": keys, "teams": teams}),
+        json!({"user_id": user_id, "user_info": user_info, "keys": keys, "teams": teams}),
     ))
 }
 
