@@ -238,7 +238,13 @@ async fn every_model_request_makes_one_row(database: &str) {
         assert_eq!(row["api_key"], hash.as_str());
         assert_eq!(row["team_id"], "team-search");
         assert_eq!(row["key_alias"], "search-svc");
-        assert_eq!(row["spend"], 0.0);
+        // `chat` is an unpriced mock model; `other` is `openai/o1`, priced by the shipped table.
+        let spend = row["spend"].as_f64().unwrap();
+        if row["model"] == "other" {
+            assert!(spend > 0.0, "{row}");
+        } else {
+            assert_eq!(spend, 0.0, "{row}");
+        }
         assert!(row.get("messages").is_none() && row.get("response").is_none());
     }
     let by_model = |model: &str, stream: bool| {
@@ -256,7 +262,8 @@ async fn every_model_request_makes_one_row(database: &str) {
     assert_eq!(whole["metadata"]["feature"], "search");
     assert!(whole["prompt_tokens"].as_i64().unwrap() > 0, "{whole}");
     assert!(whole["completion_tokens"].as_i64().unwrap() > 0, "{whole}");
-    assert_eq!(whole["cost_source"], "none");
+    assert_eq!(whole["cost_source"], "unpriced");
+    assert_eq!(by_model("other", false)["cost_source"], "reported");
     let streamed = by_model("chat", true);
     assert_eq!(streamed["http_status"], 200);
     assert!(
@@ -325,10 +332,21 @@ async fn every_model_request_makes_one_row(database: &str) {
         .unwrap();
     assert_eq!(refused.status(), 403);
     // Spend shows in the info routes.
+    // ... and is the sum of the rows' costs.
+    let logged: f64 = rows.iter().map(|r| r["spend"].as_f64().unwrap()).sum();
+    assert!(logged > 0.0);
     let info = admin_get(&gw, &format!("/key/info?key={key}")).await;
-    assert_eq!(info["info"]["spend"], 0.0, "{info}");
+    let key_spend = info["info"]["spend"].as_f64().unwrap();
+    assert!(
+        (key_spend - logged).abs() < 1e-9,
+        "{key_spend} vs {logged}: {info}"
+    );
     let team = admin_get(&gw, "/team/info?team_id=team-search").await;
-    assert_eq!(team["team_info"]["spend"], 0.0, "{team}");
+    let team_spend = team["team_info"]["spend"].as_f64().unwrap();
+    assert!(
+        (team_spend - logged).abs() < 1e-9,
+        "{team_spend} vs {logged}: {team}"
+    );
     let metrics = client()
         .get(format!("{}/metrics", gw.url))
         .send()
@@ -800,4 +818,92 @@ async fn retention_deletes_old_rows() {
     }
     drop(gw);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Exact decimal dollars (a cost header) to nano-dollars.
+fn nanos(text: &str) -> i64 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let frac = format!("{frac:0<9}");
+    whole.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
+}
+
+#[tokio::test]
+async fn key_team_and_user_spend_are_the_sum_of_the_cost_headers() {
+    let gw = gateway(
+        &config(
+            &[offline(
+                "priced",
+                "p1",
+                "a priced answer of a few words",
+                "",
+                ", input_cost_per_token: 0.0000013, output_cost_per_token: 0.0000071",
+            )],
+            "switchyard_spend: {flush_interval_ms: 50}\n",
+        ),
+        &[],
+    );
+    admin_post(&gw, "/team/new", json!({"team_id": "t-sum"})).await;
+    admin_post(&gw, "/user/new", json!({"user_id": "u-sum"})).await;
+    let key = admin_post(
+        &gw,
+        "/key/generate",
+        json!({"team_id": "t-sum", "user_id": "u-sum"}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut total = 0;
+    for n in 0..6 {
+        let mut body = chat_body("priced");
+        body["messages"][0]["content"] = json!("word ".repeat(1 + n * 7));
+        let response = client()
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let header = response.headers()["x-litellm-response-cost"]
+            .to_str()
+            .unwrap();
+        assert_eq!(
+            header,
+            response.headers()["x-switchyard-response-cost"]
+                .to_str()
+                .unwrap()
+        );
+        total += nanos(header);
+    }
+    // A stream's cost is in its final usage chunk.
+    let mut stream = chat_body("priced");
+    stream["stream"] = json!(true);
+    stream["stream_options"] = json!({"include_usage": true});
+    let (status, text) = chat_as(&gw, &key, stream).await;
+    assert_eq!(status, 200);
+    let usage: Value = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|chunk| chunk["usage"].is_object())
+        .expect("a usage chunk")["usage"]
+        .clone();
+    let stream_cost = usage["cost"].as_f64().expect("usage.cost");
+    total += (stream_cost * 1e9).round() as i64;
+    assert!(total > 0);
+
+    wait_rows(&gw, "team_id=t-sum", 7).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let spend_of = |v: &Value| (v.as_f64().unwrap() * 1e9).round() as i64;
+    let key_info = admin_get(&gw, &format!("/key/info?key={key}")).await;
+    assert_eq!(spend_of(&key_info["info"]["spend"]), total, "{key_info}");
+    let team = admin_get(&gw, "/team/info?team_id=t-sum").await;
+    assert_eq!(spend_of(&team["team_info"]["spend"]), total, "{team}");
+    let user = admin_get(&gw, "/user/info?user_id=u-sum").await;
+    let user_spend = user["user_info"]["spend"]
+        .as_f64()
+        .or_else(|| user["spend"].as_f64())
+        .unwrap_or_else(|| panic!("no spend in {user}"));
+    assert_eq!((user_spend * 1e9).round() as i64, total, "{user}");
 }
