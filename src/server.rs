@@ -47,6 +47,12 @@ pub async fn serve(
         state.store_healthy.clone(),
     ));
     state.spend.start(state.store.clone());
+    // Budgets start from what the store says was spent, and follow it (other instances).
+    crate::policy::budget::seed_once(&state).await;
+    tokio::spawn(crate::policy::budget::keep_seeded(
+        state.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     tokio::spawn(health_checks(state.clone()));
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(state.clone()));

@@ -201,3 +201,41 @@ async fn budget_fields_that_cannot_apply_are_refused_naming_the_field() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_restart_remembers_what_a_budget_spent() {
+    let path = write_config(&format!(
+        "{}switchyard_spend: {{flush_interval_ms: 50}}\n",
+        priced_config()
+    ));
+    let gw = serve_file(&path, &[], &[]);
+    let key = new_key(&gw, json!({"max_budget": 0.05, "budget_duration": "30d"})).await;
+    let body = json!({"model": "chat", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let mut answered = 0;
+    while spend(&gw, &key, &body).await.0 == 200 {
+        answered += 1;
+        assert!(answered < 1000, "the budget never stopped the key");
+    }
+    // Every answered request's row is in the store before the gateway goes away.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows: Value = client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rows.as_array().unwrap().len() > answered || std::time::Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(gw);
+    let gw = serve_file(&path, &[], &[]);
+    let (status, _, error) = spend(&gw, &key, &body).await;
+    assert_eq!(status, 429, "a restart forgot the spend: {error}");
+    assert_eq!(error["error"]["type"], "budget_exceeded");
+}

@@ -130,6 +130,54 @@ impl IdentityCache {
         self.read().end_users.get(user_id).cloned()
     }
 
+    /// Every key, team, user and end user with a `max_budget`: (scope, id, its LiteLLM fields,
+    /// created at). For the budget ledger's seeding, off the request path.
+    pub fn budgeted(
+        &self,
+    ) -> Vec<(
+        crate::policy::limits::Scope,
+        String,
+        serde_json::Map<String, serde_json::Value>,
+        Millis,
+    )> {
+        use crate::policy::limits::Scope;
+        let maps = self.read();
+        let has =
+            |extra: &serde_json::Map<String, serde_json::Value>| extra.contains_key("max_budget");
+        let mut out = Vec::new();
+        out.extend(
+            maps.keys
+                .values()
+                .filter(|k| has(&k.extra))
+                .map(|k| (Scope::Key, k.token.clone(), k.extra.clone(), k.created_at)),
+        );
+        out.extend(maps.teams.values().filter(|t| has(&t.extra)).map(|t| {
+            (
+                Scope::Team,
+                t.team_id.clone(),
+                t.extra.clone(),
+                t.created_at,
+            )
+        }));
+        out.extend(maps.users.values().filter(|u| has(&u.extra)).map(|u| {
+            (
+                Scope::User,
+                u.user_id.clone(),
+                u.extra.clone(),
+                u.created_at,
+            )
+        }));
+        out.extend(maps.end_users.values().filter(|e| has(&e.extra)).map(|e| {
+            (
+                Scope::EndUser,
+                e.user_id.clone(),
+                e.extra.clone(),
+                e.created_at,
+            )
+        }));
+        out
+    }
+
     /// Whether any end user is configured (most gateways have none: skip the lookup).
     pub fn has_end_users(&self) -> bool {
         !self.read().end_users.is_empty()

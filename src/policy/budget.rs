@@ -61,6 +61,75 @@ fn budget_in(
     Some((Nanos::from_usd(max), window_start, soft))
 }
 
+/// Raises the ledger to the spend the store holds for every budgeted key, team, user and end
+/// user (in the current window, or lifetime without a duration): at start, so a restart does
+/// not forget what was spent, and every `every` after, so spend made through other instances
+/// (which reaches the store through their spend logs) counts here too. Runs off the request path.
+pub async fn keep_seeded(state: crate::state::AppState, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        seed_once(&state).await;
+    }
+}
+
+/// One round of [`keep_seeded`]; failures are logged and the ledger keeps what it knows.
+pub async fn seed_once(state: &crate::state::AppState) {
+    use crate::spend::{GroupBy, Owner, SpendFilter};
+    let now_ms = crate::auth::cache::now_ms();
+    for (scope, id, extra, created_at) in state.identities.budgeted() {
+        let Some((_, window_start, _)) = budget_in(scope, &id, &extra, created_at, now_ms) else {
+            continue;
+        };
+        let spent = if window_start == 0 {
+            let owner = match scope {
+                Scope::Key => Owner::Key,
+                Scope::Team => Owner::Team,
+                Scope::User => Owner::User,
+                _ => Owner::EndUser,
+            };
+            state.store.spend_total(owner, &id).await
+        } else {
+            let mut filter = SpendFilter {
+                start: Some(window_start),
+                ..SpendFilter::default()
+            };
+            let column = match scope {
+                Scope::Key => {
+                    filter.api_key = Some(id.clone());
+                    "api_key"
+                }
+                Scope::Team => {
+                    filter.team_id = Some(id.clone());
+                    "team_id"
+                }
+                Scope::User => {
+                    filter.user_id = Some(id.clone());
+                    "user_id"
+                }
+                _ => {
+                    filter.end_user = Some(id.clone());
+                    "end_user"
+                }
+            };
+            state
+                .store
+                .spend_report(&filter, &GroupBy::Column(column))
+                .await
+                .map(|rows| Nanos(rows.iter().map(|r| r.spend_nanos).sum()))
+        };
+        match spent {
+            Ok(spent) => state.budgets.seed(scope, &id, window_start, spent),
+            Err(err) => {
+                tracing::warn!(
+                    scope = scope.as_str(),
+                    "budget spend not read from the store: {err}"
+                );
+                return;
+            }
+        }
+    }
+}
+
 /// Every budget a request is subject to: its key's, team's, user's and end user's.
 pub fn checks<'a>(
     principal: &'a Principal,
