@@ -1,6 +1,6 @@
 //! The request-finished event: emitted exactly once per request, when the answer is complete,
-//! failed, or the client went away. Metrics and the access log consume it today (spend logs,
-//! traces and callbacks will); none of them is called from a handler.
+//! failed, or the client went away. Metrics, the access log and the spend log consume it
+//! (traces and callbacks will); none of them is called from a handler.
 
 use std::sync::Arc;
 use std::time::Duration;
