@@ -53,13 +53,6 @@ async fn spend(gw: &Proc, key: &str, body: &Value) -> (u16, i64, Value) {
     (status, cost, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Exact decimal dollars to nano-dollars.
-fn nanos(text: &str) -> i64 {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    let frac = format!("{frac:0<9}");
-    whole.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
-}
-
 #[tokio::test]
 async fn a_key_stops_after_the_requests_that_spent_its_budget() {
     let gw = gateway(&priced_config(), &[]);

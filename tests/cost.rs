@@ -62,13 +62,6 @@ async fn post(gw: &Proc, path: &str, body: &Value) -> reqwest::Response {
         .unwrap()
 }
 
-/// Exact decimal dollars (the header) as nano-dollars.
-fn nanos_of(text: &str) -> i64 {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    assert!(frac.len() <= 9, "{text}");
-    whole.parse::<i64>().unwrap() * 1_000_000_000 + format!("{frac:0<9}").parse::<i64>().unwrap()
-}
-
 /// `prompt × input + completion × output` pico-dollars, rounded to the nano-dollar.
 fn expected(usage: &Value, input_pico: u128, output_pico: u128) -> i64 {
     let prompt = usage["prompt_tokens"].as_u64().unwrap() as u128;
@@ -86,7 +79,7 @@ fn cost_header(response: &reqwest::Response) -> i64 {
         .to_str()
         .unwrap();
     assert_eq!(ours, litellm);
-    nanos_of(&ours)
+    nanos(&ours)
 }
 
 fn chat(model: &str) -> Value {

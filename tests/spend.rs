@@ -820,13 +820,6 @@ async fn retention_deletes_old_rows() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Exact decimal dollars (a cost header) to nano-dollars.
-fn nanos(text: &str) -> i64 {
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    let frac = format!("{frac:0<9}");
-    whole.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
-}
-
 #[tokio::test]
 async fn key_team_and_user_spend_are_the_sum_of_the_cost_headers() {
     let gw = gateway(

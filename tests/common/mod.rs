@@ -226,3 +226,10 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A cost header's exact decimal dollars (`0.000035`) as nano-dollars.
+pub fn nanos(text: &str) -> i64 {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    assert!(frac.len() <= 9, "more than nano-dollar precision: {text}");
+    whole.parse::<i64>().unwrap() * 1_000_000_000 + format!("{frac:0<9}").parse::<i64>().unwrap()
+}
