@@ -48,6 +48,11 @@ pub async fn serve(
     ));
     state.spend.start(state.store.clone());
     // Budgets start from what the store says was spent, and follow it (other instances).
+    crate::router::budget::seed_once(&state).await;
+    tokio::spawn(crate::router::budget::keep_seeded(
+        state.clone(),
+        std::time::Duration::from_secs(5),
+    ));
     crate::policy::budget::seed_once(&state).await;
     tokio::spawn(crate::policy::budget::keep_seeded(
         state.clone(),

@@ -232,3 +232,167 @@ async fn a_restart_remembers_what_a_budget_spent() {
     assert_eq!(status, 429, "a restart forgot the spend: {error}");
     assert_eq!(error["error"]["type"], "budget_exceeded");
 }
+
+/// Spends a key's budget: returns the refusal (status, body) after at least one answer.
+async fn spend_until_refused(gw: &Proc, key: &str, body: &Value) -> (u16, Value) {
+    for answered in 0.. {
+        let (status, _, reply) = spend(gw, key, body).await;
+        if status != 200 {
+            assert!(answered > 0, "refused before spending: {status} {reply}");
+            return (status, reply);
+        }
+        assert!(answered < 1000, "the budget never stopped the key");
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn a_budget_starts_over_when_its_window_ends_and_the_refusal_status_is_configurable() {
+    // LiteLLM 1.110 answers a spent budget with 422; a config that asks for it gets it.
+    let yaml = priced_config().replace(
+        "general_settings:",
+        "litellm_settings:\n  budget_exceeded_status_code: 422\ngeneral_settings:",
+    );
+    let gw = gateway(&yaml, &[]);
+    let key = new_key(&gw, json!({"max_budget": 0.05, "budget_duration": "4s"})).await;
+    let body = json!({"model": "chat", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let (status, refusal) = spend_until_refused(&gw, &key, &body).await;
+    assert_eq!(status, 422, "{refusal}");
+    assert_eq!(refusal["error"]["type"], "budget_exceeded", "{refusal}");
+    // Within the window it stays refused; in the next window it answers again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (status, cost, reply) = spend(&gw, &key, &body).await;
+        if status == 200 {
+            assert!(cost > 0, "{reply}");
+            break;
+        }
+        assert_eq!(status, 422, "{reply}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the budget did not start over after its 4 s window"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The new window spends down to a refusal again.
+    let (status, _) = spend_until_refused(&gw, &key, &body).await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn an_error_status_is_required_for_budget_refusals() {
+    let yaml = priced_config().replace(
+        "general_settings:",
+        "litellm_settings:\n  budget_exceeded_status_code: 200\ngeneral_settings:",
+    );
+    let path = write_config(&yaml);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("litellm_settings.budget_exceeded_status_code"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_that_spent_its_budget_sits_out_until_its_window_ends() {
+    let price = ", input_cost_per_token: 0.001, output_cost_per_token: 0.002";
+    let gw = gateway(
+        &config(
+            &[
+                offline(
+                    "chat",
+                    "first",
+                    "from the first",
+                    ", order: 1, max_budget: 0.05, budget_duration: 1d",
+                    price,
+                ),
+                offline("chat", "second", "from the second", ", order: 2", price),
+                offline(
+                    "solo",
+                    "only",
+                    "from the only one",
+                    ", max_budget: 0.03",
+                    price,
+                ),
+            ],
+            "",
+        ),
+        &[],
+    );
+    let body = json!({"model": "chat", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let served_by = |response: &reqwest::Response| {
+        response.headers()["x-litellm-model-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    // The first deployment (order 1) serves until its budget is spent, then the second does.
+    let mut first_spent = 0;
+    let mut switched = false;
+    for _ in 0..20 {
+        let response = post(&gw, &body).await;
+        assert_eq!(response.status(), 200);
+        let cost = nanos(
+            response.headers()["x-litellm-response-cost"]
+                .to_str()
+                .unwrap(),
+        );
+        match served_by(&response).as_str() {
+            "first" => {
+                assert!(
+                    !switched,
+                    "the first served again after its budget was spent"
+                );
+                assert!(first_spent < 50_000_000, "served past its budget");
+                first_spent += cost;
+            }
+            "second" => switched = true,
+            other => panic!("served by {other}"),
+        }
+    }
+    assert!(switched && first_spent >= 50_000_000, "spent {first_spent}");
+
+    // A group whose only deployment spent its budget is refused, saying so.
+    let solo = json!({"model": "solo", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let refusal = loop {
+        let response = post(&gw, &solo).await;
+        if response.status() != 200 {
+            break response;
+        }
+    };
+    assert_eq!(refusal.status(), 429);
+    assert!(refusal.headers().contains_key("retry-after"));
+    let error: Value = refusal.json().await.unwrap();
+    assert_eq!(
+        error["error"]["code"], "deployment_budget_exceeded",
+        "{error}"
+    );
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_budget"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_budget_without_a_max_is_refused_at_load() {
+    let yaml = config(
+        &[offline("chat", "c1", "x", ", budget_duration: 1d", "")],
+        "",
+    );
+    let path = write_config(&yaml);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["check", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("litellm_params.budget_duration"), "{text}");
+}

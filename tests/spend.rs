@@ -641,6 +641,33 @@ async fn store_contract(store: &dyn Store) {
         .unwrap();
     assert_eq!(teams[0].spend_nanos, 3_501);
 
+    // Daily sums (LiteLLM's /user/daily/activity): one day per group of model, provider and key.
+    let daily = store.spend_daily(&all).await.unwrap();
+    assert_eq!(daily.len(), 3, "{daily:?}");
+    assert_eq!(daily[0].day, 0, "1970-01-01 comes first");
+    let k1 = daily.iter().find(|d| d.api_key == "k1").unwrap();
+    assert_eq!(k1.day, 1_764_644_645_678 / 86_400_000);
+    assert_eq!((k1.requests, k1.spend_nanos, k1.failed), (2, 3_500, 0));
+    assert_eq!(
+        (k1.prompt_tokens, k1.completion_tokens, k1.cached_tokens),
+        (20, 10, 4)
+    );
+    assert_eq!(k1.latency_ms, 24);
+    assert_eq!(k1.model_group.as_deref(), Some("chat"));
+    assert_eq!(k1.team_id.as_deref(), Some("team-a"));
+    let of_team = SpendFilter {
+        team_id: Some("team-a".into()),
+        model_group: Some("chat".into()),
+        ..SpendFilter::default()
+    };
+    let team_days = store.spend_daily(&of_team).await.unwrap();
+    assert_eq!(team_days.iter().map(|d| d.requests).sum::<i64>(), 3);
+    let other_model = SpendFilter {
+        model_group: Some("nope".into()),
+        ..SpendFilter::default()
+    };
+    assert!(store.spend_daily(&other_model).await.unwrap().is_empty());
+
     assert_eq!(store.delete_spend_before(2_000).await.unwrap(), 1);
     assert_eq!(store.spend_logs(&all).await.unwrap().len(), 3);
     // Deleting old rows keeps the totals.

@@ -112,7 +112,8 @@ impl ApiError {
                 NoPick::CoolingDown {
                     rate_limited: true, ..
                 }
-                | NoPick::OverLimits { .. } => StatusCode::TOO_MANY_REQUESTS,
+                | NoPick::OverLimits { .. }
+                | NoPick::OverBudget { .. } => StatusCode::TOO_MANY_REQUESTS,
                 NoPick::ContextWindow { .. } => StatusCode::BAD_REQUEST,
                 NoPick::CoolingDown { .. } | NoPick::AllTried => StatusCode::SERVICE_UNAVAILABLE,
             },
@@ -314,6 +315,14 @@ fn unavailable_body(
             "rate_limit_error",
             None,
             Some("rate_limit_exceeded".to_owned()),
+        ),
+        NoPick::OverBudget { .. } => (
+            format!(
+                "Every deployment of model group `{group}` has spent its max_budget for this period{retry_in}"
+            ),
+            "budget_exceeded",
+            None,
+            Some("deployment_budget_exceeded".to_owned()),
         ),
         NoPick::ContextWindow {
             prompt_tokens,

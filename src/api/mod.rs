@@ -2,6 +2,7 @@
 //! `pipeline/mod.rs` lists them); the edge middleware here stamps every response with its
 //! request id and reports requests that never reached a model.
 
+mod activity;
 mod admin;
 mod body;
 mod chat;
@@ -56,6 +57,8 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/spend/keys", get(spend::keys))
         .route("/spend/users", get(spend::users))
         .route("/global/spend/report", get(spend::global_report))
+        .route("/user/daily/activity", get(activity::user))
+        .route("/team/daily/activity", get(activity::team))
         .merge(management::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

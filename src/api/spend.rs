@@ -19,14 +19,14 @@ use crate::state::AppState;
 
 type Params = Query<Map<String, Value>>;
 
-fn param<'a>(query: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(query: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
     query
         .get(name)
         .and_then(Value::as_str)
         .filter(|v| !v.is_empty())
 }
 
-fn viewer(caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn viewer(caller: &Caller) -> Result<(), ApiError> {
     if caller.principal.role() >= Role::Viewer {
         Ok(())
     } else {
@@ -67,6 +67,7 @@ fn filter(query: &Map<String, Value>) -> Result<SpendFilter, ApiError> {
             .or_else(|| param(query, "customer_id"))
             .map(str::to_owned),
         request_id: param(query, "request_id").map(str::to_owned),
+        model_group: param(query, "model").map(str::to_owned),
         start: date("start_date", false)?,
         end: date("end_date", true)?,
         limit: Some(limit.unwrap_or(1000).min(100_000)),
@@ -120,7 +121,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn wants_csv(query: &Map<String, Value>) -> bool {
+pub(super) fn wants_csv(query: &Map<String, Value>) -> bool {
     param(query, "format").is_some_and(|f| f.eq_ignore_ascii_case("csv"))
 }
 
@@ -172,7 +173,7 @@ fn csv_field(out: &mut String, text: &str) {
     }
 }
 
-fn csv(header_line: &str, rows: impl IntoIterator<Item = Vec<String>>) -> Response {
+pub(super) fn csv(header_line: &str, rows: impl IntoIterator<Item = Vec<String>>) -> Response {
     let mut out = String::from(header_line);
     out.push('\n');
     for row in rows {

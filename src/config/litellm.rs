@@ -83,6 +83,9 @@ pub struct RawLitellmParams {
     pub cache_creation_input_token_cost: Option<f64>,
     /// The model name the price table is searched for (an Azure deployment's real model).
     pub base_model: Option<String>,
+    /// A deployment budget in dollars, over `budget_duration` (LiteLLM's provider budget routing).
+    pub max_budget: Option<f64>,
+    pub budget_duration: Option<String>,
     #[serde(flatten)]
     pub extra: ExtraParams,
 }
@@ -194,6 +197,8 @@ pub struct RawLitellmSettings {
     pub cooldown_time: Option<f64>,
     /// Upstream TLS: `true`, `false`, or the path of a CA bundle (LiteLLM's spellings).
     pub ssl_verify: Option<SslVerify>,
+    /// The status of a `budget_exceeded` refusal (429 here; LiteLLM 1.110 answers 422).
+    pub budget_exceeded_status_code: Option<u16>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }

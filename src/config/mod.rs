@@ -77,6 +77,9 @@ pub struct Config {
     pub prices_file: Option<PathBuf>,
     /// The spend-log writer: queue, batches, spill file, retention.
     pub spend: crate::spend::SpendSettings,
+    /// The status of a `budget_exceeded` refusal: `litellm_settings.budget_exceeded_status_code`,
+    /// 429 by default.
+    pub budget_exceeded_status: axum::http::StatusCode,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -115,6 +118,8 @@ pub struct DeploymentConfig {
     pub price: Option<Arc<Price>>,
     /// The price table entry used, if any.
     pub price_entry: Option<String>,
+    /// `litellm_params.max_budget` over `budget_duration`.
+    pub budget: Option<crate::router::budget::DeploymentBudget>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -315,6 +320,21 @@ impl<'a> Validator<'a> {
         let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
         let storage = self.storage(&raw)?;
         let spend = self.spend(&raw)?;
+        let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
+            None => axum::http::StatusCode::TOO_MANY_REQUESTS,
+            Some(code @ 400..=599) => axum::http::StatusCode::from_u16(code).map_err(|e| {
+                invalid(
+                    "litellm_settings.budget_exceeded_status_code",
+                    e.to_string(),
+                )
+            })?,
+            Some(code) => {
+                return Err(invalid(
+                    "litellm_settings.budget_exceeded_status_code",
+                    format!("must be an error status (400 to 599), got {code}"),
+                ))
+            }
+        };
 
         Ok(Loaded {
             config: Config {
@@ -334,6 +354,7 @@ impl<'a> Validator<'a> {
                 prices: self.prices.clone(),
                 prices_file,
                 spend,
+                budget_exceeded_status,
             },
             warnings: self.warnings,
         })
@@ -429,7 +450,34 @@ impl<'a> Validator<'a> {
             }
         }
         let (price, price_entry) = self.price(&params, &info, &provider, &upstream_model, &at)?;
+        let budget = match (params.max_budget, &params.budget_duration) {
+            (None, None) => None,
+            (None, Some(_)) => {
+                return Err(invalid(
+                    &at("litellm_params.budget_duration"),
+                    "needs a max_budget to apply to".into(),
+                ))
+            }
+            (Some(max), duration) => {
+                if !(max.is_finite() && max >= 0.0) {
+                    return Err(invalid(
+                        &at("litellm_params.max_budget"),
+                        format!("must be a non-negative number of dollars, got {max}"),
+                    ));
+                }
+                let period = duration
+                    .as_deref()
+                    .map(crate::policy::budget::Period::parse)
+                    .transpose()
+                    .map_err(|e| invalid(&at("litellm_params.budget_duration"), e))?;
+                Some(crate::router::budget::DeploymentBudget {
+                    max: crate::money::Nanos::from_usd(max),
+                    period,
+                })
+            }
+        };
         Ok(DeploymentConfig {
+            budget,
             price,
             price_entry,
             id,

@@ -264,7 +264,16 @@ impl RequestContext {
                 if let Some(report) = error.served_by() {
                     self.served.get_or_insert(report);
                 }
-                self.surface.render(error)
+                // Only a spent budget: one held by requests in flight stays a 429 to retry.
+                let budget = matches!(
+                    error,
+                    ApiError::Budget(crate::policy::budget::BudgetError::Exceeded { .. })
+                );
+                let mut response = self.surface.render(error);
+                if budget {
+                    *response.status_mut() = self.config.config.budget_exceeded_status;
+                }
+                response
             }
         };
         if let Some(admission) = &self.admission {
@@ -350,6 +359,15 @@ impl RequestContext {
         if let Some(hold) = self.budget_hold.take() {
             let cost = self.cost.map_or(Nanos::ZERO, |c| c.total);
             self.state.budgets.settle(hold, cost);
+        }
+        if let (Some((deployment, _)), Some(cost)) = (&self.served, &self.cost) {
+            if let Some(budget) = deployment.budget {
+                let now = crate::auth::cache::now_ms();
+                deployment
+                    .stats
+                    .budget
+                    .add(budget.window(now).0, cost.total);
+            }
         }
         let latency = self.started.elapsed();
         let event = Finished {

@@ -18,6 +18,7 @@
 //! | `stream.rs` | reading a stream ahead before committing it; bookkeeping after |
 //! | `health.rs` | background health checks, `/health` and the router's metrics |
 
+pub mod budget;
 mod clock;
 mod cooldown;
 mod dispatch;
@@ -79,6 +80,8 @@ pub struct Deployment {
     pub canary_share: Option<f64>,
     /// Input plus output price per token, for cost-based-routing (infinite when unknown).
     pub cost_per_token: f64,
+    /// `litellm_params.max_budget` over `budget_duration`: spent, the deployment sits out.
+    pub budget: Option<budget::DeploymentBudget>,
     /// What a token costs (see `money::prices`), resolved when the config was built; `None`
     /// when nothing prices this deployment (its requests are recorded as unpriced, cost 0).
     pub price: Option<Arc<crate::money::prices::Price>>,
@@ -172,7 +175,9 @@ impl Unavailable {
             NoPick::CoolingDown { until_ms, .. } => {
                 Some(Duration::from_millis(until_ms.saturating_sub(self.now_ms)))
             }
-            NoPick::OverLimits { reset_in_ms } => Some(Duration::from_millis(reset_in_ms)),
+            NoPick::OverLimits { reset_in_ms } | NoPick::OverBudget { reset_in_ms } => {
+                Some(Duration::from_millis(reset_in_ms))
+            }
             NoPick::ContextWindow { .. } | NoPick::AllTried => None,
         }
     }
@@ -587,6 +592,7 @@ fn build_deployment(
         region: entry.region.clone(),
         canary_share: entry.canary_share,
         cost_per_token,
+        budget: entry.budget,
         price: entry.price.clone(),
         max_input_tokens: entry.info.max_input_tokens,
         mode: entry.info.mode.clone(),

@@ -50,6 +50,8 @@ pub struct LiveStats {
     last_error_at_ms: AtomicU64,
     health: AtomicU8,
     health_checked_at_ms: AtomicU64,
+    /// Spend against the deployment's `max_budget` (see `router::budget`).
+    pub budget: super::budget::BudgetSpend,
 }
 
 fn update_ewma(slot: &AtomicU64, sample: Duration) {

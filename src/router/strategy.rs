@@ -55,6 +55,8 @@ pub enum NoPick {
     },
     /// Every candidate is at its `rpm`/`tpm` limit for this minute.
     OverLimits { reset_in_ms: u64 },
+    /// Every candidate has spent its `max_budget` for the current window.
+    OverBudget { reset_in_ms: u64 },
     /// The prompt is larger than every candidate's context window.
     ContextWindow { prompt_tokens: u64, largest: u64 },
     /// Every deployment was already tried by this request.
@@ -67,6 +69,7 @@ impl NoPick {
         match self {
             NoPick::CoolingDown { .. } => "cooling_down",
             NoPick::OverLimits { .. } => "over_rate_limits",
+            NoPick::OverBudget { .. } => "over_budget",
             NoPick::ContextWindow { .. } => "context_window",
             NoPick::AllTried => "no_deployment",
         }
@@ -176,6 +179,18 @@ impl Selector {
                 });
             }
         }
+        if candidates.iter().any(|c| c.deployment.budget.is_some()) {
+            let reset_in_ms = candidates
+                .iter()
+                .filter_map(|c| budget_reset_in(c.deployment, ctx.now_ms))
+                .min();
+            candidates.retain(|c| budget_reset_in(c.deployment, ctx.now_ms).is_none());
+            if candidates.is_empty() {
+                return Err(NoPick::OverBudget {
+                    reset_in_ms: reset_in_ms.unwrap_or(1_000),
+                });
+            }
+        }
         if let Some(region) = ctx.region {
             if candidates
                 .iter()
@@ -256,6 +271,9 @@ impl Selector {
             return Err(NoPick::OverLimits {
                 reset_in_ms: until_next_minute(ctx.now_ms),
             });
+        }
+        if let Some(reset_in_ms) = budget_reset_in(only, ctx.now_ms) {
+            return Err(NoPick::OverBudget { reset_in_ms });
         }
         if probe && !cooldowns.try_claim_probe(&only.id, ctx.now_ms) {
             return Err(NoPick::CoolingDown {
@@ -349,6 +367,15 @@ fn fits(deployment: &Deployment, ctx: &PickContext<'_>) -> bool {
 }
 
 /// The deployment has room this minute for one more request of the prompt's size.
+/// `Some(ms until its window ends)` when the deployment has spent its budget.
+fn budget_reset_in(deployment: &Deployment, now_ms: u64) -> Option<u64> {
+    let budget = deployment.budget?;
+    let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    let (start, end) = budget.window(now);
+    (deployment.stats.budget.spent(start) >= budget.max)
+        .then(|| u64::try_from(end.saturating_sub(now)).unwrap_or(0).max(1))
+}
+
 fn under_limits(deployment: &Deployment, usage: &dyn UsageStore, ctx: &PickContext<'_>) -> bool {
     if deployment.rpm.is_none() && deployment.tpm.is_none() {
         return true;

@@ -12,7 +12,10 @@ mod row;
 mod spill;
 mod writer;
 
-pub use report::{cli_report, group_rows, sort_report, table, GroupBy, ReportRow, SpendFilter};
+pub use report::{
+    cli_report, daily_rows, group_rows, sort_report, table, DailyRow, GroupBy, ReportRow,
+    SpendFilter,
+};
 pub use row::SpendRow;
 pub use spill::{read_spill, SpillRead, SpillReader};
 pub use writer::{SpendCounters, SpendLog, SpendSettings};

@@ -14,6 +14,8 @@ pub struct SpendFilter {
     pub team_id: Option<String>,
     pub end_user: Option<String>,
     pub request_id: Option<String>,
+    /// The model group that served the request.
+    pub model_group: Option<String>,
     pub start: Option<i64>,
     pub end: Option<i64>,
     /// At most this many rows (newest first) from `spend_logs`.
@@ -118,9 +120,78 @@ impl SpendFilter {
             && eq(&self.team_id, row.team_id.as_deref())
             && eq(&self.end_user, row.end_user.as_deref())
             && eq(&self.request_id, Some(&row.request_id))
+            && eq(&self.model_group, row.model_group.as_deref())
             && self.start.is_none_or(|s| row.started_at >= s)
             && self.end.is_none_or(|e| row.started_at < e)
     }
+}
+
+/// The sums of one UTC day for one model group, requested model, provider and key: what
+/// LiteLLM's `/user/daily/activity` is built from (its daily spend tables hold the same).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DailyRow {
+    /// Days since 1970-01-01 (UTC).
+    pub day: i64,
+    pub model_group: Option<String>,
+    pub requested_model: String,
+    pub provider: Option<String>,
+    /// The key's SHA-256 (`''` for the master key).
+    pub api_key: String,
+    pub key_alias: Option<String>,
+    pub team_id: Option<String>,
+    pub spend_nanos: i64,
+    pub requests: i64,
+    /// Rows whose status was 400 or more.
+    pub failed: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cached_tokens: i64,
+    pub latency_ms: i64,
+}
+
+impl DailyRow {
+    fn same_group(&self, row: &SpendRow) -> bool {
+        self.day == row.started_at.div_euclid(86_400_000)
+            && self.model_group == row.model_group
+            && self.requested_model == row.requested_model
+            && self.provider == row.provider
+            && self.api_key == row.api_key
+            && self.key_alias == row.key_alias
+            && self.team_id == row.team_id
+    }
+}
+
+/// Daily sums in memory (the in-memory store), ordered as the SQL stores order them.
+pub fn daily_rows<'a>(rows: impl IntoIterator<Item = &'a SpendRow>) -> Vec<DailyRow> {
+    let mut out: Vec<DailyRow> = Vec::new();
+    for row in rows {
+        let index = match out.iter().position(|d| d.same_group(row)) {
+            Some(index) => index,
+            None => {
+                out.push(DailyRow {
+                    day: row.started_at.div_euclid(86_400_000),
+                    model_group: row.model_group.clone(),
+                    requested_model: row.requested_model.clone(),
+                    provider: row.provider.clone(),
+                    api_key: row.api_key.clone(),
+                    key_alias: row.key_alias.clone(),
+                    team_id: row.team_id.clone(),
+                    ..DailyRow::default()
+                });
+                out.len() - 1
+            }
+        };
+        let d = &mut out[index];
+        d.spend_nanos = d.spend_nanos.saturating_add(row.cost_nanos);
+        d.requests += 1;
+        d.failed += i64::from(row.status >= 400);
+        d.prompt_tokens = d.prompt_tokens.saturating_add(row.prompt_tokens);
+        d.completion_tokens = d.completion_tokens.saturating_add(row.completion_tokens);
+        d.cached_tokens = d.cached_tokens.saturating_add(row.cached_tokens);
+        d.latency_ms = d.latency_ms.saturating_add(row.latency_ms);
+    }
+    out.sort_by_key(|d| d.day);
+    out
 }
 
 /// Groups rows in memory (the in-memory store; the SQL stores group in the database). Largest

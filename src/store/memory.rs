@@ -358,6 +358,15 @@ impl Store for MemoryStore {
         ready(Ok(crate::spend::group_rows(rows, by)))
     }
 
+    fn spend_daily<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+    ) -> BoxFuture<'a, Result<Vec<DailyRow>, StoreError>> {
+        let inner = self.lock();
+        let rows = inner.spend_rows.iter().filter(|row| filter.matches(row));
+        ready(Ok(crate::spend::daily_rows(rows)))
+    }
+
     fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>> {
         let mut inner = self.lock();
         let len = inner.spend_rows.len();

@@ -59,7 +59,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::money::Nanos;
-use crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
+use crate::spend::{DailyRow, GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
 
 mod spend_sql;
 mod sql;
@@ -299,6 +299,12 @@ pub trait Store: Send + Sync + 'static {
         filter: &'a SpendFilter,
         by: &'a GroupBy,
     ) -> BoxFuture<'a, Result<Vec<ReportRow>, StoreError>>;
+    /// Sums of the matching rows per UTC day, model group, requested model, provider and key,
+    /// oldest day first.
+    fn spend_daily<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+    ) -> BoxFuture<'a, Result<Vec<DailyRow>, StoreError>>;
     /// Deletes rows that started before `before` (retention); returns how many.
     fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>>;
 }

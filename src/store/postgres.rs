@@ -17,7 +17,7 @@ use super::sql::{
     EndUserCols, KeyCols, TeamCols, UserCols,
 };
 use crate::money::Nanos;
-use crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
+use crate::spend::{DailyRow, GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
 
 use super::{
     BoxFuture, Changes, EndUserRecord, Identities, KeyFilter, KeyRecord, Millis, Page, Store,
@@ -632,6 +632,13 @@ impl Store for PostgresStore {
         by: &'a GroupBy,
     ) -> BoxFuture<'a, Result<Vec<ReportRow>, StoreError>> {
         Box::pin(spend::spend_report(&self.pool, filter, by))
+    }
+
+    fn spend_daily<'a>(
+        &'a self,
+        filter: &'a SpendFilter,
+    ) -> BoxFuture<'a, Result<Vec<DailyRow>, StoreError>> {
+        Box::pin(spend::spend_daily(&self.pool, filter))
     }
 
     fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -66,7 +66,7 @@ pub(super) fn spend_from_row(row: &impl Cols) -> Result<SpendRow, StoreError> {
 /// - `$meta`, `$meta_end`: the expression of a metadata key around `$meta_bind(key)`.
 macro_rules! spend_queries {
     ($db:ty, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
-        use $crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
+        use $crate::spend::{DailyRow, GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
         #[allow(unused_imports)]
         use $crate::store::spend_sql::{spend_from_row, COLUMNS, INSERT_CHUNK, PG_COLUMNS};
 
@@ -163,6 +163,7 @@ macro_rules! spend_queries {
                 ("l.team_id", &filter.team_id),
                 ("l.end_user", &filter.end_user),
                 ("l.request_id", &filter.request_id),
+                ("l.model_group", &filter.model_group),
             ];
             for (column, value) in columns {
                 if let Some(value) = value {
@@ -251,6 +252,72 @@ macro_rules! spend_queries {
                 .collect();
             $crate::spend::sort_report(&mut out);
             Ok(out)
+        }
+
+        pub(super) async fn spend_daily(
+            pool: &sqlx::Pool<$db>,
+            filter: &SpendFilter,
+        ) -> Result<Vec<DailyRow>, StoreError> {
+            let mut query = sqlx::QueryBuilder::<$db>::new(
+                "SELECT CAST(l.started_at / 86400000 AS BIGINT) AS day, l.model_group, \
+                 l.requested_model, l.provider, l.api_key, l.key_alias, l.team_id, \
+                 CAST(COALESCE(SUM(l.cost_nanos), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN l.status >= 400 THEN 1 ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(l.prompt_tokens), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(l.completion_tokens), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(l.cached_tokens), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(l.latency_ms), 0) AS BIGINT) \
+                 FROM switchyard_spend_logs l",
+            );
+            push_filter(&mut query, filter);
+            query.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1");
+            type Daily = (
+                i64,
+                Option<String>,
+                String,
+                Option<String>,
+                String,
+                Option<String>,
+                Option<String>,
+                (i64, i64, i64, i64, i64, i64, i64),
+            );
+            let rows = query.build().fetch_all(pool).await.map_err(unavailable)?;
+            rows.iter()
+                .map(|row| {
+                    use sqlx::Row as _;
+                    let get = |i: usize| row.try_get::<i64, _>(i);
+                    let daily: Result<Daily, sqlx::Error> = (|| {
+                        Ok((
+                            get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                            row.try_get(6)?,
+                            (get(7)?, get(8)?, get(9)?, get(10)?, get(11)?, get(12)?, get(13)?),
+                        ))
+                    })();
+                    let (day, model_group, requested_model, provider, api_key, key_alias, team_id, sums) =
+                        daily.map_err(unavailable)?;
+                    Ok(DailyRow {
+                        day,
+                        model_group,
+                        requested_model,
+                        provider,
+                        api_key,
+                        key_alias,
+                        team_id,
+                        spend_nanos: sums.0,
+                        requests: sums.1,
+                        failed: sums.2,
+                        prompt_tokens: sums.3,
+                        completion_tokens: sums.4,
+                        cached_tokens: sums.5,
+                        latency_ms: sums.6,
+                    })
+                })
+                .collect()
         }
 
         pub(super) async fn delete_spend_before(
