@@ -396,3 +396,51 @@ async fn a_deployment_budget_without_a_max_is_refused_at_load() {
     let text = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("litellm_params.budget_duration"), "{text}");
 }
+
+#[tokio::test]
+async fn a_restart_remembers_what_a_deployment_spent() {
+    let price = ", input_cost_per_token: 0.001, output_cost_per_token: 0.002";
+    let path = write_config(&config(
+        &[offline(
+            "solo",
+            "only",
+            "from the only one",
+            ", max_budget: 0.03, budget_duration: 30d",
+            price,
+        )],
+        "switchyard_spend: {flush_interval_ms: 50}\n",
+    ));
+    let gw = serve_file(&path, &[], &[]);
+    let body = json!({"model": "solo", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let mut answered = 0;
+    while post(&gw, &body).await.status() == 200 {
+        answered += 1;
+        assert!(answered < 1000, "the budget never took the deployment out");
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows: Value = client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rows.as_array().unwrap().len() > answered || std::time::Instant::now() > until {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(gw);
+    let gw = serve_file(&path, &[], &[]);
+    let response = post(&gw, &body).await;
+    assert_eq!(
+        response.status(),
+        429,
+        "a restart forgot the deployment's spend"
+    );
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "deployment_budget_exceeded");
+}
