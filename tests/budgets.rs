@@ -420,6 +420,16 @@ async fn two_instances_sharing_postgres_and_redis_hold_one_budget() {
         spent >= 100_000_000,
         "refused before the budget was spent: {spent}"
     );
+    // Every budget was decided in Redis, none by an instance alone.
+    for gw in [&a, &b] {
+        let metrics = metrics(gw).await;
+        assert!(
+            metrics.contains("switchyard_budget_store_up 1")
+                && metrics.contains("switchyard_budget_local_fallbacks_total 0")
+                && metrics.contains("switchyard_budget_settle_failures_total 0"),
+            "{metrics}"
+        );
+    }
 
     // Every request, served or refused, is one row, written by the instance that answered it.
     let until = Instant::now() + Duration::from_secs(15);
