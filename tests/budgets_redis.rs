@@ -596,3 +596,65 @@ async fn a_hung_redis_costs_one_timeout_and_a_lost_settlement_counts_locally() {
     budgets.settle(again, Nanos(0));
     proxy.stop();
 }
+
+/// Everything logged, for the test that looks for the soft-budget alert.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn alerts(&self) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches("soft_budget_crossed")
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_soft_budget_alert_fires_once_when_a_settlement_crosses_it() {
+    if !redis_is_up().await {
+        return;
+    }
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The settlements run on the runtime's threads: the subscriber must be the global one (each
+    // test is a process of its own under nextest; under `cargo test` the first one wins).
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("skipping: another test set the global subscriber first");
+        return;
+    }
+    let options = options(true);
+    let instances = [connect(URL, &options).await, connect(URL, &options).await];
+    let mut peek = Peek::new(&options).await;
+    let budget = [BudgetCheck {
+        soft: Some(Nanos(50)),
+        ..check(Scope::Key, "k", 100)
+    }];
+    for (i, cost) in [30, 30, 10].into_iter().enumerate() {
+        let budgets = &instances[i % 2];
+        let hold = reserved(budgets.reserve(&budget, Nanos(1)).await);
+        budgets.settle(hold, Nanos(cost));
+        peek.settled("key", "k").await;
+        // The alert is logged when the script's answer is back, a moment after Redis settled.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while logs.alerts() < usize::from(i > 0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(logs.alerts(), usize::from(i > 0), "after settlement {i}");
+    }
+}

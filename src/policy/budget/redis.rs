@@ -503,7 +503,7 @@ fn refusal(checks: &[BudgetCheck<'_>], reply: &[i64]) -> Result<Option<BudgetErr
             spent: Nanos(spent),
             max,
         },
-        _ => BudgetError::Reserved {
+        2 => BudgetError::Reserved {
             scope,
             id,
             spent: Nanos(spent),
@@ -511,6 +511,7 @@ fn refusal(checks: &[BudgetCheck<'_>], reply: &[i64]) -> Result<Option<BudgetErr
             max,
             in_flight: u32::try_from(in_flight).unwrap_or(u32::MAX),
         },
+        _ => return Err(Failure::Reply(reply.len())),
     }))
 }
 
@@ -700,7 +701,13 @@ mod tests {
                 ..
             }
         ));
-        for bad in [&[][..], &[1, 3, 0, 0, 0], &[1, 0, 0, 0, 0], &[2, 1]] {
+        for bad in [
+            &[][..],
+            &[1, 3, 0, 0, 0],
+            &[1, 0, 0, 0, 0],
+            &[2, 1],
+            &[3, 1, 0, 0, 0],
+        ] {
             assert!(refusal(&checks, bad).is_err(), "{bad:?}");
         }
     }
