@@ -289,12 +289,14 @@ async fn spend_starts_over_in_a_new_window_and_old_windows_expire() {
     let hold = reserved(budgets.reserve(&[tomorrow], Nanos(1)).await);
     budgets.settle(hold, Nanos(7));
     assert_eq!(peek.settled("user", "u").await, 7);
-    // A budget without a duration never expires.
+    // A budget without a duration never expires; the set of its holds goes with the last hold.
     let lifetime = reserved(
         budgets
             .reserve(&[check(Scope::Key, "life", 100)], Nanos(1))
             .await,
     );
+    let holds_ttl = peek.pttl(peek.holds("key", "life")).await;
+    assert!(holds_ttl > 0 && holds_ttl <= 15 * 60_000, "{holds_ttl}");
     budgets.settle(lifetime, Nanos(1));
     assert_eq!(peek.settled("key", "life").await, 1);
     assert_eq!(peek.pttl(peek.account("key", "life")).await, -1);

@@ -18,8 +18,9 @@
 //!
 //! Windows: the caller passes the window start, which every instance computes alike
 //! (`Period::window`); a script that finds an older window stored starts the spend over. The
-//! accounts of a budget with a duration expire (PEXPIREAT) [`RedisLedgerOptions::hold_ttl`]
-//! plus an hour after their window ends; a lifetime budget's account never expires.
+//! account of a budget with a duration expires (PEXPIREAT) [`RedisLedgerOptions::hold_ttl`]
+//! plus an hour after its window ends; a lifetime budget's account never expires. A holds set
+//! expires with its newest hold.
 //!
 //! Crashed instances: a reservation that is never settled (its instance died, or Redis was
 //! unreachable when it finished) expires after [`RedisLedgerOptions::hold_ttl`] (15 minutes by
@@ -104,11 +105,8 @@ local function roll(account, start)
   end
   return stored
 end
-local function expire(account, holds, at)
-  if at > 0 then
-    redis.call('PEXPIREAT', account, int(at))
-    redis.call('PEXPIREAT', holds, int(at))
-  end
+local function expire(account, at)
+  if at > 0 then redis.call('PEXPIREAT', account, int(at)) end
 end
 "#
     };
@@ -141,8 +139,10 @@ for i = 1, n do
   local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
   redis.call('HINCRBY', account, 'r', worst)
   redis.call('ZADD', holds, int(now + ttl), member)
+  -- The set goes when its newest hold expires (`tidy` then finds nothing in flight).
+  redis.call('PEXPIRE', holds, int(ttl))
   -- An instance whose clock is behind must not cut short a newer window's account.
-  if windows[i] == tonumber(ARGV[3 + 3 * i]) then expire(account, holds, tonumber(ARGV[4 + 3 * i])) end
+  if windows[i] == tonumber(ARGV[3 + 3 * i]) then expire(account, tonumber(ARGV[4 + 3 * i])) end
 end
 return {0}
 "#
@@ -168,7 +168,7 @@ for i = 1, n do
   local window = roll(account, ARGV[3 + 2 * i])
   local before = tonumber(redis.call('HGET', account, 's')) or 0
   local after = redis.call('HINCRBY', account, 's', cost)
-  if window == tonumber(ARGV[3 + 2 * i]) then expire(account, holds, tonumber(ARGV[4 + 2 * i])) end
+  if window == tonumber(ARGV[3 + 2 * i]) then expire(account, tonumber(ARGV[4 + 2 * i])) end
   out[2 * i - 1] = before
   out[2 * i] = after
 end
@@ -187,8 +187,7 @@ for i = 1, #KEYS do
     if (tonumber(redis.call('HGET', account, 's')) or 0) < tonumber(spent) then
       redis.call('HSET', account, 's', spent)
     end
-    local at = tonumber(ARGV[3 * i])
-    if at > 0 then redis.call('PEXPIREAT', account, int(at)) end
+    expire(account, tonumber(ARGV[3 * i]))
   end
 end
 return #KEYS
