@@ -29,12 +29,12 @@ use crate::money::Nanos;
 use crate::policy::limits::Scope;
 use crate::store::{EndUserRecord, Millis};
 
+pub use self::ledger::{Hold, Ledger};
+pub use self::redis::{ConnectError, RedisLedger, RedisLedgerOptions, RedisReservation};
+
 /// Output tokens a request is assumed to produce when it sets no `max_tokens`, for its
 /// worst-case cost.
 pub const DEFAULT_OUTPUT_ALLOWANCE: u64 = 4096;
-
-pub use self::ledger::{Hold, Ledger};
-pub use self::redis::{ConnectError, RedisLedger, RedisLedgerOptions, RedisReservation};
 
 /// A record's budget, as [`budget_in`] reads it.
 struct Budget {
