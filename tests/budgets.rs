@@ -442,6 +442,50 @@ async fn two_instances_sharing_postgres_and_redis_hold_one_budget() {
     let mut sent: Vec<String> = answers.iter().map(|a| a.request_id.clone()).collect();
     sent.sort();
     assert_eq!(logged, sent, "one row per request, each request once");
+
+    // Redis restarts empty: within a round of seeding (5 s) the instances raise the account to
+    // what the spend logs say, and the key is refused again.
+    let tokens: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT api_key FROM {}.switchyard_spend_logs",
+        schema.name
+    )))
+    .fetch_all(&schema.admin)
+    .await
+    .unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let account = format!("{{sy}}:budget:key:spend:{}", tokens[0]);
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(&account)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "the key's account is {account}");
+    let until = Instant::now() + Duration::from_secs(8);
+    loop {
+        let seeded: Option<i64> = redis::cmd("HGET")
+            .arg(&account)
+            .arg("s")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if seeded == Some(spent) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the account was not seeded again: {seeded:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for url in &urls {
+        let later = wave(std::slice::from_ref(url), &key, &body, 1).await;
+        assert!(later[0].is_exceeded(), "{url}: {}", later[0].body);
+    }
     drop((a, b));
     schema.drop_schema().await;
 }
