@@ -160,7 +160,7 @@ local member, worst, cost = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local out = {}
 for i = 1, n do
   local account, holds = KEYS[2 * i - 1], KEYS[2 * i]
-  -- A hold that already expired was taken off by `tidy`: only a live one is taken off here.
+  -- A hold an earlier `tidy` dropped (it expired) is no longer in the set: nothing to take off.
   if redis.call('ZREM', holds, member) == 1 and worst > 0 then
     redis.call('HINCRBY', account, 'r', int(-worst))
   end
