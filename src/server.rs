@@ -99,8 +99,10 @@ pub async fn serve(
         result = server => result,
         () = deadline => Ok(()),
     };
-    // Spend-log rows still queued get a bounded time to reach the database; the rest is
-    // spilled to the spill file, which the next start replays.
+    // The last requests' budget settlements reach Redis (else their holds count until the
+    // hold TTL); spend-log rows still queued get a bounded time to reach the database, the rest
+    // is spilled to the spill file, which the next start replays.
+    state.budgets.drain(Duration::from_secs(2)).await;
     state.spend.shutdown().await;
     crate::telemetry::flush_logs();
     served?;

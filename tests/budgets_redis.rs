@@ -450,6 +450,41 @@ async fn two_instances_fifty_tasks_overshoot_a_budget_by_at_most_one_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_waits_for_the_settlements_on_their_way() {
+    if !redis_is_up().await {
+        return;
+    }
+    let proxy = Proxy::start(0).await;
+    let options = options(true);
+    let budgets = connect(&proxy.url(), &options).await;
+    let mut peek = Peek::new(&options).await;
+    let budget = [check(Scope::Key, "k", 1_000_000)];
+    let mut holds = Vec::new();
+    for _ in 0..20 {
+        holds.push(reserved(budgets.reserve(&budget, Nanos(10)).await));
+    }
+    // Redis is slow for a moment just as the last requests finish, at shutdown.
+    proxy.frozen.store(true, Ordering::Relaxed);
+    for hold in holds {
+        budgets.settle(hold, Nanos(1));
+    }
+    let frozen = Arc::clone(&proxy.frozen);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        frozen.store(false, Ordering::Relaxed);
+    });
+    assert_eq!(peek.in_flight("key", "k").await, 20);
+    let started = Instant::now();
+    budgets.drain(Duration::from_secs(3)).await;
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(peek.in_flight("key", "k").await, 0);
+    assert_eq!(peek.spent("key", "k").await, 20);
+    assert_eq!(budgets.settle_failures(), 0);
+    proxy.stop();
+    peek.forget_everything().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_answers_from_the_local_ledger_at_once() {
     // Nothing listens on port 1: connection refused.
     let started = Instant::now();

@@ -404,6 +404,13 @@ impl Budgets {
         }
     }
 
+    /// At shutdown: waits (at most `limit`) for settlements still on their way to Redis.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        if let Budgets::Redis(shared) = self {
+            shared.drain(limit).await;
+        }
+    }
+
     /// Settlements Redis did not take (their cost went to the local ledger).
     pub fn settle_failures(&self) -> u64 {
         match self {

@@ -262,6 +262,9 @@ struct Inner {
     fallbacks: AtomicU64,
     outages: AtomicU64,
     settle_failures: AtomicU64,
+    /// Settlements spawned and not finished, for [`RedisLedger::drain`].
+    settling: AtomicU64,
+    settled: tokio::sync::Notify,
     /// Holds are `<instance>:<n>:<worst>`: unique across instances without coordination.
     instance: u64,
     next_hold: AtomicU64,
@@ -332,6 +335,8 @@ impl RedisLedger {
             fallbacks: AtomicU64::new(0),
             outages: AtomicU64::new(0),
             settle_failures: AtomicU64::new(0),
+            settling: AtomicU64::new(0),
+            settled: tokio::sync::Notify::new(),
             instance: fastrand::u64(..),
             next_hold: AtomicU64::new(0),
             runtime,
@@ -391,7 +396,9 @@ impl RedisLedger {
     /// Replaces a Redis reservation with what the request cost, on a spawned task.
     pub(super) fn settle(&self, held: RedisReservation, cost: Nanos) {
         let inner = Arc::clone(&self.inner);
+        inner.settling.fetch_add(1, Ordering::AcqRel);
         let settle = async move {
+            let _done = Settling(&inner);
             let cost = Nanos(cost.0.clamp(0, AMOUNT_MAX));
             let timeout = inner.options.connect_timeout;
             let answer = tokio::time::timeout(timeout, inner.eval_settle(&held, cost)).await;
@@ -474,6 +481,27 @@ impl RedisLedger {
     /// How many times Redis became unreachable (each outage logged one warning).
     pub fn outages(&self) -> u64 {
         self.inner.outages.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `limit`) for the settlements still on their way to Redis: at shutdown, so
+    /// that the last requests' reservations do not outlive the process until their TTL.
+    pub async fn drain(&self, limit: Duration) {
+        let inner = &self.inner;
+        let all_settled = async {
+            loop {
+                let settled = inner.settled.notified();
+                if inner.settling.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                settled.await;
+            }
+        };
+        if tokio::time::timeout(limit, all_settled).await.is_err() {
+            tracing::warn!(
+                unsettled = inner.settling.load(Ordering::Acquire),
+                "budget settlements still on their way to redis at shutdown; their holds expire after the hold ttl"
+            );
+        }
     }
 
     /// Settlements Redis did not take (their cost went to the local ledger).
@@ -624,6 +652,17 @@ impl Inner {
         }
         if !self.probing.swap(true, Ordering::AcqRel) {
             self.runtime.spawn(probe(Arc::downgrade(self)));
+        }
+    }
+}
+
+/// Counts a settlement as finished when dropped, whichever way it ended.
+struct Settling<'a>(&'a Inner);
+
+impl Drop for Settling<'_> {
+    fn drop(&mut self) {
+        if self.0.settling.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.settled.notify_waiters();
         }
     }
 }
