@@ -38,8 +38,11 @@
 //! ledger turns unhealthy, a warning is logged once for the outage, and later requests go to the
 //! local ledger at once until a background probe finds Redis again. A local reservation is
 //! settled locally. A settlement Redis does not take is logged and counted, and its cost is
-//! added to the local ledger; its hold expires after the TTL. A script that timed out may still
-//! have run: the request is then counted in both places, which errs on the side of the budget.
+//! added to the local ledger; its hold expires after the TTL. A settlement that timed out may
+//! still have run: the request is then counted in both places, which errs on the side of the
+//! budget. A reservation that timed out may have run too: its hold is taken back by a spawned
+//! settlement of nothing (else it expires after the TTL). At shutdown the server waits a moment
+//! for the settlements still on their way ([`RedisLedger::drain`]).
 //! The local ledger is seeded from the spend logs like the shared one, so a fallback starts from
 //! what the store knows.
 
