@@ -35,7 +35,8 @@ pub async fn serve(
         .map_err(|err| std::io::Error::other(format!("{}: {err}", database.describe())))?;
     tracing::info!(database = %database.describe(), "identity store open");
     let limiter = limiter(config.storage.redis_url.as_ref()).await;
-    let state = AppState::with_parts(config, config_path, store, limiter)
+    let budgets = budgets(config.storage.redis_url.as_ref()).await;
+    let state = AppState::with_parts(config, config_path, store, limiter, budgets)
         .map_err(|err| std::io::Error::other(err.to_string()))?;
     // The identity cache is loaded before the first request is accepted.
     if let Ok(changes) = state.store.changes_since(0).await {
@@ -103,8 +104,10 @@ pub async fn serve(
         result = server => result,
         () = deadline => Ok(()),
     };
-    // Spend-log rows still queued get a bounded time to reach the database; the rest is
-    // spilled to the spill file, which the next start replays.
+    // The last requests' budget settlements reach Redis (else their holds count until the
+    // hold TTL); spend-log rows still queued get a bounded time to reach the database, the rest
+    // is spilled to the spill file, which the next start replays.
+    state.budgets.drain(Duration::from_secs(2)).await;
     state.spend.shutdown().await;
     crate::telemetry::flush_logs();
     served?;
@@ -121,14 +124,8 @@ async fn limiter(
         return std::sync::Arc::new(LocalLimiter::new());
     };
     let mut options = RedisOptions::default();
-    // How long a request waits for Redis before limits fall back to this instance; a busy or
-    // distant Redis may need more than the default.
-    if let Some(ms) = std::env::var("SWITCHYARD_REDIS_LIMIT_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-    {
-        options.call_timeout = std::time::Duration::from_millis(ms);
+    if let Some(timeout) = redis_call_timeout() {
+        options.call_timeout = timeout;
     }
     match RedisLimiter::connect(url.expose(), options).await {
         Ok(limiter) => {
@@ -138,6 +135,48 @@ async fn limiter(
         Err(err) => {
             tracing::warn!("Redis is not usable ({err}); rate limits hold per instance");
             std::sync::Arc::new(LocalLimiter::new())
+        }
+    }
+}
+
+/// How long a request waits for Redis (rate limits and budgets) before this instance decides
+/// alone (`SWITCHYARD_REDIS_LIMIT_TIMEOUT_MS`); a busy or distant Redis may need more than the
+/// default.
+fn redis_call_timeout() -> Option<Duration> {
+    env_number("SWITCHYARD_REDIS_LIMIT_TIMEOUT_MS").map(Duration::from_millis)
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|n| *n > 0)
+}
+
+/// Budgets shared through Redis when Redis is configured (one account per budget for every
+/// instance), else in this process. An unreachable Redis at start is not fatal: budgets hold per
+/// instance until it answers.
+async fn budgets(redis_url: Option<&crate::config::Secret>) -> crate::policy::budget::Budgets {
+    use crate::policy::budget::{Budgets, Ledger, RedisLedger, RedisLedgerOptions};
+    let Some(url) = redis_url else {
+        return Budgets::Local(Ledger::new());
+    };
+    let mut options = RedisLedgerOptions::default();
+    if let Some(timeout) = redis_call_timeout() {
+        options.call_timeout = timeout;
+    }
+    // How long a reservation of a crashed instance counts: longer than the longest request.
+    if let Some(secs) = env_number("SWITCHYARD_BUDGET_HOLD_TTL_SECS") {
+        options.hold_ttl = Duration::from_secs(secs);
+    }
+    match RedisLedger::connect(url.expose(), options).await {
+        Ok(ledger) => {
+            tracing::info!("budgets shared through Redis");
+            Budgets::Redis(ledger)
+        }
+        Err(err) => {
+            tracing::warn!("Redis is not usable ({err}); budgets hold per instance");
+            Budgets::Local(Ledger::new())
         }
     }
 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::IdentityCache;
 use crate::config::{Config, ConfigError, Secret};
+use crate::policy::budget::{Budgets, Ledger};
 use crate::policy::limits::{Limiter, LocalLimiter};
 use crate::providers::http::HttpClient;
 use crate::router::Router;
@@ -30,8 +31,9 @@ pub struct Inner {
     pub store: Arc<dyn Store>,
     /// Rate limits: in this process, or shared through Redis when scaled out.
     pub limiter: Arc<dyn Limiter>,
-    /// Budgets: spend and reservations of the current windows (this process).
-    pub budgets: crate::policy::budget::Ledger,
+    /// Budgets: spend and reservations of the current windows, in this process or shared
+    /// through Redis when scaled out.
+    pub budgets: crate::policy::budget::Budgets,
     /// Spend-log rows on their way to the store (started by the server; see `spend/`).
     pub spend: Arc<crate::spend::SpendLog>,
     /// Whether the last refresh from the store succeeded (for `/health/readiness`).
@@ -96,7 +98,13 @@ impl AppState {
         config_path: Option<PathBuf>,
         store: Arc<dyn Store>,
     ) -> Result<Self, ConfigError> {
-        Self::with_parts(config, config_path, store, Arc::new(LocalLimiter::new()))
+        Self::with_parts(
+            config,
+            config_path,
+            store,
+            Arc::new(LocalLimiter::new()),
+            Budgets::Local(Ledger::new()),
+        )
     }
 
     pub fn with_parts(
@@ -104,6 +112,7 @@ impl AppState {
         config_path: Option<PathBuf>,
         store: Arc<dyn Store>,
         limiter: Arc<dyn Limiter>,
+        budgets: Budgets,
     ) -> Result<Self, ConfigError> {
         let spend = crate::spend::SpendLog::new(config.spend.clone());
         let snapshot = Snapshot::build(config, None)?;
@@ -113,7 +122,7 @@ impl AppState {
             identities: Arc::new(IdentityCache::new()),
             store,
             limiter,
-            budgets: crate::policy::budget::Ledger::new(),
+            budgets,
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             metrics: Metrics::new(),
             config_path,

@@ -1,5 +1,6 @@
 //! Budgets through the real binary: a key stops after the requests that spent its budget, with
-//! LiteLLM's error; 50 requests at once on a $0.10 budget overshoot it by at most one request.
+//! LiteLLM's error; 50 requests at once on a $0.10 budget overshoot it by at most one request, on
+//! one instance and on two sharing PostgreSQL and Redis.
 
 mod common;
 mod routing;
@@ -443,4 +444,266 @@ async fn a_restart_remembers_what_a_deployment_spent() {
     );
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "deployment_budget_exceeded");
+}
+
+fn postgres_url() -> String {
+    std::env::var("SWITCHYARD_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A PostgreSQL schema of its own (random name, so test binaries running at once never meet),
+/// and a pool that reads it directly.
+struct PgSchema {
+    admin: sqlx::PgPool,
+    name: String,
+}
+
+impl PgSchema {
+    async fn new() -> PgSchema {
+        let admin = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&postgres_url())
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {} is not answering: {e}", postgres_url()));
+        let name = format!("sy_budget_{:016x}", fastrand::u64(..));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        PgSchema { admin, name }
+    }
+
+    /// The database URL with this schema as its search path.
+    fn url(&self) -> String {
+        let base = postgres_url();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{separator}options=-c%20search_path%3D{}", self.name)
+    }
+
+    /// The request ids of the spend-log rows, one per row.
+    async fn logged_request_ids(&self) -> Vec<String> {
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+            "SELECT request_id FROM {}.switchyard_spend_logs",
+            self.name
+        )))
+        .fetch_all(&self.admin)
+        .await
+        .unwrap()
+    }
+
+    async fn drop_schema(self) {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            self.name
+        )))
+        .execute(&self.admin)
+        .await;
+    }
+}
+
+/// One answer of a [`wave`]: the request id sent, the status, the cost header, the body.
+struct Answer {
+    request_id: String,
+    status: u16,
+    cost: i64,
+    body: Value,
+}
+
+impl Answer {
+    fn is_exceeded(&self) -> bool {
+        self.status == 429
+            && self.body["error"]["type"] == "budget_exceeded"
+            && self.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Budget has been exceeded! "))
+    }
+}
+
+/// `n` requests at once, spread over `urls`, each with a request id of its own.
+async fn wave(urls: &[String], key: &str, body: &Value, n: usize) -> Vec<Answer> {
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (url, key, body) = (urls[i % urls.len()].clone(), key.to_owned(), body.clone());
+            let request_id = format!("budget-{:016x}", fastrand::u64(..));
+            tokio::spawn(async move {
+                let response = client()
+                    .post(format!("{url}/v1/chat/completions"))
+                    .bearer_auth(&key)
+                    .header("x-request-id", &request_id)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let cost = response
+                    .headers()
+                    .get("x-litellm-response-cost")
+                    .map(|v| nanos(v.to_str().unwrap()))
+                    .unwrap_or(0);
+                let body = response.json().await.unwrap_or(Value::Null);
+                Answer {
+                    request_id,
+                    status,
+                    cost,
+                    body,
+                }
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_postgres_and_redis_hold_one_budget() {
+    use std::time::{Duration, Instant};
+
+    let schema = PgSchema::new().await;
+    // An upstream that takes 200 ms: the requests of a wave are all in flight together.
+    let mock = mock_upstream(&["--latency-ms", "200"]);
+    let yaml = format!(
+        "model_list:\n  - model_name: chat\n    litellm_params: {{model: openai/slow, api_base: {}/v1, api_key: sk-up}}\n    model_info: {{id: slow, input_cost_per_token: 0.001, output_cost_per_token: 0.002}}\nrouter_settings:\n  redis_url: redis://127.0.0.1:6379\nswitchyard_spend: {{flush_interval_ms: 50}}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n  database_url: \"{}\"\n",
+        mock.url,
+        schema.url()
+    );
+    // This test is about the shared account, not the fallback: on a loaded machine a Redis call
+    // can take longer than the default 75 ms, and budgets would (correctly) fall back.
+    let patient = [("SWITCHYARD_REDIS_LIMIT_TIMEOUT_MS", "3000")];
+    let a = gateway(&yaml, &patient);
+    let b = gateway(&yaml, &patient);
+    let key = new_key(&a, json!({"max_budget": 0.10})).await;
+    // b learns of the key (asked with a call that spends nothing).
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let models = client()
+            .get(format!("{}/v1/models", b.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        if models.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "instance b never saw the key");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let urls = [a.url.clone(), b.url.clone()];
+    let body = json!({"model": "chat", "max_tokens": 20, "messages": [{"role": "user", "content": "Say hello"}]});
+    let mut answers = wave(&urls, &key, &body, 50).await;
+    assert!(
+        answers.iter().any(|a| a.status == 429),
+        "nothing of 50 at once was refused"
+    );
+    // Then smaller waves until the budget is spent: every request of a wave refused as exceeded.
+    let mut spent_up = false;
+    for _ in 0..30 {
+        let next = wave(&urls, &key, &body, 10).await;
+        spent_up = next.iter().all(Answer::is_exceeded);
+        answers.extend(next);
+        if spent_up {
+            break;
+        }
+    }
+    assert!(spent_up, "the budget was never used up");
+    // Later requests are refused on both instances.
+    for url in &urls {
+        let later = wave(std::slice::from_ref(url), &key, &body, 1).await;
+        assert!(later[0].is_exceeded(), "{url}: {}", later[0].body);
+        answers.extend(later);
+    }
+    assert!(
+        answers.iter().all(|a| a.status == 200 || a.status == 429),
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let served: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
+    let spent: i64 = served.iter().map(|a| a.cost).sum();
+    let largest = served.iter().map(|a| a.cost).max().unwrap_or(0);
+    assert!(served.iter().all(|a| a.cost > 0), "every answer has a cost");
+    assert!(
+        spent <= 100_000_000 + largest,
+        "spent {spent} on a budget of 100000000 (largest request {largest})"
+    );
+    assert!(
+        spent >= 100_000_000,
+        "refused before the budget was spent: {spent}"
+    );
+    // Every budget was decided in Redis, none by an instance alone.
+    for gw in [&a, &b] {
+        let metrics = metrics(gw).await;
+        assert!(
+            metrics.contains("switchyard_budget_store_up 1")
+                && metrics.contains("switchyard_budget_local_fallbacks_total 0")
+                && metrics.contains("switchyard_budget_settle_failures_total 0"),
+            "{metrics}"
+        );
+    }
+
+    // Every request, served or refused, is one row, written by the instance that answered it.
+    let until = Instant::now() + Duration::from_secs(15);
+    while schema.logged_request_ids().await.len() < answers.len() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut logged = schema.logged_request_ids().await;
+    logged.sort();
+    let mut sent: Vec<String> = answers.iter().map(|a| a.request_id.clone()).collect();
+    sent.sort();
+    assert_eq!(logged, sent, "one row per request, each request once");
+
+    // Redis restarts empty: within a round of seeding (5 s) the instances raise the account to
+    // what the spend logs say, and the key is refused again.
+    let tokens: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT api_key FROM {}.switchyard_spend_logs",
+        schema.name
+    )))
+    .fetch_all(&schema.admin)
+    .await
+    .unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let account = format!("{{sy}}:budget:key:spend:{}", tokens[0]);
+    let mut redis = redis::Client::open("redis://127.0.0.1:6379")
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(&account)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1, "the key's account is {account}");
+    let until = Instant::now() + Duration::from_secs(8);
+    loop {
+        let seeded: Option<i64> = redis::cmd("HGET")
+            .arg(&account)
+            .arg("s")
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if seeded == Some(spent) {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the account was not seeded again: {seeded:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for url in &urls {
+        let later = wave(std::slice::from_ref(url), &key, &body, 1).await;
+        assert!(later[0].is_exceeded(), "{url}: {}", later[0].body);
+    }
+    drop((a, b));
+    // A lifetime budget's account never expires: the test takes it away.
+    let _: i64 = redis::cmd("DEL")
+        .arg(&account)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    schema.drop_schema().await;
 }

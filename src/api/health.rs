@@ -31,6 +31,8 @@ pub async fn readiness(State(state): State<AppState>) -> Json<Value> {
         "db_kind": state.store.kind(),
         // Unreachable Redis: limits hold per instance until it is back.
         "rate_limits": if state.limiter.healthy() { "ok" } else { "redis unreachable: per-instance" },
+        // The same for budgets: each instance admits against its own ledger until Redis is back.
+        "budgets": if state.budgets.healthy() { "ok" } else { "redis unreachable: per-instance" },
         "cache": null,
         // A database that fails only delays spend logs: rows wait in the queue or spill file.
         "spend_logs": spend_status(&state),
@@ -61,6 +63,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "# HELP switchyard_rate_limit_store_up Whether the shared rate-limit store (Redis) answers (1 without one).\n# TYPE switchyard_rate_limit_store_up gauge\nswitchyard_rate_limit_store_up {}\n# HELP switchyard_rate_limit_local_fallbacks_total Requests whose limits were decided per instance because Redis was unreachable.\n# TYPE switchyard_rate_limit_local_fallbacks_total counter\nswitchyard_rate_limit_local_fallbacks_total {}",
             u8::from(state.limiter.healthy()),
             state.limiter.fallbacks()
+        );
+        let _ = writeln!(
+            body,
+            "# HELP switchyard_budget_store_up Whether the shared budget store (Redis) answers (1 without one).\n# TYPE switchyard_budget_store_up gauge\nswitchyard_budget_store_up {}\n# HELP switchyard_budget_local_fallbacks_total Requests whose budgets were reserved per instance because Redis was unreachable.\n# TYPE switchyard_budget_local_fallbacks_total counter\nswitchyard_budget_local_fallbacks_total {}\n# HELP switchyard_budget_settle_failures_total Budget settlements Redis did not take (their cost counted on the instance).\n# TYPE switchyard_budget_settle_failures_total counter\nswitchyard_budget_settle_failures_total {}",
+            u8::from(state.budgets.healthy()),
+            state.budgets.fallbacks(),
+            state.budgets.settle_failures()
         );
     }
     render_spend_metrics(&state, &mut body);

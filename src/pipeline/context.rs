@@ -60,7 +60,7 @@ pub struct RequestContext {
     /// The request's `max_tokens` (set by the surface before `admit`), for its worst-case cost.
     pub max_output_tokens: Option<u64>,
     /// What the request reserved on its budgets (settled with its cost when it finishes).
-    budget_hold: Option<crate::policy::budget::Hold>,
+    budget_hold: Option<crate::policy::budget::Reservation>,
     /// Every log line of the request's stages is inside it, so a warning names its request.
     pub span: tracing::Span,
     method: Method,
@@ -221,6 +221,7 @@ impl RequestContext {
                 .state
                 .budgets
                 .reserve(&budgets, worst)
+                .await
                 .map_err(ApiError::Budget)?;
             self.budget_hold = Some(hold);
         }

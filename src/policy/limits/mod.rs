@@ -72,6 +72,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 pub use local::LocalLimiter;
+pub(crate) use redis::has_hash_tag;
 pub use redis::{ConnectError, RedisLimiter, RedisOptions};
 
 /// The period every limit is expressed per: one minute.

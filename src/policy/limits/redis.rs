@@ -193,7 +193,7 @@ impl fmt::Display for Failure {
     }
 }
 
-fn has_hash_tag(prefix: &str) -> bool {
+pub(crate) fn has_hash_tag(prefix: &str) -> bool {
     prefix
         .find('{')
         .and_then(|open| prefix[open + 1..].find('}'))

@@ -12,9 +12,14 @@
 //! anchor (when the budget was set) and the period: seconds-based periods (`30s`, `1h`, `7d`)
 //! step in fixed lengths, month periods (`1mo`) in calendar months (a month from Jan 31 is the
 //! last day of February, as in LiteLLM's `duration_in_seconds`).
+//!
+//! Where the accounts live: [`Ledger`] (this process, `ledger.rs`) or, when `redis_url` is
+//! configured, [`RedisLedger`] (`redis.rs`), which holds every instance to one account per budget
+//! and falls back to its own [`Ledger`] while Redis is unreachable. [`Budgets`] is the one the
+//! request path calls; for the local ledger it answers without a future to wait on.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod ledger;
+mod redis;
 
 use serde_json::{Map, Value};
 
@@ -24,9 +29,20 @@ use crate::money::Nanos;
 use crate::policy::limits::Scope;
 use crate::store::{EndUserRecord, Millis};
 
+pub use self::ledger::{Hold, Ledger};
+pub use self::redis::{ConnectError, RedisLedger, RedisLedgerOptions, RedisReservation};
+
 /// Output tokens a request is assumed to produce when it sets no `max_tokens`, for its
 /// worst-case cost.
 pub const DEFAULT_OUTPUT_ALLOWANCE: u64 = 4096;
+
+/// A record's budget, as [`budget_in`] reads it.
+struct Budget {
+    max: Nanos,
+    /// The current window, (0, 0) without a duration.
+    window: (i64, i64),
+    soft: Option<Nanos>,
+}
 
 /// The budget in a record's LiteLLM fields (`max_budget` in dollars, `budget_duration`), with
 /// the window it is in now. The window is anchored at the record's creation. `None` without a
@@ -37,19 +53,19 @@ fn budget_in(
     extra: &Map<String, Value>,
     created_at: Millis,
     now_ms: Millis,
-) -> Option<(Nanos, i64, Option<Nanos>)> {
+) -> Option<Budget> {
     let max = extra.get("max_budget")?.as_f64().filter(|m| *m >= 0.0)?;
-    let window_start = match extra.get("budget_duration").and_then(Value::as_str) {
-        None => 0,
+    let window = match extra.get("budget_duration").and_then(Value::as_str) {
+        None => (0, 0),
         Some(text) => match Period::parse(text) {
-            Ok(period) => period.window(created_at, now_ms).0,
+            Ok(period) => period.window(created_at, now_ms),
             Err(problem) => {
                 tracing::warn!(
                     scope = scope.as_str(),
                     id,
                     "budget_duration {problem}: never resets"
                 );
-                0
+                (0, 0)
             }
         },
     };
@@ -58,13 +74,19 @@ fn budget_in(
         .and_then(Value::as_f64)
         .filter(|s| *s >= 0.0)
         .map(Nanos::from_usd);
-    Some((Nanos::from_usd(max), window_start, soft))
+    Some(Budget {
+        max: Nanos::from_usd(max),
+        window,
+        soft,
+    })
 }
 
 /// Raises the ledger to the spend the store holds for every budgeted key, team, user and end
 /// user (in the current window, or lifetime without a duration): at start, so a restart does
 /// not forget what was spent, and every `every` after, so spend made through other instances
-/// (which reaches the store through their spend logs) counts here too. Runs off the request path.
+/// (which reaches the store through their spend logs) counts here too. With Redis, the shared
+/// accounts are raised as well (never lowered), so a Redis that restarted empty learns again
+/// what was spent. Runs off the request path.
 pub async fn keep_seeded(state: crate::state::AppState, every: std::time::Duration) {
     loop {
         tokio::time::sleep(every).await;
@@ -76,10 +98,12 @@ pub async fn keep_seeded(state: crate::state::AppState, every: std::time::Durati
 pub async fn seed_once(state: &crate::state::AppState) {
     use crate::spend::{GroupBy, Owner, SpendFilter};
     let now_ms = crate::auth::cache::now_ms();
+    let mut seeds = Vec::new();
     for (scope, id, extra, created_at) in state.identities.budgeted() {
-        let Some((_, window_start, _)) = budget_in(scope, &id, &extra, created_at, now_ms) else {
+        let Some(budget) = budget_in(scope, &id, &extra, created_at, now_ms) else {
             continue;
         };
+        let (window_start, window_end) = budget.window;
         let spent = if window_start == 0 {
             let owner = match scope {
                 Scope::Key => Owner::Key,
@@ -118,16 +142,37 @@ pub async fn seed_once(state: &crate::state::AppState) {
                 .map(|rows| Nanos(rows.iter().map(|r| r.spend_nanos).sum()))
         };
         match spent {
-            Ok(spent) => state.budgets.seed(scope, &id, window_start, spent),
+            Ok(spent) => {
+                state.budgets.local().seed(scope, &id, window_start, spent);
+                seeds.push(Seed {
+                    scope,
+                    id,
+                    window: (window_start, window_end),
+                    spent,
+                });
+            }
             Err(err) => {
                 tracing::warn!(
                     scope = scope.as_str(),
                     "budget spend not read from the store: {err}"
                 );
-                return;
+                break;
             }
         }
     }
+    if let Budgets::Redis(shared) = &state.budgets {
+        shared.seed(&seeds).await;
+    }
+}
+
+/// Spend the store holds for one budget in its current window.
+#[derive(Clone, Debug)]
+pub struct Seed {
+    pub scope: Scope,
+    pub id: String,
+    /// (start, end) of the window; (0, 0) for a budget that never resets.
+    pub window: (i64, i64),
+    pub spent: Nanos,
 }
 
 /// Every budget a request is subject to: its key's, team's, user's and end user's.
@@ -138,13 +183,14 @@ pub fn checks<'a>(
 ) -> Vec<BudgetCheck<'a>> {
     let mut checks = Vec::new();
     let mut add = |scope, id: &'a str, extra, created_at| {
-        if let Some((max, window_start, soft)) = budget_in(scope, id, extra, created_at, now_ms) {
+        if let Some(budget) = budget_in(scope, id, extra, created_at, now_ms) {
             checks.push(BudgetCheck {
                 scope,
                 id,
-                max,
-                window_start,
-                soft,
+                max: budget.max,
+                window_start: budget.window.0,
+                window_end: budget.window.1,
+                soft: budget.soft,
             });
         }
     };
@@ -247,6 +293,9 @@ pub struct BudgetCheck<'a> {
     pub max: Nanos,
     /// The current window's start (0 for a budget without a duration: it never resets).
     pub window_start: i64,
+    /// The current window's end (0 without a duration); the shared account of a window is
+    /// dropped some time after it (see `redis.rs`).
+    pub window_end: i64,
     /// `soft_budget`: crossing it raises an alert (a log event until the alerting channel of
     /// the observability issue), and refuses nothing.
     pub soft: Option<Nanos>,
@@ -275,154 +324,108 @@ pub enum BudgetError {
     },
 }
 
-#[derive(Debug, Default)]
-struct Account {
-    window_start: i64,
-    spent: i64,
-    reserved: i64,
-    in_flight: u32,
-}
-
-impl Account {
-    /// Moves to the window the check is in: spend starts over, reservations stay.
-    fn roll(&mut self, window_start: i64) {
-        if window_start > self.window_start {
-            self.window_start = window_start;
-            self.spent = 0;
-        }
+/// Logs the `soft_budget` alert when a settlement took spend from below `soft` to at or above it.
+fn alert_if_crossed(scope: Scope, id: &str, soft: Option<Nanos>, before: i64, after: i64) {
+    if let Some(soft) = soft.filter(|s| before < s.0 && after >= s.0) {
+        tracing::warn!(
+            target: "alert",
+            alert = "soft_budget_crossed",
+            scope = scope.as_str(),
+            id,
+            spent = %Nanos(after),
+            soft_budget = %soft,
+            "soft budget crossed"
+        );
     }
 }
 
-/// What a request reserved; settled with [`Ledger::settle`].
+/// The budgets of a gateway: in this process, or shared by every instance through Redis.
+pub enum Budgets {
+    Local(Ledger),
+    Redis(RedisLedger),
+}
+
+/// What a request reserved, and where; settled with [`Budgets::settle`].
 #[derive(Debug)]
-pub struct Hold {
-    /// Each budget's subject and soft budget.
-    subjects: Vec<(Scope, Box<str>, Option<Nanos>)>,
-    worst: i64,
+pub enum Reservation {
+    /// In this process's ledger (always, without Redis; while Redis is unreachable, with it).
+    Local(Hold),
+    Redis(RedisReservation),
 }
 
-/// Budgets in this process (the Redis ledger holds them across instances).
-#[derive(Debug, Default)]
-pub struct Ledger {
-    accounts: Mutex<HashMap<(Scope, Box<str>), Account>>,
-}
-
-impl Ledger {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Scope, Box<str>), Account>> {
-        self.accounts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Spend already made in a window (from the spend logs, at start): raises, never lowers,
-    /// what this process knows.
-    pub fn seed(&self, scope: Scope, id: &str, window_start: i64, spent: Nanos) {
-        let mut accounts = self.lock();
-        let account = accounts.entry((scope, Box::from(id))).or_default();
-        account.roll(window_start);
-        if account.window_start == window_start {
-            account.spent = account.spent.max(spent.0);
+impl Budgets {
+    /// Reserves `worst` on every budget of `checks`, or on none. The local ledger answers at
+    /// once (no boxed future, no wait); the Redis one in one round trip, bounded by its call
+    /// timeout, then from its local fallback.
+    pub async fn reserve(
+        &self,
+        checks: &[BudgetCheck<'_>],
+        worst: Nanos,
+    ) -> Result<Reservation, BudgetError> {
+        match self {
+            Budgets::Local(ledger) => ledger.reserve(checks, worst).map(Reservation::Local),
+            Budgets::Redis(shared) => shared.reserve(checks, worst).await,
         }
     }
 
-    /// Reserves `worst` on every budget, or on none.
-    pub fn reserve(&self, checks: &[BudgetCheck<'_>], worst: Nanos) -> Result<Hold, BudgetError> {
-        let worst = worst.0.max(0);
-        let mut accounts = self.lock();
-        for check in checks {
-            let key = (check.scope, Box::from(check.id));
-            let account = accounts.entry(key).or_default();
-            account.roll(check.window_start);
-            if account.spent >= check.max.0 {
-                return Err(BudgetError::Exceeded {
-                    scope: check.scope,
-                    id: check.id.to_owned(),
-                    spent: Nanos(account.spent),
-                    max: check.max,
-                });
-            }
-            let fits = account
-                .spent
-                .saturating_add(account.reserved)
-                .saturating_add(worst)
-                <= check.max.0;
-            if !fits && account.in_flight > 0 {
-                return Err(BudgetError::Reserved {
-                    scope: check.scope,
-                    id: check.id.to_owned(),
-                    spent: Nanos(account.spent),
-                    reserved: Nanos(account.reserved),
-                    max: check.max,
-                    in_flight: account.in_flight,
-                });
-            }
-        }
-        let mut subjects = Vec::with_capacity(checks.len());
-        for check in checks {
-            if let Some(account) = accounts.get_mut(&(check.scope, Box::from(check.id))) {
-                account.reserved = account.reserved.saturating_add(worst);
-                account.in_flight += 1;
-            }
-            subjects.push((check.scope, Box::from(check.id), check.soft));
-        }
-        Ok(Hold { subjects, worst })
-    }
-
-    /// Replaces a hold's reservation with what the request cost.
-    pub fn settle(&self, hold: Hold, cost: Nanos) {
-        let mut accounts = self.lock();
-        for (scope, id, soft) in hold.subjects {
-            let key = (scope, id);
-            if let Some(account) = accounts.get_mut(&key) {
-                account.reserved = (account.reserved - hold.worst).max(0);
-                account.in_flight = account.in_flight.saturating_sub(1);
-                let before = account.spent;
-                account.spent = account.spent.saturating_add(cost.0.max(0));
-                if let Some(soft) = soft.filter(|s| before < s.0 && account.spent >= s.0) {
-                    tracing::warn!(
-                        target: "alert",
-                        alert = "soft_budget_crossed",
-                        scope = key.0.as_str(),
-                        id = &*key.1,
-                        spent = %Nanos(account.spent),
-                        soft_budget = %soft,
-                        "soft budget crossed"
-                    );
-                }
-            }
+    /// Replaces a reservation with what the request cost. Never waits: a Redis settlement runs
+    /// on a spawned task.
+    pub fn settle(&self, reservation: Reservation, cost: Nanos) {
+        match (self, reservation) {
+            (_, Reservation::Local(hold)) => self.local().settle(hold, cost),
+            (Budgets::Redis(shared), Reservation::Redis(held)) => shared.settle(held, cost),
+            // A Redis reservation always comes from a Redis ledger; were it not, its cost
+            // still counts.
+            (Budgets::Local(ledger), Reservation::Redis(held)) => held.charge_to(ledger, cost),
         }
     }
 
-    /// Spend in the current window, as far as this process knows.
-    pub fn spent(&self, scope: Scope, id: &str) -> Nanos {
-        Nanos(
-            self.lock()
-                .get(&(scope, Box::from(id)))
-                .map_or(0, |a| a.spent),
-        )
+    /// This process's ledger: the whole story without Redis, the fallback with it.
+    pub fn local(&self) -> &Ledger {
+        match self {
+            Budgets::Local(ledger) => ledger,
+            Budgets::Redis(shared) => shared.local(),
+        }
+    }
+
+    /// False while Redis is configured but unreachable (budgets then hold per instance).
+    pub fn healthy(&self) -> bool {
+        match self {
+            Budgets::Local(_) => true,
+            Budgets::Redis(shared) => shared.healthy(),
+        }
+    }
+
+    /// Requests whose budgets were reserved per instance because Redis was unreachable.
+    pub fn fallbacks(&self) -> u64 {
+        match self {
+            Budgets::Local(_) => 0,
+            Budgets::Redis(shared) => shared.fallbacks(),
+        }
+    }
+
+    /// At shutdown: waits (at most `limit`) for settlements still on their way to Redis.
+    pub async fn drain(&self, limit: std::time::Duration) {
+        if let Budgets::Redis(shared) = self {
+            shared.drain(limit).await;
+        }
+    }
+
+    /// Settlements Redis did not take (their cost went to the local ledger).
+    pub fn settle_failures(&self) -> u64 {
+        match self {
+            Budgets::Local(_) => 0,
+            Budgets::Redis(shared) => shared.settle_failures(),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::calendar::days_from_civil;
 
     const DAY: i64 = 86_400_000;
-
-    fn check(max: i64) -> BudgetCheck<'static> {
-        BudgetCheck {
-            scope: Scope::Key,
-            id: "k",
-            max: Nanos(max),
-            window_start: 0,
-            soft: None,
-        }
-    }
 
     #[test]
     fn durations_parse_like_litellm() {
@@ -466,97 +469,5 @@ mod tests {
             (dec31, add_months(jan31, 12))
         );
         assert_eq!(civil_from_days(days_from_civil(2028, 2, 29)), (2028, 2, 29));
-    }
-
-    #[test]
-    fn an_exhausted_budget_refuses_with_litellms_message() {
-        let ledger = Ledger::new();
-        let hold = ledger.reserve(&[check(100)], Nanos(60)).expect("fits");
-        ledger.settle(hold, Nanos(150));
-        let error = ledger.reserve(&[check(100)], Nanos(1)).unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "Budget has been exceeded! Current cost: 0.00000015, Max budget: 0.0000001"
-        );
-    }
-
-    #[test]
-    fn a_lone_request_may_exceed_what_is_left_but_not_while_others_are_in_flight() {
-        let ledger = Ledger::new();
-        // Worst case 500 on a budget of 100: nothing in flight, spend below: admitted.
-        let first = ledger.reserve(&[check(100)], Nanos(500)).expect("alone");
-        let busy = ledger.reserve(&[check(100)], Nanos(500)).unwrap_err();
-        assert!(matches!(busy, BudgetError::Reserved { in_flight: 1, .. }));
-        ledger.settle(first, Nanos(40));
-        let second = ledger
-            .reserve(&[check(100)], Nanos(500))
-            .expect("alone again");
-        ledger.settle(second, Nanos(40));
-        assert_eq!(ledger.spent(Scope::Key, "k"), Nanos(80));
-    }
-
-    #[test]
-    fn all_or_nothing_across_budgets() {
-        let ledger = Ledger::new();
-        let team = BudgetCheck {
-            scope: Scope::Team,
-            id: "t",
-            max: Nanos(10),
-            window_start: 0,
-            soft: None,
-        };
-        ledger.settle(ledger.reserve(&[team], Nanos(1)).unwrap(), Nanos(10));
-        assert!(ledger.reserve(&[check(1_000), team], Nanos(1)).is_err());
-        // The key's side was not reserved: a request on the key alone fits its whole budget.
-        let hold = ledger.reserve(&[check(1_000)], Nanos(1_000)).expect("fits");
-        ledger.settle(hold, Nanos(0));
-    }
-
-    #[test]
-    fn spend_starts_over_in_a_new_window_and_seeding_only_raises() {
-        let ledger = Ledger::new();
-        ledger.seed(Scope::Key, "k", 0, Nanos(100));
-        assert!(ledger.reserve(&[check(100)], Nanos(1)).is_err());
-        ledger.seed(Scope::Key, "k", 0, Nanos(50));
-        assert_eq!(ledger.spent(Scope::Key, "k"), Nanos(100));
-        let next = BudgetCheck {
-            window_start: DAY,
-            ..check(100)
-        };
-        let hold = ledger.reserve(&[next], Nanos(1)).expect("a new day");
-        ledger.settle(hold, Nanos(1));
-        assert_eq!(ledger.spent(Scope::Key, "k"), Nanos(1));
-    }
-
-    #[test]
-    fn fifty_concurrent_requests_overshoot_by_at_most_one_request() {
-        // A $0.10 budget; each request's worst case is 3 cents, its real cost 2.5 cents.
-        let ledger = Arc::new(Ledger::new());
-        let max = Nanos::from_usd(0.10);
-        let (worst, cost) = (Nanos::from_usd(0.03), Nanos::from_usd(0.025));
-        let admitted: usize = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..50)
-                .map(|_| {
-                    let ledger = Arc::clone(&ledger);
-                    scope.spawn(move || {
-                        let mut admitted = 0;
-                        for _ in 0..20 {
-                            let c = BudgetCheck { max, ..check(0) };
-                            if let Ok(hold) = ledger.reserve(&[c], worst) {
-                                admitted += 1;
-                                std::thread::yield_now();
-                                ledger.settle(hold, cost);
-                            }
-                        }
-                        admitted
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().unwrap()).sum()
-        });
-        let spent = ledger.spent(Scope::Key, "k");
-        assert!(spent.0 <= max.0 + cost.0, "spent {spent} of {max}");
-        assert!(spent.0 >= max.0, "the budget was used up: {spent}");
-        assert_eq!(spent.0, cost.0 * admitted as i64);
     }
 }
