@@ -29,6 +29,7 @@ pub async fn serve(
     addr: SocketAddr,
     drain: Duration,
 ) -> std::io::Result<()> {
+    crate::telemetry::traces::start(config.otel_callback);
     let database = config.storage.database.clone();
     let store = crate::store::open(&database)
         .await
@@ -109,6 +110,7 @@ pub async fn serve(
     // is spilled to the spill file, which the next start replays.
     state.budgets.drain(Duration::from_secs(2)).await;
     state.spend.shutdown().await;
+    crate::telemetry::traces::shutdown(Duration::from_secs(2)).await;
     crate::telemetry::flush_logs();
     served?;
     Ok(())

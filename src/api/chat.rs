@@ -27,6 +27,9 @@ async fn handle(
     validate(&request)?;
     let messages = &request.messages;
     ctx.max_output_tokens = request.max_completion_tokens.or(request.max_tokens);
+    if let Some(trace) = &ctx.trace {
+        trace.note_temperature(request.temperature.as_ref().and_then(|t| t.as_f64()));
+    }
     let options = ctx
         .admit(
             &request.model,
@@ -49,6 +52,7 @@ async fn handle(
             served.value,
             request.wants_stream_usage(),
             served.deployment.price.clone(),
+            ctx.trace.clone().filter(|t| t.sampled),
         );
         served_headers(&mut stream.response, &served.deployment, served.attempts);
         route_headers(&mut stream.response, &served.report);
@@ -58,6 +62,9 @@ async fn handle(
     let served = config.router.chat(ctx.http(), &request, &options).await?;
     ctx.served(&served);
     ctx.usage = served.value.usage().cloned();
+    if let Some(trace) = &ctx.trace {
+        trace.note_answer(&served.value);
+    }
     if ctx.usage.is_none() {
         ctx.prompt_tokens_estimate = crate::providers::mock::estimate_prompt_tokens(messages);
     }

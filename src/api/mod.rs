@@ -232,6 +232,7 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
             metadata: None,
             cache_hit: false,
             cost: None,
+            trace: None,
         };
         crate::telemetry::request_finished(&state, &event);
     }

@@ -81,10 +81,20 @@ pub fn chat_stream(
     chunks: ChunkStream,
     include_usage: bool,
     price: Option<Arc<Price>>,
+    trace: Option<Arc<crate::telemetry::traces::RequestTrace>>,
 ) -> StreamReply {
     let events = chunks.filter_map(move |item| {
         std::future::ready(match item {
             Ok(mut chunk) => {
+                if let Some(trace) = &trace {
+                    for reason in chunk
+                        .choices
+                        .iter()
+                        .filter_map(|c| c.finish_reason.as_deref())
+                    {
+                        trace.note_finish_reason(reason);
+                    }
+                }
                 let usage = chunk.usage.clone();
                 if !include_usage {
                     chunk.usage = None;

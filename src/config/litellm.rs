@@ -199,6 +199,10 @@ pub struct RawLitellmSettings {
     pub ssl_verify: Option<SslVerify>,
     /// The status of a `budget_exceeded` refusal (429 here; LiteLLM 1.110 answers 422).
     pub budget_exceeded_status_code: Option<u16>,
+    /// LiteLLM's callback lists; `otel` turns OpenTelemetry traces on (telemetry/traces).
+    pub callbacks: Option<Vec<String>>,
+    pub success_callback: Option<Vec<String>>,
+    pub failure_callback: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }

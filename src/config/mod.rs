@@ -80,6 +80,9 @@ pub struct Config {
     /// The status of a `budget_exceeded` refusal: `litellm_settings.budget_exceeded_status_code`,
     /// 429 by default.
     pub budget_exceeded_status: axum::http::StatusCode,
+    /// `otel` is among `litellm_settings.callbacks` / `success_callback` / `failure_callback`:
+    /// traces are exported (to the `OTEL_EXPORTER_OTLP_*` endpoint, else localhost).
+    pub otel_callback: bool,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -320,6 +323,7 @@ impl<'a> Validator<'a> {
         let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
         let storage = self.storage(&raw)?;
         let spend = self.spend(&raw)?;
+        let otel_callback = self.callbacks(&raw.litellm_settings);
         let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
             None => axum::http::StatusCode::TOO_MANY_REQUESTS,
             Some(code @ 400..=599) => axum::http::StatusCode::from_u16(code).map_err(|e| {
@@ -355,6 +359,7 @@ impl<'a> Validator<'a> {
                 prices_file,
                 spend,
                 budget_exceeded_status,
+                otel_callback,
             },
             warnings: self.warnings,
         })
@@ -731,6 +736,27 @@ impl<'a> Validator<'a> {
                 ));
             }
         }
+    }
+
+    /// Whether any callback list names OpenTelemetry; other callbacks are not supported yet and
+    /// are named in a warning.
+    fn callbacks(&mut self, settings: &litellm::RawLitellmSettings) -> bool {
+        let mut otel = false;
+        for (key, list) in [
+            ("callbacks", &settings.callbacks),
+            ("success_callback", &settings.success_callback),
+            ("failure_callback", &settings.failure_callback),
+        ] {
+            for name in list.iter().flatten() {
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "otel" | "opentelemetry" => otel = true,
+                    other => self.warn(format!(
+                        "litellm_settings.{key}: `{other}` is not supported and is ignored"
+                    )),
+                }
+            }
+        }
+        otel
     }
 
     fn warn(&mut self, message: String) {

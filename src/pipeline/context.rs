@@ -63,6 +63,8 @@ pub struct RequestContext {
     budget_hold: Option<crate::policy::budget::Reservation>,
     /// Every log line of the request's stages is inside it, so a warning names its request.
     pub span: tracing::Span,
+    /// The request's OpenTelemetry trace, when traces are on (see `telemetry::traces`).
+    pub trace: Option<Arc<crate::telemetry::traces::RequestTrace>>,
     method: Method,
     path: Box<str>,
     state: AppState,
@@ -144,6 +146,7 @@ impl FromRequestParts<AppState> for RequestContext {
             max_output_tokens: None,
             budget_hold: None,
             span,
+            trace: crate::telemetry::traces::start_request(&parts.headers),
             method: parts.method.clone(),
             path: parts.uri.path().into(),
             state: state.clone(),
@@ -184,6 +187,10 @@ impl RequestContext {
         prompt_tokens: &(dyn Fn() -> u64 + Sync),
     ) -> Result<RequestOptions, ApiError> {
         let mut options = RequestOptions::take_from(extra)?;
+        if let Some(trace) = &self.trace {
+            trace.note_max_tokens(self.max_output_tokens);
+            options.trace = Some(trace.clone());
+        }
         model.clone_into(&mut self.requested_model);
         self.stream = stream;
         self.end_user = end_user.filter(|u| !u.is_empty()).map(str::to_owned);
@@ -392,6 +399,7 @@ impl RequestContext {
             metadata: self.metadata.as_ref(),
             cache_hit: self.cache_hit,
             cost: self.cost,
+            trace: self.trace.as_deref(),
         };
         crate::telemetry::request_finished(&self.state, &event);
     }

@@ -1,6 +1,6 @@
 //! The request-finished event: emitted exactly once per request, when the answer is complete,
 //! failed, or the client went away. Metrics, the access log and the spend log consume it
-//! (traces and callbacks will); none of them is called from a handler.
+//! (callbacks will); none of them is called from a handler.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,4 +67,6 @@ pub struct Finished<'a> {
     pub cache_hit: bool,
     /// What the request cost; `None` when nothing was priced (refused before routing).
     pub cost: Option<crate::money::Cost>,
+    /// The request's trace, when traces are on (model requests only).
+    pub trace: Option<&'a crate::telemetry::traces::RequestTrace>,
 }

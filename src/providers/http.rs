@@ -77,7 +77,7 @@ impl UriCache {
 
 /// The rustls client config for `tls`, with ring as the crypto provider (the only one built in;
 /// given explicitly, so no process-wide default has to be installed first).
-fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, ConfigError> {
+pub(crate) fn tls_config(tls: &TlsSettings) -> Result<rustls::ClientConfig, ConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -256,6 +256,8 @@ impl HttpClient {
         let mut builder = hyper::Request::builder().method(Method::POST).uri(uri);
         if let Some(headers) = builder.headers_mut() {
             *headers = request.headers;
+            // The attempt's `traceparent`, when traces are on (after signing: not signed).
+            crate::telemetry::traces::inject(headers);
         }
         let upstream_request = builder.body(Full::new(request.body)).map_err(|err| {
             ProviderError::Unsupported(format!("cannot build the upstream request: {err}"))

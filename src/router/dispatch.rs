@@ -114,6 +114,8 @@ struct Plan<'a> {
     deadline: Instant,
     stream: bool,
     prompt_tokens: u64,
+    /// Why the router left the first group (the failure's class), while in a fallback group.
+    fallback_reason: Option<&'static str>,
 }
 
 enum GroupOutcome<T> {
@@ -373,6 +375,7 @@ impl Router {
             } else {
                 0
             },
+            fallback_reason: None,
         })
     }
 
@@ -391,8 +394,10 @@ impl Router {
         let mut attempts = 0u32;
         let mut last_error: Option<(ProviderError, Arc<Deployment>)> = None;
         let mut last_unavailable: Option<(&str, NoPick)> = None;
+        let mut left_because: Option<&'static str> = None;
         while let Some(name) = queue.next_group() {
             let first = std::ptr::eq(name, plan.group);
+            plan.fallback_reason = if first { None } else { left_because };
             let group = if first {
                 plan.first
             } else if let Some(group) = self.groups.get(name) {
@@ -431,6 +436,7 @@ impl Router {
                 }
                 GroupOutcome::Failed(error, deployment) => {
                     let kind = FailureKind::of(&error);
+                    left_because = Some(error.class());
                     // "Cannot express this request" from a fallback must not hide the real
                     // upstream error that started the chain.
                     if kind != FailureKind::Unsupported || last_error.is_none() {
@@ -439,6 +445,7 @@ impl Router {
                     kind.fallback()
                 }
                 GroupOutcome::Unavailable(reason) => {
+                    left_because = Some(reason.name());
                     plan.report.trail.push(TrailEntry::Skipped {
                         group: name.to_owned(),
                         reason: reason.name(),
@@ -564,7 +571,11 @@ impl Router {
             // Not boxed: the provider's operation already is (the `Provider` trait returns a
             // boxed future), so what moves through the attempt and timeout layers is small.
             let operation = call(deployment.clone());
-            match self.attempt(&picked, plan, mode, operation, now).await {
+            let number = *attempts;
+            match self
+                .attempt(&picked, plan, mode, operation, now, (number, retries_used))
+                .await
+            {
                 Ok(value) => {
                     // A first-try answer needs no trail (and allocates none).
                     if !plan.report.trail.is_empty() {
@@ -637,6 +648,7 @@ impl Router {
         mode: Mode,
         call: impl Future<Output = Result<T, ProviderError>>,
         started: Instant,
+        (number, retry): (u32, u32),
     ) -> Result<T, ProviderError> {
         let deployment = &picked.deployment;
         let bound = match mode {
@@ -654,10 +666,29 @@ impl Router {
             settled: false,
         };
         deployment.stats.start();
-        let result = match tokio::time::timeout(limit, call).await {
+        // With traces on, the attempt is a span and its upstream request carries its
+        // `traceparent`; with traces off, nothing is built.
+        let trace = plan.options.trace.as_deref();
+        let span = trace.map(|trace| trace.begin_attempt());
+        let timed = tokio::time::timeout(limit, call);
+        let result = match &span {
+            Some(span) => span.scope(timed).await,
+            None => timed.await,
+        };
+        let result = match result {
             Ok(result) => result,
             Err(_) => Err(ProviderError::Timeout(limit)),
         };
+        if let (Some(trace), Some(span)) = (trace, span) {
+            trace.end_attempt(
+                span,
+                deployment,
+                number,
+                retry,
+                plan.fallback_reason,
+                result.as_ref().err(),
+            );
+        }
         // A timeout cut short by the request's deadline says little about the deployment.
         let cut_by_deadline = limit < bound && matches!(result, Err(ProviderError::Timeout(_)));
         guard.settled = true;

@@ -49,6 +49,8 @@ pub struct RequestOptions {
     /// Estimated prompt tokens, when the caller knows better than the router's estimate (or
     /// the router cannot estimate, as for provider-native bodies).
     pub prompt_tokens: Option<u64>,
+    /// The request's trace: each attempt records a span on it and sends its `traceparent`.
+    pub trace: Option<std::sync::Arc<crate::telemetry::traces::RequestTrace>>,
 }
 
 /// A control field with the wrong shape: a 400 naming the field.

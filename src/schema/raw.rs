@@ -153,6 +153,13 @@ pub enum ChatAnswer {
     Typed(ChatCompletion),
 }
 
+impl RawCompletion {
+    /// The upstream's bytes, as received.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
 impl ChatAnswer {
     /// The answer as typed values (a raw answer is parsed now).
     pub fn into_typed(self) -> Result<ChatCompletion, serde_json::Error> {

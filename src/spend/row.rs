@@ -145,6 +145,7 @@ mod tests {
                 total: Nanos(1234),
                 source: CostSource::Reported,
             }),
+            trace: None,
         }
     }
 

@@ -181,6 +181,12 @@ impl Metrics {
             "# HELP switchyard_log_lines_dropped_total Log lines dropped because the log writer fell behind.\n# TYPE switchyard_log_lines_dropped_total counter\nswitchyard_log_lines_dropped_total {}",
             super::LOG_LINES_DROPPED.load(Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP switchyard_trace_spans_dropped_total Spans lost: export queue full, or the collector failed or did not answer.\n# TYPE switchyard_trace_spans_dropped_total counter\nswitchyard_trace_spans_dropped_total {}\n# HELP switchyard_trace_spans_exported_total Spans the OTLP collector accepted.\n# TYPE switchyard_trace_spans_exported_total counter\nswitchyard_trace_spans_exported_total {}",
+            super::traces::SPANS_DROPPED.load(Relaxed),
+            super::traces::SPANS_EXPORTED.load(Relaxed)
+        );
         out
     }
 }

@@ -1,9 +1,10 @@
-//! Logs and metrics. Recording is a few atomic adds on the request path; rendering happens only
+//! Logs, metrics and traces. Recording is a few atomic adds on the request path; rendering happens only
 //! when `/metrics` is scraped. Everything here consumes the request-finished event
 //! ([`request_finished`]); no handler calls a recorder directly.
 
 mod log_writer;
 mod metrics;
+pub mod traces;
 
 pub use log_writer::{flush as flush_logs, LOG_LINES_DROPPED};
 pub use metrics::Metrics;
@@ -12,9 +13,9 @@ use crate::pipeline::Finished;
 use crate::state::AppState;
 
 /// Every consumer of the request-finished event, in one place: metrics, the spend log (a row
-/// handed to a bounded queue, see `spend/`), then the access log
+/// handed to a bounded queue, see `spend/`), the access log
 /// (target `access`, so `RUST_LOG=info,access=off` turns it off alone; formatting it costs tens
-/// of microseconds of CPU, see docs/operations.md).
+/// of microseconds of CPU, see docs/operations.md), then traces (spans queued to the exporter).
 pub fn request_finished(state: &AppState, event: &Finished<'_>) {
     state.metrics.record(event);
     if let Some(row) = crate::spend::SpendRow::from_event(event, crate::auth::cache::now_ms()) {
@@ -22,6 +23,9 @@ pub fn request_finished(state: &AppState, event: &Finished<'_>) {
     }
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
         access_line(event);
+    }
+    if event.trace.is_some() {
+        traces::request_finished(event);
     }
 }
 
