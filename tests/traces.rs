@@ -373,6 +373,37 @@ async fn spans_continue_the_client_trace_with_genai_attributes_over_http() {
     let spans = received.trace(&fresh[3..35], 2).await;
     assert!(one(&spans, SPAN_KIND_SERVER).parent_span_id.is_empty());
 
+    // 5. A client that did not sample: the upstream gets the trace, unsampled; nothing is
+    // exported (parentbased_always_on follows the caller).
+    let unsampled_trace = "22222222222222222222222222222222";
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .header("traceparent", format!("00-{unsampled_trace}-{CLIENT_SPAN}-00"))
+        .json(&chat_body("direct"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = Mock(&a).last_request().await;
+    let propagated = seen["headers"]["traceparent"].as_str().unwrap().to_owned();
+    assert!(
+        propagated.starts_with(&format!("00-{unsampled_trace}-")) && propagated.ends_with("-00"),
+        "{propagated}"
+    );
+    // A sampled request after it, once exported, shows the batcher has passed it by.
+    let after = "33333333333333333333333333333333";
+    assert_eq!(
+        post_traced(&gw, &chat_body("direct"), after).await.status(),
+        200
+    );
+    received.trace(after, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(received
+        .spans()
+        .iter()
+        .all(|(_, s)| hex(&s.trace_id) != unsampled_trace));
+
     let all = received.spans();
     assert!(all.iter().all(|(service, _)| service == "switchyard-test"));
     assert_no_secret(&all);
