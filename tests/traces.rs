@@ -28,7 +28,11 @@ const SPAN_KIND_CLIENT: i32 = 3;
 
 /// What the receiver got: every export request, decoded.
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+struct Received(
+    Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    /// Exports that came over gRPC.
+    Arc<std::sync::atomic::AtomicUsize>,
+);
 
 impl Received {
     fn spans(&self) -> Vec<(String, Span)> {
@@ -151,6 +155,9 @@ async fn otlp_grpc(State(received): State<Received>, body: Bytes) -> Response {
     assert!(body.len() >= 5 && body[0] == 0, "uncompressed gRPC frame");
     let request = ExportTraceServiceRequest::decode(&body[5..]).expect("protobuf export request");
     received.0.lock().unwrap().push(request);
+    received
+        .1
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
     let frames = futures_util::stream::iter([
@@ -379,7 +386,10 @@ async fn spans_continue_the_client_trace_with_genai_attributes_over_http() {
     let response = client()
         .post(format!("{}/v1/chat/completions", gw.url))
         .bearer_auth(MASTER_KEY)
-        .header("traceparent", format!("00-{unsampled_trace}-{CLIENT_SPAN}-00"))
+        .header(
+            "traceparent",
+            format!("00-{unsampled_trace}-{CLIENT_SPAN}-00"),
+        )
         .json(&chat_body("direct"))
         .send()
         .await
@@ -406,6 +416,7 @@ async fn spans_continue_the_client_trace_with_genai_attributes_over_http() {
 
     let all = received.spans();
     assert!(all.iter().all(|(service, _)| service == "switchyard-test"));
+    assert_eq!(received.1.load(std::sync::atomic::Ordering::Relaxed), 0);
     assert_no_secret(&all);
     let metrics = metrics(&gw).await;
     assert!(
@@ -437,6 +448,11 @@ async fn the_grpc_exporter_reaches_a_grpc_receiver() {
         .spans()
         .iter()
         .all(|(service, _)| service == "switchyard"));
+    assert_eq!(
+        received.1.load(std::sync::atomic::Ordering::Relaxed),
+        received.0.lock().unwrap().len(),
+        "every export came over gRPC"
+    );
 }
 
 #[tokio::test]

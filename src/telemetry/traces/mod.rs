@@ -11,8 +11,9 @@
 //!
 //! - everything a span says (usage, cost, deployment, status) is only known at the end, where
 //!   the finished event already gathers it; a live span would be filled field by field;
-//! - with tracing off, a request pays one `OnceLock` load and an `Option` check, nothing else
-//!   (a `tracing` layer would see every span and event of every request);
+//! - with tracing off, a request pays one `OnceLock` load, `Option` checks, and a task-local
+//!   lookup per upstream call (a `tracing` layer would see every span and event of every
+//!   request);
 //! - the SDK's `BatchSpanProcessor` runs exports on its own thread under
 //!   `futures_executor::block_on`, where the async HTTP (hyper) and gRPC (tonic) clients have no
 //!   Tokio reactor, and it keeps its dropped-span count to itself. The batcher here
