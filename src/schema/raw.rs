@@ -158,6 +158,14 @@ impl RawCompletion {
     pub fn body(&self) -> &Bytes {
         &self.body
     }
+
+    /// The `model` the upstream sent, when it is a plain JSON string (no escapes).
+    pub fn upstream_model(&self) -> Option<&str> {
+        let raw = self.body.get(self.model.clone()?)?;
+        let text = std::str::from_utf8(raw).ok()?;
+        let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+        (!inner.contains('\\')).then_some(inner)
+    }
 }
 
 impl ChatAnswer {

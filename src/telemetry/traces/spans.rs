@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
-use serde::Deserialize;
 
 use super::{AttemptRecord, Details, RequestTrace};
 use crate::pipeline::{Finished, Outcome};
@@ -261,46 +260,97 @@ fn attempt_span(
     }
 }
 
-/// Only what a span needs from an OpenAI answer body.
-#[derive(Deserialize)]
-struct AnswerPeek {
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<ChoicePeek>,
-}
-
-#[derive(Deserialize)]
-struct ChoicePeek {
-    #[serde(default)]
-    finish_reason: Option<String>,
-}
-
 /// The upstream's model (raw answers only: a typed answer's model is already the alias) and
 /// the distinct finish reasons, in choice order.
 pub fn answer_details(answer: &ChatAnswer) -> (Option<String>, Vec<String>) {
-    let (model, reasons): (Option<String>, Vec<Option<String>>) = match answer {
-        ChatAnswer::Raw(raw) => match serde_json::from_slice::<AnswerPeek>(raw.body()) {
-            Ok(peek) => (
-                peek.model.filter(|m| !m.is_empty()),
-                peek.choices.into_iter().map(|c| c.finish_reason).collect(),
-            ),
-            Err(_) => (None, Vec::new()),
-        },
-        ChatAnswer::Typed(typed) => (
-            None,
-            typed
+    let mut distinct: Vec<String> = Vec::new();
+    let mut add = |reason: &str| {
+        if !distinct.iter().any(|r| r == reason) {
+            distinct.push(reason.to_owned());
+        }
+    };
+    let model = match answer {
+        ChatAnswer::Raw(raw) => {
+            finish_reasons(raw.body(), &mut add);
+            raw.upstream_model().map(str::to_owned)
+        }
+        ChatAnswer::Typed(typed) => {
+            for reason in typed
                 .choices
                 .iter()
-                .map(|c| c.finish_reason.clone())
-                .collect(),
-        ),
-    };
-    let mut distinct: Vec<String> = Vec::new();
-    for reason in reasons.into_iter().flatten() {
-        if !distinct.contains(&reason) {
-            distinct.push(reason);
+                .filter_map(|c| c.finish_reason.as_deref())
+            {
+                add(reason);
+            }
+            None
         }
-    }
+    };
     (model, distinct)
+}
+
+/// The `finish_reason` string values of an OpenAI answer body, found by a byte scan instead of
+/// a second parse (the body was validated as JSON when it arrived; a parse cost as much as
+/// building the spans). Inside a JSON string every `"` is escaped, so an unescaped
+/// `"finish_reason"` followed by `:` is a key.
+fn finish_reasons(body: &[u8], add: &mut impl FnMut(&str)) {
+    const KEY: &[u8] = b"\"finish_reason\"";
+    let mut at = 0;
+    while let Some(found) = find(&body[at..], KEY) {
+        let mut i = at + found + KEY.len();
+        at = i;
+        let skip = |i: &mut usize| {
+            while body.get(*i).is_some_and(|b| b.is_ascii_whitespace()) {
+                *i += 1;
+            }
+        };
+        skip(&mut i);
+        if body.get(i) != Some(&b':') {
+            continue;
+        }
+        i += 1;
+        skip(&mut i);
+        if body.get(i) != Some(&b'"') {
+            continue; // null
+        }
+        let value = &body[i + 1..];
+        let Some(end) = value.iter().position(|b| *b == b'"' || *b == b'\\') else {
+            return;
+        };
+        if value[end] == b'"' {
+            if let Ok(reason) = std::str::from_utf8(&value[..end]) {
+                add(reason);
+            }
+        }
+        at = i + 1 + end;
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = needle[0];
+    let mut from = 0;
+    while let Some(offset) = haystack[from..].iter().position(|b| *b == first) {
+        let start = from + offset;
+        if haystack[start..].starts_with(needle) {
+            return Some(start);
+        }
+        from = start + 1;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finish_reasons_are_keys_not_content() {
+        let body = br#"{"choices":[{"index":0,"message":{"content":"say \"finish_reason\": \"x\""},"finish_reason" : "stop"},{"index":1,"finish_reason":"length"},{"index":2,"finish_reason":null},{"index":3,"finish_reason":"stop"}],"model":"m"}"#;
+        let mut found = Vec::new();
+        finish_reasons(body, &mut |r| found.push(r.to_owned()));
+        assert_eq!(found, ["stop", "length", "stop"]);
+        let raw = crate::schema::RawCompletion::parse(bytes::Bytes::from_static(body)).unwrap();
+        let (model, reasons) = answer_details(&ChatAnswer::Raw(raw));
+        assert_eq!(model.as_deref(), Some("m"));
+        assert_eq!(reasons, ["stop", "length"]);
+    }
 }
