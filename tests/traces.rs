@@ -475,8 +475,10 @@ async fn a_dead_collector_costs_counted_spans_not_requests() {
         let started = Instant::now();
         let response = post_traced(&gw, &chat_body("direct"), CLIENT_TRACE).await;
         assert_eq!(response.status(), 200);
+        // Milliseconds normally; the bound leaves room for a loaded test machine, and is far
+        // below the export timeout a blocked request would wait out.
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            started.elapsed() < Duration::from_secs(2),
             "{:?}",
             started.elapsed()
         );
@@ -497,6 +499,7 @@ async fn a_dead_collector_costs_counted_spans_not_requests() {
         assert!(Instant::now() < until, "dropped {dropped}: {metrics}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let log = gw.stop();
+    // A graceful stop flushes the log (a kill could lose its last lines).
+    let log = gw.shutdown();
     assert!(log.contains("trace export failed"), "{log}");
 }

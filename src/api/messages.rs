@@ -115,6 +115,9 @@ async fn admit(
         .map(str::to_owned);
     let prompt_tokens = estimate_tokens(request);
     ctx.max_output_tokens = request.max_tokens;
+    if let Some(trace) = &ctx.trace {
+        trace.note_temperature(request.temperature.as_ref().and_then(|t| t.as_f64()));
+    }
     let mut options = ctx
         .admit(
             &request.model,
