@@ -32,6 +32,8 @@ struct Received(
     Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
     /// Exports that came over gRPC.
     Arc<std::sync::atomic::AtomicUsize>,
+    /// The `x-collector-key` header of each HTTP export.
+    Arc<Mutex<Vec<String>>>,
 );
 
 impl Received {
@@ -140,7 +142,13 @@ fn assert_no_secret(spans: &[(String, Span)]) {
     }
 }
 
-async fn otlp_http(State(received): State<Received>, body: Bytes) -> Response {
+async fn otlp_http(State(received): State<Received>, headers: HeaderMap, body: Bytes) -> Response {
+    let key = headers
+        .get("x-collector-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    received.2.lock().unwrap().push(key);
     let request = ExportTraceServiceRequest::decode(body).expect("protobuf export request");
     received.0.lock().unwrap().push(request);
     Response::builder()
@@ -233,6 +241,7 @@ async fn spans_continue_the_client_trace_with_genai_attributes_over_http() {
             ("OTEL_EXPORTER_OTLP_ENDPOINT", &otlp),
             ("OTEL_BSP_SCHEDULE_DELAY", "100"),
             ("OTEL_SERVICE_NAME", "switchyard-test"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=secret-123"),
         ],
     );
 
@@ -417,6 +426,8 @@ async fn spans_continue_the_client_trace_with_genai_attributes_over_http() {
     let all = received.spans();
     assert!(all.iter().all(|(service, _)| service == "switchyard-test"));
     assert_eq!(received.1.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // OTEL_EXPORTER_OTLP_HEADERS reach the collector.
+    assert!(received.2.lock().unwrap().iter().all(|k| k == "secret-123"));
     assert_no_secret(&all);
     let metrics = metrics(&gw).await;
     assert!(
