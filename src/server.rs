@@ -48,6 +48,7 @@ pub async fn serve(
         state.store_healthy.clone(),
     ));
     state.spend.start(state.store.clone());
+    state.callbacks.start(state.snapshot().http.clone());
     // Budgets start from what the store says was spent, and follow it (other instances).
     crate::router::budget::seed_once(&state).await;
     tokio::spawn(crate::router::budget::keep_seeded(
@@ -109,6 +110,8 @@ pub async fn serve(
     // is spilled to the spill file, which the next start replays.
     state.budgets.drain(Duration::from_secs(2)).await;
     state.spend.shutdown().await;
+    // Callback events and alerts still queued get a bounded time to be delivered.
+    state.callbacks.shutdown().await;
     crate::telemetry::flush_logs();
     served?;
     Ok(())

@@ -36,6 +36,8 @@ pub struct Inner {
     pub budgets: crate::policy::budget::Budgets,
     /// Spend-log rows on their way to the store (started by the server; see `spend/`).
     pub spend: Arc<crate::spend::SpendLog>,
+    /// Callback events and alerts on their way out (started by the server; see `callbacks/`).
+    pub callbacks: Arc<crate::callbacks::Callbacks>,
     /// Whether the last refresh from the store succeeded (for `/health/readiness`).
     pub store_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
@@ -115,9 +117,11 @@ impl AppState {
         budgets: Budgets,
     ) -> Result<Self, ConfigError> {
         let spend = crate::spend::SpendLog::new(config.spend.clone());
+        let callbacks = crate::callbacks::Callbacks::new(config.callbacks.clone());
         let snapshot = Snapshot::build(config, None)?;
         Ok(AppState(Arc::new(Inner {
             spend,
+            callbacks,
             snapshot: ArcSwap::from_pointee(snapshot),
             identities: Arc::new(IdentityCache::new()),
             store,

@@ -38,6 +38,13 @@ pub struct RawConfig {
     /// Switchyard's own spend-log keys (queue, batches, spill file).
     #[serde(default)]
     pub switchyard_spend: Option<RawSwitchyardSpend>,
+    /// LiteLLM's per-callback settings (`callback_settings.<name>.callback_type: generic_api`
+    /// makes a named webhook); values are read by the callback they configure.
+    #[serde(default)]
+    pub callback_settings: Option<BTreeMap<String, serde_json::Value>>,
+    /// Switchyard's own callback delivery keys (queue, batches, retries).
+    #[serde(default)]
+    pub switchyard_callbacks: Option<RawSwitchyardCallbacks>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -199,6 +206,11 @@ pub struct RawLitellmSettings {
     pub ssl_verify: Option<SslVerify>,
     /// The status of a `budget_exceeded` refusal (429 here; LiteLLM 1.110 answers 422).
     pub budget_exceeded_status_code: Option<u16>,
+    /// Callbacks by name (`generic_api`, `langfuse`, `prometheus`, `otel` ...): success events
+    /// only, failure events only, or both.
+    pub success_callback: Option<Vec<String>>,
+    pub failure_callback: Option<Vec<String>>,
+    pub callbacks: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -222,8 +234,29 @@ pub struct RawGeneralSettings {
     pub database_url: Option<String>,
     /// How long spend-log rows are kept (`7d`, `30d`); kept forever when absent.
     pub maximum_spend_logs_retention_period: Option<String>,
+    /// `["slack"]`, `["webhook"]`: where alerts go (docs/callbacks.md).
+    pub alerting: Option<Vec<String>>,
+    /// Seconds: a request slower than this raises `llm_too_slow` (LiteLLM's default 300).
+    pub alerting_threshold: Option<f64>,
+    /// Which alerts are sent (LiteLLM's alert type names); all when absent.
+    pub alert_types: Option<Vec<String>>,
+    pub alerting_args: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
+}
+
+/// `switchyard_callbacks:` — how callback events and alerts are delivered (docs/callbacks.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchyardCallbacks {
+    pub queue_size: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub flush_interval_ms: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub retry_delay_ms: Option<u64>,
+    pub max_retry_delay_ms: Option<u64>,
+    pub timeout_seconds: Option<f64>,
+    pub shutdown_flush_seconds: Option<f64>,
 }
 
 /// `switchyard_spend:` — how spend-log rows reach the database (docs/spend-logs.md).

@@ -5,6 +5,7 @@
 //! resolved (a missing variable names the variable and the model), and the result is validated
 //! into [`Config`]. Unsupported keys become warnings, one per key.
 
+mod callbacks;
 mod litellm;
 mod router;
 mod secret;
@@ -80,6 +81,8 @@ pub struct Config {
     /// The status of a `budget_exceeded` refusal: `litellm_settings.budget_exceeded_status_code`,
     /// 429 by default.
     pub budget_exceeded_status: axum::http::StatusCode,
+    /// Callbacks (webhook, Langfuse) and alerts (docs/callbacks.md).
+    pub callbacks: crate::callbacks::CallbackSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -320,6 +323,7 @@ impl<'a> Validator<'a> {
         let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
         let storage = self.storage(&raw)?;
         let spend = self.spend(&raw)?;
+        let callbacks = self.callbacks(&raw)?;
         let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
             None => axum::http::StatusCode::TOO_MANY_REQUESTS,
             Some(code @ 400..=599) => axum::http::StatusCode::from_u16(code).map_err(|e| {
@@ -355,6 +359,7 @@ impl<'a> Validator<'a> {
                 prices_file,
                 spend,
                 budget_exceeded_status,
+                callbacks,
             },
             warnings: self.warnings,
         })

@@ -411,13 +411,22 @@ impl Router {
         error: Option<&ProviderError>,
     ) {
         match transition {
-            cooldown::Transition::Opened { until_ms } => tracing::warn!(
-                model_group = %deployment.model_name,
-                deployment = %deployment.id,
-                cooldown_ms = until_ms.saturating_sub(self.clock.now_ms()),
-                error_class = error.map(ProviderError::class),
-                "deployment cooling down"
-            ),
+            cooldown::Transition::Opened { until_ms } => {
+                let cooldown_ms = until_ms.saturating_sub(self.clock.now_ms());
+                tracing::warn!(
+                    model_group = %deployment.model_name,
+                    deployment = %deployment.id,
+                    cooldown_ms,
+                    error_class = error.map(ProviderError::class),
+                    "deployment cooling down"
+                );
+                crate::callbacks::raise_alert(crate::callbacks::Alert::DeploymentCooledDown {
+                    model_group: deployment.model_name.clone(),
+                    deployment: deployment.id.clone(),
+                    cooldown: std::time::Duration::from_millis(cooldown_ms),
+                    error_class: error.map(ProviderError::class),
+                });
+            }
             cooldown::Transition::Closed => tracing::info!(
                 model_group = %deployment.model_name,
                 deployment = %deployment.id,

@@ -12,7 +12,8 @@ use crate::pipeline::Finished;
 use crate::state::AppState;
 
 /// Every consumer of the request-finished event, in one place: metrics, the spend log (a row
-/// handed to a bounded queue, see `spend/`), then the access log
+/// handed to a bounded queue, see `spend/`), the callbacks (a record handed to a bounded queue,
+/// see `callbacks/`), then the access log
 /// (target `access`, so `RUST_LOG=info,access=off` turns it off alone; formatting it costs tens
 /// of microseconds of CPU, see docs/operations.md).
 pub fn request_finished(state: &AppState, event: &Finished<'_>) {
@@ -20,6 +21,7 @@ pub fn request_finished(state: &AppState, event: &Finished<'_>) {
     if let Some(row) = crate::spend::SpendRow::from_event(event, crate::auth::cache::now_ms()) {
         state.spend.push(row);
     }
+    state.callbacks.on_finished(event);
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
         access_line(event);
     }
