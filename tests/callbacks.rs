@@ -333,9 +333,7 @@ async fn a_dead_receiver_costs_requests_nothing_and_its_events_are_counted_as_dr
     };
     let yaml = config(
         &[offline("chat", "c1", "hello", "", "")],
-        &format!(
-            "litellm_settings:\n  success_callback: [generic_api]\nswitchyard_callbacks:\n  flush_interval_ms: 100\n  retry_delay_ms: 50\n  max_retries: 2\n"
-        ),
+        "litellm_settings:\n  success_callback: [generic_api]\nswitchyard_callbacks:\n  flush_interval_ms: 100\n  retry_delay_ms: 50\n  max_retries: 2\n",
     );
     let gw = gateway(
         &yaml,

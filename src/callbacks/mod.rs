@@ -208,8 +208,8 @@ impl Callbacks {
                 timeout: destination.timeout,
             };
             let encode: sender::Encoder<Arc<Record>> = match destination.kind {
-                DestinationKind::Webhook => Box::new(|batch| webhook::encode(batch)),
-                DestinationKind::Langfuse => Box::new(|batch| langfuse::encode(batch)),
+                DestinationKind::Webhook => Box::new(webhook::encode),
+                DestinationKind::Langfuse => Box::new(langfuse::encode),
             };
             tasks.push(tokio::spawn(sender::run(
                 target,
