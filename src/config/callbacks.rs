@@ -441,6 +441,128 @@ fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use crate::callbacks::{AlertChannelKind, DestinationKind};
+    use crate::config::{parse, Loaded};
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Loaded {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        parse(yaml, &move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn callback_lists_decide_which_events_each_destination_gets() {
+        let loaded = load(
+            "litellm_settings:\n  success_callback: [generic_api, langfuse, prometheus]\n  failure_callback: [langfuse, otel, sentry]\n",
+            &[
+                ("GENERIC_LOGGER_ENDPOINT", "http://hook.test/in"),
+                ("GENERIC_LOGGER_HEADERS", "Authorization=Bearer t, X-Team = a=b"),
+                ("LANGFUSE_PUBLIC_KEY", "pk"),
+                ("LANGFUSE_SECRET_KEY", "sk"),
+                ("LANGFUSE_HOST", "langfuse.internal/"),
+            ],
+        );
+        let destinations = &loaded.config.callbacks.destinations;
+        assert_eq!(destinations.len(), 2);
+        let hook = &destinations[0];
+        assert_eq!(hook.kind, DestinationKind::Webhook);
+        assert_eq!(hook.url, "http://hook.test/in");
+        assert!(hook.on_success && !hook.on_failure);
+        let headers: Vec<(&str, &str)> = hook
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose()))
+            .collect();
+        assert_eq!(headers, [("Authorization", "Bearer t"), ("X-Team", "a=b")]);
+        let langfuse = &destinations[1];
+        assert_eq!(langfuse.kind, DestinationKind::Langfuse);
+        assert_eq!(
+            langfuse.url,
+            "https://langfuse.internal/api/public/ingestion"
+        );
+        assert!(langfuse.on_success && langfuse.on_failure);
+        assert_eq!(langfuse.headers[0].1.expose(), "Basic cGs6c2s=");
+        // Only the unknown callback is warned about.
+        let callback_warnings: Vec<&String> = loaded
+            .warnings
+            .iter()
+            .filter(|w| w.contains("callback"))
+            .collect();
+        assert_eq!(callback_warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(callback_warnings[0].contains("`sentry`"));
+    }
+
+    #[test]
+    fn callback_settings_make_named_webhooks_and_missing_endpoints_warn() {
+        let loaded = load(
+            "litellm_settings:\n  callbacks: [audit, generic_api, langfuse]\ncallback_settings:\n  audit:\n    callback_type: generic_api\n    endpoint: os.environ/AUDIT_URL\n    headers: {x-token: os.environ/AUDIT_TOKEN}\n    event_types: [llm_api_failure]\n    max_retries: 1\n    retry_delay: 0.5\n    timeout: 2\n",
+            &[("AUDIT_URL", "https://audit.test/events"), ("AUDIT_TOKEN", "tok")],
+        );
+        let destinations = &loaded.config.callbacks.destinations;
+        assert_eq!(destinations.len(), 1, "{:?}", loaded.warnings);
+        let audit = &destinations[0];
+        assert_eq!(audit.name, "audit");
+        assert_eq!(audit.url, "https://audit.test/events");
+        assert!(!audit.on_success && audit.on_failure);
+        assert_eq!(audit.max_retries, 1);
+        assert_eq!(audit.retry_delay, Duration::from_millis(500));
+        assert_eq!(audit.timeout, Duration::from_secs(2));
+        assert_eq!(audit.headers[0].1.expose(), "tok");
+        let joined = loaded.warnings.join("\n");
+        assert!(joined.contains("`generic_api` has no endpoint"), "{joined}");
+        assert!(
+            joined.contains("`langfuse` needs LANGFUSE_PUBLIC_KEY"),
+            "{joined}"
+        );
+        assert!(!joined.contains("tok"));
+    }
+
+    #[test]
+    fn alerting_reads_litellm_keys_and_documents_its_defaults() {
+        let loaded = load(
+            "general_settings:\n  alerting: [slack, webhook, email]\n  alerting_threshold: 30\n  alert_types: [budget_alerts, daily_reports]\n  alerting_args:\n    budget_alert_ttl: 3600\n    error_rate_threshold: 0.2\n    daily_report_frequency: 60\n",
+            &[
+                ("SLACK_WEBHOOK_URL", "https://hooks.slack.test/T/B/x"),
+                ("WEBHOOK_URL", "http://alerts.test/in"),
+            ],
+        );
+        let alerting = loaded.config.callbacks.alerting.as_ref().unwrap();
+        let kinds: Vec<AlertChannelKind> = alerting.channels.iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [AlertChannelKind::Slack, AlertChannelKind::Webhook]);
+        assert_eq!(alerting.slow_request, Duration::from_secs(30));
+        assert_eq!(alerting.p95_latency, Some(Duration::from_secs(30)));
+        assert_eq!(alerting.budget_dedupe_window, Duration::from_secs(3600));
+        assert_eq!(alerting.dedupe_window, Duration::from_secs(300));
+        assert_eq!(alerting.window, Duration::from_secs(60));
+        assert_eq!(alerting.min_requests, 10);
+        assert!((alerting.error_rate - 0.2).abs() < 1e-9);
+        assert!(alerting.enabled("budget_alerts") && !alerting.enabled("cooldown_deployment"));
+        let joined = loaded.warnings.join("\n");
+        assert!(joined.contains("`email` is not supported"), "{joined}");
+        assert!(joined.contains("no `daily_reports` alerts"), "{joined}");
+        assert!(
+            joined.contains("alerting_args.daily_report_frequency"),
+            "{joined}"
+        );
+        assert!(!joined.contains("hooks.slack.test"), "{joined}");
+        // The Slack URL is a credential: never in the config's debug rendering.
+        assert!(!format!("{:?}", loaded.config).contains("hooks.slack.test"));
+    }
+
+    #[test]
+    fn no_callbacks_configured_means_nothing_to_do() {
+        let loaded = load("model_list: []\n", &[]);
+        assert!(loaded.config.callbacks.destinations.is_empty());
+        assert!(loaded.config.callbacks.alerting.is_none());
+    }
+
     #[test]
     fn base64_matches_the_rfc_examples() {
         assert_eq!(super::base64(b""), "");
