@@ -460,11 +460,14 @@ async fn slack_gets_one_alert_per_soft_budget_crossed_and_per_deployment_cooled_
     // general_settings is written by `config`; the alerting keys go with it.
     let yaml = yaml.replace(
         "general_settings:\n",
-        "general_settings:\n  alerting: [slack]\n  alert_types: [budget_alerts, cooldown_deployment]\n",
+        "general_settings:\n  alerting: [slack, webhook]\n  alert_types: [budget_alerts, cooldown_deployment]\n",
     );
     let gw = gateway(
         &yaml,
-        &[("SLACK_WEBHOOK_URL", &format!("{receiver_url}/slack"))],
+        &[
+            ("SLACK_WEBHOOK_URL", &format!("{receiver_url}/slack")),
+            ("WEBHOOK_URL", &format!("{receiver_url}/alerts")),
+        ],
     );
 
     // A soft budget far below one request's cost: the first request crosses it.
@@ -492,12 +495,33 @@ async fn slack_gets_one_alert_per_soft_budget_crossed_and_per_deployment_cooled_
     assert_eq!(Mock(&a).requests().await.len(), 2, "the probe went to a");
 
     let alerts = receiver
-        .wait_for("two alerts", |posts| posts.len() >= 2)
+        .wait_for("two alerts on each channel", |posts| posts.len() >= 4)
         .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let alerts_now = receiver.accepted();
-    assert_eq!(alerts_now.len(), 2, "{alerts_now:#?}");
-    let texts: Vec<&str> = alerts
+    assert_eq!(alerts_now.len(), 4, "{alerts_now:#?}");
+    let (slack, webhook): (Vec<Post>, Vec<Post>) =
+        alerts.into_iter().partition(|p| p.path == "/slack");
+    assert_eq!(webhook.len(), 2, "{webhook:#?}");
+    for post in &webhook {
+        assert_eq!(post.path, "/alerts");
+        let body = &post.body;
+        assert!(body["text"].is_string());
+        assert!(body["timestamp"].as_f64().is_some());
+        match body["alert_type"].as_str().unwrap() {
+            "budget_alerts" => {
+                assert_eq!(body["fields"]["scope"], "key");
+                assert!(body["fields"]["spend"].as_f64().unwrap() > 0.000001);
+            }
+            "cooldown_deployment" => {
+                assert_eq!(body["fields"]["model_group"], "pair");
+                assert_eq!(body["fields"]["model_id"], "a");
+            }
+            other => panic!("unexpected alert type {other}"),
+        }
+        assert!(!post.text.contains(&key) && !post.text.contains("sk-fake"));
+    }
+    let texts: Vec<&str> = slack
         .iter()
         .map(|p| {
             assert_eq!(p.path, "/slack");

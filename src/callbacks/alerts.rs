@@ -629,6 +629,121 @@ mod tests {
         assert!(message.text.contains("$2"), "{}", message.text);
     }
 
+    fn record(group: &str, status: u16, latency_ms: u64) -> Record {
+        Record {
+            id: format!("id-{}", fastrand::u64(..)),
+            request_id: "r".into(),
+            path: "/v1/chat/completions".into(),
+            call_type: "acompletion",
+            requested_model: group.into(),
+            model_group: Some(group.into()),
+            model_id: Some("d".into()),
+            provider: Some("openai".into()),
+            upstream_model: Some("m".into()),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            total_tokens: 2,
+            cost: Nanos::ZERO,
+            cost_source: "none",
+            start_time: 0.0,
+            end_time: 0.0,
+            latency: Duration::from_millis(latency_ms),
+            time_to_first_token: None,
+            status,
+            outcome: if status < 400 {
+                crate::pipeline::Outcome::Answered
+            } else {
+                crate::pipeline::Outcome::Failed
+            },
+            success: status < 400,
+            stream: false,
+            cache_hit: false,
+            attempts: 1,
+            key_hash: None,
+            key_alias: None,
+            team_id: None,
+            team_alias: None,
+            user_id: None,
+            end_user: None,
+            metadata: None,
+            tags: Vec::new(),
+        }
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Arc<Message>>) -> Vec<Arc<Message>> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn a_group_failing_over_the_threshold_raises_one_outage_alert() {
+        let (hub, mut rx) = hub(AlertSettings {
+            min_requests: 10,
+            error_rate: 0.5,
+            p95_latency: None,
+            ..AlertSettings::default()
+        });
+        let mut rules = Rules::new(hub);
+        let now = Instant::now();
+        // Too few requests: no verdict yet.
+        for _ in 0..9 {
+            rules.observe(&record("g", 502, 10));
+        }
+        rules.evaluate(now);
+        assert!(drain(&mut rx).is_empty());
+        for _ in 0..3 {
+            rules.observe(&record("g", 200, 10));
+        }
+        rules.observe(&record("healthy", 200, 10));
+        rules.evaluate(now + EVALUATE_EVERY);
+        let alerts = drain(&mut rx);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].alert_type, OUTAGE_ALERTS);
+        assert!(
+            alerts[0].text.contains("failed 9 of 12"),
+            "{}",
+            alerts[0].text
+        );
+        // Still failing a second later: the same alert is not sent again within the window.
+        rules.observe(&record("g", 502, 10));
+        rules.evaluate(now + 2 * EVALUATE_EVERY);
+        assert!(drain(&mut rx).is_empty());
+        // Refusals before routing (no model group) say nothing about a group.
+        let mut refused = record("g", 401, 10);
+        refused.model_group = None;
+        rules.observe(&refused);
+    }
+
+    #[test]
+    fn slow_requests_and_a_slow_p95_raise_llm_too_slow() {
+        let (hub, mut rx) = hub(AlertSettings {
+            min_requests: 5,
+            slow_request: Duration::from_secs(2),
+            p95_latency: Some(Duration::from_millis(500)),
+            ..AlertSettings::default()
+        });
+        let mut rules = Rules::new(hub);
+        rules.observe(&record("g", 200, 2500));
+        let slow = drain(&mut rx);
+        assert_eq!(slow.len(), 1);
+        assert!(
+            slow[0].text.starts_with("Responses are slow"),
+            "{}",
+            slow[0].text
+        );
+        for _ in 0..5 {
+            rules.observe(&record("g", 200, 900));
+        }
+        rules.evaluate(Instant::now());
+        let p95 = drain(&mut rx);
+        assert_eq!(p95.len(), 1);
+        assert_eq!(p95[0].alert_type, LLM_TOO_SLOW);
+        assert!(
+            p95[0].text.contains("p95 latency 2.50 s"),
+            "{}",
+            p95[0].text
+        );
+    }
+
     #[test]
     fn p95_is_the_nearest_rank() {
         let ms = |v: &[u64]| v.iter().map(|&m| Duration::from_millis(m)).collect();

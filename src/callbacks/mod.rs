@@ -135,6 +135,9 @@ pub struct CallbackCounters {
     /// Records given up: queue full, retries exhausted, refused by the receiver (a 4xx other
     /// than 408/429), or still queued when a shutdown's flush time ran out.
     pub dropped: AtomicU64,
+    /// Of `dropped`, those that had reached an outbox (given up by a sender): what was
+    /// enqueued and is neither delivered nor given up is still on its way.
+    pub given_up: AtomicU64,
     /// POSTs that failed (each retry counts).
     pub failed_posts: AtomicU64,
     /// Alerts sent, and alerts not sent again because the same one went out within its window.
@@ -275,10 +278,11 @@ impl Callbacks {
             }
         }
         let counters = &self.counters;
-        let settled = counters.delivered.load(Relaxed) + counters.dropped.load(Relaxed);
+        let settled = counters.delivered.load(Relaxed) + counters.given_up.load(Relaxed);
         let lost = counters.enqueued.load(Relaxed).saturating_sub(settled);
         if lost > 0 {
             counters.dropped.fetch_add(lost, Relaxed);
+            counters.given_up.fetch_add(lost, Relaxed);
         }
         let dropped = counters.dropped.load(Relaxed);
         if dropped > 0 {

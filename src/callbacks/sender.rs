@@ -190,6 +190,7 @@ async fn send<T>(
             Sent::Refused(status) => {
                 counters.failed_posts.fetch_add(1, Relaxed);
                 counters.dropped.fetch_add(n, Relaxed);
+                counters.given_up.fetch_add(n, Relaxed);
                 tracing::warn!(
                     callback = target.name.as_str(),
                     status,
@@ -202,6 +203,7 @@ async fn send<T>(
                 counters.failed_posts.fetch_add(1, Relaxed);
                 if attempt >= target.max_retries || stop.is_cancelled() {
                     counters.dropped.fetch_add(n, Relaxed);
+                    counters.given_up.fetch_add(n, Relaxed);
                     tracing::warn!(
                         callback = target.name.as_str(),
                         events = n,
