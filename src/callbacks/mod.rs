@@ -115,6 +115,40 @@ pub struct CallbackSettings {
 }
 
 impl CallbackSettings {
+    /// One line for `switchyard check`: names and event kinds, never a URL or a header.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .destinations
+            .iter()
+            .map(|d| {
+                let events = match (d.on_success, d.on_failure) {
+                    (true, true) => "success+failure",
+                    (true, false) => "success",
+                    (false, true) => "failure",
+                    (false, false) => "no events",
+                };
+                format!("{} ({events})", d.name)
+            })
+            .collect();
+        if parts.is_empty() {
+            parts.push("none".into());
+        }
+        let alerting = match &self.alerting {
+            None => "off".to_owned(),
+            Some(a) if a.channels.is_empty() => "log only".to_owned(),
+            Some(a) => a
+                .channels
+                .iter()
+                .map(|c| match c.kind {
+                    AlertChannelKind::Slack => "slack",
+                    AlertChannelKind::Webhook => "webhook",
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        format!("callbacks: {}; alerting: {alerting}", parts.join(", "))
+    }
+
     /// Whether anything consumes finished requests.
     fn wants_records(&self) -> bool {
         !self.destinations.is_empty()

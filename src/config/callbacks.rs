@@ -556,6 +556,40 @@ mod tests {
         assert!(!format!("{:?}", loaded.config).contains("hooks.slack.test"));
     }
 
+    /// Every YAML example of docs/callbacks.md loads (with its variables set).
+    #[test]
+    fn the_documented_examples_load() {
+        let doc = include_str!("../../docs/callbacks.md");
+        let env = [
+            (
+                "GENERIC_LOGGER_ENDPOINT",
+                "https://logs.example.com/switchyard",
+            ),
+            ("AUDIT_URL", "https://audit.example.com"),
+            ("AUDIT_TOKEN", "Bearer t"),
+            (
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T/B/x",
+            ),
+            ("WEBHOOK_URL", "https://alerts.example.com"),
+            ("LANGFUSE_PUBLIC_KEY", "pk-lf-1"),
+            ("LANGFUSE_SECRET_KEY", "sk-lf-1"),
+        ];
+        let mut examples = 0;
+        for block in doc.split("```yaml\n").skip(1) {
+            let yaml = block.split("```").next().unwrap_or_default();
+            let loaded = load(yaml, &env);
+            let unsupported: Vec<&String> = loaded
+                .warnings
+                .iter()
+                .filter(|w| w.contains("not supported") || w.contains("is disabled"))
+                .collect();
+            assert!(unsupported.is_empty(), "{yaml}\n{unsupported:?}");
+            examples += 1;
+        }
+        assert!(examples >= 5, "{examples}");
+    }
+
     #[test]
     fn no_callbacks_configured_means_nothing_to_do() {
         let loaded = load("model_list: []\n", &[]);

@@ -910,6 +910,7 @@ impl Config {
                     self.prices.overlay_len()
                 ))
         );
+        let _ = writeln!(out, "{}", self.callbacks.describe());
         let _ = writeln!(
             out,
             "{} model group(s), {} deployment(s):",
