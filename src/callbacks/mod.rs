@@ -225,6 +225,9 @@ impl Callbacks {
 
     /// Starts the dispatcher, one sender per destination and the alert hub (once).
     pub fn start(self: &Arc<Self>, http: HttpClient) {
+        if self.settings.destinations.is_empty() && self.settings.alerting.is_none() {
+            return;
+        }
         let Some(rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
@@ -275,14 +278,18 @@ impl Callbacks {
             tasks.push(task);
             hub
         });
-        tasks.push(tokio::spawn(dispatch(
-            rx,
-            outboxes,
-            hub,
-            self.counters.clone(),
-            self.drops.clone(),
-            self.stop.clone(),
-        )));
+        // Without a consumer of finished requests (alerts from budgets and cooldowns only),
+        // there is nothing to dispatch; dropping the hub here leaves it to `raise`.
+        if self.wants_records {
+            tasks.push(tokio::spawn(dispatch(
+                rx,
+                outboxes,
+                hub,
+                self.counters.clone(),
+                self.drops.clone(),
+                self.stop.clone(),
+            )));
+        }
         *self.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
         self.started.store(true, Relaxed);
         if !self.settings.destinations.is_empty() {
