@@ -83,10 +83,21 @@ impl Default for DeliverySettings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DestinationKind {
-    /// LiteLLM's generic API logger: a JSON array of `StandardLoggingPayload`-shaped events.
-    Webhook,
+    /// LiteLLM's generic API logger: `StandardLoggingPayload`-shaped events.
+    Webhook(LogFormat),
     /// Langfuse's public ingestion API.
     Langfuse,
+}
+
+/// LiteLLM's `log_format` of a generic API callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// A batch is one JSON array (the default).
+    JsonArray,
+    /// A batch is one event per line.
+    Ndjson,
+    /// One event per POST.
+    Single,
 }
 
 /// Where finished requests are sent.
@@ -236,11 +247,15 @@ impl Callbacks {
         let mut outboxes = Vec::new();
         for destination in &self.settings.destinations {
             let (tx, rx) = mpsc::channel::<Arc<Record>>(delivery.queue_size.max(1));
+            let batch_size = match destination.kind {
+                DestinationKind::Webhook(LogFormat::Single) => 1,
+                _ => delivery.batch_size.max(1),
+            };
             let target = sender::Target {
                 name: destination.name.clone(),
                 url: destination.url.clone(),
                 headers: sender::header_map(&destination.headers, &destination.name),
-                batch_size: delivery.batch_size.max(1),
+                batch_size,
                 flush_interval: delivery.flush_interval,
                 max_retries: destination.max_retries,
                 retry_delay: destination.retry_delay,
@@ -248,7 +263,9 @@ impl Callbacks {
                 timeout: destination.timeout,
             };
             let encode: sender::Encoder<Arc<Record>> = match destination.kind {
-                DestinationKind::Webhook => Box::new(webhook::encode),
+                DestinationKind::Webhook(LogFormat::JsonArray) => Box::new(webhook::encode),
+                DestinationKind::Webhook(LogFormat::Ndjson) => Box::new(webhook::encode_ndjson),
+                DestinationKind::Webhook(LogFormat::Single) => Box::new(webhook::encode_single),
                 DestinationKind::Langfuse => Box::new(langfuse::encode),
             };
             tasks.push(tokio::spawn(sender::run(

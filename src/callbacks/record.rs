@@ -118,6 +118,49 @@ impl Record {
         })
     }
 
+    /// A record for tests.
+    #[cfg(test)]
+    pub fn sample(group: &str, status: u16, latency_ms: u64) -> Record {
+        Record {
+            id: format!("id-{}", fastrand::u64(..)),
+            request_id: "r".into(),
+            path: "/v1/chat/completions".into(),
+            call_type: "acompletion",
+            requested_model: group.into(),
+            model_group: Some(group.into()),
+            model_id: Some("d".into()),
+            provider: Some("openai".into()),
+            upstream_model: Some("m".into()),
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            total_tokens: 2,
+            cost: Nanos::ZERO,
+            cost_source: "none",
+            start_time: 0.0,
+            end_time: 0.0,
+            latency: Duration::from_millis(latency_ms),
+            time_to_first_token: None,
+            status,
+            outcome: if status < 400 {
+                crate::pipeline::Outcome::Answered
+            } else {
+                crate::pipeline::Outcome::Failed
+            },
+            success: status < 400,
+            stream: false,
+            cache_hit: false,
+            attempts: 1,
+            key_hash: None,
+            key_alias: None,
+            team_id: None,
+            team_alias: None,
+            user_id: None,
+            end_user: None,
+            metadata: None,
+            tags: Vec::new(),
+        }
+    }
+
     /// The model group that served, else the model asked for.
     pub fn group(&self) -> &str {
         self.model_group

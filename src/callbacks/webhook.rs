@@ -17,6 +17,23 @@ pub fn encode(batch: &[Arc<Record>]) -> Bytes {
     Bytes::from(serde_json::to_vec(&events).unwrap_or_else(|_| b"[]".to_vec()))
 }
 
+/// `log_format: ndjson`: one event per line.
+pub fn encode_ndjson(batch: &[Arc<Record>]) -> Bytes {
+    let mut body = Vec::new();
+    for record in batch {
+        if serde_json::to_writer(&mut body, &event(record)).is_ok() {
+            body.push(b'\n');
+        }
+    }
+    Bytes::from(body)
+}
+
+/// `log_format: single`: the batch is one event (the sender sends batches of one).
+pub fn encode_single(batch: &[Arc<Record>]) -> Bytes {
+    let event = batch.first().map_or(Value::Null, |r| event(r));
+    Bytes::from(serde_json::to_vec(&event).unwrap_or_default())
+}
+
 /// One `StandardLoggingPayload`-shaped event.
 pub fn event(r: &Record) -> Value {
     let error_information = r.error_class().map(|class| {
@@ -77,4 +94,31 @@ pub fn event(r: &Record) -> Value {
             "time_to_first_token_ms": r.time_to_first_token.map(|t| t.as_secs_f64() * 1000.0),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_three_log_formats() {
+        let batch = [
+            Arc::new(Record::sample("g", 200, 10)),
+            Arc::new(Record::sample("g", 502, 10)),
+        ];
+        let array: Value = serde_json::from_slice(&encode(&batch)).unwrap();
+        assert_eq!(array.as_array().unwrap().len(), 2);
+        assert_eq!(array[0]["status"], "success");
+        assert_eq!(array[1]["status"], "failure");
+        assert_eq!(array[1]["error_information"]["error_code"], "502");
+        let ndjson = encode_ndjson(&batch);
+        let lines: Vec<Value> = std::str::from_utf8(&ndjson)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines, array.as_array().unwrap().clone());
+        let single: Value = serde_json::from_slice(&encode_single(&batch[..1])).unwrap();
+        assert_eq!(single, array[0]);
+    }
 }

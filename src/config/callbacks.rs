@@ -14,7 +14,7 @@ use super::litellm::{ExtraKeys, RawConfig};
 use super::{invalid, ConfigError, Secret, Validator};
 use crate::callbacks::{
     AlertChannel, AlertChannelKind, AlertSettings, CallbackSettings, DeliverySettings, Destination,
-    DestinationKind,
+    DestinationKind, LogFormat,
 };
 
 /// Callbacks other parts of Switchyard handle (`/metrics`, OpenTelemetry): no warning.
@@ -182,11 +182,17 @@ impl Validator<'_> {
             return Ok(None);
         };
         http_url(&url, &format!("{location}.endpoint"))?;
-        if let Some(format) = own.log_format.as_deref().filter(|f| *f != "json_array") {
-            self.warn(format!(
-                "{location}.log_format `{format}` is not supported; batches are sent as a JSON array"
-            ));
-        }
+        let log_format = match own.log_format.as_deref() {
+            None | Some("json_array") => LogFormat::JsonArray,
+            Some("ndjson") => LogFormat::Ndjson,
+            Some("single") => LogFormat::Single,
+            Some(other) => {
+                return Err(invalid(
+                    &format!("{location}.log_format"),
+                    format!("must be json_array, ndjson or single, got `{other}`"),
+                ))
+            }
+        };
         let (mut on_success, mut on_failure) = (true, true);
         if let Some(types) = &own.event_types {
             on_success = types.iter().any(|t| t == "llm_api_success");
@@ -209,7 +215,7 @@ impl Validator<'_> {
             .unwrap_or(delivery.timeout);
         Ok(Some(Destination {
             name: name.to_owned(),
-            kind: DestinationKind::Webhook,
+            kind: DestinationKind::Webhook(log_format),
             url,
             headers,
             on_success,
@@ -443,7 +449,7 @@ fn base64(bytes: &[u8]) -> String {
 mod tests {
     use std::time::Duration;
 
-    use crate::callbacks::{AlertChannelKind, DestinationKind};
+    use crate::callbacks::{AlertChannelKind, DestinationKind, LogFormat};
     use crate::config::{parse, Loaded};
 
     fn load(yaml: &str, env: &[(&str, &str)]) -> Loaded {
@@ -472,7 +478,7 @@ mod tests {
         let destinations = &loaded.config.callbacks.destinations;
         assert_eq!(destinations.len(), 2);
         let hook = &destinations[0];
-        assert_eq!(hook.kind, DestinationKind::Webhook);
+        assert_eq!(hook.kind, DestinationKind::Webhook(LogFormat::JsonArray));
         assert_eq!(hook.url, "http://hook.test/in");
         assert!(hook.on_success && !hook.on_failure);
         let headers: Vec<(&str, &str)> = hook
@@ -502,7 +508,7 @@ mod tests {
     #[test]
     fn callback_settings_make_named_webhooks_and_missing_endpoints_warn() {
         let loaded = load(
-            "litellm_settings:\n  callbacks: [audit, generic_api, langfuse]\ncallback_settings:\n  audit:\n    callback_type: generic_api\n    endpoint: os.environ/AUDIT_URL\n    headers: {x-token: os.environ/AUDIT_TOKEN}\n    event_types: [llm_api_failure]\n    max_retries: 1\n    retry_delay: 0.5\n    timeout: 2\n",
+            "litellm_settings:\n  callbacks: [audit, generic_api, langfuse]\ncallback_settings:\n  audit:\n    callback_type: generic_api\n    endpoint: os.environ/AUDIT_URL\n    headers: {x-token: os.environ/AUDIT_TOKEN}\n    event_types: [llm_api_failure]\n    log_format: ndjson\n    max_retries: 1\n    retry_delay: 0.5\n    timeout: 2\n",
             &[("AUDIT_URL", "https://audit.test/events"), ("AUDIT_TOKEN", "tok")],
         );
         let destinations = &loaded.config.callbacks.destinations;
@@ -511,6 +517,7 @@ mod tests {
         assert_eq!(audit.name, "audit");
         assert_eq!(audit.url, "https://audit.test/events");
         assert!(!audit.on_success && audit.on_failure);
+        assert_eq!(audit.kind, DestinationKind::Webhook(LogFormat::Ndjson));
         assert_eq!(audit.max_retries, 1);
         assert_eq!(audit.retry_delay, Duration::from_millis(500));
         assert_eq!(audit.timeout, Duration::from_secs(2));
