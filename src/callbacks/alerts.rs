@@ -349,6 +349,7 @@ impl Hub {
                 retry_delay: delivery.retry_delay,
                 max_retry_delay: delivery.max_retry_delay,
                 timeout: delivery.timeout,
+                on_delivered: None,
             };
             let encode: Encoder<Arc<Message>> = match channel.kind {
                 AlertChannelKind::Slack => Box::new(|batch: &[Arc<Message>]| {

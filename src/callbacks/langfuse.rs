@@ -27,6 +27,31 @@ pub fn encode(batch: &[Arc<Record>]) -> Bytes {
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
+/// Langfuse answers a batch with 207 and `{"successes": [...], "errors": [...]}`: an event it
+/// rejected (a validation error) would be rejected again, so it is logged, not retried.
+pub fn report_rejected(destination: &str, answer: &[u8]) {
+    let Ok(answer) = serde_json::from_slice::<Value>(answer) else {
+        return;
+    };
+    let Some(errors) = answer.get("errors").and_then(Value::as_array) else {
+        return;
+    };
+    if let Some(first) = errors.first() {
+        let status = first.get("status").and_then(serde_json::Value::as_u64);
+        let message = first
+            .get("message")
+            .or_else(|| first.get("error"))
+            .map(serde_json::Value::to_string)
+            .unwrap_or_default();
+        tracing::warn!(
+            callback = destination,
+            rejected = errors.len(),
+            status,
+            "langfuse rejected events of a batch: {message}"
+        );
+    }
+}
+
 /// RFC 3339 with milliseconds, UTC.
 fn timestamp(unix_seconds: f64) -> String {
     let millis = (unix_seconds * 1000.0).round().max(0.0) as i64;

@@ -261,6 +261,10 @@ impl Callbacks {
                 retry_delay: destination.retry_delay,
                 max_retry_delay: delivery.max_retry_delay,
                 timeout: destination.timeout,
+                on_delivered: match destination.kind {
+                    DestinationKind::Langfuse => Some(langfuse::report_rejected),
+                    DestinationKind::Webhook(_) => None,
+                },
             };
             let encode: sender::Encoder<Arc<Record>> = match destination.kind {
                 DestinationKind::Webhook(LogFormat::JsonArray) => Box::new(webhook::encode),

@@ -38,6 +38,8 @@ pub struct Target {
     pub retry_delay: Duration,
     pub max_retry_delay: Duration,
     pub timeout: Duration,
+    /// Looks at the body of a 2xx answer (Langfuse answers 207 with per-event errors).
+    pub on_delivered: Option<fn(&str, &[u8])>,
 }
 
 /// Configured headers as a header map; invalid ones are left out with a warning (naming the
@@ -175,7 +177,12 @@ async fn send<T>(
             )
             .await
         {
-            Ok((status, _)) if (200..300).contains(&status) => Sent::Delivered,
+            Ok((status, answer)) if (200..300).contains(&status) => {
+                if let Some(inspect) = target.on_delivered {
+                    inspect(&target.name, &answer);
+                }
+                Sent::Delivered
+            }
             Ok((status, _)) if status == 408 || status == 429 || status >= 500 => {
                 Sent::Retry(format!("status {status}"))
             }
