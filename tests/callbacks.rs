@@ -331,9 +331,14 @@ async fn a_dead_receiver_costs_requests_nothing_and_its_events_are_counted_as_dr
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
+    // A listener that never answers: every POST runs into its timeout.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let yaml = config(
         &[offline("chat", "c1", "hello", "", "")],
-        "litellm_settings:\n  success_callback: [generic_api]\nswitchyard_callbacks:\n  flush_interval_ms: 100\n  retry_delay_ms: 50\n  max_retries: 2\n",
+        &format!(
+            "litellm_settings:\n  success_callback: [generic_api, hanging]\nswitchyard_callbacks:\n  flush_interval_ms: 100\n  retry_delay_ms: 50\n  max_retries: 2\ncallback_settings:\n  hanging:\n    callback_type: generic_api\n    endpoint: http://{}/hook\n    timeout: 0.4\n    max_retries: 1\n",
+            hanging.local_addr().unwrap()
+        ),
     );
     let gw = gateway(
         &yaml,
@@ -343,21 +348,27 @@ async fn a_dead_receiver_costs_requests_nothing_and_its_events_are_counted_as_dr
         let started = Instant::now();
         let (status, ..) = chat(&gw, MASTER_KEY, &chat_body("chat")).await;
         assert_eq!(status, 200);
+        // Far below the hanging receiver's 0.4 s timeout: nothing on the request path waits.
         assert!(
-            started.elapsed() < Duration::from_millis(500),
+            started.elapsed() < Duration::from_millis(300),
             "{:?}",
             started.elapsed()
         );
     }
-    // Three tries (50 ms, then 100 ms apart) and the batch is given up.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The dead one: three tries (50 ms, then 100 ms apart). The hanging one: two tries of
+    // 0.4 s each. Then the batches are given up.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let log = gw.shutdown();
     assert!(
         log.contains("callback batch dropped after its retries"),
         "{log}"
     );
+    assert!(log.contains("callback=\"generic_api\""), "{log}");
+    assert!(log.contains("callback=\"hanging\""), "{log}");
     assert!(log.contains("attempts=3"), "{log}");
-    assert!(log.contains("dropped_total=5"), "{log}");
+    assert!(log.contains("attempts=2"), "{log}");
+    assert!(log.contains("dropped_total=10"), "{log}");
+    drop(hanging);
 }
 
 #[tokio::test]
