@@ -107,6 +107,8 @@ impl AppState {
     ) -> Result<Self, ConfigError> {
         let spend = crate::spend::SpendLog::new(config.spend.clone());
         let snapshot = Snapshot::build(config, None)?;
+        let metrics = Metrics::new();
+        metrics.configure(&snapshot.config.metrics);
         Ok(AppState(Arc::new(Inner {
             spend,
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -115,7 +117,7 @@ impl AppState {
             limiter,
             budgets: crate::policy::budget::Ledger::new(),
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            metrics: Metrics::new(),
+            metrics,
             config_path,
             streams_cut: CancellationToken::new(),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -128,6 +130,7 @@ impl AppState {
     }
 
     pub(crate) fn install(&self, snapshot: Snapshot) {
+        self.metrics.configure(&snapshot.config.metrics);
         self.snapshot.store(Arc::new(snapshot));
     }
 }

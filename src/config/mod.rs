@@ -80,6 +80,8 @@ pub struct Config {
     /// The status of a `budget_exceeded` refusal: `litellm_settings.budget_exceeded_status_code`,
     /// 429 by default.
     pub budget_exceeded_status: axum::http::StatusCode,
+    /// What `/metrics` shows and who may read it.
+    pub metrics: crate::telemetry::MetricsSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -320,6 +322,7 @@ impl<'a> Validator<'a> {
         let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
         let storage = self.storage(&raw)?;
         let spend = self.spend(&raw)?;
+        let metrics = self.metrics(&raw)?;
         let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
             None => axum::http::StatusCode::TOO_MANY_REQUESTS,
             Some(code @ 400..=599) => axum::http::StatusCode::from_u16(code).map_err(|e| {
@@ -355,6 +358,7 @@ impl<'a> Validator<'a> {
                 prices_file,
                 spend,
                 budget_exceeded_status,
+                metrics,
             },
             warnings: self.warnings,
         })
@@ -611,6 +615,55 @@ impl<'a> Validator<'a> {
 
     /// An environment variable as LiteLLM sees it: `environment_variables:` first (LiteLLM
     /// exports them at start-up), then the process environment.
+    /// `switchyard_metrics:` and LiteLLM's metrics keys (`callbacks: ["prometheus"]`,
+    /// `require_auth_for_metrics_endpoint`).
+    fn metrics(&mut self, raw: &RawConfig) -> Result<crate::telemetry::MetricsSettings, ConfigError> {
+        let mut metrics = crate::telemetry::MetricsSettings::default();
+        let litellm = &raw.litellm_settings;
+        for (key, list) in [
+            ("callbacks", &litellm.callbacks),
+            ("success_callback", &litellm.success_callback),
+            ("failure_callback", &litellm.failure_callback),
+        ] {
+            for name in list.iter().flatten() {
+                if name == "prometheus" {
+                    metrics.litellm_names = true;
+                } else {
+                    let full = format!("litellm_settings.{key}: {name}");
+                    if self.warned.insert(full.clone()) {
+                        self.warn(format!(
+                            "config key `{full}` is not supported yet and is ignored"
+                        ));
+                    }
+                }
+            }
+        }
+        metrics.require_auth = litellm.require_auth_for_metrics_endpoint.unwrap_or(false);
+        let Some(own) = &raw.switchyard_metrics else {
+            return Ok(metrics);
+        };
+        for (i, label) in own.tag_labels.iter().enumerate() {
+            let location = format!("switchyard_metrics.tag_labels[{i}]");
+            if let Err(problem) = crate::telemetry::check_tag_label(label) {
+                return Err(invalid(&location, problem));
+            }
+            if metrics.tag_labels.contains(label) {
+                return Err(invalid(&location, format!("`{label}` is listed twice")));
+            }
+            metrics.tag_labels.push(label.clone());
+        }
+        if let Some(max) = own.max_label_values {
+            if max == 0 {
+                return Err(invalid(
+                    "switchyard_metrics.max_label_values",
+                    "must be at least 1".to_owned(),
+                ));
+            }
+            metrics.max_label_values = max;
+        }
+        Ok(metrics)
+    }
+
     fn spend(&self, raw: &RawConfig) -> Result<crate::spend::SpendSettings, ConfigError> {
         let mut spend = crate::spend::SpendSettings::default();
         if let Some(period) = &raw.general_settings.maximum_spend_logs_retention_period {
