@@ -68,9 +68,9 @@ fn sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
         .iter()
         .filter(|s| s.name == name)
         .filter(|s| {
-            labels.iter().all(|(k, v)| {
-                s.labels.get(*k).map(String::as_str).unwrap_or("") == *v
-            })
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str).unwrap_or("") == *v)
         })
         .map(|s| s.value)
         .sum()
@@ -81,9 +81,9 @@ fn count(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> usize {
         .iter()
         .filter(|s| s.name == name)
         .filter(|s| {
-            labels.iter().all(|(k, v)| {
-                s.labels.get(*k).map(String::as_str).unwrap_or("") == *v
-            })
+            labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str).unwrap_or("") == *v)
         })
         .count()
 }
@@ -181,7 +181,9 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     assert!(body.contains("[DONE]"));
     // 6. A third feature value, past `max_label_values: 2`: folded into `other`.
     assert_eq!(
-        post(&gw, &with_feature("chat", Some("extra"))).await.status(),
+        post(&gw, &with_feature("chat", Some("extra")))
+            .await
+            .status(),
         200
     );
     // 7. An unknown model.
@@ -190,7 +192,11 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     let text = metrics(&gw).await;
     let s = parse(&text);
     let requests = "switchyard_requests_total";
-    let d1 = [("model_group", "chat"), ("deployment", "d1"), ("provider", "openai")];
+    let d1 = [
+        ("model_group", "chat"),
+        ("deployment", "d1"),
+        ("provider", "openai"),
+    ];
     let ok = |extra: &[(&'static str, &'static str)]| {
         let mut labels = d1.to_vec();
         labels.push(("status_class", "2xx"));
@@ -199,18 +205,32 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     };
     assert_eq!(ok(&[]), 5.0, "{text}");
     assert_eq!(
-        ok(&[("key_alias", "master_key"), ("team", ""), ("feature", "search")]),
+        ok(&[
+            ("key_alias", "master_key"),
+            ("team", ""),
+            ("feature", "search")
+        ]),
         2.0
     );
-    assert_eq!(ok(&[("key_alias", "master_key"), ("feature", "writer")]), 1.0);
-    assert_eq!(ok(&[("key_alias", "master_key"), ("feature", "other")]), 1.0);
+    assert_eq!(
+        ok(&[("key_alias", "master_key"), ("feature", "writer")]),
+        1.0
+    );
+    assert_eq!(
+        ok(&[("key_alias", "master_key"), ("feature", "other")]),
+        1.0
+    );
     assert_eq!(ok(&[("feature", "extra")]), 0.0, "folded, never a label");
     assert_eq!(ok(&[("key_alias", "limited"), ("feature", "")]), 1.0);
     assert_eq!(
         sum(
             &s,
             requests,
-            &[("deployment", "d-dead"), ("model_group", "dead"), ("status_class", "5xx")]
+            &[
+                ("deployment", "d-dead"),
+                ("model_group", "dead"),
+                ("status_class", "5xx")
+            ]
         ),
         1.0
     );
@@ -224,12 +244,20 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
         1.0
     );
     assert_eq!(
-        sum(&s, rejected, &[("reason", "unknown_model"), ("status", "404")]),
+        sum(
+            &s,
+            rejected,
+            &[("reason", "unknown_model"), ("status", "404")]
+        ),
         1.0
     );
     assert_eq!(sum(&s, rejected, &[]), 2.0);
     assert_eq!(
-        sum(&s, "switchyard_rate_limit_rejections_total", &[("scope", "key")]),
+        sum(
+            &s,
+            "switchyard_rate_limit_rejections_total",
+            &[("scope", "key")]
+        ),
         1.0
     );
 
@@ -238,16 +266,30 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     let errors = "switchyard_upstream_errors_total";
     for id in ["d-broken", "d-dead"] {
         assert_eq!(
-            sum(&s, errors, &[("deployment", id), ("error_class", "connect_error")]),
+            sum(
+                &s,
+                errors,
+                &[("deployment", id), ("error_class", "connect_error")]
+            ),
             2.0,
             "{id}"
         );
     }
     assert_eq!(sum(&s, errors, &[]), 4.0);
-    assert_eq!(sum(&s, "switchyard_retries_total", &[("model_group", "broken")]), 1.0);
-    assert_eq!(sum(&s, "switchyard_retries_total", &[("model_group", "dead")]), 1.0);
     assert_eq!(
-        sum(&s, "switchyard_fallbacks_total", &[("from", "broken"), ("to", "chat")]),
+        sum(&s, "switchyard_retries_total", &[("model_group", "broken")]),
+        1.0
+    );
+    assert_eq!(
+        sum(&s, "switchyard_retries_total", &[("model_group", "dead")]),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "switchyard_fallbacks_total",
+            &[("from", "broken"), ("to", "chat")]
+        ),
         1.0
     );
     assert_eq!(sum(&s, "switchyard_fallbacks_total", &[]), 1.0);
@@ -262,7 +304,11 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     let duration = "switchyard_request_duration_seconds";
     assert_eq!(sum(&s, &format!("{duration}_count"), &d1), 5.0);
     assert_eq!(
-        sum(&s, &format!("{duration}_bucket"), &[("deployment", "d1"), ("le", "+Inf")]),
+        sum(
+            &s,
+            &format!("{duration}_bucket"),
+            &[("deployment", "d1"), ("le", "+Inf")]
+        ),
         5.0
     );
     assert!(sum(&s, &format!("{duration}_sum"), &d1) > 0.0);
@@ -272,20 +318,34 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
         "22 buckets and +Inf"
     );
     assert_eq!(
-        count(&s, &format!("{duration}_bucket"), &[("deployment", "d1"), ("le", "0.00005")]),
+        count(
+            &s,
+            &format!("{duration}_bucket"),
+            &[("deployment", "d1"), ("le", "0.00005")]
+        ),
         1
     );
     assert_eq!(
         sum(&s, "switchyard_time_to_first_token_seconds_count", &d1),
         1.0
     );
-    assert_eq!(sum(&s, "switchyard_upstream_duration_seconds_count", &d1), 4.0);
-    assert_eq!(sum(&s, "switchyard_gateway_overhead_seconds_count", &d1), 4.0);
+    assert_eq!(
+        sum(&s, "switchyard_upstream_duration_seconds_count", &d1),
+        4.0
+    );
+    assert_eq!(
+        sum(&s, "switchyard_gateway_overhead_seconds_count", &d1),
+        4.0
+    );
     assert_eq!(sum(&s, "switchyard_requests_in_flight", &[]), 0.0);
 
     // Series kept from before: the router's and the writers'.
     assert_eq!(
-        sum(&s, "switchyard_deployment_served_total", &[("deployment", "d1")]),
+        sum(
+            &s,
+            "switchyard_deployment_served_total",
+            &[("deployment", "d1")]
+        ),
         5.0
     );
     assert_eq!(sum(&s, "switchyard_log_lines_dropped_total", &[]), 0.0);
@@ -313,7 +373,10 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     let names: std::collections::BTreeSet<&str> = s.iter().map(|s| s.name.as_str()).collect();
     for expr in &exprs {
         for name in metric_names(expr) {
-            assert!(names.contains(name.as_str()), "{name} (in `{expr}`) not in /metrics");
+            assert!(
+                names.contains(name.as_str()),
+                "{name} (in `{expr}`) not in /metrics"
+            );
         }
     }
 }
@@ -394,7 +457,12 @@ async fn litellm_names_with_the_switch_and_a_key_to_read_them() {
             .status(),
         403
     );
-    let response = client().get(&url).bearer_auth(MASTER_KEY).send().await.unwrap();
+    let response = client()
+        .get(&url)
+        .bearer_auth(MASTER_KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();
     assert!(!text.contains(&key), "the key leaked");
@@ -409,7 +477,11 @@ async fn litellm_names_with_the_switch_and_a_key_to_read_them() {
         ("model_id", "d1"),
         ("api_provider", "openai"),
     ];
-    assert_eq!(sum(&s, "litellm_requests_metric_total", &caller), 1.0, "{text}");
+    assert_eq!(
+        sum(&s, "litellm_requests_metric_total", &caller),
+        1.0,
+        "{text}"
+    );
     let spend = sum(&s, "litellm_spend_metric_total", &caller);
     assert!((spend - cost).abs() < 1e-9, "{spend} vs {cost}");
     let total = sum(&s, "litellm_total_tokens_metric_total", &caller);
@@ -456,7 +528,10 @@ async fn litellm_names_with_the_switch_and_a_key_to_read_them() {
         sum(&s, "litellm_deployment_state", &[("model_id", "d1")]),
         0.0
     );
-    assert_eq!(count(&s, "litellm_deployment_state", &[("model_id", "d1")]), 1);
+    assert_eq!(
+        count(&s, "litellm_deployment_state", &[("model_id", "d1")]),
+        1
+    );
 
     // Budgets left, at scrape time, in both namings.
     let key_left = sum(
@@ -478,7 +553,11 @@ async fn litellm_names_with_the_switch_and_a_key_to_read_them() {
     );
     assert!((team_left - (20.0 - cost)).abs() < 1e-9, "{team_left}");
     assert_eq!(
-        sum(&s, "litellm_team_max_budget_metric", &[("team", team_id.as_str())]),
+        sum(
+            &s,
+            "litellm_team_max_budget_metric",
+            &[("team", team_id.as_str())]
+        ),
         20.0
     );
 }

@@ -68,10 +68,8 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
         ) {
             Ok(principal) if principal.is_admin() => {}
             Ok(_) => {
-                return ApiError::Forbidden(
-                    "/metrics needs the master key or an admin key".into(),
-                )
-                .into_response()
+                return ApiError::Forbidden("/metrics needs the master key or an admin key".into())
+                    .into_response()
             }
             Err(err) => return ApiError::from(err).into_response(),
         }

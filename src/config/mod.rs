@@ -617,7 +617,10 @@ impl<'a> Validator<'a> {
     /// exports them at start-up), then the process environment.
     /// `switchyard_metrics:` and LiteLLM's metrics keys (`callbacks: ["prometheus"]`,
     /// `require_auth_for_metrics_endpoint`).
-    fn metrics(&mut self, raw: &RawConfig) -> Result<crate::telemetry::MetricsSettings, ConfigError> {
+    fn metrics(
+        &mut self,
+        raw: &RawConfig,
+    ) -> Result<crate::telemetry::MetricsSettings, ConfigError> {
         let mut metrics = crate::telemetry::MetricsSettings::default();
         let litellm = &raw.litellm_settings;
         for (key, list) in [

@@ -226,8 +226,11 @@ impl Router {
                 .absolute(d.stats.successes());
             counter!("switchyard_deployment_failures_total", labels.clone())
                 .absolute(d.stats.failures());
-            counter!("switchyard_deployment_fallback_served_total", labels.clone())
-                .absolute(d.stats.fallback_served());
+            counter!(
+                "switchyard_deployment_fallback_served_total",
+                labels.clone()
+            )
+            .absolute(d.stats.fallback_served());
             gauge!("switchyard_deployment_latency_seconds", labels.clone())
                 .set(d.stats.latency().map_or(0.0, |l| l.as_secs_f64()));
             gauge!("switchyard_deployment_ttft_seconds", labels)
@@ -288,7 +291,6 @@ fn public_base(url: &str) -> String {
         None => without_query.to_owned(),
     }
 }
-
 
 #[cfg(test)]
 mod tests {

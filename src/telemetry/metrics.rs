@@ -30,15 +30,15 @@ use crate::router::Deployment;
 /// Histogram buckets (upper bounds, seconds) of every `switchyard_*_seconds` histogram: from
 /// 50 µs (the gateway's own overhead) to 10 minutes (a long stream), roughly 1-2.5-5 per decade.
 pub const BUCKETS: [f64; 22] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
 /// LiteLLM's latency buckets (`LATENCY_BUCKETS` of its Prometheus integration), for the
 /// `litellm_*` histograms, so dashboards built on LiteLLM see the same `le` values.
 pub const LITELLM_BUCKETS: [f64; 17] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
-    420.0, 600.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 420.0,
+    600.0,
 ];
 
 /// Distinct values a tag label keeps by default before folding new ones into `other`.
@@ -520,7 +520,10 @@ impl Metrics {
             series.parts.len() == parts.len() + tags.len()
                 && series.parts.iter().map(|p| &**p).eq(all())
         };
-        if let Some(found) = read(&self.series).get(&hash).and_then(|v| v.iter().find(same)) {
+        if let Some(found) = read(&self.series)
+            .get(&hash)
+            .and_then(|v| v.iter().find(same))
+        {
             return found.clone();
         }
         let mut map = write(&self.series);
@@ -596,10 +599,7 @@ impl Metrics {
         let labels = read(&self.labels).clone();
         if labels.settings.litellm_names {
             let mut key = principal_labels(event.principal);
-            key.push(Label::new(
-                "exception_status",
-                status_label(event.status),
-            ));
+            key.push(Label::new("exception_status", status_label(event.status)));
             key.push(Label::new("exception_class", rejection.reason));
             counter!("litellm_proxy_failed_requests_metric_total", key).increment(1);
             self.litellm_proxy_requests(&labels, event);
@@ -612,15 +612,15 @@ impl Metrics {
         let mut key = principal_labels(event.principal);
         let requested = labels.requested_models.fold(
             event.requested_model,
-            labels.settings.max_label_values.max(DEFAULT_MAX_LABEL_VALUES),
+            labels
+                .settings
+                .max_label_values
+                .max(DEFAULT_MAX_LABEL_VALUES),
         );
         key.push(Label::new("requested_model", requested.to_owned()));
         if event.deployment.is_some() && event.status >= 400 {
             let mut failed = key.clone();
-            failed.push(Label::new(
-                "exception_status",
-                status_label(event.status),
-            ));
+            failed.push(Label::new("exception_status", status_label(event.status)));
             failed.push(Label::new(
                 "exception_class",
                 if event.status >= 500 {
@@ -752,16 +752,16 @@ fn litellm_series(deployment: &Deployment, event: &Finished<'_>, requested: &str
         output_tokens: counter!("litellm_output_tokens_metric_total", v1),
         total_latency: histogram!("litellm_request_total_latency_metric", latency.clone()),
         api_latency: histogram!("litellm_llm_api_latency_metric", latency.clone()),
-        ttft: histogram!("litellm_llm_api_time_to_first_token_metric", latency.clone()),
+        ttft: histogram!(
+            "litellm_llm_api_time_to_first_token_metric",
+            latency.clone()
+        ),
         overhead: histogram!("litellm_overhead_latency_metric", latency),
         deployment_total: counter!(
             "litellm_deployment_total_requests_total",
             per_deployment.clone()
         ),
-        deployment_success: counter!(
-            "litellm_deployment_success_responses_total",
-            per_deployment
-        ),
+        deployment_success: counter!("litellm_deployment_success_responses_total", per_deployment),
     }
 }
 
