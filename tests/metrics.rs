@@ -172,6 +172,17 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
             .status(),
         429
     );
+    // A key without an alias is named by 8 digits of its hash.
+    let plain = admin(&gw, "/key/generate", json!({})).await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        chat_as(&gw, &plain, &with_feature("chat", None))
+            .await
+            .status(),
+        200
+    );
     // 5. A stream.
     let mut stream = with_feature("chat", Some("writer"));
     stream["stream"] = json!(true);
@@ -203,7 +214,7 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
         labels.extend_from_slice(extra);
         sum(&s, requests, &labels)
     };
-    assert_eq!(ok(&[]), 5.0, "{text}");
+    assert_eq!(ok(&[]), 6.0, "{text}");
     assert_eq!(
         ok(&[
             ("key_alias", "master_key"),
@@ -235,7 +246,18 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
         1.0
     );
     assert_eq!(sum(&s, requests, &[("status_class", "4xx")]), 0.0);
-    assert_eq!(sum(&s, requests, &[]), 6.0);
+    assert_eq!(sum(&s, requests, &[]), 7.0);
+    let plain_alias: Vec<&str> = s
+        .iter()
+        .filter(|x| x.name == requests)
+        .filter_map(|x| x.labels.get("key_alias"))
+        .map(String::as_str)
+        .filter(|a| a.starts_with("key:"))
+        .collect();
+    assert!(
+        !plain_alias.is_empty() && plain_alias.iter().all(|a| a.len() == 12),
+        "{plain_alias:?}"
+    );
 
     // Refused before routing, by reason; the rate limit by its scope.
     let rejected = "switchyard_rejected_total";
@@ -302,14 +324,14 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     // Histograms: real buckets (le), sum and count; streams have a time to first token, whole
     // answers an upstream time and an overhead.
     let duration = "switchyard_request_duration_seconds";
-    assert_eq!(sum(&s, &format!("{duration}_count"), &d1), 5.0);
+    assert_eq!(sum(&s, &format!("{duration}_count"), &d1), 6.0);
     assert_eq!(
         sum(
             &s,
             &format!("{duration}_bucket"),
             &[("deployment", "d1"), ("le", "+Inf")]
         ),
-        5.0
+        6.0
     );
     assert!(sum(&s, &format!("{duration}_sum"), &d1) > 0.0);
     assert_eq!(
@@ -331,11 +353,11 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     );
     assert_eq!(
         sum(&s, "switchyard_upstream_duration_seconds_count", &d1),
-        4.0
+        5.0
     );
     assert_eq!(
         sum(&s, "switchyard_gateway_overhead_seconds_count", &d1),
-        4.0
+        5.0
     );
     assert_eq!(sum(&s, "switchyard_requests_in_flight", &[]), 0.0);
 
@@ -346,7 +368,7 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
             "switchyard_deployment_served_total",
             &[("deployment", "d1")]
         ),
-        5.0
+        6.0
     );
     assert_eq!(sum(&s, "switchyard_log_lines_dropped_total", &[]), 0.0);
     assert_eq!(sum(&s, "switchyard_spend_rows_dropped_total", &[]), 0.0);
@@ -355,6 +377,7 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     // No LiteLLM names without the switch; never a key.
     assert!(!text.contains("litellm_"), "{text}");
     assert!(!text.contains(&limited), "the key leaked");
+    assert!(!text.contains(&plain), "the key leaked");
     assert!(!text.contains(MASTER_KEY), "the master key leaked");
     assert!(!text.contains("sk-fake"), "the upstream key leaked");
 

@@ -277,6 +277,9 @@ struct LitellmSeries {
     overhead: Histogram,
     deployment_total: Counter,
     deployment_success: Counter,
+    /// `litellm_proxy_total_requests_metric` with `status_code="200"` (other statuses are rare
+    /// enough to resolve when they happen).
+    proxy_ok: Counter,
 }
 
 type SeriesMap = HashMap<u64, Vec<Arc<RequestSeries>>, BuildHasherDefault<FnvHasher>>;
@@ -415,7 +418,7 @@ impl Metrics {
             d.cache_hits.increment(1);
         }
 
-        let labels = read(&self.labels).clone();
+        let labels = read(&self.labels);
         let series = self.request_series(&labels, deployment, event);
         series.requests[status_class_index(event.status)].increment(1);
         if let Some(usage) = event.usage {
@@ -451,7 +454,11 @@ impl Metrics {
                     .overhead
                     .record(event.latency.saturating_sub(upstream).as_secs_f64());
             }
-            self.litellm_proxy_requests(&labels, event);
+            if event.status == 200 {
+                litellm.proxy_ok.increment(1);
+            } else {
+                self.litellm_proxy_requests(&labels, event);
+            }
         }
     }
 
@@ -488,13 +495,25 @@ impl Metrics {
         let team = principal
             .and_then(Principal::team)
             .map_or("", |t| t.team_id.as_str());
-        let alias = principal.map(Principal::label);
-        let key_alias = alias.as_deref().unwrap_or("");
+        // `Principal::label` without formatting it: a key without an alias is `key:` and 8
+        // digits of its hash, put together only when the combination is new.
+        let (key_prefix, key_alias) = match principal {
+            None => ("", ""),
+            Some(Principal::Master) => ("", "master_key"),
+            Some(Principal::Open) => ("", "open"),
+            Some(Principal::Key(resolved)) => match &resolved.key.key_alias {
+                Some(alias) => ("", alias.as_str()),
+                None => {
+                    let token = resolved.key.token.as_str();
+                    ("key:", token.get(..8).unwrap_or(token))
+                }
+            },
+        };
         let cap = labels.settings.max_label_values;
         // The parts that make a combination, borrowed: nothing is allocated when it is known.
-        let mut parts: [&str; 4] = [deployment.id.as_str(), team, key_alias, ""];
+        let mut parts: [&str; 5] = [deployment.id.as_str(), team, key_prefix, key_alias, ""];
         if labels.settings.litellm_names {
-            parts[3] = labels
+            parts[4] = labels
                 .requested_models
                 .fold(event.requested_model, cap.max(DEFAULT_MAX_LABEL_VALUES));
         }
@@ -552,7 +571,7 @@ impl Metrics {
     ) -> RequestSeries {
         let mut base = deployment_labels(deployment);
         base.push(Label::new("team", parts[1].to_string()));
-        base.push(Label::new("key_alias", parts[2].to_string()));
+        base.push(Label::new("key_alias", format!("{}{}", parts[2], parts[3])));
         for (folder, value) in labels.folders.iter().zip(tags) {
             base.push(Label::new(folder.label.clone(), (*value).to_owned()));
         }
@@ -564,7 +583,7 @@ impl Metrics {
         let litellm = labels
             .settings
             .litellm_names
-            .then(|| litellm_series(deployment, event, &parts[3]));
+            .then(|| litellm_series(deployment, event, &parts[4]));
         RequestSeries {
             requests: ["2xx", "4xx", "5xx"]
                 .map(|class| counter!("switchyard_requests_total", with("status_class", class))),
@@ -730,6 +749,8 @@ fn principal_labels(principal: Option<&Principal>) -> Vec<Label> {
 fn litellm_series(deployment: &Deployment, event: &Finished<'_>, requested: &str) -> LitellmSeries {
     let mut caller = principal_labels(event.principal);
     caller.push(Label::new("requested_model", requested.to_owned()));
+    let mut proxy_ok = caller.clone();
+    proxy_ok.push(Label::new("status_code", "200"));
     caller.push(Label::new("model_id", deployment.id.clone()));
     caller.push(Label::new("api_provider", deployment.provider_name.clone()));
     // v1 name (`model`): the request series; v2 (`litellm_model_name`): the deployment series.
@@ -762,6 +783,7 @@ fn litellm_series(deployment: &Deployment, event: &Finished<'_>, requested: &str
             per_deployment.clone()
         ),
         deployment_success: counter!("litellm_deployment_success_responses_total", per_deployment),
+        proxy_ok: counter!("litellm_proxy_total_requests_metric_total", proxy_ok),
     }
 }
 
