@@ -584,3 +584,78 @@ async fn litellm_names_with_the_switch_and_a_key_to_read_them() {
         20.0
     );
 }
+
+#[tokio::test]
+async fn cooldowns_and_failed_attempts_are_counted_in_both_namings() {
+    let mock = mock_upstream(&[
+        "--error-rate",
+        "1",
+        "--error-status",
+        "429",
+        "--retry-after",
+        "1",
+    ]);
+    let backup = mock_upstream(&[]);
+    // Two deployments: a group's only one is never cooled down.
+    let yaml = config(
+        &[
+            entry("chat", "d1", &mock, ", order: 1", ""),
+            entry("chat", "d2", &backup, ", order: 2", ""),
+        ],
+        "router_settings:\n  num_retries: 0\nlitellm_settings:\n  callbacks: [\"prometheus\"]\n",
+    );
+    let gw = gateway(&yaml, &[]);
+    // The upstream's 429 cools d1 down for its retry-after (1 s).
+    post(&gw, &chat_body("chat")).await;
+    let s = parse(&metrics(&gw).await);
+    let d1 = [("deployment", "d1"), ("model_group", "chat")];
+    let transitions = "switchyard_cooldown_transitions_total";
+    let with = |extra: (&'static str, &'static str)| {
+        let mut labels = d1.to_vec();
+        labels.push(extra);
+        labels
+    };
+    assert_eq!(sum(&s, transitions, &with(("transition", "opened"))), 1.0);
+    assert_eq!(sum(&s, transitions, &with(("transition", "closed"))), 0.0);
+    assert_eq!(
+        sum(
+            &s,
+            "switchyard_upstream_errors_total",
+            &with(("error_class", "rate_limited"))
+        ),
+        1.0
+    );
+    assert_eq!(sum(&s, "switchyard_deployment_state", &d1), 2.0);
+    assert_eq!(
+        sum(
+            &s,
+            "litellm_deployment_cooled_down_total",
+            &[("model_id", "d1"), ("exception_status", "429")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "litellm_deployment_failure_responses_total",
+            &[
+                ("model_id", "d1"),
+                ("exception_status", "429"),
+                ("exception_class", "rate_limited")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&s, "litellm_deployment_state", &[("model_id", "d1")]),
+        2.0
+    );
+
+    // Once the upstream answers again, the probe after the cooldown closes it.
+    Mock(&mock).set(json!({"error_rate": 0.0})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(post(&gw, &chat_body("chat")).await.status(), 200);
+    let s = parse(&metrics(&gw).await);
+    assert_eq!(sum(&s, transitions, &with(("transition", "closed"))), 1.0);
+    assert_eq!(sum(&s, "switchyard_deployment_state", &d1), 0.0);
+}
