@@ -466,6 +466,17 @@ async fn litellm_names_with_the_switch_and_a_key_to_read_them() {
     assert_eq!(response.status(), 200);
     let cost = cost_of(&response);
     assert!(cost > 0.0);
+    // A key whose budget is spent before it starts: refused, counted by the budget's scope.
+    let broke = admin(
+        &gw,
+        "/key/generate",
+        json!({"key_alias": "broke", "max_budget": 0}),
+    )
+    .await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(chat_as(&gw, &broke, &chat_body("chat")).await.status(), 429);
 
     // Without a key: 401; with a key that is not an admin's: 403.
     let url = format!("{}/metrics", gw.url);
@@ -555,6 +566,32 @@ async fn litellm_names_with_the_switch_and_a_key_to_read_them() {
         count(&s, "litellm_deployment_state", &[("model_id", "d1")]),
         1
     );
+
+    assert_eq!(
+        sum(
+            &s,
+            "switchyard_budget_rejections_total",
+            &[("scope", "key")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "switchyard_rejected_total",
+            &[("reason", "budget"), ("status", "429")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(
+            &s,
+            "litellm_proxy_failed_requests_metric_total",
+            &[("api_key_alias", "broke"), ("exception_status", "429")]
+        ),
+        1.0
+    );
+    assert!(!text.contains(&broke), "the key leaked");
 
     // Budgets left, at scrape time, in both namings.
     let key_left = sum(

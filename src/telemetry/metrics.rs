@@ -199,6 +199,119 @@ fn describe() {
         "switchyard_streams_cancelled_total",
         "Streams the client closed before the end."
     );
+    // The scrape-time series (copied in by `telemetry::publish` and `Router::publish_metrics`).
+    for (name, help) in [
+        (
+            "switchyard_log_lines_dropped_total",
+            "Log lines dropped because the log writer fell behind.",
+        ),
+        (
+            "switchyard_rate_limit_local_fallbacks_total",
+            "Requests whose limits were decided per instance because Redis was unreachable.",
+        ),
+        (
+            "switchyard_spend_rows_written_total",
+            "Spend-log rows written to the database by the queue.",
+        ),
+        (
+            "switchyard_spend_rows_spilled_total",
+            "Spend-log rows appended to the spill file (queue full, or shutdown).",
+        ),
+        (
+            "switchyard_spend_rows_replayed_total",
+            "Spend-log rows written to the database from the spill file.",
+        ),
+        (
+            "switchyard_spend_rows_dropped_total",
+            "Spend-log rows lost: the queue was full and they could not be spilled.",
+        ),
+        (
+            "switchyard_spend_spill_bad_lines_total",
+            "Spill-file lines skipped on replay because they were not rows.",
+        ),
+        (
+            "switchyard_spend_write_failures_total",
+            "Spend-log batch writes that failed and were retried.",
+        ),
+        (
+            "switchyard_deployment_cooldowns_total",
+            "Times the deployment entered a cooldown.",
+        ),
+        (
+            "switchyard_deployment_routed_total",
+            "Attempts the router sent to the deployment.",
+        ),
+        (
+            "switchyard_deployment_served_total",
+            "Attempts the deployment answered (for streams: reached the first output).",
+        ),
+        (
+            "switchyard_deployment_failures_total",
+            "Attempts that failed (any error class), mid-stream failures included.",
+        ),
+        (
+            "switchyard_deployment_fallback_served_total",
+            "Requests the deployment answered after another model group had failed.",
+        ),
+        (
+            "switchyard_route_rule_matches_total",
+            "Requests each route rule sent to its model group.",
+        ),
+    ] {
+        describe_counter!(name, help);
+    }
+    for (name, help) in [
+        (
+            "switchyard_rate_limit_store_up",
+            "Whether the shared rate-limit store (Redis) answers (1 without one).",
+        ),
+        (
+            "switchyard_spend_rows_queued",
+            "Spend-log rows waiting in memory for the writer.",
+        ),
+        (
+            "switchyard_spend_rows_spill_pending",
+            "Spend-log rows in the spill file, not yet replayed.",
+        ),
+        (
+            "switchyard_spend_store_up",
+            "Whether the last spend-log write succeeded.",
+        ),
+        (
+            "switchyard_deployment_state",
+            "0 healthy, 1 half-open (probing), 2 cooling down, 3 failed its health check.",
+        ),
+        (
+            "switchyard_deployment_in_flight",
+            "Attempts and open streams in flight.",
+        ),
+        (
+            "switchyard_deployment_latency_seconds",
+            "Moving average of whole-request latency (0 until measured).",
+        ),
+        (
+            "switchyard_deployment_ttft_seconds",
+            "Moving average of a stream's time to first output (0 until measured).",
+        ),
+        (
+            "switchyard_key_budget_remaining_usd",
+            "What is left of the key's max_budget in its current window, US dollars.",
+        ),
+        (
+            "switchyard_key_max_budget_usd",
+            "The key's max_budget, US dollars.",
+        ),
+        (
+            "switchyard_team_budget_remaining_usd",
+            "What is left of the team's max_budget in its current window, US dollars.",
+        ),
+        (
+            "switchyard_team_max_budget_usd",
+            "The team's max_budget, US dollars.",
+        ),
+    ] {
+        describe_gauge!(name, help);
+    }
 }
 
 /// One tag label's values seen so far: the first `cap` distinct values are kept, later ones
