@@ -119,6 +119,8 @@ impl AppState {
         let spend = crate::spend::SpendLog::new(config.spend.clone());
         let callbacks = crate::callbacks::Callbacks::new(config.callbacks.clone());
         let snapshot = Snapshot::build(config, None)?;
+        let metrics = Metrics::new();
+        metrics.configure(&snapshot.config.metrics);
         Ok(AppState(Arc::new(Inner {
             spend,
             callbacks,
@@ -128,7 +130,7 @@ impl AppState {
             limiter,
             budgets,
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            metrics: Metrics::new(),
+            metrics,
             config_path,
             streams_cut: CancellationToken::new(),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -141,6 +143,7 @@ impl AppState {
     }
 
     pub(crate) fn install(&self, snapshot: Snapshot) {
+        self.metrics.configure(&snapshot.config.metrics);
         self.snapshot.store(Arc::new(snapshot));
     }
 }
