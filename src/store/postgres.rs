@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_spend.sql",
         include_str!("../../migrations/postgres/0002_spend.sql"),
     ),
+    (
+        "0003_spend_keys.sql",
+        include_str!("../../migrations/postgres/0003_spend_keys.sql"),
+    ),
 ];
 
 /// How long a management call waits for a pooled connection before answering 503, and how long

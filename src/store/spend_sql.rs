@@ -7,12 +7,54 @@ use super::sql::Cols;
 use super::StoreError;
 use crate::spend::SpendRow;
 
-/// Rows per INSERT statement (a batch is several, in one transaction). Small statements keep
-/// each step of the writer short: one statement of hundreds of rows (thousands of parameters
-/// to encode, and for PostgreSQL to parse) took long enough, on a busy two-core machine, to
-/// delay requests' Redis rate-limit calls past their 75 ms timeout
+/// Rows per INSERT statement, at most (a batch is several, in one transaction). Small statements
+/// keep each step of the writer short: one statement of hundreds of rows (thousands of
+/// parameters to encode, and for PostgreSQL to parse) took long enough, on a busy two-core
+/// machine, to delay requests' Redis rate-limit calls past their 75 ms timeout
 /// (tests/limits.rs `two_instances_...` went flaky); 50 rows measured no such effect.
-pub(super) const INSERT_CHUNK: usize = 50;
+pub(super) const INSERT_CHUNK: usize = 64;
+
+/// The row counts an INSERT statement is written for: a batch is cut into the largest that fit
+/// (`n / 64` statements of 64, then at most one of each smaller size), so the writer runs a few
+/// statements that the connection's statement cache keeps prepared, never one made for this
+/// batch's size.
+pub(super) const CHUNK_SIZES: [usize; 7] = [INSERT_CHUNK, 32, 16, 8, 4, 2, 1];
+
+/// Cuts `rows` into statements of [`CHUNK_SIZES`] rows.
+pub(super) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = CHUNK_SIZES.into_iter().find(|&size| size <= rows.len())?;
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
+
+/// The INSERT of `n` rows (`$1`... placeholders, which both backends take), each row's JSON
+/// parameter followed by `json_cast`. A row whose (started_at, id) is already there is skipped:
+/// the same row again, from a retried batch or a replayed spill file. With `returning`, the
+/// statement answers the ids it inserted.
+pub(super) fn insert_sql(n: usize, json_cast: &str, returning: bool) -> String {
+    const PER_ROW: usize = 24;
+    let mut sql = format!("INSERT INTO switchyard_spend_logs ({COLUMNS}) VALUES ");
+    for row in 0..n {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 1..=PER_ROW {
+            if column > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * PER_ROW + column).to_string());
+        }
+        sql.push_str(json_cast);
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (started_at, id) DO NOTHING");
+    if returning {
+        sql.push_str(" RETURNING id");
+    }
+    sql
+}
 
 pub(super) const COLUMNS: &str = "id, request_id, started_at, api_key, key_alias, team_id, \
     user_id, end_user, requested_model, model_group, deployment_id, provider, prompt_tokens, \
@@ -68,10 +110,68 @@ macro_rules! spend_queries {
     ($db:ty, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
         use $crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
         #[allow(unused_imports)]
-        use $crate::store::spend_sql::{spend_from_row, COLUMNS, INSERT_CHUNK, PG_COLUMNS};
+        use $crate::store::spend_sql::{
+            chunks, insert_sql, spend_from_row, CHUNK_SIZES, COLUMNS, PG_COLUMNS,
+        };
 
-        /// Inserts the rows (ignoring ids already there) and adds the cost of those newly
+        /// The INSERT statements, written once per process: `[returning][size index]`.
+        fn insert_statement(rows: usize, returning: bool) -> &'static str {
+            static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+            let sql = SQL.get_or_init(|| {
+                [false, true].map(|returning| {
+                    CHUNK_SIZES
+                        .iter()
+                        .map(|&n| insert_sql(n, $json_cast, returning))
+                        .collect()
+                })
+            });
+            let size = CHUNK_SIZES.iter().position(|&n| n == rows).unwrap_or(0);
+            &sql[usize::from(returning)][size]
+        }
+
+        /// One INSERT of `rows` (a size of [`CHUNK_SIZES`]), its parameters bound by reference.
+        fn insert<'q>(
+            rows: &'q [SpendRow],
+            returning: bool,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            let mut query = sqlx::query::<$db>(insert_statement(rows.len(), returning));
+            for row in rows {
+                query = query
+                    .bind(row.id.as_str())
+                    .bind(row.request_id.as_str())
+                    .bind(row.started_at)
+                    .bind(row.api_key.as_str())
+                    .bind(row.key_alias.as_deref())
+                    .bind(row.team_id.as_deref())
+                    .bind(row.user_id.as_deref())
+                    .bind(row.end_user.as_deref())
+                    .bind(row.requested_model.as_str())
+                    .bind(row.model_group.as_deref())
+                    .bind(row.deployment_id.as_deref())
+                    .bind(row.provider.as_deref())
+                    .bind(row.prompt_tokens)
+                    .bind(row.completion_tokens)
+                    .bind(row.cached_tokens)
+                    .bind(row.cost_nanos)
+                    .bind(row.cost_source.as_str())
+                    .bind(row.latency_ms)
+                    .bind(row.ttft_ms)
+                    .bind(row.status)
+                    .bind(row.outcome.as_str())
+                    .bind(row.stream)
+                    .bind(row.cache_hit)
+                    .bind(row.metadata_json());
+            }
+            query
+        }
+
+        /// Inserts the rows (skipping those already there) and adds the cost of those newly
         /// inserted to the totals, in one transaction. Returns how many rows were new.
+        ///
+        /// Nearly every batch is all new, and an INSERT's count of rows says so without
+        /// returning ids: that is the fast path. When a statement inserted fewer rows than it
+        /// had (a retried batch, a replayed spill file), the transaction is rolled back and the
+        /// batch written again with `RETURNING id`, so only new rows add to the totals.
         pub(super) async fn write_spend(
             pool: &sqlx::Pool<$db>,
             rows: &[SpendRow],
@@ -80,49 +180,45 @@ macro_rules! spend_queries {
                 return Ok(0);
             }
             let mut tx = pool.begin().await.map_err(unavailable)?;
-            let mut inserted: std::collections::HashSet<String> = Default::default();
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                    "INSERT INTO switchyard_spend_logs ({COLUMNS}) "
-                ));
-                query.push_values(chunk, |mut b, row| {
-                    b.push_bind(row.id.clone())
-                        .push_bind(row.request_id.clone())
-                        .push_bind(row.started_at)
-                        .push_bind(row.api_key.clone())
-                        .push_bind(row.key_alias.clone())
-                        .push_bind(row.team_id.clone())
-                        .push_bind(row.user_id.clone())
-                        .push_bind(row.end_user.clone())
-                        .push_bind(row.requested_model.clone())
-                        .push_bind(row.model_group.clone())
-                        .push_bind(row.deployment_id.clone())
-                        .push_bind(row.provider.clone())
-                        .push_bind(row.prompt_tokens)
-                        .push_bind(row.completion_tokens)
-                        .push_bind(row.cached_tokens)
-                        .push_bind(row.cost_nanos)
-                        .push_bind(row.cost_source.clone())
-                        .push_bind(row.latency_ms)
-                        .push_bind(row.ttft_ms)
-                        .push_bind(row.status)
-                        .push_bind(row.outcome.clone())
-                        .push_bind(row.stream)
-                        .push_bind(row.cache_hit)
-                        .push_bind(row.metadata_json())
-                        .push_unseparated($json_cast);
-                });
-                query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-                let ids: Vec<(String,)> = query
-                    .build_query_as()
-                    .fetch_all(&mut *tx)
+            let mut all_new = true;
+            for chunk in chunks(rows) {
+                let result = insert(chunk, false)
+                    .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
-                inserted.extend(ids.into_iter().map(|(id,)| id));
+                if result.rows_affected() != chunk.len() as u64 {
+                    all_new = false;
+                    break;
+                }
             }
-            let totals =
-                $crate::spend::totals(rows.iter().filter(|row| inserted.contains(&row.id)));
-            for ((owner, id), nanos) in totals {
+            let new_rows: Vec<&SpendRow> = if all_new {
+                rows.iter().collect()
+            } else {
+                tx.rollback().await.map_err(unavailable)?;
+                tx = pool.begin().await.map_err(unavailable)?;
+                let mut inserted: std::collections::HashMap<String, usize> = Default::default();
+                for chunk in chunks(rows) {
+                    let ids = insert(chunk, true)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    for id in ids {
+                        let id: String = sqlx::Row::try_get(&id, 0).map_err(unavailable)?;
+                        *inserted.entry(id).or_default() += 1;
+                    }
+                }
+                // A row listed twice in the batch is inserted (and counted) once.
+                rows.iter()
+                    .filter(|row| match inserted.get_mut(&row.id) {
+                        Some(n) if *n > 0 => {
+                            *n -= 1;
+                            true
+                        }
+                        _ => false,
+                    })
+                    .collect()
+            };
+            for ((owner, id), nanos) in $crate::spend::totals(new_rows.iter().copied()) {
                 sqlx::query::<$db>(
                     "INSERT INTO switchyard_spend_totals (kind, id, spend_nanos) \
                      VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO UPDATE \
@@ -136,7 +232,7 @@ macro_rules! spend_queries {
                 .map_err(unavailable)?;
             }
             tx.commit().await.map_err(unavailable)?;
-            Ok(inserted.len() as u64)
+            Ok(new_rows.len() as u64)
         }
 
         pub(super) async fn spend_total(

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_spend.sql",
         include_str!("../../migrations/sqlite/0002_spend.sql"),
     ),
+    (
+        "0003_spend_keys.sql",
+        include_str!("../../migrations/sqlite/0003_spend_keys.sql"),
+    ),
 ];
 
 /// Writers wait this long for another connection's write lock before failing.
