@@ -718,6 +718,7 @@ mod spend {
     use super::*;
     super::super::spend_sql::spend_queries!(
         sqlx::Postgres,
+        true,
         "::jsonb",
         PG_COLUMNS,
         "switchyard_spend_logs l CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(l.metadata -> 'tags') = 'array' THEN l.metadata -> 'tags' ELSE '[]'::jsonb END) AS t(value)",

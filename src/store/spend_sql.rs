@@ -30,11 +30,14 @@ pub(super) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// The INSERT of `n` rows (`$1`... placeholders, which both backends take), each row's JSON
-/// parameter followed by `json_cast`. A row whose (started_at, id) is already there is skipped:
-/// the same row again, from a retried batch or a replayed spill file. With `returning`, the
-/// statement answers the ids it inserted.
-pub(super) fn insert_sql(n: usize, json_cast: &str, returning: bool) -> String {
+/// The INSERT of `n` rows, each row's JSON parameter followed by `json_cast`. A row whose
+/// (started_at, id) is already there is skipped: the same row again, from a retried batch or a
+/// replayed spill file. With `returning`, the statement answers the ids it inserted.
+///
+/// Placeholders are `$1`, `$2`... when `numbered` (PostgreSQL), else `?` (SQLite): SQLite looks
+/// a named parameter up in a list, once when it parses and once per bind, so a statement of
+/// 1,536 `$N` costs millions of instructions to prepare and to bind where `?` costs nothing.
+pub(super) fn insert_sql(n: usize, numbered: bool, json_cast: &str, returning: bool) -> String {
     const PER_ROW: usize = 24;
     let mut sql = format!("INSERT INTO switchyard_spend_logs ({COLUMNS}) VALUES ");
     for row in 0..n {
@@ -43,8 +46,12 @@ pub(super) fn insert_sql(n: usize, json_cast: &str, returning: bool) -> String {
             if column > 1 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * PER_ROW + column).to_string());
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(row * PER_ROW + column).to_string());
+            } else {
+                sql.push('?');
+            }
         }
         sql.push_str(json_cast);
         sql.push(')');
@@ -102,12 +109,13 @@ pub(super) fn spend_from_row(row: &impl Cols) -> Result<SpendRow, StoreError> {
 
 /// Writes the spend functions for one backend:
 /// - `$db`: the sqlx database type;
+/// - `$numbered`: whether the INSERT's placeholders are `$N` (else `?`, see [`insert_sql`]);
 /// - `$json_cast`: what follows a bound JSON text (`""` or `"::jsonb"`);
 /// - `$select`: the column list as read back (JSON as text);
 /// - `$tags`: the FROM clause that yields one row per tag as `t.value`;
 /// - `$meta`, `$meta_end`: the expression of a metadata key around `$meta_bind(key)`.
 macro_rules! spend_queries {
-    ($db:ty, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
+    ($db:ty, $numbered:expr, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
         use $crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
         #[allow(unused_imports)]
         use $crate::store::spend_sql::{
@@ -121,7 +129,7 @@ macro_rules! spend_queries {
                 [false, true].map(|returning| {
                     CHUNK_SIZES
                         .iter()
-                        .map(|&n| insert_sql(n, $json_cast, returning))
+                        .map(|&n| insert_sql(n, $numbered, $json_cast, returning))
                         .collect()
                 })
             });
@@ -363,3 +371,37 @@ macro_rules! spend_queries {
     };
 }
 pub(super) use spend_queries;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_into_the_fixed_statement_sizes() {
+        let sizes = |n: usize| {
+            let rows = vec![0u8; n];
+            chunks(&rows).map(<[u8]>::len).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), [1]);
+        assert_eq!(sizes(37), [32, 4, 1]);
+        assert_eq!(sizes(500), [64, 64, 64, 64, 64, 64, 64, 32, 16, 4]);
+        for n in 0..300 {
+            let cut = sizes(n);
+            assert_eq!(cut.iter().sum::<usize>(), n);
+            assert!(cut.iter().all(|size| CHUNK_SIZES.contains(size)));
+        }
+    }
+
+    #[test]
+    fn inserts_use_anonymous_placeholders_on_sqlite_and_numbered_ones_on_postgres() {
+        let sqlite = insert_sql(2, false, "", false);
+        assert_eq!(sqlite.matches('?').count(), 48);
+        assert!(!sqlite.contains('$'));
+        assert!(sqlite.ends_with("ON CONFLICT (started_at, id) DO NOTHING"));
+        let postgres = insert_sql(2, true, "::jsonb", true);
+        assert!(postgres.contains("$24::jsonb), ($25, "));
+        assert!(postgres.contains("$48::jsonb) ON CONFLICT"));
+        assert!(postgres.ends_with("DO NOTHING RETURNING id"));
+    }
+}

@@ -567,6 +567,7 @@ mod spend {
     use super::*;
     super::super::spend_sql::spend_queries!(
         sqlx::Sqlite,
+        false,
         "",
         COLUMNS,
         "switchyard_spend_logs l, json_each(l.metadata, '$.tags') t",
