@@ -718,6 +718,7 @@ mod spend {
     use super::*;
     super::super::spend_sql::spend_queries!(
         sqlx::Postgres,
+        super::super::spend_sql::PG_INSERT_CHUNK,
         true,
         "::jsonb",
         PG_COLUMNS,

@@ -7,23 +7,32 @@ use super::sql::Cols;
 use super::StoreError;
 use crate::spend::SpendRow;
 
-/// Rows per INSERT statement, at most (a batch is several, in one transaction). Small statements
-/// keep each step of the writer short: one statement of hundreds of rows (thousands of
-/// parameters to encode, and for PostgreSQL to parse) took long enough, on a busy two-core
-/// machine, to delay requests' Redis rate-limit calls past their 75 ms timeout
+/// Rows per INSERT statement, at most, on PostgreSQL (a batch is several, in one transaction).
+/// Small statements keep each step of the writer short: one statement of hundreds of rows
+/// (thousands of parameters to encode, and for PostgreSQL to parse) took long enough, on a busy
+/// two-core machine, to delay requests' Redis rate-limit calls past their 75 ms timeout
 /// (tests/limits.rs `two_instances_...` went flaky); 50 rows measured no such effect.
-pub(super) const INSERT_CHUNK: usize = 64;
+pub(super) const PG_INSERT_CHUNK: usize = 64;
 
-/// The row counts an INSERT statement is written for: a batch is cut into the largest that fit
-/// (`n / 64` statements of 64, then at most one of each smaller size), so the writer runs a few
-/// statements that the connection's statement cache keeps prepared, never one made for this
-/// batch's size.
-pub(super) const CHUNK_SIZES: [usize; 7] = [INSERT_CHUNK, 32, 16, 8, 4, 2, 1];
+/// Rows per INSERT statement, at most, on SQLite. Each statement is a round trip to the
+/// connection's worker thread, and under load the writer task waits behind every request task
+/// for each answer: at 64 rows a statement, a gateway serving 18,000 requests/s on one core
+/// wrote fewer rows than it made and the queue filled. SQLite binds and steps the statement on
+/// that worker thread, off the request path.
+pub(super) const SQLITE_INSERT_CHUNK: usize = 256;
 
-/// Cuts `rows` into statements of [`CHUNK_SIZES`] rows.
-pub(super) fn chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+/// The row counts an INSERT statement is written for, up to a backend's largest: a batch is cut
+/// into the largest that fit (`n / max` statements of `max`, then at most one of each smaller
+/// size), so the writer runs a few statements that the connection's statement cache keeps
+/// prepared, never one made for this batch's size.
+pub(super) const CHUNK_SIZES: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+
+/// Cuts `rows` into statements of [`CHUNK_SIZES`] rows, none larger than `max`.
+pub(super) fn chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
-        let size = CHUNK_SIZES.into_iter().find(|&size| size <= rows.len())?;
+        let size = CHUNK_SIZES
+            .into_iter()
+            .find(|&size| size <= max && size <= rows.len())?;
         let (chunk, rest) = rows.split_at(size);
         rows = rest;
         Some(chunk)
@@ -109,13 +118,14 @@ pub(super) fn spend_from_row(row: &impl Cols) -> Result<SpendRow, StoreError> {
 
 /// Writes the spend functions for one backend:
 /// - `$db`: the sqlx database type;
+/// - `$max_chunk`: the most rows one INSERT statement takes;
 /// - `$numbered`: whether the INSERT's placeholders are `$N` (else `?`, see [`insert_sql`]);
 /// - `$json_cast`: what follows a bound JSON text (`""` or `"::jsonb"`);
 /// - `$select`: the column list as read back (JSON as text);
 /// - `$tags`: the FROM clause that yields one row per tag as `t.value`;
 /// - `$meta`, `$meta_end`: the expression of a metadata key around `$meta_bind(key)`.
 macro_rules! spend_queries {
-    ($db:ty, $numbered:expr, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
+    ($db:ty, $max_chunk:expr, $numbered:expr, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
         use $crate::spend::{GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
         #[allow(unused_imports)]
         use $crate::store::spend_sql::{
@@ -129,12 +139,27 @@ macro_rules! spend_queries {
                 [false, true].map(|returning| {
                     CHUNK_SIZES
                         .iter()
+                        .filter(|&&n| n <= $max_chunk)
                         .map(|&n| insert_sql(n, $numbered, $json_cast, returning))
                         .collect()
                 })
             });
-            let size = CHUNK_SIZES.iter().position(|&n| n == rows).unwrap_or(0);
+            let size = CHUNK_SIZES
+                .iter()
+                .filter(|&&n| n <= $max_chunk)
+                .position(|&n| n == rows)
+                .unwrap_or(0);
             &sql[usize::from(returning)][size]
+        }
+
+        /// The INSERT statements of the common path (no RETURNING), one per size, for a
+        /// connection to prepare when it opens.
+        #[allow(dead_code)]
+        pub(super) fn insert_statements() -> impl Iterator<Item = &'static str> {
+            CHUNK_SIZES
+                .iter()
+                .filter(|&&n| n <= $max_chunk)
+                .map(|&n| insert_statement(n, false))
         }
 
         /// One INSERT of `rows` (a size of [`CHUNK_SIZES`]), its parameters bound by reference.
@@ -189,7 +214,7 @@ macro_rules! spend_queries {
             }
             let mut tx = pool.begin().await.map_err(unavailable)?;
             let mut all_new = true;
-            for chunk in chunks(rows) {
+            for chunk in chunks(rows, $max_chunk) {
                 let result = insert(chunk, false)
                     .execute(&mut *tx)
                     .await
@@ -205,7 +230,7 @@ macro_rules! spend_queries {
                 tx.rollback().await.map_err(unavailable)?;
                 tx = pool.begin().await.map_err(unavailable)?;
                 let mut inserted: std::collections::HashMap<String, usize> = Default::default();
-                for chunk in chunks(rows) {
+                for chunk in chunks(rows, $max_chunk) {
                     let ids = insert(chunk, true)
                         .fetch_all(&mut *tx)
                         .await
@@ -378,18 +403,23 @@ mod tests {
 
     #[test]
     fn a_batch_is_cut_into_the_fixed_statement_sizes() {
-        let sizes = |n: usize| {
+        let sizes = |n: usize, max: usize| {
             let rows = vec![0u8; n];
-            chunks(&rows).map(<[u8]>::len).collect::<Vec<_>>()
+            chunks(&rows, max).map(<[u8]>::len).collect::<Vec<_>>()
         };
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(37), [32, 4, 1]);
-        assert_eq!(sizes(500), [64, 64, 64, 64, 64, 64, 64, 32, 16, 4]);
-        for n in 0..300 {
-            let cut = sizes(n);
-            assert_eq!(cut.iter().sum::<usize>(), n);
-            assert!(cut.iter().all(|size| CHUNK_SIZES.contains(size)));
+        assert_eq!(sizes(0, 64), Vec::<usize>::new());
+        assert_eq!(sizes(1, 64), [1]);
+        assert_eq!(sizes(37, 64), [32, 4, 1]);
+        assert_eq!(sizes(500, 64), [64, 64, 64, 64, 64, 64, 64, 32, 16, 4]);
+        assert_eq!(sizes(512, SQLITE_INSERT_CHUNK), [256, 256]);
+        for max in [PG_INSERT_CHUNK, SQLITE_INSERT_CHUNK] {
+            for n in 0..700 {
+                let cut = sizes(n, max);
+                assert_eq!(cut.iter().sum::<usize>(), n);
+                assert!(cut
+                    .iter()
+                    .all(|&size| CHUNK_SIZES.contains(&size) && size <= max));
+            }
         }
     }
 
