@@ -1288,3 +1288,47 @@ async fn migration_0003_keeps_every_row_on_postgres() {
     tx.rollback().await.unwrap();
     schema.drop_schema().await;
 }
+
+/// A full batch waiting wakes the writer: with an interval far longer than the test, the rows of
+/// a full batch are written at once, and fewer rows wait for the interval.
+#[tokio::test]
+async fn a_full_batch_is_written_before_the_interval() {
+    let store: Arc<dyn Store> = Arc::new(switchyard::store::memory::MemoryStore::new());
+    let log = switchyard::spend::SpendLog::new(switchyard::spend::SpendSettings {
+        queue_size: 100,
+        batch_size: 4,
+        flush_interval: Duration::from_secs(600),
+        spill_file: None,
+        ..switchyard::spend::SpendSettings::default()
+    });
+    log.start(store.clone());
+    let rows = |range: std::ops::Range<usize>| range.map(|i| row(&format!("w{i}"), "k1", 1));
+    let written = || async {
+        store
+            .spend_logs(&SpendFilter::default())
+            .await
+            .unwrap()
+            .len()
+    };
+    // The writer's first look (IDLE_TICK, 1 s) has passed and found nothing.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for row in rows(0..3) {
+        log.push(row);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(written().await, 0, "three rows wait for the interval");
+    for row in rows(3..4) {
+        log.push(row);
+    }
+    // Well before the writer's next look (about 2 s after it started).
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while written().await < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        written().await,
+        4,
+        "the fourth row filled the batch and woke the writer"
+    );
+    log.shutdown().await;
+}
