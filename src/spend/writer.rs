@@ -4,7 +4,8 @@
 //! - the request path only builds the row and `try_send`s it into a bounded queue
 //!   (`queue_size` rows);
 //! - every `flush_interval` (at once while batches come out full, or when a push finds a full
-//!   batch waiting) the writer takes up to `batch_size` rows and writes them in one transaction (`ON CONFLICT (id) DO NOTHING`: a batch retried after a commit
+//!   batch waiting) the writer takes up to `batch_size` rows and writes them in one
+//!   transaction (`ON CONFLICT (started_at, id) DO NOTHING`: a batch retried after a commit
 //!   whose answer was lost adds nothing twice, rows nor totals);
 //! - while the database fails, the batch stays in memory and is retried with backoff
 //!   (`MIN_BACKOFF` doubling to `MAX_BACKOFF`); the queue fills behind it;
