@@ -57,6 +57,12 @@ pub async fn reload(state: &AppState) -> Result<Changes, ReloadError> {
             "switchyard_spend and maximum_spend_logs_retention_period changes take effect at the next start"
         );
     }
+    if format!("{:?}", current.config.callbacks) != format!("{:?}", next.config.callbacks) {
+        // The callback queues, senders and the alert hub are made once, at start.
+        tracing::warn!(
+            "changes to callbacks, callback_settings, alerting and switchyard_callbacks take effect at the next start"
+        );
+    }
     state.install(next);
     tracing::info!(
         added = ?changes.added,

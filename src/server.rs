@@ -39,6 +39,8 @@ pub async fn serve(
     let budgets = budgets(config.storage.redis_url.as_ref()).await;
     let state = AppState::with_parts(config, config_path, store, limiter, budgets)
         .map_err(|err| std::io::Error::other(err.to_string()))?;
+    // Before the first request: metric handles resolved earlier would stay no-ops.
+    state.metrics.install_recorder();
     // The identity cache is loaded before the first request is accepted.
     if let Ok(changes) = state.store.changes_since(0).await {
         state.identities.apply(changes);
@@ -49,6 +51,7 @@ pub async fn serve(
         state.store_healthy.clone(),
     ));
     state.spend.start(state.store.clone());
+    state.callbacks.start(state.snapshot().http.clone());
     // Budgets start from what the store says was spent, and follow it (other instances).
     crate::router::budget::seed_once(&state).await;
     tokio::spawn(crate::router::budget::keep_seeded(
@@ -110,6 +113,8 @@ pub async fn serve(
     // is spilled to the spill file, which the next start replays.
     state.budgets.drain(Duration::from_secs(2)).await;
     state.spend.shutdown().await;
+    // Callback events and alerts still queued get a bounded time to be delivered.
+    state.callbacks.shutdown().await;
     crate::telemetry::traces::shutdown(Duration::from_secs(2)).await;
     crate::telemetry::flush_logs();
     served?;

@@ -36,6 +36,8 @@ pub struct Inner {
     pub budgets: crate::policy::budget::Budgets,
     /// Spend-log rows on their way to the store (started by the server; see `spend/`).
     pub spend: Arc<crate::spend::SpendLog>,
+    /// Callback events and alerts on their way out (started by the server; see `callbacks/`).
+    pub callbacks: Arc<crate::callbacks::Callbacks>,
     /// Whether the last refresh from the store succeeded (for `/health/readiness`).
     pub store_healthy: Arc<std::sync::atomic::AtomicBool>,
     /// The file `POST /config/reload` and SIGHUP re-read (`None` for a config built in code).
@@ -115,16 +117,20 @@ impl AppState {
         budgets: Budgets,
     ) -> Result<Self, ConfigError> {
         let spend = crate::spend::SpendLog::new(config.spend.clone());
+        let callbacks = crate::callbacks::Callbacks::new(config.callbacks.clone());
         let snapshot = Snapshot::build(config, None)?;
+        let metrics = Metrics::new();
+        metrics.configure(&snapshot.config.metrics);
         Ok(AppState(Arc::new(Inner {
             spend,
+            callbacks,
             snapshot: ArcSwap::from_pointee(snapshot),
             identities: Arc::new(IdentityCache::new()),
             store,
             limiter,
             budgets,
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            metrics: Metrics::new(),
+            metrics,
             config_path,
             streams_cut: CancellationToken::new(),
             reload_lock: tokio::sync::Mutex::new(()),
@@ -137,6 +143,7 @@ impl AppState {
     }
 
     pub(crate) fn install(&self, snapshot: Snapshot) {
+        self.metrics.configure(&snapshot.config.metrics);
         self.snapshot.store(Arc::new(snapshot));
     }
 }

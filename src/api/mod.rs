@@ -233,6 +233,8 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
             cache_hit: false,
             cost: None,
             trace: None,
+            upstream_latency: None,
+            rejection: None,
         };
         crate::telemetry::request_finished(&state, &event);
     }

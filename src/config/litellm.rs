@@ -38,6 +38,16 @@ pub struct RawConfig {
     /// Switchyard's own spend-log keys (queue, batches, spill file).
     #[serde(default)]
     pub switchyard_spend: Option<RawSwitchyardSpend>,
+    /// LiteLLM's per-callback settings (`callback_settings.<name>.callback_type: generic_api`
+    /// makes a named webhook); values are read by the callback they configure.
+    #[serde(default)]
+    pub callback_settings: Option<BTreeMap<String, serde_json::Value>>,
+    /// Switchyard's own callback delivery keys (queue, batches, retries).
+    #[serde(default)]
+    pub switchyard_callbacks: Option<RawSwitchyardCallbacks>,
+    /// Switchyard's own metrics keys (tag labels and their cardinality cap).
+    #[serde(default)]
+    pub switchyard_metrics: Option<RawSwitchyardMetrics>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -199,10 +209,14 @@ pub struct RawLitellmSettings {
     pub ssl_verify: Option<SslVerify>,
     /// The status of a `budget_exceeded` refusal (429 here; LiteLLM 1.110 answers 422).
     pub budget_exceeded_status_code: Option<u16>,
-    /// LiteLLM's callback lists; `otel` turns OpenTelemetry traces on (telemetry/traces).
+    /// LiteLLM's callbacks: `prometheus` in any of them turns on LiteLLM's metric names on
+    /// `/metrics`, `otel` turns OpenTelemetry traces on (telemetry/traces); the callbacks
+    /// module reads the rest and warns about unknown names.
     pub callbacks: Option<Vec<String>>,
     pub success_callback: Option<Vec<String>>,
     pub failure_callback: Option<Vec<String>>,
+    /// `GET /metrics` needs the master key or an admin key.
+    pub require_auth_for_metrics_endpoint: Option<bool>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -226,8 +240,29 @@ pub struct RawGeneralSettings {
     pub database_url: Option<String>,
     /// How long spend-log rows are kept (`7d`, `30d`); kept forever when absent.
     pub maximum_spend_logs_retention_period: Option<String>,
+    /// `["slack"]`, `["webhook"]`: where alerts go (docs/callbacks.md).
+    pub alerting: Option<Vec<String>>,
+    /// Seconds: a request slower than this raises `llm_too_slow` (LiteLLM's default 300).
+    pub alerting_threshold: Option<f64>,
+    /// Which alerts are sent (LiteLLM's alert type names); all when absent.
+    pub alert_types: Option<Vec<String>>,
+    pub alerting_args: Option<BTreeMap<String, serde_json::Value>>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
+}
+
+/// `switchyard_callbacks:` — how callback events and alerts are delivered (docs/callbacks.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchyardCallbacks {
+    pub queue_size: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub flush_interval_ms: Option<u64>,
+    pub max_retries: Option<u32>,
+    pub retry_delay_ms: Option<u64>,
+    pub max_retry_delay_ms: Option<u64>,
+    pub timeout_seconds: Option<f64>,
+    pub shutdown_flush_seconds: Option<f64>,
 }
 
 /// `switchyard_spend:` — how spend-log rows reach the database (docs/spend-logs.md).
@@ -245,6 +280,17 @@ pub struct RawSwitchyardSpend {
     pub spill_file: Option<String>,
     /// Seconds a shutdown waits for the database before spilling what is queued.
     pub shutdown_flush_seconds: Option<f64>,
+}
+
+/// `switchyard_metrics:` — Switchyard's own keys, so unknown ones are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchyardMetrics {
+    /// Keys of a request's `metadata` that become labels of the request series.
+    #[serde(default)]
+    pub tag_labels: Vec<String>,
+    /// Distinct values kept per tag label; later ones are counted as `other`.
+    pub max_label_values: Option<usize>,
 }
 
 /// `switchyard_routing:` — Switchyard's own keys, so unknown ones are errors, not warnings.

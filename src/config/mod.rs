@@ -5,6 +5,7 @@
 //! resolved (a missing variable names the variable and the model), and the result is validated
 //! into [`Config`]. Unsupported keys become warnings, one per key.
 
+mod callbacks;
 mod litellm;
 mod router;
 mod secret;
@@ -83,6 +84,10 @@ pub struct Config {
     /// `otel` is among `litellm_settings.callbacks` / `success_callback` / `failure_callback`:
     /// traces are exported (to the `OTEL_EXPORTER_OTLP_*` endpoint, else localhost).
     pub otel_callback: bool,
+    /// Callbacks (webhook, Langfuse) and alerts (docs/callbacks.md).
+    pub callbacks: crate::callbacks::CallbackSettings,
+    /// What `/metrics` shows and who may read it.
+    pub metrics: crate::telemetry::MetricsSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -323,7 +328,9 @@ impl<'a> Validator<'a> {
         let tls = self.tls(raw.litellm_settings.ssl_verify.take())?;
         let storage = self.storage(&raw)?;
         let spend = self.spend(&raw)?;
-        let otel_callback = self.callbacks(&raw.litellm_settings);
+        let callbacks = self.callbacks(&raw)?;
+        let metrics = self.metrics(&raw)?;
+        let otel_callback = otel_in(&raw.litellm_settings);
         let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
             None => axum::http::StatusCode::TOO_MANY_REQUESTS,
             Some(code @ 400..=599) => axum::http::StatusCode::from_u16(code).map_err(|e| {
@@ -360,6 +367,8 @@ impl<'a> Validator<'a> {
                 spend,
                 budget_exceeded_status,
                 otel_callback,
+                callbacks,
+                metrics,
             },
             warnings: self.warnings,
         })
@@ -616,6 +625,50 @@ impl<'a> Validator<'a> {
 
     /// An environment variable as LiteLLM sees it: `environment_variables:` first (LiteLLM
     /// exports them at start-up), then the process environment.
+    /// `switchyard_metrics:` and LiteLLM's metrics keys (`callbacks: ["prometheus"]`,
+    /// `require_auth_for_metrics_endpoint`).
+    fn metrics(
+        &mut self,
+        raw: &RawConfig,
+    ) -> Result<crate::telemetry::MetricsSettings, ConfigError> {
+        let mut metrics = crate::telemetry::MetricsSettings::default();
+        let litellm = &raw.litellm_settings;
+        // Callback names are checked (and unknown ones warned about) by `callbacks()`.
+        metrics.litellm_names = [
+            &litellm.callbacks,
+            &litellm.success_callback,
+            &litellm.failure_callback,
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|name| name == "prometheus");
+        metrics.require_auth = litellm.require_auth_for_metrics_endpoint.unwrap_or(false);
+        let Some(own) = &raw.switchyard_metrics else {
+            return Ok(metrics);
+        };
+        for (i, label) in own.tag_labels.iter().enumerate() {
+            let location = format!("switchyard_metrics.tag_labels[{i}]");
+            if let Err(problem) = crate::telemetry::check_tag_label(label) {
+                return Err(invalid(&location, problem));
+            }
+            if metrics.tag_labels.contains(label) {
+                return Err(invalid(&location, format!("`{label}` is listed twice")));
+            }
+            metrics.tag_labels.push(label.clone());
+        }
+        if let Some(max) = own.max_label_values {
+            if max == 0 {
+                return Err(invalid(
+                    "switchyard_metrics.max_label_values",
+                    "must be at least 1".to_owned(),
+                ));
+            }
+            metrics.max_label_values = max;
+        }
+        Ok(metrics)
+    }
+
     fn spend(&self, raw: &RawConfig) -> Result<crate::spend::SpendSettings, ConfigError> {
         let mut spend = crate::spend::SpendSettings::default();
         if let Some(period) = &raw.general_settings.maximum_spend_logs_retention_period {
@@ -740,28 +793,28 @@ impl<'a> Validator<'a> {
 
     /// Whether any callback list names OpenTelemetry; other callbacks are not supported yet and
     /// are named in a warning.
-    fn callbacks(&mut self, settings: &litellm::RawLitellmSettings) -> bool {
-        let mut otel = false;
-        for (key, list) in [
-            ("callbacks", &settings.callbacks),
-            ("success_callback", &settings.success_callback),
-            ("failure_callback", &settings.failure_callback),
-        ] {
-            for name in list.iter().flatten() {
-                match name.trim().to_ascii_lowercase().as_str() {
-                    "otel" | "opentelemetry" => otel = true,
-                    other => self.warn(format!(
-                        "litellm_settings.{key}: `{other}` is not supported and is ignored"
-                    )),
-                }
-            }
-        }
-        otel
-    }
-
     fn warn(&mut self, message: String) {
         self.warnings.push(message);
     }
+}
+
+/// `otel` (or `opentelemetry`) among LiteLLM's callback lists turns traces on; the callbacks
+/// module checks the names and warns about unknown ones.
+fn otel_in(settings: &litellm::RawLitellmSettings) -> bool {
+    [
+        &settings.callbacks,
+        &settings.success_callback,
+        &settings.failure_callback,
+    ]
+    .into_iter()
+    .flatten()
+    .flatten()
+    .any(|name| {
+        matches!(
+            name.trim().to_ascii_lowercase().as_str(),
+            "otel" | "opentelemetry"
+        )
+    })
 }
 
 fn invalid(location: &str, message: String) -> ConfigError {
@@ -931,6 +984,7 @@ impl Config {
                     self.prices.overlay_len()
                 ))
         );
+        let _ = writeln!(out, "{}", self.callbacks.describe());
         let _ = writeln!(
             out,
             "{} model group(s), {} deployment(s):",

@@ -69,4 +69,9 @@ pub struct Finished<'a> {
     pub cost: Option<crate::money::Cost>,
     /// The request's trace, when traces are on (model requests only).
     pub trace: Option<&'a crate::telemetry::traces::RequestTrace>,
+    /// The successful attempt's time at the upstream (for a stream: until its first output).
+    pub upstream_latency: Option<Duration>,
+    /// Why the request was refused, when no deployment answered it (`None`: derive it from
+    /// the status).
+    pub rejection: Option<crate::telemetry::Rejection>,
 }

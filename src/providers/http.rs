@@ -251,6 +251,40 @@ impl HttpClient {
         Ok(events(response.into_body(), framing, idle_timeout))
     }
 
+    /// POSTs `body` and returns the answer's status and (at most 64 KiB of) its body, all
+    /// within `timeout`: the gateway's own outbound calls (callbacks, alerts). The error is a
+    /// description of what failed, without the URL (a webhook URL may be a credential).
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: hyper::HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<(u16, Bytes), String> {
+        let call = async {
+            let response = self
+                .start(UpstreamRequest {
+                    url: url.to_owned(),
+                    headers,
+                    body,
+                })
+                .await
+                .map_err(|err| match err {
+                    ProviderError::Connect(why) => format!("connect error: {why}"),
+                    ProviderError::Unsupported(why) => why,
+                    other => other.class().to_owned(),
+                })?;
+            let status = response.status().as_u16();
+            let body = read_limited(response.into_body(), MAX_ERROR_BYTES)
+                .await
+                .unwrap_or_default();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+    }
+
     async fn start(&self, request: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         let uri = self.uris.get(&request.url)?;
         let mut builder = hyper::Request::builder().method(Method::POST).uri(uri);

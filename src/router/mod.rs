@@ -410,14 +410,32 @@ impl Router {
         transition: cooldown::Transition,
         error: Option<&ProviderError>,
     ) {
+        let status = match error {
+            Some(ProviderError::Status { status, .. }) => Some(*status),
+            _ => None,
+        };
+        crate::telemetry::cooldown_transition(
+            deployment,
+            matches!(transition, cooldown::Transition::Opened { .. }),
+            status,
+        );
         match transition {
-            cooldown::Transition::Opened { until_ms } => tracing::warn!(
-                model_group = %deployment.model_name,
-                deployment = %deployment.id,
-                cooldown_ms = until_ms.saturating_sub(self.clock.now_ms()),
-                error_class = error.map(ProviderError::class),
-                "deployment cooling down"
-            ),
+            cooldown::Transition::Opened { until_ms } => {
+                let cooldown_ms = until_ms.saturating_sub(self.clock.now_ms());
+                tracing::warn!(
+                    model_group = %deployment.model_name,
+                    deployment = %deployment.id,
+                    cooldown_ms,
+                    error_class = error.map(ProviderError::class),
+                    "deployment cooling down"
+                );
+                crate::callbacks::raise_alert(crate::callbacks::Alert::DeploymentCooledDown {
+                    model_group: deployment.model_name.clone(),
+                    deployment: deployment.id.clone(),
+                    cooldown: std::time::Duration::from_millis(cooldown_ms),
+                    error_class: error.map(ProviderError::class),
+                });
+            }
             cooldown::Transition::Closed => tracing::info!(
                 model_group = %deployment.model_name,
                 deployment = %deployment.id,

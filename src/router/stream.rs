@@ -117,9 +117,20 @@ impl<I> Tracked<I> {
             .stats
             .record_failure(error.class(), status, now, None);
         if !books.deployment.cooldown_exempt {
-            books
-                .cooldowns
-                .record_failure(&books.deployment.id, now, kind, error.retry_after());
+            let transition = books.cooldowns.record_failure(
+                &books.deployment.id,
+                now,
+                kind,
+                error.retry_after(),
+            );
+            if let Some(super::cooldown::Transition::Opened { until_ms }) = transition {
+                crate::callbacks::raise_alert(crate::callbacks::Alert::DeploymentCooledDown {
+                    model_group: books.deployment.model_name.clone(),
+                    deployment: books.deployment.id.clone(),
+                    cooldown: Duration::from_millis(until_ms.saturating_sub(now)),
+                    error_class: Some(error.class()),
+                });
+            }
         }
     }
 }

@@ -146,6 +146,8 @@ mod tests {
                 source: CostSource::Reported,
             }),
             trace: None,
+            upstream_latency: None,
+            rejection: None,
         }
     }
 

@@ -325,6 +325,8 @@ pub enum BudgetError {
 }
 
 /// Logs the `soft_budget` alert when a settlement took spend from below `soft` to at or above it.
+/// The alert also goes to the alerting channels (`general_settings.alerting`, see
+/// `callbacks/alerts.rs`), which de-duplicate it; the log line is always written.
 fn alert_if_crossed(scope: Scope, id: &str, soft: Option<Nanos>, before: i64, after: i64) {
     if let Some(soft) = soft.filter(|s| before < s.0 && after >= s.0) {
         tracing::warn!(
@@ -336,6 +338,12 @@ fn alert_if_crossed(scope: Scope, id: &str, soft: Option<Nanos>, before: i64, af
             soft_budget = %soft,
             "soft budget crossed"
         );
+        crate::callbacks::raise_alert(crate::callbacks::Alert::SoftBudgetCrossed {
+            scope: scope.as_str(),
+            id: id.to_owned(),
+            spent: Nanos(after),
+            soft_budget: soft,
+        });
     }
 }
 
