@@ -20,7 +20,9 @@ use crate::state::AppState;
 /// of microseconds of CPU, see docs/operations.md).
 pub fn request_finished(state: &AppState, event: &Finished<'_>) {
     state.metrics.record(event);
-    state.traffic.record(event, crate::auth::cache::now_ms() as u64);
+    state
+        .traffic
+        .record(event, crate::auth::cache::now_ms() as u64);
     if let Some(row) = crate::spend::SpendRow::from_event(event, crate::auth::cache::now_ms()) {
         state.spend.push(row);
     }

@@ -129,7 +129,11 @@ fn quantile_ms(hist: &[u64; LATENCY_BUCKETS], q: f64) -> Option<f64> {
         seen += n;
         if seen >= rank {
             let upper = bin_upper_ms(i);
-            let lower = if i == 0 { upper / 2.0 } else { bin_upper_ms(i - 1) };
+            let lower = if i == 0 {
+                upper / 2.0
+            } else {
+                bin_upper_ms(i - 1)
+            };
             return Some(((lower * upper).sqrt() * 1000.0).round() / 1000.0);
         }
     }
