@@ -214,7 +214,7 @@
   const COST_GROUPS = [
     ['feature', '#cost-feature', '(no feature)'],
     ['team', '#cost-team', '(no team)'],
-    ['key_alias', '#cost-key', '(no alias: master key or unnamed key)'],
+    ['key_alias', '#cost-key', '(master key or no alias)'],
     ['model', '#cost-model', '(not routed)'],
   ];
 
