@@ -160,7 +160,7 @@
     items.forEach((it, i) => {
       const yy = gap + i * (barHeight + gap);
       const label = svg('text', { x: labelWidth - 6, y: yy + 14, 'text-anchor': 'end', class: 'axis' });
-      label.textContent = it.label.length > 22 ? it.label.slice(0, 21) + '…' : it.label;
+      label.textContent = it.label.length > 24 ? it.label.slice(0, 23) + '…' : it.label;
       root.appendChild(label);
       const w = Math.max(2, (it.value / vmax) * (width - labelWidth - valueWidth));
       const rect = svg('rect', { x: labelWidth, y: yy, width: w.toFixed(1), height: barHeight, rx: 3, fill: COLORS[i % COLORS.length], 'data-label': it.label });
@@ -214,7 +214,7 @@
   const COST_GROUPS = [
     ['feature', '#cost-feature', '(no feature)'],
     ['team', '#cost-team', '(no team)'],
-    ['key_alias', '#cost-key', '(master key or no alias)'],
+    ['key_alias', '#cost-key', '(master key / no alias)'],
     ['model', '#cost-model', '(not routed)'],
   ];
 
