@@ -6,8 +6,10 @@
 //! [`LATENCY_BUCKETS`] fixed log-spaced bins, so p50/p95/p99 are computed when read, never kept
 //! per request. A series is `SERIES_BYTES` (about 91 KiB) allocated once, when its group or
 //! deployment is first seen; recording is a read-locked map lookup (no allocation) and a short
-//! mutex-held add into the current bucket. At most [`MAX_SERIES`] series exist; names beyond that
-//! are counted under `other`, so hostile model names cannot grow memory.
+//! mutex-held add into the current bucket. A model group gets a series when one of its
+//! deployments is first tried; requests naming a model no deployment has served here (an unknown
+//! model, say) count under `other`, so hostile model names cannot grow memory. At most
+//! [`MAX_SERIES`] series exist (config reloads could add groups forever); past that, `other`.
 //!
 //! An error is a request answered with a status of 500 or more (upstream errors 502/504, no
 //! deployment available 503, internal 500) or a stream that failed after it started. Refusals
@@ -236,15 +238,27 @@ impl Traffic {
     /// Records a finished model request (one that named a model or reached a deployment);
     /// everything else (`/health`, the UI, an unknown path) is not traffic of a model group.
     pub fn record(&self, event: &Finished<'_>, at_ms: u64) {
-        let group = match event.deployment {
-            Some(deployment) => deployment.model_name.as_str(),
-            None if !event.requested_model.is_empty() => event.requested_model,
-            None => return,
-        };
+        if event.deployment.is_none() && event.requested_model.is_empty() {
+            return;
+        }
         let error = event.status >= 500 || event.outcome == Outcome::StreamFailed;
         let bin = latency_bin(event.latency.as_micros() as u64);
         let add = |series: &Series| series.record(at_ms, error, bin);
-        self.with_series(&self.groups, group, "", "", add);
+        match event.deployment {
+            Some(deployment) => self.with_series(&self.groups, &deployment.model_name, "", "", add),
+            // A name no deployment has served may be anything a client typed: it gets no
+            // series of its own (its requests count under `other`) until a deployment of that
+            // group answers or fails here.
+            None => {
+                let groups = self.groups.read().unwrap_or_else(|e| e.into_inner());
+                if let Some(series) = groups.get(event.requested_model) {
+                    add(series);
+                } else {
+                    drop(groups);
+                    self.with_series(&self.groups, OTHER, "", "", add);
+                }
+            }
+        }
         if let Some(deployment) = event.deployment {
             self.with_series(
                 &self.deployments,
@@ -449,6 +463,73 @@ mod tests {
             series_report(&series, Window::Day, start + 25 * 60 * MINUTE_MS).requests,
             0
         );
+    }
+
+    fn event(model: &str, status: u16, outcome: Outcome) -> Finished<'_> {
+        Finished {
+            request_id: "r",
+            method: "POST",
+            path: "/v1/chat/completions",
+            principal: None,
+            surface: crate::pipeline::Surface::OpenAi,
+            requested_model: model,
+            deployment: None,
+            attempts: 0,
+            usage: None,
+            status,
+            outcome,
+            stream: false,
+            latency: std::time::Duration::from_millis(5),
+            time_to_first_token: None,
+            end_user: None,
+            metadata: None,
+            cache_hit: false,
+            cost: None,
+        }
+    }
+
+    #[test]
+    fn errors_are_5xx_and_failed_streams_and_unserved_names_count_under_other() {
+        let traffic = Traffic::new();
+        let now = 1_800_000_000_000u64;
+        traffic.record(&event("m", 200, Outcome::Answered), now);
+        traffic.record(&event("m", 429, Outcome::Failed), now);
+        traffic.record(&event("m", 502, Outcome::Failed), now);
+        traffic.record(&event("m", 200, Outcome::StreamFailed), now);
+        traffic.record(&event("", 401, Outcome::Failed), now);
+        let report = traffic.report(Window::Hour, now);
+        assert_eq!(report.model_groups.len(), 1);
+        let m = &report.model_groups[0];
+        assert_eq!((m.name.as_str(), m.requests, m.errors), (OTHER, 4, 2));
+        // Once a deployment of the group was tried, its refusals count under its name.
+        traffic.with_series(&traffic.groups, "m", "", "", |s| s.record(now, false, 0));
+        traffic.record(&event("m", 429, Outcome::Failed), now);
+        let report = traffic.report(Window::Hour, now);
+        let m = report.model_groups.iter().find(|g| g.name == "m").unwrap();
+        assert_eq!((m.requests, m.errors), (2, 0));
+        assert!(report.deployments.is_empty());
+    }
+
+    #[test]
+    fn names_past_the_cap_fold_into_other() {
+        let traffic = Traffic::new();
+        let now = 1_800_000_000_000u64;
+        let names: Vec<String> = (0..MAX_SERIES + 50)
+            .map(|i| format!("random-{i}"))
+            .collect();
+        for name in &names {
+            traffic.with_series(&traffic.groups, name, "", "", |s| s.record(now, false, 0));
+        }
+        // Unknown names never make a series.
+        traffic.record(&event("no-such-model", 404, Outcome::Failed), now);
+        let report = traffic.report(Window::Day, now);
+        assert_eq!(report.model_groups.len(), MAX_SERIES + 1);
+        let other = report
+            .model_groups
+            .iter()
+            .find(|g| g.name == OTHER)
+            .unwrap();
+        assert_eq!(other.requests, 51);
     }
 
     #[test]
