@@ -197,6 +197,15 @@ general_settings:
   mkdirSync(dirname(SCREENSHOT), { recursive: true });
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
 
+  // The day's window: five-minute points, the same counts.
+  await page.click('[data-window="1d"]');
+  await page.waitForFunction(() => document.querySelector('#bucket-size').textContent === '5 minutes');
+  assert.equal((await cells('#traffic-groups tbody tr[data-name="chat-fast"]'))[1], '7');
+  // A reload keeps the session (sessionStorage), without asking for the key again.
+  await page.reload();
+  await page.waitForSelector('body[data-loaded]', { timeout: 15000 });
+  assert.equal(await page.isVisible('#dashboard'), true);
+
   // A wrong key, then a valid key that is not an admin's: clear messages, no dashboard.
   await page.click('#logout');
   await page.fill('#key', 'sk-not-a-key');
