@@ -27,6 +27,7 @@ RPS_TARGET_PCT = 50.0  # Switchyard req/s at the highest concurrency >= 50% of n
 P50_TARGET_MS = 0.2  # Switchyard p50 - nginx p50 at concurrency 1 <= 0.2 ms
 RSS_TARGET_MB = 30.0  # Switchyard peak RSS < 30 MB
 TRANSLATION_CPU_TARGET_PCT = 20.0  # OpenAI->Anthropic translation CPU/request <= +20% of pass-through
+BUDGET_RPS_TARGET_PCT = 90.0  # a budgeted key (spend logging on) >= 90% of the master key's req/s
 TTFB_TARGET_MS = 1.0  # streaming time to first byte through the gateway <= direct + 1 ms
 
 
@@ -212,6 +213,25 @@ def cmd_table(path, md_out=None, header="", ttfb_path=None):
         )
     elif an:
         summary.append(f"- Translation CPU: FAIL - no CPU figure for switchyard or switchyard-anthropic at c={hi}")
+
+    # A budgeted virtual key (spend logging on, as by default) against the master key, on the
+    # same gateway in the same run: req/s within BUDGET_RPS_TARGET_PCT, CPU per request shown.
+    sy, bu = row("switchyard", hi), row("switchyard-budget", hi)
+    if sy and bu and sy["rps"] and bu["rps"]:
+        pct = 100.0 * bu["rps"] / sy["rps"]
+        cpu = ""
+        if per_request(sy) and per_request(bu) is not None:
+            cpu = (
+                f"; CPU {per_request(bu):.0f} vs {per_request(sy):.0f} us/req, "
+                f"{100.0 * (per_request(bu) / per_request(sy) - 1.0):+.1f}%"
+            )
+        summary.append(
+            f"- Budgeted key: switchyard-budget req/s at c={hi} is {pct:.1f}% of switchyard's "
+            f"({bu['rps']:.0f} vs {sy['rps']:.0f}{cpu}; target >= {BUDGET_RPS_TARGET_PCT:.0f}%): "
+            f"{verdict(pct >= BUDGET_RPS_TARGET_PCT)}"
+        )
+    elif bu:
+        summary.append(f"- Budgeted key: FAIL - no req/s for switchyard or switchyard-budget at c={hi}")
 
     ttfb = read_ttfb(ttfb_path)
     if ttfb:

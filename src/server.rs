@@ -38,6 +38,8 @@ pub async fn serve(
     let budgets = budgets(config.storage.redis_url.as_ref()).await;
     let state = AppState::with_parts(config, config_path, store, limiter, budgets)
         .map_err(|err| std::io::Error::other(err.to_string()))?;
+    // Before the first request: metric handles resolved earlier would stay no-ops.
+    state.metrics.install_recorder();
     // The identity cache is loaded before the first request is accepted.
     if let Ok(changes) = state.store.changes_since(0).await {
         state.identities.apply(changes);

@@ -121,6 +121,8 @@ impl AppState {
         let spend = crate::spend::SpendLog::new(config.spend.clone());
         let callbacks = crate::callbacks::Callbacks::new(config.callbacks.clone());
         let snapshot = Snapshot::build(config, None)?;
+        let metrics = Metrics::new();
+        metrics.configure(&snapshot.config.metrics);
         Ok(AppState(Arc::new(Inner {
             spend,
             callbacks,
@@ -130,7 +132,7 @@ impl AppState {
             limiter,
             budgets,
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            metrics: Metrics::new(),
+            metrics,
             traffic: crate::telemetry::timeseries::Traffic::new(),
             config_path,
             streams_cut: CancellationToken::new(),
@@ -144,6 +146,7 @@ impl AppState {
     }
 
     pub(crate) fn install(&self, snapshot: Snapshot) {
+        self.metrics.configure(&snapshot.config.metrics);
         self.snapshot.store(Arc::new(snapshot));
     }
 }

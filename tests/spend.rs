@@ -927,3 +927,435 @@ async fn key_team_and_user_spend_are_the_sum_of_the_cost_headers() {
         .unwrap_or_else(|| panic!("no spend in {user}"));
     assert_eq!((user_spend * 1e9).round() as i64, total, "{user}");
 }
+
+/// The migrations a gateway applied before spend rows were keyed by (started_at, id): 0001 and
+/// 0002, read from the same files the store embeds (so their checksums match when it opens).
+fn migrator_before_0003(dir: &str) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dir);
+    let migrations = [
+        (1, "identities", "0001_identities.sql"),
+        (2, "spend", "0002_spend.sql"),
+    ]
+    .into_iter()
+    .map(|(version, description, file)| {
+        let sql = std::fs::read_to_string(root.join(file)).unwrap();
+        sqlx::migrate::Migration::new(
+            version,
+            description.into(),
+            sqlx::migrate::MigrationType::Simple,
+            sqlx::AssertSqlSafe(sql).into_sql_str(),
+            false,
+        )
+    })
+    .collect();
+    let mut migrator = sqlx::migrate::Migrator::with_migrations(migrations);
+    migrator.dangerous_set_table_name("switchyard_migrations");
+    migrator
+}
+
+/// Rows as an older gateway wrote them: three keys (one the master key's ''), rows with and
+/// without team, user, end user and metadata, over a range of times.
+fn rows_before_0003() -> Vec<SpendRow> {
+    (0..150)
+        .map(|i| {
+            let key = ["k1", "k2", ""][i % 3];
+            let mut row = row(&format!("{i:012x}{:016x}", i * 7919), key, 1_000 + i as i64);
+            row.started_at = 1_700_000_000_000 + i as i64 * 60_000;
+            row.team_id = (i % 2 == 0).then(|| format!("team-{}", i % 4));
+            row.user_id = (i % 5 != 0).then(|| "user-a".to_owned());
+            row.end_user = (i % 3 == 1).then(|| "cust-a".to_owned());
+            if i % 7 == 0 {
+                row.metadata = None;
+            }
+            row
+        })
+        .collect()
+}
+
+/// Inserts `rows` into the 0002 table with plain SQL (`json_cast` after the metadata).
+async fn insert_before_0003<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    json_cast: &str,
+    rows: &[SpendRow],
+) where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<String>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> Option<i64>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> bool: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    for<'a> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    let placeholders: Vec<String> = (1..=24).map(|n| format!("${n}")).collect();
+    let sql = format!(
+        "INSERT INTO switchyard_spend_logs (id, request_id, started_at, api_key, key_alias, \
+         team_id, user_id, end_user, requested_model, model_group, deployment_id, provider, \
+         prompt_tokens, completion_tokens, cached_tokens, cost_nanos, cost_source, latency_ms, \
+         ttft_ms, status, outcome, stream, cache_hit, metadata) VALUES ({}{json_cast})",
+        placeholders.join(", ")
+    );
+    for row in rows {
+        sqlx::query::<DB>(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(row.id.as_str())
+            .bind(row.request_id.as_str())
+            .bind(row.started_at)
+            .bind(row.api_key.as_str())
+            .bind(row.key_alias.as_deref())
+            .bind(row.team_id.as_deref())
+            .bind(row.user_id.as_deref())
+            .bind(row.end_user.as_deref())
+            .bind(row.requested_model.as_str())
+            .bind(row.model_group.as_deref())
+            .bind(row.deployment_id.as_deref())
+            .bind(row.provider.as_deref())
+            .bind(row.prompt_tokens)
+            .bind(row.completion_tokens)
+            .bind(row.cached_tokens)
+            .bind(row.cost_nanos)
+            .bind(row.cost_source.as_str())
+            .bind(row.latency_ms)
+            .bind(row.ttft_ms)
+            .bind(row.status)
+            .bind(row.outcome.as_str())
+            .bind(row.stream)
+            .bind(row.cache_hit)
+            .bind(row.metadata_json())
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}
+
+/// After migration 0003 the store holds every row written before it, unchanged; every filter
+/// and report finds them; a replay of rows written before the upgrade (a spill file from the
+/// old version) adds nothing; new rows still go in.
+async fn rows_survive_0003(store: &dyn Store, before: &[SpendRow]) {
+    let all = SpendFilter {
+        limit: Some(10_000),
+        ..SpendFilter::default()
+    };
+    let mut logs = store.spend_logs(&all).await.unwrap();
+    assert_eq!(logs.len(), before.len());
+    // Newest first, as before.
+    assert!(logs.windows(2).all(|w| w[0].started_at >= w[1].started_at));
+    logs.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut expected = before.to_vec();
+    expected.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(logs, expected);
+
+    let count = |filter: SpendFilter| async move {
+        store
+            .spend_logs(&SpendFilter {
+                limit: Some(10_000),
+                ..filter
+            })
+            .await
+            .unwrap()
+            .len()
+    };
+    let expect = |keep: &dyn Fn(&SpendRow) -> bool| before.iter().filter(|r| keep(r)).count();
+    assert_eq!(
+        count(SpendFilter {
+            api_key: Some("k1".into()),
+            ..SpendFilter::default()
+        })
+        .await,
+        expect(&|r| r.api_key == "k1")
+    );
+    assert_eq!(
+        count(SpendFilter {
+            team_id: Some("team-2".into()),
+            start: Some(1_700_000_000_000 + 20 * 60_000),
+            ..SpendFilter::default()
+        })
+        .await,
+        expect(&|r| {
+            r.team_id.as_deref() == Some("team-2")
+                && r.started_at >= 1_700_000_000_000 + 20 * 60_000
+        })
+    );
+    assert_eq!(
+        count(SpendFilter {
+            user_id: Some("user-a".into()),
+            ..SpendFilter::default()
+        })
+        .await,
+        expect(&|r| r.user_id.as_deref() == Some("user-a"))
+    );
+    assert_eq!(
+        count(SpendFilter {
+            end_user: Some("cust-a".into()),
+            ..SpendFilter::default()
+        })
+        .await,
+        expect(&|r| r.end_user.as_deref() == Some("cust-a"))
+    );
+    assert_eq!(
+        count(SpendFilter {
+            request_id: Some(before[42].request_id.clone()),
+            ..SpendFilter::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(SpendFilter {
+            start: Some(1_700_000_000_000 + 100 * 60_000),
+            end: Some(1_700_000_000_000 + 110 * 60_000),
+            ..SpendFilter::default()
+        })
+        .await,
+        10
+    );
+
+    let by_key = store
+        .spend_report(&SpendFilter::default(), &GroupBy::parse("key").unwrap())
+        .await
+        .unwrap();
+    let k1 = by_key
+        .iter()
+        .find(|g| g.group.as_deref() == Some("k1"))
+        .unwrap();
+    assert_eq!(k1.requests as usize, expect(&|r| r.api_key == "k1"));
+    assert_eq!(
+        k1.spend_nanos,
+        before
+            .iter()
+            .filter(|r| r.api_key == "k1")
+            .map(|r| r.cost_nanos)
+            .sum::<i64>()
+    );
+    let by_team = store
+        .spend_report(&SpendFilter::default(), &GroupBy::parse("team").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        by_team.iter().map(|g| g.requests).sum::<i64>() as usize,
+        before.len()
+    );
+    let tags = store
+        .spend_report(&SpendFilter::default(), &GroupBy::Tag)
+        .await
+        .unwrap();
+    let a = tags
+        .iter()
+        .find(|g| g.group.as_deref() == Some("a"))
+        .unwrap();
+    assert_eq!(a.requests as usize, expect(&|r| r.metadata.is_some()));
+
+    // A spill file written by the old version, replayed by the new one: nothing new, no spend
+    // added twice.
+    let total = store.spend_total(Owner::Key, "k1").await.unwrap().0;
+    assert_eq!(store.write_spend(&before[..70]).await.unwrap(), 0);
+    assert_eq!(store.spend_total(Owner::Key, "k1").await.unwrap().0, total);
+    let mut fresh = row("fresh-1", "k1", 5);
+    fresh.started_at = before[0].started_at;
+    assert_eq!(
+        store
+            .write_spend(&[before[1].clone(), fresh.clone(), before[2].clone()])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.spend_total(Owner::Key, "k1").await.unwrap().0,
+        total + 5
+    );
+    assert_eq!(
+        store.spend_logs(&all).await.unwrap().len(),
+        before.len() + 1
+    );
+}
+
+#[tokio::test]
+async fn migration_0003_keeps_every_row_on_sqlite() {
+    let path = std::env::temp_dir().join(format!("sy-spend-0003-{:x}.db", fastrand::u64(..)));
+    let before = rows_before_0003();
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        migrator_before_0003("sqlite").run(&pool).await.unwrap();
+        insert_before_0003(&pool, "", &before).await;
+        pool.close().await;
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    rows_survive_0003(&store, &before).await;
+    store.close().await;
+
+    // Every filter of the reports still reads an index (SQLite takes a partial index for
+    // `col = ?`, which implies `col IS NOT NULL`).
+    let pool =
+        sqlx::SqlitePool::connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(&path))
+            .await
+            .unwrap();
+    for (filter, index) in [
+        (
+            "l.api_key = ?1 AND l.started_at >= ?2",
+            "switchyard_spend_logs_api_key",
+        ),
+        (
+            "l.team_id = ?1 AND l.started_at >= ?2",
+            "switchyard_spend_logs_team_id",
+        ),
+        (
+            "l.user_id = ?1 AND l.started_at >= ?2",
+            "switchyard_spend_logs_user_id",
+        ),
+        (
+            "l.end_user = ?1 AND l.started_at >= ?2",
+            "switchyard_spend_logs_end_user",
+        ),
+        (
+            "l.request_id = ?1 AND l.started_at >= ?2",
+            "switchyard_spend_logs_request_id",
+        ),
+        (
+            "l.started_at >= ?1 AND l.started_at < ?2",
+            "sqlite_autoindex_switchyard_spend_logs",
+        ),
+    ] {
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN SELECT SUM(l.cost_nanos) FROM switchyard_spend_logs l WHERE {filter}"
+        )))
+        .bind("x")
+        .bind(1_i64)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let plan: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{filter}: {plan:?}"
+        );
+    }
+    pool.close().await;
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn migration_0003_keeps_every_row_on_postgres() {
+    let schema = PgSchema::new().await;
+    let before = rows_before_0003();
+    {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&schema.url_via("127.0.0.1:5432"))
+            .await
+            .unwrap();
+        migrator_before_0003("postgres").run(&pool).await.unwrap();
+        insert_before_0003(&pool, "::jsonb", &before).await;
+        pool.close().await;
+    }
+    let store = PostgresStore::connect(&schema.url_via("127.0.0.1:5432"))
+        .await
+        .unwrap();
+    rows_survive_0003(&store, &before).await;
+    store.close().await;
+
+    // Every filter of the reports can read an index (sequential scans switched off, as the
+    // table is too small for the planner to prefer an index on its own).
+    let mut tx = schema.admin.begin().await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SET LOCAL search_path = {}",
+        schema.name
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for (filter, index) in [
+        (
+            "l.api_key = $1 AND l.started_at >= $2",
+            "switchyard_spend_logs_api_key",
+        ),
+        (
+            "l.team_id = $1 AND l.started_at >= $2",
+            "switchyard_spend_logs_team_id",
+        ),
+        (
+            "l.user_id = $1 AND l.started_at >= $2",
+            "switchyard_spend_logs_user_id",
+        ),
+        (
+            "l.end_user = $1 AND l.started_at >= $2",
+            "switchyard_spend_logs_end_user",
+        ),
+        (
+            "l.request_id = $1 AND l.started_at >= $2",
+            "switchyard_spend_logs_request_id",
+        ),
+        (
+            "l.started_at >= $2 AND l.started_at < $2 + length($1)",
+            "switchyard_spend_logs_pkey",
+        ),
+    ] {
+        let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN SELECT SUM(l.cost_nanos) FROM switchyard_spend_logs l WHERE {filter}"
+        )))
+        .bind("x")
+        .bind(1_i64)
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+        let plan: Vec<&str> = plan.iter().map(|p| p.0.as_str()).collect();
+        assert!(
+            plan.iter().any(|step| step.contains(index)),
+            "{filter}: {plan:?}"
+        );
+    }
+    tx.rollback().await.unwrap();
+    schema.drop_schema().await;
+}
+
+/// A full batch waiting wakes the writer: with an interval far longer than the test, the rows of
+/// a full batch are written at once, and fewer rows wait for the interval.
+#[tokio::test]
+async fn a_full_batch_is_written_before_the_interval() {
+    let store: Arc<dyn Store> = Arc::new(switchyard::store::memory::MemoryStore::new());
+    let log = switchyard::spend::SpendLog::new(switchyard::spend::SpendSettings {
+        queue_size: 100,
+        batch_size: 4,
+        flush_interval: Duration::from_secs(600),
+        spill_file: None,
+        ..switchyard::spend::SpendSettings::default()
+    });
+    log.start(store.clone());
+    let rows = |range: std::ops::Range<usize>| range.map(|i| row(&format!("w{i}"), "k1", 1));
+    let written = || async {
+        store
+            .spend_logs(&SpendFilter::default())
+            .await
+            .unwrap()
+            .len()
+    };
+    // The writer's first look (IDLE_TICK, 1 s) has passed and found nothing.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    for row in rows(0..3) {
+        log.push(row);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(written().await, 0, "three rows wait for the interval");
+    for row in rows(3..4) {
+        log.push(row);
+    }
+    // Well before the writer's next look (about 2 s after it started).
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while written().await < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        written().await,
+        4,
+        "the fourth row filled the batch and woke the writer"
+    );
+    log.shutdown().await;
+}

@@ -89,6 +89,30 @@ impl ApiError {
         })
     }
 
+    /// Why the request was refused, for metrics (`switchyard_rejected_total{reason}`).
+    pub fn rejection(&self) -> crate::telemetry::Rejection {
+        let (reason, scope) = match self {
+            ApiError::BadRequest { .. }
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::Route(RouteError::InvalidOptions { .. }) => ("bad_request", None),
+            ApiError::Auth(_) => ("auth", None),
+            ApiError::PayloadTooLarge { .. } => ("too_large", None),
+            ApiError::NoRoute { .. } | ApiError::NotFound(_) => ("not_found", None),
+            ApiError::Route(RouteError::UnknownModel(_)) => ("unknown_model", None),
+            ApiError::Forbidden(_) | ApiError::ModelAccess(_) => ("forbidden", None),
+            ApiError::RateLimited(denial) => ("rate_limit", Some(denial.scope.as_str())),
+            ApiError::Budget(
+                crate::policy::budget::BudgetError::Exceeded { scope, .. }
+                | crate::policy::budget::BudgetError::Reserved { scope, .. },
+            ) => ("budget", Some(scope.as_str())),
+            ApiError::Route(RouteError::Unavailable(_)) => ("unavailable", None),
+            ApiError::Route(RouteError::Upstream(_)) => ("upstream", None),
+            ApiError::Internal => ("internal", None),
+            ApiError::Reload(_) | ApiError::StoreUnavailable(_) => ("other", None),
+        };
+        crate::telemetry::Rejection { reason, scope }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,

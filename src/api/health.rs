@@ -1,11 +1,12 @@
 //! Health and metrics endpoints (unauthenticated, as in LiteLLM, so probes need no key).
 
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::api::error::ApiError;
 use crate::pipeline::Caller;
 use crate::state::AppState;
 
@@ -54,26 +55,28 @@ pub async fn deployments(caller: Caller, Query(query): Query<HealthQuery>) -> Js
     Json(caller.config.router.health_report(query.model.as_deref()))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut body = state.metrics.render();
-    {
-        use std::fmt::Write as _;
-        let _ = writeln!(
-            body,
-            "# HELP switchyard_rate_limit_store_up Whether the shared rate-limit store (Redis) answers (1 without one).\n# TYPE switchyard_rate_limit_store_up gauge\nswitchyard_rate_limit_store_up {}\n# HELP switchyard_rate_limit_local_fallbacks_total Requests whose limits were decided per instance because Redis was unreachable.\n# TYPE switchyard_rate_limit_local_fallbacks_total counter\nswitchyard_rate_limit_local_fallbacks_total {}",
-            u8::from(state.limiter.healthy()),
-            state.limiter.fallbacks()
-        );
-        let _ = writeln!(
-            body,
-            "# HELP switchyard_budget_store_up Whether the shared budget store (Redis) answers (1 without one).\n# TYPE switchyard_budget_store_up gauge\nswitchyard_budget_store_up {}\n# HELP switchyard_budget_local_fallbacks_total Requests whose budgets were reserved per instance because Redis was unreachable.\n# TYPE switchyard_budget_local_fallbacks_total counter\nswitchyard_budget_local_fallbacks_total {}\n# HELP switchyard_budget_settle_failures_total Budget settlements Redis did not take (their cost counted on the instance).\n# TYPE switchyard_budget_settle_failures_total counter\nswitchyard_budget_settle_failures_total {}",
-            u8::from(state.budgets.healthy()),
-            state.budgets.fallbacks(),
-            state.budgets.settle_failures()
-        );
+/// `GET /metrics`: Prometheus text (docs/metrics.md). Open by default, as in LiteLLM; with
+/// `litellm_settings.require_auth_for_metrics_endpoint: true` it needs the master key or an
+/// admin key (401 without a valid key, 403 with a key that is not an admin's).
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let config = state.snapshot();
+    if config.config.metrics.require_auth {
+        let now_ms = crate::auth::cache::now_ms();
+        match crate::auth::authenticate(
+            &headers,
+            config.master_key.as_ref(),
+            &state.identities,
+            now_ms,
+        ) {
+            Ok(principal) if principal.is_admin() => {}
+            Ok(_) => {
+                return ApiError::Forbidden("/metrics needs the master key or an admin key".into())
+                    .into_response()
+            }
+            Err(err) => return ApiError::from(err).into_response(),
+        }
     }
-    render_spend_metrics(&state, &mut body);
-    state.snapshot().router.render_metrics(&mut body);
+    let body = crate::telemetry::render_metrics(&state);
     (
         [(
             header::CONTENT_TYPE,
@@ -81,6 +84,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         body,
     )
+        .into_response()
 }
 
 fn spend_status(state: &AppState) -> Value {
@@ -95,72 +99,4 @@ fn spend_status(state: &AppState) -> Value {
         "replayed": c.replayed.load(Relaxed),
         "dropped": c.dropped.load(Relaxed),
     })
-}
-
-fn render_spend_metrics(state: &AppState, out: &mut String) {
-    use std::fmt::Write as _;
-    use std::sync::atomic::Ordering::Relaxed;
-    let c = &state.spend.counters;
-    let series: [(&str, &str, &str, u64); 9] = [
-        (
-            "switchyard_spend_rows_queued",
-            "Spend-log rows waiting in memory for the writer.",
-            "gauge",
-            state.spend.queued() as u64,
-        ),
-        (
-            "switchyard_spend_rows_spill_pending",
-            "Spend-log rows in the spill file, not yet replayed.",
-            "gauge",
-            c.spill_pending.load(Relaxed).max(0) as u64,
-        ),
-        (
-            "switchyard_spend_rows_written_total",
-            "Spend-log rows written to the database by the queue.",
-            "counter",
-            c.written.load(Relaxed),
-        ),
-        (
-            "switchyard_spend_rows_spilled_total",
-            "Spend-log rows appended to the spill file (queue full, or shutdown).",
-            "counter",
-            c.spilled.load(Relaxed),
-        ),
-        (
-            "switchyard_spend_rows_replayed_total",
-            "Spend-log rows written to the database from the spill file.",
-            "counter",
-            c.replayed.load(Relaxed),
-        ),
-        (
-            "switchyard_spend_rows_dropped_total",
-            "Spend-log rows lost: the queue was full and they could not be spilled.",
-            "counter",
-            c.dropped.load(Relaxed),
-        ),
-        (
-            "switchyard_spend_spill_bad_lines_total",
-            "Spill-file lines skipped on replay because they were not rows.",
-            "counter",
-            c.spill_bad_lines.load(Relaxed),
-        ),
-        (
-            "switchyard_spend_write_failures_total",
-            "Spend-log batch writes that failed and were retried.",
-            "counter",
-            c.write_failures.load(Relaxed),
-        ),
-        (
-            "switchyard_spend_store_up",
-            "Whether the last spend-log write succeeded.",
-            "gauge",
-            u64::from(c.store_ok.load(Relaxed)),
-        ),
-    ];
-    for (name, help, kind, value) in series {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    }
 }

@@ -233,6 +233,8 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
             metadata: None,
             cache_hit: false,
             cost: None,
+            upstream_latency: None,
+            rejection: None,
         };
         crate::telemetry::request_finished(&state, &event);
     }

@@ -45,6 +45,9 @@ pub struct RawConfig {
     /// Switchyard's own callback delivery keys (queue, batches, retries).
     #[serde(default)]
     pub switchyard_callbacks: Option<RawSwitchyardCallbacks>,
+    /// Switchyard's own metrics keys (tag labels and their cardinality cap).
+    #[serde(default)]
+    pub switchyard_metrics: Option<RawSwitchyardMetrics>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -206,11 +209,13 @@ pub struct RawLitellmSettings {
     pub ssl_verify: Option<SslVerify>,
     /// The status of a `budget_exceeded` refusal (429 here; LiteLLM 1.110 answers 422).
     pub budget_exceeded_status_code: Option<u16>,
-    /// Callbacks by name (`generic_api`, `langfuse`, `prometheus`, `otel` ...): success events
-    /// only, failure events only, or both.
+    /// LiteLLM's callbacks: `prometheus` in any of them turns on LiteLLM's metric names on
+    /// `/metrics`; other names are warned about (not supported yet).
+    pub callbacks: Option<Vec<String>>,
     pub success_callback: Option<Vec<String>>,
     pub failure_callback: Option<Vec<String>>,
-    pub callbacks: Option<Vec<String>>,
+    /// `GET /metrics` needs the master key or an admin key.
+    pub require_auth_for_metrics_endpoint: Option<bool>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
@@ -274,6 +279,17 @@ pub struct RawSwitchyardSpend {
     pub spill_file: Option<String>,
     /// Seconds a shutdown waits for the database before spilling what is queued.
     pub shutdown_flush_seconds: Option<f64>,
+}
+
+/// `switchyard_metrics:` — Switchyard's own keys, so unknown ones are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSwitchyardMetrics {
+    /// Keys of a request's `metadata` that become labels of the request series.
+    #[serde(default)]
+    pub tag_labels: Vec<String>,
+    /// Distinct values kept per tag label; later ones are counted as `other`.
+    pub max_label_values: Option<usize>,
 }
 
 /// `switchyard_routing:` — Switchyard's own keys, so unknown ones are errors, not warnings.

@@ -83,6 +83,8 @@ pub struct Config {
     pub budget_exceeded_status: axum::http::StatusCode,
     /// Callbacks (webhook, Langfuse) and alerts (docs/callbacks.md).
     pub callbacks: crate::callbacks::CallbackSettings,
+    /// What `/metrics` shows and who may read it.
+    pub metrics: crate::telemetry::MetricsSettings,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -324,6 +326,7 @@ impl<'a> Validator<'a> {
         let storage = self.storage(&raw)?;
         let spend = self.spend(&raw)?;
         let callbacks = self.callbacks(&raw)?;
+        let metrics = self.metrics(&raw)?;
         let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
             None => axum::http::StatusCode::TOO_MANY_REQUESTS,
             Some(code @ 400..=599) => axum::http::StatusCode::from_u16(code).map_err(|e| {
@@ -360,6 +363,7 @@ impl<'a> Validator<'a> {
                 spend,
                 budget_exceeded_status,
                 callbacks,
+                metrics,
             },
             warnings: self.warnings,
         })
@@ -616,6 +620,50 @@ impl<'a> Validator<'a> {
 
     /// An environment variable as LiteLLM sees it: `environment_variables:` first (LiteLLM
     /// exports them at start-up), then the process environment.
+    /// `switchyard_metrics:` and LiteLLM's metrics keys (`callbacks: ["prometheus"]`,
+    /// `require_auth_for_metrics_endpoint`).
+    fn metrics(
+        &mut self,
+        raw: &RawConfig,
+    ) -> Result<crate::telemetry::MetricsSettings, ConfigError> {
+        let mut metrics = crate::telemetry::MetricsSettings::default();
+        let litellm = &raw.litellm_settings;
+        // Callback names are checked (and unknown ones warned about) by `callbacks()`.
+        metrics.litellm_names = [
+            &litellm.callbacks,
+            &litellm.success_callback,
+            &litellm.failure_callback,
+        ]
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|name| name == "prometheus");
+        metrics.require_auth = litellm.require_auth_for_metrics_endpoint.unwrap_or(false);
+        let Some(own) = &raw.switchyard_metrics else {
+            return Ok(metrics);
+        };
+        for (i, label) in own.tag_labels.iter().enumerate() {
+            let location = format!("switchyard_metrics.tag_labels[{i}]");
+            if let Err(problem) = crate::telemetry::check_tag_label(label) {
+                return Err(invalid(&location, problem));
+            }
+            if metrics.tag_labels.contains(label) {
+                return Err(invalid(&location, format!("`{label}` is listed twice")));
+            }
+            metrics.tag_labels.push(label.clone());
+        }
+        if let Some(max) = own.max_label_values {
+            if max == 0 {
+                return Err(invalid(
+                    "switchyard_metrics.max_label_values",
+                    "must be at least 1".to_owned(),
+                ));
+            }
+            metrics.max_label_values = max;
+        }
+        Ok(metrics)
+    }
+
     fn spend(&self, raw: &RawConfig) -> Result<crate::spend::SpendSettings, ConfigError> {
         let mut spend = crate::spend::SpendSettings::default();
         if let Some(period) = &raw.general_settings.maximum_spend_logs_retention_period {

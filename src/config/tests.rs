@@ -763,3 +763,54 @@ fn spend_log_settings() {
     let err = parse_err("switchyard_spend:\n  queue_sise: 5\n");
     assert!(err.contains("queue_sise"), "{err}");
 }
+
+#[test]
+fn metrics_settings_from_litellm_keys_and_our_own() {
+    let loaded = parse_ok(
+        "litellm_settings:\n  success_callback: [prometheus, sentry]\n  require_auth_for_metrics_endpoint: true\nswitchyard_metrics:\n  tag_labels: [feature, tenant]\n  max_label_values: 20\n",
+    );
+    let m = &loaded.config.metrics;
+    assert!(m.litellm_names && m.require_auth);
+    assert_eq!(m.tag_labels, ["feature", "tenant"]);
+    assert_eq!(m.max_label_values, 20);
+    let warnings = loaded.warnings.join("\n");
+    assert!(
+        warnings.contains("callback `sentry` is not supported"),
+        "{warnings}"
+    );
+    assert!(
+        !warnings.contains("`prometheus` is not supported"),
+        "{warnings}"
+    );
+
+    let defaults = parse_ok("model_list: []\n").config.metrics;
+    assert!(!defaults.litellm_names && !defaults.require_auth);
+    assert!(defaults.tag_labels.is_empty());
+    assert_eq!(
+        defaults.max_label_values,
+        crate::telemetry::MetricsSettings::default().max_label_values
+    );
+
+    for (yaml, needle) in [
+        (
+            "switchyard_metrics: {tag_labels: [team]}",
+            "switchyard_metrics.tag_labels[0]",
+        ),
+        (
+            "switchyard_metrics: {tag_labels: [a-b]}",
+            "switchyard_metrics.tag_labels[0]",
+        ),
+        (
+            "switchyard_metrics: {tag_labels: [x, x]}",
+            "switchyard_metrics.tag_labels[1]",
+        ),
+        (
+            "switchyard_metrics: {max_label_values: 0}",
+            "switchyard_metrics.max_label_values",
+        ),
+        ("switchyard_metrics: {nope: 1}", "nope"),
+    ] {
+        let err = parse_err(yaml);
+        assert!(err.contains(needle), "{yaml}: {err}");
+    }
+}

@@ -59,6 +59,10 @@ pub struct RequestContext {
     pub admission: Option<crate::policy::enforce::Admission>,
     /// The request's `max_tokens` (set by the surface before `admit`), for its worst-case cost.
     pub max_output_tokens: Option<u64>,
+    /// The successful attempt's time at the upstream (from the router).
+    pub upstream_latency: Option<std::time::Duration>,
+    /// Why the request was refused before a deployment answered (for metrics).
+    rejection: Option<crate::telemetry::Rejection>,
     /// What the request reserved on its budgets (settled with its cost when it finishes).
     budget_hold: Option<crate::policy::budget::Reservation>,
     /// Every log line of the request's stages is inside it, so a warning names its request.
@@ -122,6 +126,8 @@ impl FromRequestParts<AppState> for RequestContext {
             request_id = edge.request_id.to_str().unwrap_or(""),
             caller = &*principal.label()
         );
+        // Brought down again when the finished event is emitted (exactly once).
+        state.metrics.request_started();
         Ok(RequestContext {
             request_id: edge.request_id,
             started: edge.started,
@@ -142,6 +148,8 @@ impl FromRequestParts<AppState> for RequestContext {
             output_bytes: 0,
             admission: None,
             max_output_tokens: None,
+            upstream_latency: None,
+            rejection: None,
             budget_hold: None,
             span,
             method: parts.method.clone(),
@@ -254,6 +262,7 @@ impl RequestContext {
     /// Records which deployment answered.
     pub fn served<T>(&mut self, served: &Served<T>) {
         self.served = Some((served.deployment.clone(), served.attempts));
+        self.upstream_latency = Some(served.upstream_latency);
     }
 
     /// The end of a non-streaming request (or of a stream that failed before it started):
@@ -264,6 +273,9 @@ impl RequestContext {
             Err(error) => {
                 if let Some(report) = error.served_by() {
                     self.served.get_or_insert(report);
+                }
+                if self.served.is_none() {
+                    self.rejection = Some(error.rejection());
                 }
                 // Only a spent budget: one held by requests in flight stays a 429 to retry.
                 let budget = matches!(
@@ -392,8 +404,11 @@ impl RequestContext {
             metadata: self.metadata.as_ref(),
             cache_hit: self.cache_hit,
             cost: self.cost,
+            upstream_latency: self.upstream_latency,
+            rejection: self.rejection,
         };
         crate::telemetry::request_finished(&self.state, &event);
+        self.state.metrics.request_ended();
     }
 }
 

@@ -67,4 +67,9 @@ pub struct Finished<'a> {
     pub cache_hit: bool,
     /// What the request cost; `None` when nothing was priced (refused before routing).
     pub cost: Option<crate::money::Cost>,
+    /// The successful attempt's time at the upstream (for a stream: until its first output).
+    pub upstream_latency: Option<Duration>,
+    /// Why the request was refused, when no deployment answered it (`None`: derive it from
+    /// the status).
+    pub rejection: Option<crate::telemetry::Rejection>,
 }

@@ -35,6 +35,9 @@ pub struct Served<T> {
     /// Attempts made, this one included.
     pub attempts: u32,
     pub report: RouteReport,
+    /// The successful attempt's time at the upstream (for a stream: until its first output),
+    /// so metrics can tell the gateway's overhead from the upstream's time.
+    pub upstream_latency: std::time::Duration,
 }
 
 /// How a request was routed, for response headers, logs and error messages.
@@ -117,7 +120,8 @@ struct Plan<'a> {
 }
 
 enum GroupOutcome<T> {
-    Served(T, Picked),
+    /// The answer, who gave it, and the successful attempt's upstream time.
+    Served(T, Picked, std::time::Duration),
     Failed(ProviderError, Arc<Deployment>),
     Unavailable(NoPick),
 }
@@ -181,6 +185,7 @@ impl Router {
             deployment: served.deployment,
             attempts: served.attempts,
             report: served.report,
+            upstream_latency: served.upstream_latency,
         })
     }
 
@@ -247,6 +252,7 @@ impl Router {
             deployment: served.deployment,
             attempts: served.attempts,
             report: served.report,
+            upstream_latency: served.upstream_latency,
         })
     }
 
@@ -322,6 +328,7 @@ impl Router {
             deployment: served.deployment,
             attempts: served.attempts,
             report: served.report,
+            upstream_latency: served.upstream_latency,
         })
     }
 
@@ -391,8 +398,14 @@ impl Router {
         let mut attempts = 0u32;
         let mut last_error: Option<(ProviderError, Arc<Deployment>)> = None;
         let mut last_unavailable: Option<(&str, NoPick)> = None;
+        // The group whose failure led to the next one (for the fallback metrics).
+        let mut previous: &str = plan.group;
         while let Some(name) = queue.next_group() {
             let first = std::ptr::eq(name, plan.group);
+            if !first {
+                crate::telemetry::fell_back(previous, name);
+            }
+            previous = name;
             let group = if first {
                 plan.first
             } else if let Some(group) = self.groups.get(name) {
@@ -412,10 +425,11 @@ impl Router {
                 .try_group(group, &mut plan, mode, &mut call, &mut attempts)
                 .await
             {
-                GroupOutcome::Served(value, picked) => {
+                GroupOutcome::Served(value, picked, upstream_latency) => {
                     let mut report = plan.report;
                     if !first {
                         picked.deployment.stats.record_fallback_served();
+                        crate::telemetry::fallback_finished(plan.group, name, true);
                         if report.requested.is_empty() {
                             report.requested = plan.group.to_owned();
                         }
@@ -427,6 +441,7 @@ impl Router {
                         deployment: picked.deployment,
                         attempts,
                         report,
+                        upstream_latency,
                     });
                 }
                 GroupOutcome::Failed(error, deployment) => {
@@ -461,6 +476,9 @@ impl Router {
         }
         let mut report = plan.report;
         report.fallbacks = queue.fallbacks_tried();
+        if report.fallbacks > 0 {
+            crate::telemetry::fallback_finished(plan.group, previous, false);
+        }
         tracing::warn!(
             model_group = %plan.group,
             attempts,
@@ -573,7 +591,7 @@ impl Router {
                             outcome: "ok",
                         });
                     }
-                    return GroupOutcome::Served(value, picked);
+                    return GroupOutcome::Served(value, picked, now.elapsed());
                 }
                 Err(error) => {
                     plan.report.trail.push(TrailEntry::Called {
@@ -596,6 +614,7 @@ impl Router {
                     }
                     retries_used += 1;
                     plan.report.retries += 1;
+                    crate::telemetry::retried(&group.name);
                     last = Some((error, deployment));
                 }
             }
@@ -684,6 +703,7 @@ impl Router {
                 deployment
                     .stats
                     .record_failure(error.class(), status, now_ms, waited);
+                crate::telemetry::attempt_failed(deployment, error.class(), status);
                 tracing::warn!(
                     model_group = %deployment.model_name,
                     deployment = %deployment.id,

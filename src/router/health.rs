@@ -1,9 +1,8 @@
 //! What the router knows about its deployments, for people and probes: optional background
 //! health checks (`general_settings.background_health_checks`), the `GET /health` report and
-//! the router's Prometheus series. No secret is ever part of it: base URLs lose their query
+//! the router's Prometheus series (copied into the recorder at scrape time). No secret is ever part of it: base URLs lose their query
 //! string and credentials, keys and headers are never read here.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -163,11 +162,7 @@ impl Router {
             "deployment_id": deployment.id,
             "provider": deployment.provider_name,
             "model": deployment.upstream.model,
-            "api_base": if deployment.is_mock() {
-                "mock_response".to_owned()
-            } else {
-                public_base(&deployment.upstream.base_url)
-            },
+            "api_base": deployment.public_base(),
             "state": state.name(),
             "cooldown_remaining_ms": cooldown_remaining_ms,
             "rate_limited": rate_limited,
@@ -199,99 +194,82 @@ impl Router {
         })
     }
 
-    /// The router's Prometheus series, appended to `/metrics`.
-    pub fn render_metrics(&self, out: &mut String) {
+    /// Copies the router's state into the metrics recorder (when `/metrics` is scraped): each
+    /// deployment's state, cooldowns, attempts and moving averages, and the route rules' matches.
+    pub fn publish_metrics(&self) {
+        use metrics::{counter, gauge, Label};
         let now_ms = self.clock.now_ms();
-        let mut series = |name: &str,
-                          help: &str,
-                          kind: &str,
-                          value: &dyn Fn(&Deployment) -> String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for d in &self.deployments {
-                let _ = writeln!(
-                    out,
-                    "{name}{{model_group=\"{}\",deployment=\"{}\",provider=\"{}\",canary=\"{}\"}} {}",
-                    escape(&d.model_name),
-                    escape(&d.id),
-                    escape(&d.provider_name),
-                    d.canary_share.is_some(),
-                    value(d)
-                );
+        let litellm = crate::telemetry::litellm_names();
+        for d in &self.deployments {
+            let labels = vec![
+                Label::new("model_group", d.model_name.clone()),
+                Label::new("deployment", d.id.clone()),
+                Label::new("provider", d.provider_name.clone()),
+                Label::new(
+                    "canary",
+                    if d.canary_share.is_some() {
+                        "true"
+                    } else {
+                        "false"
+                    },
+                ),
+            ];
+            let state = self.state_of(d, now_ms);
+            gauge!("switchyard_deployment_state", labels.clone()).set(f64::from(state.gauge()));
+            counter!("switchyard_deployment_cooldowns_total", labels.clone())
+                .absolute(self.cooldowns.snapshot(&d.id, now_ms).cooldowns);
+            gauge!("switchyard_deployment_in_flight", labels.clone())
+                .set(f64::from(d.stats.in_flight()));
+            counter!("switchyard_deployment_routed_total", labels.clone())
+                .absolute(d.stats.picks());
+            counter!("switchyard_deployment_served_total", labels.clone())
+                .absolute(d.stats.successes());
+            counter!("switchyard_deployment_failures_total", labels.clone())
+                .absolute(d.stats.failures());
+            counter!(
+                "switchyard_deployment_fallback_served_total",
+                labels.clone()
+            )
+            .absolute(d.stats.fallback_served());
+            gauge!("switchyard_deployment_latency_seconds", labels.clone())
+                .set(d.stats.latency().map_or(0.0, |l| l.as_secs_f64()));
+            gauge!("switchyard_deployment_ttft_seconds", labels)
+                .set(d.stats.ttft().map_or(0.0, |l| l.as_secs_f64()));
+            if litellm {
+                // LiteLLM: 0 healthy, 1 partial outage, 2 complete outage.
+                let value = match state {
+                    State::Healthy => 0.0,
+                    State::HalfOpen => 1.0,
+                    State::CoolingDown | State::Unhealthy => 2.0,
+                };
+                gauge!(
+                    "litellm_deployment_state",
+                    "litellm_model_name" => d.upstream.model.clone(),
+                    "model_id" => d.id.clone(),
+                    "api_base" => d.public_base(),
+                    "api_provider" => d.provider_name.clone()
+                )
+                .set(value);
             }
-        };
-        series(
-            "switchyard_deployment_state",
-            "0 healthy, 1 half-open (probing), 2 cooling down, 3 failed its health check.",
-            "gauge",
-            &|d| self.state_of(d, now_ms).gauge().to_string(),
-        );
-        series(
-            "switchyard_deployment_cooldowns_total",
-            "Times the deployment entered a cooldown.",
-            "counter",
-            &|d| self.cooldowns.snapshot(&d.id, now_ms).cooldowns.to_string(),
-        );
-        series(
-            "switchyard_deployment_in_flight",
-            "Attempts and open streams in flight.",
-            "gauge",
-            &|d| d.stats.in_flight().to_string(),
-        );
-        series(
-            "switchyard_deployment_routed_total",
-            "Attempts the router sent to the deployment.",
-            "counter",
-            &|d| d.stats.picks().to_string(),
-        );
-        series(
-            "switchyard_deployment_served_total",
-            "Attempts the deployment answered (for streams: reached the first output). With canary=\"true\", the canary's served share is this over the group's sum.",
-            "counter",
-            &|d| d.stats.successes().to_string(),
-        );
-        series(
-            "switchyard_deployment_failures_total",
-            "Attempts that failed (any error class), mid-stream failures included.",
-            "counter",
-            &|d| d.stats.failures().to_string(),
-        );
-        series(
-            "switchyard_deployment_fallback_served_total",
-            "Requests the deployment answered after another model group had failed.",
-            "counter",
-            &|d| d.stats.fallback_served().to_string(),
-        );
-        series(
-            "switchyard_deployment_latency_seconds",
-            "Moving average of whole-request latency (0 until measured).",
-            "gauge",
-            &|d| {
-                d.stats
-                    .latency()
-                    .map_or(0.0, |l| l.as_secs_f64())
-                    .to_string()
-            },
-        );
-        series(
-            "switchyard_deployment_ttft_seconds",
-            "Moving average of a stream's time to first output (0 until measured).",
-            "gauge",
-            &|d| d.stats.ttft().map_or(0.0, |l| l.as_secs_f64()).to_string(),
-        );
-        if !self.rules.is_empty() {
-            let _ = writeln!(
-                out,
-                "# HELP switchyard_route_rule_matches_total Requests each route rule sent to its model group.\n# TYPE switchyard_route_rule_matches_total counter"
-            );
-            for rule in self.rules.iter() {
-                let _ = writeln!(
-                    out,
-                    "switchyard_route_rule_matches_total{{rule=\"{}\",route_to=\"{}\"}} {}",
-                    escape(rule.name()),
-                    escape(&rule.config.route_to),
-                    rule.matched()
-                );
-            }
+        }
+        for rule in self.rules.iter() {
+            counter!(
+                "switchyard_route_rule_matches_total",
+                "rule" => rule.name().to_owned(),
+                "route_to" => rule.config.route_to.clone()
+            )
+            .absolute(rule.matched());
+        }
+    }
+}
+
+impl Deployment {
+    /// Where the deployment sends requests, safe to show: no credentials, no query string.
+    pub fn public_base(&self) -> String {
+        if self.is_mock() {
+            "mock_response".to_owned()
+        } else {
+            public_base(&self.upstream.base_url)
         }
     }
 }
@@ -312,13 +290,6 @@ fn public_base(url: &str) -> String {
         }
         None => without_query.to_owned(),
     }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]

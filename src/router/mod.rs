@@ -410,6 +410,15 @@ impl Router {
         transition: cooldown::Transition,
         error: Option<&ProviderError>,
     ) {
+        let status = match error {
+            Some(ProviderError::Status { status, .. }) => Some(*status),
+            _ => None,
+        };
+        crate::telemetry::cooldown_transition(
+            deployment,
+            matches!(transition, cooldown::Transition::Opened { .. }),
+            status,
+        );
         match transition {
             cooldown::Transition::Opened { until_ms } => {
                 let cooldown_ms = until_ms.saturating_sub(self.clock.now_ms());

@@ -497,8 +497,12 @@ fn route_rule_aliases_are_listed_and_secrets_stay_out_of_health() {
         "{report}"
     );
     assert!(report.contains("https://x.example/v1"), "{report}");
-    let mut metrics = String::new();
-    r.render_metrics(&mut metrics);
+    // A recorder of the test's own: unit tests never install the process's global one.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || r.publish_metrics());
+    let metrics = handle.render();
+    assert!(!metrics.contains("sk-secret"), "{metrics}");
     assert!(
         metrics.contains("switchyard_route_rule_matches_total{rule=\"all\",route_to=\"cheap\"} 0")
     );

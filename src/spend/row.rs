@@ -145,6 +145,8 @@ mod tests {
                 total: Nanos(1234),
                 source: CostSource::Reported,
             }),
+            upstream_latency: None,
+            rejection: None,
         }
     }
 

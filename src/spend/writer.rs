@@ -3,8 +3,9 @@
 //! Bounds, in order of what gives way:
 //! - the request path only builds the row and `try_send`s it into a bounded queue
 //!   (`queue_size` rows);
-//! - every `flush_interval` (at once while batches come out full) the writer takes up to
-//!   `batch_size` rows and writes them in one transaction (`ON CONFLICT (id) DO NOTHING`: a batch retried after a commit
+//! - every `flush_interval` (at once while batches come out full, or when a push finds a full
+//!   batch waiting) the writer takes up to `batch_size` rows and writes them in one
+//!   transaction (`ON CONFLICT (started_at, id) DO NOTHING`: a batch retried after a commit
 //!   whose answer was lost adds nothing twice, rows nor totals);
 //! - while the database fails, the batch stays in memory and is retried with backoff
 //!   (`MIN_BACKOFF` doubling to `MAX_BACKOFF`); the queue fills behind it;
@@ -57,7 +58,8 @@ impl Default for SpendSettings {
     fn default() -> Self {
         SpendSettings {
             queue_size: 10_000,
-            batch_size: 500,
+            // Two 256-row INSERTs on SQLite, eight 64-row ones on PostgreSQL.
+            batch_size: 512,
             flush_interval: Duration::from_millis(500),
             spill_file: Some(PathBuf::from(DEFAULT_SPILL_FILE)),
             shutdown_flush: Duration::from_secs(5),
@@ -88,6 +90,12 @@ pub struct SpendLog {
     started: AtomicBool,
     /// Serialises appends to the spill file with its rename at the start of a replay.
     spill_lock: Mutex<()>,
+    /// Wakes the writer before its interval when a full batch is waiting: under load the
+    /// interval alone lets the queue fill (8,000 rows in 500 ms at 16,000 requests/s) and rows
+    /// spill to the file, which costs far more than writing them.
+    wake: tokio::sync::Notify,
+    /// Whether a wake-up is pending, so a push notifies once per batch, not once per row.
+    wake_sent: AtomicBool,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
     pub settings: SpendSettings,
@@ -104,6 +112,8 @@ impl SpendLog {
             rx: Mutex::new(Some(rx)),
             started: AtomicBool::new(false),
             spill_lock: Mutex::new(()),
+            wake: tokio::sync::Notify::new(),
+            wake_sent: AtomicBool::new(false),
             stop: CancellationToken::new(),
             task: Mutex::new(None),
             settings,
@@ -118,7 +128,13 @@ impl SpendLog {
             return;
         }
         match self.tx.try_send(row) {
-            Ok(()) => {}
+            Ok(()) => {
+                if self.queued() >= self.settings.batch_size.max(1)
+                    && !self.wake_sent.swap(true, Relaxed)
+                {
+                    self.wake.notify_one();
+                }
+            }
             Err(TrySendError::Full(row) | TrySendError::Closed(row)) => {
                 self.spill(std::slice::from_ref(&row));
             }
@@ -206,9 +222,12 @@ async fn run(log: Arc<SpendLog>, store: Arc<dyn Store>, mut rx: mpsc::Receiver<S
                 tokio::select! {
                     biased;
                     () = log.stop.cancelled() => break,
+                    () = log.wake.notified() => {}
                     () = tokio::time::sleep(log.settings.flush_interval.min(IDLE_TICK)) => {}
                 }
             }
+            // Cleared before taking rows: a push that fills the next batch wakes us again.
+            log.wake_sent.store(false, Relaxed);
             while batch.len() < batch_size {
                 match rx.try_recv() {
                     Ok(row) => batch.push(row),

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_spend.sql",
         include_str!("../../migrations/postgres/0002_spend.sql"),
     ),
+    (
+        "0003_spend_keys.sql",
+        include_str!("../../migrations/postgres/0003_spend_keys.sql"),
+    ),
 ];
 
 /// How long a management call waits for a pooled connection before answering 503, and how long
@@ -721,6 +725,8 @@ mod spend {
     use super::*;
     super::super::spend_sql::spend_queries!(
         sqlx::Postgres,
+        super::super::spend_sql::PG_INSERT_CHUNK,
+        true,
         "::jsonb",
         PG_COLUMNS,
         "switchyard_spend_logs l CROSS JOIN LATERAL jsonb_array_elements_text(CASE WHEN jsonb_typeof(l.metadata -> 'tags') = 'array' THEN l.metadata -> 'tags' ELSE '[]'::jsonb END) AS t(value)",

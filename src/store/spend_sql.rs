@@ -7,12 +7,70 @@ use super::sql::Cols;
 use super::StoreError;
 use crate::spend::SpendRow;
 
-/// Rows per INSERT statement (a batch is several, in one transaction). Small statements keep
-/// each step of the writer short: one statement of hundreds of rows (thousands of parameters
-/// to encode, and for PostgreSQL to parse) took long enough, on a busy two-core machine, to
-/// delay requests' Redis rate-limit calls past their 75 ms timeout
+/// Rows per INSERT statement, at most, on PostgreSQL (a batch is several, in one transaction).
+/// Small statements keep each step of the writer short: one statement of hundreds of rows
+/// (thousands of parameters to encode, and for PostgreSQL to parse) took long enough, on a busy
+/// two-core machine, to delay requests' Redis rate-limit calls past their 75 ms timeout
 /// (tests/limits.rs `two_instances_...` went flaky); 50 rows measured no such effect.
-pub(super) const INSERT_CHUNK: usize = 50;
+pub(super) const PG_INSERT_CHUNK: usize = 64;
+
+/// Rows per INSERT statement, at most, on SQLite. Each statement is a round trip to the
+/// connection's worker thread, and under load the writer task waits behind every request task
+/// for each answer: at 64 rows a statement, a gateway serving 18,000 requests/s on one core
+/// wrote fewer rows than it made and the queue filled. SQLite binds and steps the statement on
+/// that worker thread, off the request path.
+pub(super) const SQLITE_INSERT_CHUNK: usize = 256;
+
+/// The row counts an INSERT statement is written for, up to a backend's largest: a batch is cut
+/// into the largest that fit (`n / max` statements of `max`, then at most one of each smaller
+/// size), so the writer runs a few statements that the connection's statement cache keeps
+/// prepared, never one made for this batch's size.
+pub(super) const CHUNK_SIZES: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+
+/// Cuts `rows` into statements of [`CHUNK_SIZES`] rows, none larger than `max`.
+pub(super) fn chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = CHUNK_SIZES
+            .into_iter()
+            .find(|&size| size <= max && size <= rows.len())?;
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
+
+/// The INSERT of `n` rows, each row's JSON parameter followed by `json_cast`. A row whose
+/// (started_at, id) is already there is skipped: the same row again, from a retried batch or a
+/// replayed spill file. With `returning`, the statement answers the ids it inserted.
+///
+/// Placeholders are `$1`, `$2`... when `numbered` (PostgreSQL), else `?` (SQLite): SQLite looks
+/// a named parameter up in a list, once when it parses and once per bind, so a statement of
+/// 1,536 `$N` costs millions of instructions to prepare and to bind where `?` costs nothing.
+pub(super) fn insert_sql(n: usize, numbered: bool, json_cast: &str, returning: bool) -> String {
+    const PER_ROW: usize = 24;
+    let mut sql = format!("INSERT INTO switchyard_spend_logs ({COLUMNS}) VALUES ");
+    for row in 0..n {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 1..=PER_ROW {
+            if column > 1 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                sql.push('$');
+                sql.push_str(&(row * PER_ROW + column).to_string());
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push_str(json_cast);
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (started_at, id) DO NOTHING");
+    if returning {
+        sql.push_str(" RETURNING id");
+    }
+    sql
+}
 
 pub(super) const COLUMNS: &str = "id, request_id, started_at, api_key, key_alias, team_id, \
     user_id, end_user, requested_model, model_group, deployment_id, provider, prompt_tokens, \
@@ -60,18 +118,93 @@ pub(super) fn spend_from_row(row: &impl Cols) -> Result<SpendRow, StoreError> {
 
 /// Writes the spend functions for one backend:
 /// - `$db`: the sqlx database type;
+/// - `$max_chunk`: the most rows one INSERT statement takes;
+/// - `$numbered`: whether the INSERT's placeholders are `$N` (else `?`, see [`insert_sql`]);
 /// - `$json_cast`: what follows a bound JSON text (`""` or `"::jsonb"`);
 /// - `$select`: the column list as read back (JSON as text);
 /// - `$tags`: the FROM clause that yields one row per tag as `t.value`;
 /// - `$meta`, `$meta_end`: the expression of a metadata key around `$meta_bind(key)`.
 macro_rules! spend_queries {
-    ($db:ty, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
+    ($db:ty, $max_chunk:expr, $numbered:expr, $json_cast:expr, $select:expr, $tags:expr, $meta:expr, $meta_end:expr, $meta_bind:expr) => {
         use $crate::spend::{DailyRow, GroupBy, Owner, ReportRow, SpendFilter, SpendRow};
         #[allow(unused_imports)]
-        use $crate::store::spend_sql::{spend_from_row, COLUMNS, INSERT_CHUNK, PG_COLUMNS};
+        use $crate::store::spend_sql::{
+            chunks, insert_sql, spend_from_row, CHUNK_SIZES, COLUMNS, PG_COLUMNS,
+        };
 
-        /// Inserts the rows (ignoring ids already there) and adds the cost of those newly
+        /// The INSERT statements, written once per process: `[returning][size index]`.
+        fn insert_statement(rows: usize, returning: bool) -> &'static str {
+            static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+            let sql = SQL.get_or_init(|| {
+                [false, true].map(|returning| {
+                    CHUNK_SIZES
+                        .iter()
+                        .filter(|&&n| n <= $max_chunk)
+                        .map(|&n| insert_sql(n, $numbered, $json_cast, returning))
+                        .collect()
+                })
+            });
+            let size = CHUNK_SIZES
+                .iter()
+                .filter(|&&n| n <= $max_chunk)
+                .position(|&n| n == rows)
+                .unwrap_or(0);
+            &sql[usize::from(returning)][size]
+        }
+
+        /// The INSERT statements of the common path (no RETURNING), one per size, for a
+        /// connection to prepare when it opens.
+        #[allow(dead_code)]
+        pub(super) fn insert_statements() -> impl Iterator<Item = &'static str> {
+            CHUNK_SIZES
+                .iter()
+                .filter(|&&n| n <= $max_chunk)
+                .map(|&n| insert_statement(n, false))
+        }
+
+        /// One INSERT of `rows` (a size of [`CHUNK_SIZES`]), its parameters bound by reference.
+        fn insert<'q>(
+            rows: &'q [SpendRow],
+            returning: bool,
+        ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments> {
+            let mut query = sqlx::query::<$db>(insert_statement(rows.len(), returning));
+            for row in rows {
+                query = query
+                    .bind(row.id.as_str())
+                    .bind(row.request_id.as_str())
+                    .bind(row.started_at)
+                    .bind(row.api_key.as_str())
+                    .bind(row.key_alias.as_deref())
+                    .bind(row.team_id.as_deref())
+                    .bind(row.user_id.as_deref())
+                    .bind(row.end_user.as_deref())
+                    .bind(row.requested_model.as_str())
+                    .bind(row.model_group.as_deref())
+                    .bind(row.deployment_id.as_deref())
+                    .bind(row.provider.as_deref())
+                    .bind(row.prompt_tokens)
+                    .bind(row.completion_tokens)
+                    .bind(row.cached_tokens)
+                    .bind(row.cost_nanos)
+                    .bind(row.cost_source.as_str())
+                    .bind(row.latency_ms)
+                    .bind(row.ttft_ms)
+                    .bind(row.status)
+                    .bind(row.outcome.as_str())
+                    .bind(row.stream)
+                    .bind(row.cache_hit)
+                    .bind(row.metadata_json());
+            }
+            query
+        }
+
+        /// Inserts the rows (skipping those already there) and adds the cost of those newly
         /// inserted to the totals, in one transaction. Returns how many rows were new.
+        ///
+        /// Nearly every batch is all new, and an INSERT's count of rows says so without
+        /// returning ids: that is the fast path. When a statement inserted fewer rows than it
+        /// had (a retried batch, a replayed spill file), the transaction is rolled back and the
+        /// batch written again with `RETURNING id`, so only new rows add to the totals.
         pub(super) async fn write_spend(
             pool: &sqlx::Pool<$db>,
             rows: &[SpendRow],
@@ -80,49 +213,45 @@ macro_rules! spend_queries {
                 return Ok(0);
             }
             let mut tx = pool.begin().await.map_err(unavailable)?;
-            let mut inserted: std::collections::HashSet<String> = Default::default();
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut query = sqlx::QueryBuilder::<$db>::new(format!(
-                    "INSERT INTO switchyard_spend_logs ({COLUMNS}) "
-                ));
-                query.push_values(chunk, |mut b, row| {
-                    b.push_bind(row.id.clone())
-                        .push_bind(row.request_id.clone())
-                        .push_bind(row.started_at)
-                        .push_bind(row.api_key.clone())
-                        .push_bind(row.key_alias.clone())
-                        .push_bind(row.team_id.clone())
-                        .push_bind(row.user_id.clone())
-                        .push_bind(row.end_user.clone())
-                        .push_bind(row.requested_model.clone())
-                        .push_bind(row.model_group.clone())
-                        .push_bind(row.deployment_id.clone())
-                        .push_bind(row.provider.clone())
-                        .push_bind(row.prompt_tokens)
-                        .push_bind(row.completion_tokens)
-                        .push_bind(row.cached_tokens)
-                        .push_bind(row.cost_nanos)
-                        .push_bind(row.cost_source.clone())
-                        .push_bind(row.latency_ms)
-                        .push_bind(row.ttft_ms)
-                        .push_bind(row.status)
-                        .push_bind(row.outcome.clone())
-                        .push_bind(row.stream)
-                        .push_bind(row.cache_hit)
-                        .push_bind(row.metadata_json())
-                        .push_unseparated($json_cast);
-                });
-                query.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-                let ids: Vec<(String,)> = query
-                    .build_query_as()
-                    .fetch_all(&mut *tx)
+            let mut all_new = true;
+            for chunk in chunks(rows, $max_chunk) {
+                let result = insert(chunk, false)
+                    .execute(&mut *tx)
                     .await
                     .map_err(unavailable)?;
-                inserted.extend(ids.into_iter().map(|(id,)| id));
+                if result.rows_affected() != chunk.len() as u64 {
+                    all_new = false;
+                    break;
+                }
             }
-            let totals =
-                $crate::spend::totals(rows.iter().filter(|row| inserted.contains(&row.id)));
-            for ((owner, id), nanos) in totals {
+            let new_rows: Vec<&SpendRow> = if all_new {
+                rows.iter().collect()
+            } else {
+                tx.rollback().await.map_err(unavailable)?;
+                tx = pool.begin().await.map_err(unavailable)?;
+                let mut inserted: std::collections::HashMap<String, usize> = Default::default();
+                for chunk in chunks(rows, $max_chunk) {
+                    let ids = insert(chunk, true)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
+                    for id in ids {
+                        let id: String = sqlx::Row::try_get(&id, 0).map_err(unavailable)?;
+                        *inserted.entry(id).or_default() += 1;
+                    }
+                }
+                // A row listed twice in the batch is inserted (and counted) once.
+                rows.iter()
+                    .filter(|row| match inserted.get_mut(&row.id) {
+                        Some(n) if *n > 0 => {
+                            *n -= 1;
+                            true
+                        }
+                        _ => false,
+                    })
+                    .collect()
+            };
+            for ((owner, id), nanos) in $crate::spend::totals(new_rows.iter().copied()) {
                 sqlx::query::<$db>(
                     "INSERT INTO switchyard_spend_totals (kind, id, spend_nanos) \
                      VALUES ($1, $2, $3) ON CONFLICT (kind, id) DO UPDATE \
@@ -136,7 +265,7 @@ macro_rules! spend_queries {
                 .map_err(unavailable)?;
             }
             tx.commit().await.map_err(unavailable)?;
-            Ok(inserted.len() as u64)
+            Ok(new_rows.len() as u64)
         }
 
         pub(super) async fn spend_total(
@@ -271,7 +400,8 @@ macro_rules! spend_queries {
             );
             push_filter(&mut query, filter);
             query.push(" GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1");
-            type Daily = (
+            #[allow(clippy::type_complexity)]
+            let rows: Vec<(
                 i64,
                 Option<String>,
                 String,
@@ -279,45 +409,37 @@ macro_rules! spend_queries {
                 String,
                 Option<String>,
                 Option<String>,
-                (i64, i64, i64, i64, i64, i64, i64),
-            );
-            let rows = query.build().fetch_all(pool).await.map_err(unavailable)?;
-            rows.iter()
-                .map(|row| {
-                    use sqlx::Row as _;
-                    let get = |i: usize| row.try_get::<i64, _>(i);
-                    let daily: Result<Daily, sqlx::Error> = (|| {
-                        Ok((
-                            get(0)?,
-                            row.try_get(1)?,
-                            row.try_get(2)?,
-                            row.try_get(3)?,
-                            row.try_get(4)?,
-                            row.try_get(5)?,
-                            row.try_get(6)?,
-                            (get(7)?, get(8)?, get(9)?, get(10)?, get(11)?, get(12)?, get(13)?),
-                        ))
-                    })();
-                    let (day, model_group, requested_model, provider, api_key, key_alias, team_id, sums) =
-                        daily.map_err(unavailable)?;
-                    Ok(DailyRow {
-                        day,
-                        model_group,
-                        requested_model,
-                        provider,
-                        api_key,
-                        key_alias,
-                        team_id,
-                        spend_nanos: sums.0,
-                        requests: sums.1,
-                        failed: sums.2,
-                        prompt_tokens: sums.3,
-                        completion_tokens: sums.4,
-                        cached_tokens: sums.5,
-                        latency_ms: sums.6,
-                    })
+                i64,
+                i64,
+                i64,
+                i64,
+                i64,
+                i64,
+                i64,
+            )> = query
+                .build_query_as()
+                .fetch_all(pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| DailyRow {
+                    day: r.0,
+                    model_group: r.1,
+                    requested_model: r.2,
+                    provider: r.3,
+                    api_key: r.4,
+                    key_alias: r.5,
+                    team_id: r.6,
+                    spend_nanos: r.7,
+                    requests: r.8,
+                    failed: r.9,
+                    prompt_tokens: r.10,
+                    completion_tokens: r.11,
+                    cached_tokens: r.12,
+                    latency_ms: r.13,
                 })
-                .collect()
+                .collect())
         }
 
         pub(super) async fn delete_spend_before(
@@ -334,3 +456,42 @@ macro_rules! spend_queries {
     };
 }
 pub(super) use spend_queries;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_cut_into_the_fixed_statement_sizes() {
+        let sizes = |n: usize, max: usize| {
+            let rows = vec![0u8; n];
+            chunks(&rows, max).map(<[u8]>::len).collect::<Vec<_>>()
+        };
+        assert_eq!(sizes(0, 64), Vec::<usize>::new());
+        assert_eq!(sizes(1, 64), [1]);
+        assert_eq!(sizes(37, 64), [32, 4, 1]);
+        assert_eq!(sizes(500, 64), [64, 64, 64, 64, 64, 64, 64, 32, 16, 4]);
+        assert_eq!(sizes(512, SQLITE_INSERT_CHUNK), [256, 256]);
+        for max in [PG_INSERT_CHUNK, SQLITE_INSERT_CHUNK] {
+            for n in 0..700 {
+                let cut = sizes(n, max);
+                assert_eq!(cut.iter().sum::<usize>(), n);
+                assert!(cut
+                    .iter()
+                    .all(|&size| CHUNK_SIZES.contains(&size) && size <= max));
+            }
+        }
+    }
+
+    #[test]
+    fn inserts_use_anonymous_placeholders_on_sqlite_and_numbered_ones_on_postgres() {
+        let sqlite = insert_sql(2, false, "", false);
+        assert_eq!(sqlite.matches('?').count(), 48);
+        assert!(!sqlite.contains('$'));
+        assert!(sqlite.ends_with("ON CONFLICT (started_at, id) DO NOTHING"));
+        let postgres = insert_sql(2, true, "::jsonb", true);
+        assert!(postgres.contains("$24::jsonb), ($25, "));
+        assert!(postgres.contains("$48::jsonb) ON CONFLICT"));
+        assert!(postgres.ends_with("DO NOTHING RETURNING id"));
+    }
+}

@@ -31,6 +31,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_spend.sql",
         include_str!("../../migrations/sqlite/0002_spend.sql"),
     ),
+    (
+        "0003_spend_keys.sql",
+        include_str!("../../migrations/sqlite/0003_spend_keys.sql"),
+    ),
 ];
 
 /// Writers wait this long for another connection's write lock before failing.
@@ -38,6 +42,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The spend-log writer's own connection: SQLite writes one transaction at a time anyway,
+    /// and on one connection its INSERT statements are prepared (and held in memory) once, not
+    /// once for each pooled connection the writer happens to take.
+    spend_pool: SqlitePool,
     path: PathBuf,
 }
 
@@ -56,7 +64,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| {
                 StoreError::Unavailable(format!(
@@ -68,8 +76,30 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(format!("{}: {e}", path.display())))?;
+        let spend_pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            // Prepared before the first batch, so a batch of a size not seen yet does not pay
+            // for parsing a statement of hundreds of rows.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    for sql in spend::insert_statements() {
+                        sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(sql))
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot open the SQLite database {}: {e}",
+                    path.display()
+                ))
+            })?;
         Ok(SqliteStore {
             pool,
+            spend_pool,
             path: path.to_owned(),
         })
     }
@@ -82,6 +112,7 @@ impl SqliteStore {
     /// Closes every connection (tests reopen the file; the gateway just drops the store).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.spend_pool.close().await;
     }
 
     /// Deletes a row and leaves a tombstone, in one transaction.
@@ -524,7 +555,7 @@ impl Store for SqliteStore {
     }
 
     fn write_spend<'a>(&'a self, rows: &'a [SpendRow]) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(spend::write_spend(&self.pool, rows))
+        Box::pin(spend::write_spend(&self.spend_pool, rows))
     }
 
     fn spend_total<'a>(
@@ -558,7 +589,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(spend::delete_spend_before(&self.pool, before))
+        Box::pin(spend::delete_spend_before(&self.spend_pool, before))
     }
 }
 
@@ -570,6 +601,8 @@ mod spend {
     use super::*;
     super::super::spend_sql::spend_queries!(
         sqlx::Sqlite,
+        super::super::spend_sql::SQLITE_INSERT_CHUNK,
+        false,
         "",
         COLUMNS,
         "switchyard_spend_logs l, json_each(l.metadata, '$.tags') t",
