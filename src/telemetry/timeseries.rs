@@ -485,6 +485,8 @@ mod tests {
             metadata: None,
             cache_hit: false,
             cost: None,
+            upstream_latency: None,
+            rejection: None,
         }
     }
 
