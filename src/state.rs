@@ -25,6 +25,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     snapshot: ArcSwap<Snapshot>,
     pub metrics: Metrics,
+    /// The dashboard's per-minute traffic of this instance (`telemetry/timeseries.rs`).
+    pub traffic: crate::telemetry::timeseries::Traffic,
     /// Keys, teams, users and end users, as the request path reads them (never the database).
     pub identities: Arc<IdentityCache>,
     /// Where identities are kept; management routes write here, then update the cache.
@@ -131,6 +133,7 @@ impl AppState {
             budgets,
             store_healthy: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             metrics,
+            traffic: crate::telemetry::timeseries::Traffic::new(),
             config_path,
             streams_cut: CancellationToken::new(),
             reload_lock: tokio::sync::Mutex::new(()),

@@ -60,6 +60,7 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/user/daily/activity", get(activity::user))
         .route("/team/daily/activity", get(activity::team))
         .merge(management::routes())
+        .merge(crate::ui::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), edge))

@@ -5,6 +5,7 @@
 
 mod log_writer;
 mod metrics;
+pub mod timeseries;
 pub mod traces;
 
 pub use log_writer::{flush as flush_logs, LOG_LINES_DROPPED};
@@ -16,13 +17,17 @@ pub use metrics::{
 use crate::pipeline::Finished;
 use crate::state::AppState;
 
-/// Every consumer of the request-finished event, in one place: metrics, the spend log (a row
+/// Every consumer of the request-finished event, in one place: metrics, the dashboard's traffic
+/// series (`timeseries.rs`), the spend log (a row
 /// handed to a bounded queue, see `spend/`), the callbacks (a record handed to a bounded queue,
 /// see `callbacks/`), traces (when on), then the access log
 /// (target `access`, so `RUST_LOG=info,access=off` turns it off alone; formatting it costs tens
 /// of microseconds of CPU, see docs/operations.md), then traces (spans queued to the exporter).
 pub fn request_finished(state: &AppState, event: &Finished<'_>) {
     state.metrics.record(event);
+    state
+        .traffic
+        .record(event, crate::auth::cache::now_ms() as u64);
     if let Some(row) = crate::spend::SpendRow::from_event(event, crate::auth::cache::now_ms()) {
         state.spend.push(row);
     }

@@ -84,7 +84,11 @@ pub fn build(
     scope: &InstrumentationScope,
 ) -> Vec<SpanData> {
     let ended = SystemTime::now();
-    let started = ended.checked_sub(event.latency).unwrap_or(trace.started);
+    // The earlier of the two: the trace is made at the edge, the latency is counted from the
+    // request context; a span must start no later than its first attempt.
+    let started = ended
+        .checked_sub(event.latency)
+        .map_or(trace.started, |s| s.min(trace.started));
     let operation = operation(event.path);
     let deployment = event.deployment.map(|d| &**d);
     let mut attributes = Vec::with_capacity(24);
