@@ -28,6 +28,7 @@ P50_TARGET_MS = 0.2  # Switchyard p50 - nginx p50 at concurrency 1 <= 0.2 ms
 RSS_TARGET_MB = 30.0  # Switchyard peak RSS < 30 MB
 TRANSLATION_CPU_TARGET_PCT = 20.0  # OpenAI->Anthropic translation CPU/request <= +20% of pass-through
 BUDGET_RPS_TARGET_PCT = 90.0  # a budgeted key (spend logging on) >= 90% of the master key's req/s
+OBSERVED_RPS_TARGET_PCT = 90.0  # metrics, traces and JSON logs on >= 90% of the row with them off
 TTFB_TARGET_MS = 1.0  # streaming time to first byte through the gateway <= direct + 1 ms
 
 
@@ -232,6 +233,26 @@ def cmd_table(path, md_out=None, header="", ttfb_path=None):
         )
     elif bu:
         summary.append(f"- Budgeted key: FAIL - no req/s for switchyard or switchyard-budget at c={hi}")
+
+    # Observability on (Prometheus with LiteLLM's names and a tag label, every request traced to
+    # a local OTLP collector, a JSON access log line per request) against the same gateway with
+    # them off, in the same run: req/s within OBSERVED_RPS_TARGET_PCT.
+    sy, ob = row("switchyard", hi), row("switchyard-observed", hi)
+    if sy and ob and sy["rps"] and ob["rps"]:
+        pct = 100.0 * ob["rps"] / sy["rps"]
+        cpu = ""
+        if per_request(sy) and per_request(ob) is not None:
+            cpu = (
+                f"; CPU {per_request(ob):.0f} vs {per_request(sy):.0f} us/req, "
+                f"{100.0 * (per_request(ob) / per_request(sy) - 1.0):+.1f}%"
+            )
+        summary.append(
+            f"- Observability on: switchyard-observed req/s at c={hi} is {pct:.1f}% of switchyard's "
+            f"({ob['rps']:.0f} vs {sy['rps']:.0f}{cpu}; target >= {OBSERVED_RPS_TARGET_PCT:.0f}%): "
+            f"{verdict(pct >= OBSERVED_RPS_TARGET_PCT)}"
+        )
+    elif ob:
+        summary.append(f"- Observability on: FAIL - no req/s for switchyard or switchyard-observed at c={hi}")
 
     ttfb = read_ttfb(ttfb_path)
     if ttfb:
