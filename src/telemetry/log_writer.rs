@@ -27,6 +27,24 @@ const INTERVAL: Duration = Duration::from_millis(20);
 /// The receiving end, shared by the writer thread and [`flush`].
 static PENDING: OnceLock<Mutex<Receiver<Vec<u8>>>> = OnceLock::new();
 
+/// The sending end, for lines formatted outside `tracing` (the JSON access line).
+static SENDER: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
+
+/// Hands a whole line to the writer thread (dropped and counted when it is behind); straight to
+/// stderr when there is no writer thread.
+pub fn send(line: Vec<u8>) {
+    match SENDER.get() {
+        Some(tx) => {
+            if tx.try_send(line).is_err() {
+                LOG_LINES_DROPPED.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        None => {
+            let _ = io::stderr().write_all(&line);
+        }
+    }
+}
+
 pub struct ChannelWriter {
     tx: SyncSender<Vec<u8>>,
 }
@@ -36,6 +54,7 @@ impl ChannelWriter {
     pub fn spawn() -> Option<Self> {
         let (tx, rx) = sync_channel::<Vec<u8>>(CAPACITY);
         PENDING.set(Mutex::new(rx)).ok()?;
+        let _ = SENDER.set(tx.clone());
         std::thread::Builder::new()
             .name("switchyard-log".into())
             .spawn(|| loop {

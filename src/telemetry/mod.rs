@@ -3,6 +3,7 @@
 //! ([`request_finished`]) and the router's per-attempt events; no handler calls a recorder
 //! directly.
 
+mod access_json;
 mod log_writer;
 mod metrics;
 pub mod timeseries;
@@ -33,7 +34,11 @@ pub fn request_finished(state: &AppState, event: &Finished<'_>) {
     }
     state.callbacks.on_finished(event);
     if tracing::enabled!(target: "access", tracing::Level::INFO) {
-        access_line(event);
+        if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+            log_writer::send(access_json::line(event, std::time::SystemTime::now()));
+        } else {
+            access_line(event);
+        }
     }
     if event.trace.is_some() {
         traces::request_finished(event);
@@ -205,7 +210,11 @@ fn access_line(event: &Finished<'_>) {
 /// Text logs by default, JSON lines with `--json-logs`; the level comes from `RUST_LOG`
 /// (default `info`). Logs go to stderr so stdout stays for the `listening on` line. `background`
 /// hands lines to a writer thread (the server); the short-lived commands write directly.
+/// Logs are JSON lines (`--json-logs`): the access line is then written by `access_json`.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn init_logging(json: bool, background: bool) {
+    JSON_LOGS.store(json, std::sync::atomic::Ordering::Relaxed);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
