@@ -31,6 +31,7 @@
 //! the environment and `litellm_settings.callbacks`; a config reload does not turn it on or off.
 
 mod export;
+mod otlp;
 pub mod propagation;
 mod spans;
 
@@ -292,7 +293,5 @@ pub fn request_finished(event: &Finished<'_>) {
         Ok(mut details) => std::mem::take(&mut *details),
         Err(_) => return,
     };
-    for span in spans::build(event, trace, &details, &pipeline.scope) {
-        pipeline.push(span);
-    }
+    spans::build(event, trace, &details, &mut |span| pipeline.push(span));
 }
