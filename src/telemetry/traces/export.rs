@@ -551,6 +551,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(traces_only.transport, Transport::HttpProtobuf);
+        assert_eq!(traces_only.url, "http://c/v1/traces");
+        assert_eq!(by_config.url, "http://localhost:4318/v1/traces");
+        assert_eq!(by_env.url, "http://collector:4317");
         assert!(Settings::from_env(true, &env(&[("OTEL_SDK_DISABLED", "true")])).is_none());
         assert!(Settings::from_env(
             true,
@@ -560,5 +563,52 @@ mod tests {
             ])
         )
         .is_none());
+    }
+
+    #[test]
+    fn urls_headers_and_the_resource_follow_the_spec() {
+        let settings = Settings::from_env(
+            false,
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "api-key=a%20b%2Cc, x-team = 7 ,broken,=x",
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "API-KEY=traces%"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.url, "http://collector:4318/v1/traces");
+        assert_eq!(
+            settings.headers,
+            [
+                ("x-team".to_owned(), "7".to_owned()),
+                ("API-KEY".to_owned(), "traces%".to_owned())
+            ]
+        );
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            resource_attributes(&env(&[])),
+            pairs(&[("service.name", "switchyard")])
+        );
+        assert_eq!(
+            resource_attributes(&env(&[(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment=prod,service.name=edge"
+            )])),
+            pairs(&[("deployment.environment", "prod"), ("service.name", "edge")])
+        );
+        assert_eq!(
+            resource_attributes(&env(&[
+                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=edge,region=eu"),
+                ("OTEL_SERVICE_NAME", "gw")
+            ])),
+            pairs(&[("service.name", "gw"), ("region", "eu")])
+        );
     }
 }

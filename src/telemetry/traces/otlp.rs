@@ -186,8 +186,12 @@ pub struct SpanWriter {
 
 impl SpanWriter {
     pub fn new(head: &SpanHead<'_>) -> SpanWriter {
-        // Two spans' worth of attributes fit without growing.
-        let mut buf = Vec::with_capacity(768);
+        // What a request span (~25 attributes) or an attempt span takes, so neither grows.
+        let capacity = match head.kind {
+            Kind::Server => 1536,
+            Kind::Client => 640,
+        };
+        let mut buf = Vec::with_capacity(capacity);
         put_bytes(&mut buf, SPAN_TRACE_ID, &head.trace_id);
         put_bytes(&mut buf, SPAN_SPAN_ID, &head.span_id);
         if !head.trace_state.is_empty() {
