@@ -62,6 +62,7 @@ fn varint_len(value: u64) -> usize {
     ((64 - (value | 1).leading_zeros()) as usize).div_ceil(7)
 }
 
+#[inline]
 fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         buf.push((value as u8) | 0x80);
@@ -70,6 +71,7 @@ fn put_varint(buf: &mut Vec<u8>, mut value: u64) {
     buf.push(value as u8);
 }
 
+#[inline]
 fn put_tag(buf: &mut Vec<u8>, field: u32, wire: u8) {
     put_varint(buf, (u64::from(field) << 3) | u64::from(wire));
 }
@@ -83,11 +85,13 @@ fn framed_len(field: u32, len: usize) -> usize {
     tag_len(field) + varint_len(len as u64) + len
 }
 
+#[inline]
 fn put_header(buf: &mut Vec<u8>, field: u32, len: usize) {
     put_tag(buf, field, LEN);
     put_varint(buf, len as u64);
 }
 
+#[inline]
 fn put_bytes(buf: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     put_header(buf, field, bytes.len());
     buf.extend_from_slice(bytes);
@@ -158,6 +162,8 @@ fn array_len(list: &[String]) -> usize {
 fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
     let any = value.any_len();
     let len = framed_len(KEY_VALUE_KEY, key.len()) + framed_len(KEY_VALUE_VALUE, any);
+    // One capacity check for the whole attribute (the span's buffer is sized to need none).
+    buf.reserve(framed_len(field, len));
     put_header(buf, field, len);
     put_bytes(buf, KEY_VALUE_KEY, key.as_bytes());
     put_header(buf, KEY_VALUE_VALUE, any);
