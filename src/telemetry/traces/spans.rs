@@ -6,10 +6,7 @@
 use std::borrow::Cow;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceState};
-use opentelemetry::{Array, InstrumentationScope, KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
-
+use super::otlp::{Kind, SpanHead, SpanWriter, Value};
 use super::{AttemptRecord, Details, RequestTrace};
 use crate::pipeline::{Finished, Outcome};
 use crate::router::Deployment;
@@ -58,31 +55,14 @@ fn provider_name(provider: &str) -> Cow<'static, str> {
     }
 }
 
-fn string(key: &'static str, value: impl Into<StringValue>) -> KeyValue {
-    KeyValue::new(key, Value::String(value.into()))
-}
-
-fn int(key: &'static str, value: u64) -> KeyValue {
-    KeyValue::new(key, i64::try_from(value).unwrap_or(i64::MAX))
-}
-
-fn context(trace: &RequestTrace, span_id: SpanId) -> SpanContext {
-    let state = trace
-        .tracestate
-        .as_ref()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<TraceState>().ok())
-        .unwrap_or_default();
-    SpanContext::new(trace.trace_id, span_id, TraceFlags::SAMPLED, false, state)
-}
-
-/// The request span and one span per attempt.
+/// The request span and one span per attempt, each encoded as an OTLP `Span` and handed to
+/// `push`.
 pub fn build(
     event: &Finished<'_>,
     trace: &RequestTrace,
     details: &Details,
-    scope: &InstrumentationScope,
-) -> Vec<SpanData> {
+    push: &mut impl FnMut(Vec<u8>),
+) {
     let ended = SystemTime::now();
     // The earlier of the two: the trace is made at the edge, the latency is counted from the
     // request context; a span must start no later than its first attempt.
@@ -90,177 +70,160 @@ pub fn build(
         .checked_sub(event.latency)
         .map_or(trace.started, |s| s.min(trace.started));
     let operation = operation(event.path);
-    let deployment = event.deployment.map(|d| &**d);
-    let mut attributes = Vec::with_capacity(24);
-    attributes.push(string(OPERATION_NAME, operation));
-    if !event.requested_model.is_empty() {
-        attributes.push(string(REQUEST_MODEL, event.requested_model.to_owned()));
+    let trace_id = trace.trace_id.to_bytes();
+    // Exported as the caller sent it (checked for size and visible ASCII at the edge).
+    let trace_state = trace
+        .tracestate
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let model: &str = event.requested_model;
+    let name: &[&str] = if model.is_empty() {
+        &[operation]
+    } else {
+        &[operation, " ", model]
+    };
+    let mut span = SpanWriter::new(&SpanHead {
+        trace_id,
+        span_id: trace.span_id.to_bytes(),
+        trace_state,
+        parent_span_id: trace.parent.map(|p| p.to_bytes()),
+        parent_is_remote: trace.parent.is_some(),
+        name,
+        kind: Kind::Server,
+        start: started,
+        end: ended,
+    });
+    span.str(OPERATION_NAME, operation);
+    if !model.is_empty() {
+        span.str(REQUEST_MODEL, model);
     }
-    if let Some(deployment) = deployment {
+    if let Some(deployment) = event.deployment.map(|d| &**d) {
         let provider = provider_name(&deployment.provider_name);
-        attributes.push(string(SYSTEM, provider.clone()));
-        attributes.push(string(PROVIDER_NAME, provider));
-        let model = details
+        span.str(SYSTEM, &provider);
+        span.str(PROVIDER_NAME, &provider);
+        let response_model = details
             .response_model
-            .clone()
-            .unwrap_or_else(|| deployment.upstream.model.clone());
-        attributes.push(string(RESPONSE_MODEL, model));
-        attributes.push(string(
-            "switchyard.model_group",
-            deployment.model_name.clone(),
-        ));
-        attributes.push(string("switchyard.deployment_id", deployment.id.clone()));
-        attributes.push(int("switchyard.attempts", event.attempts.into()));
+            .as_deref()
+            .unwrap_or(&deployment.upstream.model);
+        span.str(RESPONSE_MODEL, response_model);
+        span.str("switchyard.model_group", &deployment.model_name);
+        span.str("switchyard.deployment_id", &deployment.id);
+        span.int("switchyard.attempts", event.attempts.into());
     }
     if let Some(usage) = event.usage {
-        attributes.push(int(INPUT_TOKENS, usage.prompt_tokens));
-        attributes.push(int(OUTPUT_TOKENS, usage.completion_tokens));
+        span.int(INPUT_TOKENS, usage.prompt_tokens);
+        span.int(OUTPUT_TOKENS, usage.completion_tokens);
     }
     if let Some(max_tokens) = details.max_tokens {
-        attributes.push(int(MAX_TOKENS, max_tokens));
+        span.int(MAX_TOKENS, max_tokens);
     }
     if let Some(temperature) = details.temperature {
-        attributes.push(KeyValue::new(TEMPERATURE, temperature));
+        span.attribute(TEMPERATURE, Value::Double(temperature));
     }
     if !details.finish_reasons.is_empty() {
-        let reasons = details
-            .finish_reasons
-            .iter()
-            .map(|r| StringValue::from(r.clone()))
-            .collect();
-        attributes.push(KeyValue::new(
-            FINISH_REASONS,
-            Value::Array(Array::String(reasons)),
-        ));
+        span.attribute(FINISH_REASONS, Value::Strs(&details.finish_reasons));
     }
-    attributes.push(int(STATUS_CODE, event.status.into()));
-    attributes.push(string(METHOD, event.method.to_owned()));
-    attributes.push(string(URL_PATH, event.path.to_owned()));
-    attributes.push(string("switchyard.request_id", event.request_id.to_owned()));
+    span.int(STATUS_CODE, event.status.into());
+    span.str(METHOD, event.method);
+    span.str(URL_PATH, event.path);
+    span.str("switchyard.request_id", event.request_id);
     if let Some(principal) = event.principal {
         // The key's alias, else a prefix of its hash: never the key.
-        attributes.push(string(
-            "switchyard.key_alias",
-            principal.label().into_owned(),
-        ));
+        span.str("switchyard.key_alias", &principal.label());
         if let Some(team) = principal.team() {
-            attributes.push(string("switchyard.team_id", team.team_id.clone()));
+            span.str("switchyard.team_id", &team.team_id);
             if let Some(alias) = &team.team_alias {
-                attributes.push(string("switchyard.team_alias", alias.clone()));
+                span.str("switchyard.team_alias", alias);
             }
         }
     }
     if let Some(user) = event.end_user {
-        attributes.push(string("switchyard.end_user", user.to_owned()));
+        span.str("switchyard.end_user", user);
     }
     if let Some(cost) = event.cost {
-        attributes.push(KeyValue::new("switchyard.cost_usd", cost.total.as_usd()));
+        span.attribute("switchyard.cost_usd", Value::Double(cost.total.as_usd()));
     }
-    attributes.push(KeyValue::new("switchyard.cache_hit", event.cache_hit));
-    attributes.push(KeyValue::new("switchyard.stream", event.stream));
-    attributes.push(string("switchyard.outcome", event.outcome.name()));
+    span.attribute("switchyard.cache_hit", Value::Bool(event.cache_hit));
+    span.attribute("switchyard.stream", Value::Bool(event.stream));
+    span.str("switchyard.outcome", event.outcome.name());
     if let Some(ttft) = event.time_to_first_token {
-        attributes.push(KeyValue::new(
+        span.attribute(
             "switchyard.time_to_first_token_ms",
-            ttft.as_secs_f64() * 1000.0,
-        ));
+            Value::Double(ttft.as_secs_f64() * 1000.0),
+        );
     }
     // HTTP server convention: 5xx (and a request that never completed) is an error; a 4xx is
     // the caller's, and leaves the status unset.
-    let failed = event.status >= 500
-        || matches!(
-            event.outcome,
-            Outcome::StreamFailed | Outcome::Panicked | Outcome::Abandoned
-        );
-    let status = if failed {
-        let error_type = match event.outcome {
-            Outcome::StreamFailed | Outcome::Panicked | Outcome::Abandoned => {
-                event.outcome.name().to_owned()
-            }
-            _ => event.status.to_string(),
-        };
-        attributes.push(string(ERROR_TYPE, error_type.clone()));
-        Status::error(error_type)
+    let incomplete = matches!(
+        event.outcome,
+        Outcome::StreamFailed | Outcome::Panicked | Outcome::Abandoned
+    );
+    let status_text;
+    let error_type: Option<&str> = if incomplete {
+        Some(event.outcome.name())
+    } else if event.status >= 400 {
+        status_text = event.status.to_string();
+        Some(status_text.as_str())
     } else {
-        if event.status >= 400 {
-            attributes.push(string(ERROR_TYPE, event.status.to_string()));
-        }
-        Status::Unset
+        None
     };
-    let name = if event.requested_model.is_empty() {
-        Cow::Borrowed(operation)
-    } else {
-        Cow::Owned(format!("{operation} {}", event.requested_model))
-    };
-    let mut spans = Vec::with_capacity(1 + details.attempts.len());
-    spans.push(SpanData {
-        span_context: context(trace, trace.span_id),
-        parent_span_id: trace.parent.unwrap_or(SpanId::INVALID),
-        parent_span_is_remote: trace.parent.is_some(),
-        span_kind: SpanKind::Server,
-        name,
-        start_time: started,
-        end_time: ended,
-        attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: scope.clone(),
-    });
-    for attempt in &details.attempts {
-        spans.push(attempt_span(trace, attempt, operation, scope));
+    if let Some(error_type) = error_type {
+        span.str(ERROR_TYPE, error_type);
     }
-    spans
+    let failed = event.status >= 500 || incomplete;
+    push(span.finish(error_type.filter(|_| failed)));
+    for attempt in &details.attempts {
+        push(attempt_span(
+            trace_id,
+            trace_state,
+            trace,
+            attempt,
+            operation,
+        ));
+    }
 }
 
 fn attempt_span(
+    trace_id: [u8; 16],
+    trace_state: &str,
     trace: &RequestTrace,
     attempt: &AttemptRecord,
     operation: &'static str,
-    scope: &InstrumentationScope,
-) -> SpanData {
+) -> Vec<u8> {
     let deployment: &Deployment = &attempt.deployment;
     let provider = provider_name(&deployment.provider_name);
-    let mut attributes = Vec::with_capacity(12);
-    attributes.push(string(OPERATION_NAME, operation));
-    attributes.push(string(SYSTEM, provider.clone()));
-    attributes.push(string(PROVIDER_NAME, provider));
-    attributes.push(string(REQUEST_MODEL, deployment.upstream.model.clone()));
-    attributes.push(string(
-        "switchyard.model_group",
-        deployment.model_name.clone(),
-    ));
-    attributes.push(string("switchyard.deployment_id", deployment.id.clone()));
-    attributes.push(int("switchyard.attempt", attempt.number.into()));
-    attributes.push(int("switchyard.retry", attempt.retry.into()));
+    let mut span = SpanWriter::new(&SpanHead {
+        trace_id,
+        span_id: attempt.span_id.to_bytes(),
+        trace_state,
+        parent_span_id: Some(trace.span_id.to_bytes()),
+        parent_is_remote: false,
+        name: &[operation, " ", &deployment.upstream.model],
+        kind: Kind::Client,
+        start: attempt.started,
+        end: attempt.ended.max(attempt.started),
+    });
+    span.str(OPERATION_NAME, operation);
+    span.str(SYSTEM, &provider);
+    span.str(PROVIDER_NAME, &provider);
+    span.str(REQUEST_MODEL, &deployment.upstream.model);
+    span.str("switchyard.model_group", &deployment.model_name);
+    span.str("switchyard.deployment_id", &deployment.id);
+    span.int("switchyard.attempt", attempt.number.into());
+    span.int("switchyard.retry", attempt.retry.into());
     if let Some(reason) = attempt.fallback_reason {
-        attributes.push(string("switchyard.fallback_reason", reason));
+        span.str("switchyard.fallback_reason", reason);
     }
-    let status = match attempt.error {
+    match attempt.error {
         Some((class, status)) => {
-            attributes.push(string(ERROR_TYPE, class));
+            span.str(ERROR_TYPE, class);
             if let Some(status) = status {
-                attributes.push(int(STATUS_CODE, status.into()));
+                span.int(STATUS_CODE, status.into());
             }
-            Status::error(class)
+            span.finish(Some(class))
         }
-        None => Status::Unset,
-    };
-    SpanData {
-        span_context: context(trace, attempt.span_id),
-        parent_span_id: trace.span_id,
-        parent_span_is_remote: false,
-        span_kind: SpanKind::Client,
-        name: Cow::Owned(format!("{operation} {}", deployment.upstream.model)),
-        start_time: attempt.started,
-        end_time: attempt.ended.max(attempt.started),
-        attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: scope.clone(),
+        None => span.finish(None),
     }
 }
 
@@ -330,16 +293,7 @@ fn finish_reasons(body: &[u8], add: &mut impl FnMut(&str)) {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = needle[0];
-    let mut from = 0;
-    while let Some(offset) = haystack[from..].iter().position(|b| *b == first) {
-        let start = from + offset;
-        if haystack[start..].starts_with(needle) {
-            return Some(start);
-        }
-        from = start + 1;
-    }
-    None
+    memchr::memmem::find(haystack, needle)
 }
 
 #[cfg(test)]
