@@ -5,6 +5,7 @@
 mod common;
 mod routing;
 
+use common::pg::PgSchema;
 use common::*;
 use routing::*;
 use serde_json::{json, Value};
@@ -446,60 +447,15 @@ async fn a_restart_remembers_what_a_deployment_spent() {
     assert_eq!(error["error"]["code"], "deployment_budget_exceeded");
 }
 
-fn postgres_url() -> String {
-    std::env::var("SWITCHYARD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A PostgreSQL schema of its own (random name, so test binaries running at once never meet),
-/// and a pool that reads it directly.
-struct PgSchema {
-    admin: sqlx::PgPool,
-    name: String,
-}
-
-impl PgSchema {
-    async fn new() -> PgSchema {
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect(&postgres_url())
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {} is not answering: {e}", postgres_url()));
-        let name = format!("sy_budget_{:016x}", fastrand::u64(..));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        PgSchema { admin, name }
-    }
-
-    /// The database URL with this schema as its search path.
-    fn url(&self) -> String {
-        let base = postgres_url();
-        let separator = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{separator}options=-c%20search_path%3D{}", self.name)
-    }
-
-    /// The request ids of the spend-log rows, one per row.
-    async fn logged_request_ids(&self) -> Vec<String> {
-        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-            "SELECT request_id FROM {}.switchyard_spend_logs",
-            self.name
-        )))
-        .fetch_all(&self.admin)
-        .await
-        .unwrap()
-    }
-
-    async fn drop_schema(self) {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await;
-    }
+/// The request ids of the spend-log rows in the schema, one per row.
+async fn logged_request_ids(schema: &PgSchema) -> Vec<String> {
+    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+        "SELECT request_id FROM {}.switchyard_spend_logs",
+        schema.name
+    )))
+    .fetch_all(&schema.admin)
+    .await
+    .unwrap()
 }
 
 /// One answer of a [`wave`]: the request id sent, the status, the cost header, the body.
@@ -562,7 +518,7 @@ async fn wave(urls: &[String], key: &str, body: &Value, n: usize) -> Vec<Answer>
 async fn two_instances_sharing_postgres_and_redis_hold_one_budget() {
     use std::time::{Duration, Instant};
 
-    let schema = PgSchema::new().await;
+    let schema = PgSchema::new("sy_budget").await;
     // An upstream that takes 200 ms: the requests of a wave are all in flight together.
     let mock = mock_upstream(&["--latency-ms", "200"]);
     let yaml = format!(
@@ -645,11 +601,11 @@ async fn two_instances_sharing_postgres_and_redis_hold_one_budget() {
 
     // Every request, served or refused, is one row, written by the instance that answered it.
     let until = Instant::now() + Duration::from_secs(15);
-    while schema.logged_request_ids().await.len() < answers.len() && Instant::now() < until {
+    while logged_request_ids(&schema).await.len() < answers.len() && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut logged = schema.logged_request_ids().await;
+    let mut logged = logged_request_ids(&schema).await;
     logged.sort();
     let mut sent: Vec<String> = answers.iter().map(|a| a.request_id.clone()).collect();
     sent.sort();

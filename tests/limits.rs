@@ -7,6 +7,7 @@ mod routing;
 
 use std::time::Duration;
 
+use common::pg::postgres_url;
 use common::*;
 use routing::*;
 use serde_json::{json, Value};
@@ -169,11 +170,6 @@ async fn max_parallel_requests_counts_requests_in_flight() {
     assert_eq!(count(&statuses, 429), 3, "{statuses:?}");
     // Once they finished, the slots are free again.
     assert_eq!(chat(&gw.url, &key, &chat_body("slow")).await.status(), 200);
-}
-
-fn postgres_url() -> String {
-    std::env::var("SWITCHYARD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".into())
 }
 
 #[tokio::test]

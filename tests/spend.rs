@@ -10,63 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::pg::PgSchema;
 use common::*;
 use routing::*;
 use serde_json::{json, Value};
 use switchyard::spend::{GroupBy, Owner, SpendFilter, SpendRow};
 use switchyard::store::{PostgresStore, SqliteStore, Store};
 
-fn postgres_url() -> String {
-    std::env::var("SWITCHYARD_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgresql://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A schema of its own for one test (dropped at the start of the next run with the same name
-/// is not needed: names are random), and a pool that reaches PostgreSQL directly.
-struct PgSchema {
-    admin: sqlx::PgPool,
-    name: String,
-}
-
-impl PgSchema {
-    async fn new() -> PgSchema {
-        let admin = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect(&postgres_url())
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {} is not answering: {e}", postgres_url()));
-        let name = format!("sy_spend_{:016x}", fastrand::u64(..));
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
-            .execute(&admin)
-            .await
-            .unwrap();
-        PgSchema { admin, name }
-    }
-
-    /// The URL of `base` (host and port) with this schema as its search path.
-    fn url_via(&self, host_port: &str) -> String {
-        let base = postgres_url().replace("127.0.0.1:5432", host_port);
-        let separator = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{separator}options=-c%20search_path%3D{}", self.name)
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        let sql = sql.replace("TABLE", &format!("{}.switchyard_spend_logs", self.name));
-        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
-            .fetch_one(&self.admin)
-            .await
-            .unwrap()
-    }
-
-    async fn drop_schema(self) {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            self.name
-        )))
-        .execute(&self.admin)
-        .await;
-    }
+/// A count over the schema's spend log (`TABLE` in `sql` names it).
+async fn count(schema: &PgSchema, sql: &str) -> i64 {
+    let sql = sql.replace("TABLE", &format!("{}.switchyard_spend_logs", schema.name));
+    sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&schema.admin)
+        .await
+        .unwrap()
 }
 
 /// A TCP proxy to PostgreSQL the test can cut: while down, new connections are closed at once
@@ -369,7 +326,7 @@ async fn every_model_request_makes_one_row_on_sqlite() {
 
 #[tokio::test]
 async fn every_model_request_makes_one_row_on_postgres() {
-    let schema = PgSchema::new().await;
+    let schema = PgSchema::new("sy_spend").await;
     let url = schema.url_via("127.0.0.1:5432");
     every_model_request_makes_one_row(&format!("  database_url: \"{url}\"\n")).await;
     schema.drop_schema().await;
@@ -379,7 +336,7 @@ async fn every_model_request_makes_one_row_on_postgres() {
 /// once it is back the rows equal the requests, with no duplicates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_loses_and_duplicates_no_row() {
-    let schema = PgSchema::new().await;
+    let schema = PgSchema::new("sy_spend").await;
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let url = schema.url_via(&format!("127.0.0.1:{}", proxy.port));
     let gw = gateway(
@@ -432,7 +389,7 @@ async fn a_database_outage_loses_and_duplicates_no_row() {
     let until = Instant::now() + Duration::from_secs(30);
     let mut rows = 0;
     while Instant::now() < until {
-        rows = schema.count("SELECT COUNT(*) FROM TABLE").await;
+        rows = count(&schema, "SELECT COUNT(*) FROM TABLE").await;
         if rows >= sent as i64 {
             break;
         }
@@ -440,14 +397,12 @@ async fn a_database_outage_loses_and_duplicates_no_row() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        schema.count("SELECT COUNT(*) FROM TABLE").await,
+        count(&schema, "SELECT COUNT(*) FROM TABLE").await,
         sent as i64,
         "rows {rows}"
     );
     assert_eq!(
-        schema
-            .count("SELECT COUNT(DISTINCT request_id) FROM TABLE")
-            .await,
+        count(&schema, "SELECT COUNT(DISTINCT request_id) FROM TABLE").await,
         sent as i64
     );
     let metrics = client()
@@ -685,7 +640,7 @@ async fn spend_store_contract_on_sqlite() {
 
 #[tokio::test]
 async fn spend_store_contract_on_postgres() {
-    let schema = PgSchema::new().await;
+    let schema = PgSchema::new("sy_spend").await;
     let store = PostgresStore::connect(&schema.url_via("127.0.0.1:5432"))
         .await
         .unwrap();
@@ -767,7 +722,7 @@ async fn shutdown_flushes_and_the_cli_reports_by_feature() {
 /// A shutdown while the database is down spills what is queued; the next start replays it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shutdown_with_the_database_down_spills_and_the_next_start_replays() {
-    let schema = PgSchema::new().await;
+    let schema = PgSchema::new("sy_spend").await;
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let url = schema.url_via(&format!("127.0.0.1:{}", proxy.port));
     let path = write_config(&spend_config(
@@ -788,10 +743,10 @@ async fn a_shutdown_with_the_database_down_spills_and_the_next_start_replays() {
     proxy.restore();
     let gw = serve_file(&path, &[], &[]);
     let until = Instant::now() + Duration::from_secs(15);
-    while schema.count("SELECT COUNT(*) FROM TABLE").await < 5 && Instant::now() < until {
+    while count(&schema, "SELECT COUNT(*) FROM TABLE").await < 5 && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(schema.count("SELECT COUNT(*) FROM TABLE").await, 5);
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM TABLE").await, 5);
     assert!(!spill.exists());
     drop(gw);
     schema.drop_schema().await;
@@ -1240,7 +1195,7 @@ async fn migration_0003_keeps_every_row_on_sqlite() {
 
 #[tokio::test]
 async fn migration_0003_keeps_every_row_on_postgres() {
-    let schema = PgSchema::new().await;
+    let schema = PgSchema::new("sy_spend").await;
     let before = rows_before_0003();
     {
         let pool = sqlx::postgres::PgPoolOptions::new()
