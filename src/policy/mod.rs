@@ -7,6 +7,7 @@ pub mod access;
 pub mod budget;
 pub mod enforce;
 pub mod limits;
+mod redis_health;
 mod routing;
 
 use crate::api::error::ApiError;

@@ -47,7 +47,7 @@
 //! what the store knows.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -260,10 +260,8 @@ struct Inner {
     seed: Script,
     options: RedisLedgerOptions,
     local: Ledger,
-    healthy: AtomicBool,
-    probing: AtomicBool,
+    health: crate::policy::redis_health::RedisHealth,
     fallbacks: AtomicU64,
-    outages: AtomicU64,
     settle_failures: AtomicU64,
     /// Settlements spawned and not finished, for [`RedisLedger::drain`].
     settling: AtomicU64,
@@ -333,10 +331,8 @@ impl RedisLedger {
             seed: Script::new(SEED),
             options,
             local: Ledger::new(),
-            healthy: AtomicBool::new(true),
-            probing: AtomicBool::new(false),
+            health: crate::policy::redis_health::RedisHealth::new("budgets"),
             fallbacks: AtomicU64::new(0),
-            outages: AtomicU64::new(0),
             settle_failures: AtomicU64::new(0),
             settling: AtomicU64::new(0),
             settled: tokio::sync::Notify::new(),
@@ -358,7 +354,7 @@ impl RedisLedger {
         worst: Nanos,
     ) -> Result<Reservation, BudgetError> {
         let inner = &self.inner;
-        if !checks.is_empty() && inner.healthy.load(Ordering::Acquire) {
+        if !checks.is_empty() && inner.health.is_up() {
             let worst = worst.0.clamp(0, AMOUNT_MAX);
             let n = inner.next_hold.fetch_add(1, Ordering::Relaxed);
             let held = RedisReservation {
@@ -444,7 +440,7 @@ impl RedisLedger {
     pub async fn seed(&self, seeds: &[Seed]) {
         let inner = &self.inner;
         for chunk in seeds.chunks(SEEDS_PER_CALL) {
-            if !inner.healthy.load(Ordering::Acquire) {
+            if !inner.health.is_up() {
                 return;
             }
             let mut call = inner.seed.prepare_invoke();
@@ -473,7 +469,7 @@ impl RedisLedger {
 
     /// False while Redis is unreachable and budgets hold per instance.
     pub fn healthy(&self) -> bool {
-        self.inner.healthy.load(Ordering::Acquire)
+        self.inner.health.is_up()
     }
 
     /// Requests whose budgets were reserved in the local ledger because Redis was unreachable.
@@ -483,7 +479,7 @@ impl RedisLedger {
 
     /// How many times Redis became unreachable (each outage logged one warning).
     pub fn outages(&self) -> u64 {
-        self.inner.outages.load(Ordering::Relaxed)
+        self.inner.health.outages()
     }
 
     /// Waits (at most `limit`) for the settlements still on their way to Redis: at shutdown, so
@@ -646,14 +642,7 @@ impl Inner {
 
     /// Records a failed call: the first one of an outage warns and starts the probe.
     fn mark_down(self: &Arc<Self>, failure: Failure) {
-        if self.healthy.swap(false, Ordering::AcqRel) {
-            self.outages.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                error = %failure,
-                "redis unreachable: budgets hold per instance until it is back"
-            );
-        }
-        if !self.probing.swap(true, Ordering::AcqRel) {
+        if self.health.mark_down(&failure) {
             self.runtime.spawn(probe(Arc::downgrade(self)));
         }
     }
@@ -681,13 +670,9 @@ async fn probe(inner: Weak<Inner>) {
             return;
         };
         if ledger.load_scripts().await.is_ok() {
-            // In this order: a failure after `healthy` turns true must be able to start a new probe.
-            ledger.probing.store(false, Ordering::Release);
-            ledger.healthy.store(true, Ordering::Release);
-            tracing::info!(
-                fallbacks = ledger.fallbacks.load(Ordering::Relaxed),
-                "redis reachable again: budgets are shared again"
-            );
+            ledger
+                .health
+                .mark_up(ledger.fallbacks.load(Ordering::Relaxed));
             return;
         }
     }

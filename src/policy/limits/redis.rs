@@ -29,7 +29,7 @@
 //! is then counted twice, in Redis and locally, which errs on the side of the limit.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -167,10 +167,8 @@ struct Inner {
     reconcile: Script,
     options: RedisOptions,
     local: LocalLimiter,
-    healthy: AtomicBool,
-    probing: AtomicBool,
+    health: crate::policy::redis_health::RedisHealth,
     fallbacks: AtomicU64,
-    outages: AtomicU64,
     /// Leases are `<instance>:<n>`: unique across instances without coordination.
     instance: u64,
     next_lease: AtomicU64,
@@ -224,10 +222,8 @@ impl RedisLimiter {
             reconcile: Script::new(RECONCILE),
             options,
             local: LocalLimiter::new(),
-            healthy: AtomicBool::new(true),
-            probing: AtomicBool::new(false),
+            health: crate::policy::redis_health::RedisHealth::new("rate limits"),
             fallbacks: AtomicU64::new(0),
-            outages: AtomicU64::new(0),
             instance: fastrand::u64(..),
             next_lease: AtomicU64::new(0),
             runtime,
@@ -240,7 +236,7 @@ impl RedisLimiter {
 
     /// How many times Redis became unreachable (each outage logged one warning).
     pub fn outages(&self) -> u64 {
-        self.inner.outages.load(Ordering::Relaxed)
+        self.inner.health.outages()
     }
 }
 
@@ -277,7 +273,7 @@ impl Inner {
         if checks.is_empty() && slots.is_empty() {
             return Ok(Grant::empty());
         }
-        if self.healthy.load(Ordering::Acquire) {
+        if self.health.is_up() {
             let slot_keys: Vec<String> = slots.iter().map(|s| self.slot_key(s)).collect();
             let member = if slots.is_empty() {
                 String::new()
@@ -370,14 +366,7 @@ impl Inner {
 
     /// Records a failed call: the first one of an outage warns and starts the probe.
     fn mark_down(self: &Arc<Self>, failure: Failure) {
-        if self.healthy.swap(false, Ordering::AcqRel) {
-            self.outages.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                error = %failure,
-                "redis unreachable: rate limits hold per instance until it is back"
-            );
-        }
-        if !self.probing.swap(true, Ordering::AcqRel) {
+        if self.health.mark_down(&failure) {
             self.runtime.spawn(probe(Arc::downgrade(self)));
         }
     }
@@ -394,13 +383,9 @@ async fn probe(inner: Weak<Inner>) {
             return;
         };
         if limiter.load_scripts().await.is_ok() {
-            // In this order: a failure after `healthy` turns true must be able to start a new probe.
-            limiter.probing.store(false, Ordering::Release);
-            limiter.healthy.store(true, Ordering::Release);
-            tracing::info!(
-                fallbacks = limiter.fallbacks.load(Ordering::Relaxed),
-                "redis reachable again: rate limits are shared again"
-            );
+            limiter
+                .health
+                .mark_up(limiter.fallbacks.load(Ordering::Relaxed));
             return;
         }
     }
@@ -453,7 +438,7 @@ impl Limiter for RedisLimiter {
     }
 
     fn healthy(&self) -> bool {
-        self.inner.healthy.load(Ordering::Acquire)
+        self.inner.health.is_up()
     }
 
     fn fallbacks(&self) -> u64 {
