@@ -221,6 +221,38 @@ async fn two_instances_sharing_postgres_and_redis_hold_one_limit_and_one_revocat
     assert_eq!(count(&statuses, 200), 49, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 151);
 
+    // Rate-limit headroom on /metrics is the fleet's: 20 requests through a, read on b, whose
+    // own (unused) fallback buckets would say 60. The bucket refills one a second meanwhile.
+    let watched = new_key(&a, json!({"rpm_limit": 60, "key_alias": "watched"})).await;
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while chat(&b.url, &watched, &chat_body("chat")).await.status() == 401 {
+        assert!(std::time::Instant::now() < until, "b never saw the key");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..19 {
+        assert_eq!(
+            chat(&a.url, &watched, &chat_body("chat")).await.status(),
+            200
+        );
+    }
+    let text = client()
+        .get(format!("{}/metrics", b.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let left: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with("switchyard_key_rate_limit_remaining_requests{key_alias=\"watched\"}")
+        })
+        .and_then(|l| l.rsplit_once(' '))
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or_else(|| panic!("no headroom gauge for the key:\n{text}"));
+    assert!((40.0..=45.0).contains(&left), "{left}");
+
     // Deleted on a, refused by b within one second.
     admin(&a, "/key/delete", json!({"keys": [key]})).await;
     let deleted = std::time::Instant::now();

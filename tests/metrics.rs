@@ -373,6 +373,21 @@ async fn a_known_mix_of_requests_shows_exact_counts_and_labels() {
     assert_eq!(sum(&s, "switchyard_log_lines_dropped_total", &[]), 0.0);
     assert_eq!(sum(&s, "switchyard_spend_rows_dropped_total", &[]), 0.0);
     assert_eq!(sum(&s, "switchyard_rate_limit_store_up", &[]), 1.0);
+    // Rate-limit headroom at scrape time: `limited` (rpm 1) spent its one request a minute;
+    // the scrape itself takes nothing (a second scrape reads the same).
+    let headroom = |s: &[Sample]| {
+        sum(
+            s,
+            "switchyard_key_rate_limit_remaining_requests",
+            &[("key_alias", "limited")],
+        )
+    };
+    assert_eq!(
+        count(&s, "switchyard_key_rate_limit_remaining_requests", &[]),
+        1
+    );
+    assert_eq!(headroom(&s), 0.0);
+    assert_eq!(headroom(&parse(&metrics(&gw).await)), 0.0);
 
     // No LiteLLM names without the switch; never a key.
     assert!(!text.contains("litellm_"), "{text}");

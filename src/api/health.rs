@@ -76,7 +76,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             Err(err) => return ApiError::from(err).into_response(),
         }
     }
-    let body = crate::telemetry::render_metrics(&state);
+    let body = crate::telemetry::render_metrics(&state).await;
     (
         [(
             header::CONTENT_TYPE,

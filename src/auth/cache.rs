@@ -178,6 +178,27 @@ impl IdentityCache {
         out
     }
 
+    /// Every key and team with an `rpm_limit` or `tpm_limit`, at most `cap` of them (for the
+    /// rate-limit headroom gauges, off the request path).
+    pub fn rate_limited(&self, cap: usize) -> (Vec<Arc<KeyRecord>>, Vec<Arc<TeamRecord>>) {
+        let maps = self.read();
+        let keys: Vec<_> = maps
+            .keys
+            .values()
+            .filter(|k| k.rpm_limit.is_some() || k.tpm_limit.is_some())
+            .take(cap)
+            .cloned()
+            .collect();
+        let teams = maps
+            .teams
+            .values()
+            .filter(|t| t.rpm_limit.is_some() || t.tpm_limit.is_some())
+            .take(cap.saturating_sub(keys.len()))
+            .cloned()
+            .collect();
+        (keys, teams)
+    }
+
     /// Whether any end user is configured (most gateways have none: skip the lookup).
     pub fn has_end_users(&self) -> bool {
         !self.read().end_users.is_empty()

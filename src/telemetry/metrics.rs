@@ -350,6 +350,22 @@ fn describe() {
             "switchyard_team_max_budget_usd",
             "The team's max_budget, US dollars.",
         ),
+        (
+            "switchyard_key_rate_limit_remaining_requests",
+            "Requests the key may still make now under its rpm_limit.",
+        ),
+        (
+            "switchyard_key_rate_limit_remaining_tokens",
+            "Tokens the key may still use now under its tpm_limit.",
+        ),
+        (
+            "switchyard_team_rate_limit_remaining_requests",
+            "Requests the team may still make now under its rpm_limit.",
+        ),
+        (
+            "switchyard_team_rate_limit_remaining_tokens",
+            "Tokens the team may still use now under its tpm_limit.",
+        ),
     ] {
         describe_gauge!(name, help);
     }

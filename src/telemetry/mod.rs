@@ -48,12 +48,90 @@ pub fn request_finished(state: &AppState, event: &Finished<'_>) {
 /// The `/metrics` body: what the process counts outside the recorder is copied in first (the
 /// router's deployment state, the spend-log writer, the rate-limit store, budgets), then the
 /// recorder renders everything. Empty without a recorder (only `serve` installs one).
-pub fn render_metrics(state: &AppState) -> String {
+pub async fn render_metrics(state: &AppState) -> String {
     let Some(handle) = state.metrics.handle() else {
         return String::new();
     };
     publish(state);
+    publish_headroom(state).await;
     handle.render()
+}
+
+/// Most keys and teams whose rate-limit headroom one scrape reads.
+const HEADROOM_SUBJECTS: usize = 1000;
+
+/// Checks per limiter call when reading headroom (one Redis script call each).
+const HEADROOM_BATCH: usize = 64;
+
+/// Rate-limit headroom of every key and team with an `rpm_limit` or `tpm_limit` (at most
+/// [`HEADROOM_SUBJECTS`]): what is left of each limit right now, read from the limiter that
+/// enforces it (the shared Redis buckets when scaled out) by a zero-cost check, so a scrape
+/// takes nothing. While the shared store is down the gauges keep their last values rather than
+/// report one instance's fallback buckets.
+async fn publish_headroom(state: &AppState) {
+    use crate::policy::limits::{Check, Kind, Scope};
+    use ::metrics::gauge;
+    if !state.limiter.healthy() {
+        return;
+    }
+    let (keys, teams) = state.identities.rate_limited(HEADROOM_SUBJECTS);
+    if keys.is_empty() && teams.is_empty() {
+        return;
+    }
+    // (labels, check) for every limit; a label set names its subject as the budget gauges do.
+    let mut limits: Vec<(Vec<(&'static str, String)>, Check<'_>)> = Vec::new();
+    let mut add =
+        |labels: Vec<(&'static str, String)>, scope, id, rpm: Option<u64>, tpm: Option<u64>| {
+            if let Some(rpm) = rpm {
+                let mut check = Check::requests(scope, id, rpm);
+                check.cost = 0;
+                limits.push((labels.clone(), check));
+            }
+            if let Some(tpm) = tpm {
+                limits.push((labels, Check::tokens(scope, id, tpm, 0)));
+            }
+        };
+    for key in &keys {
+        let label = key
+            .key_alias
+            .clone()
+            .unwrap_or_else(|| format!("key:{}", &key.token[..8.min(key.token.len())]));
+        add(
+            vec![("key_alias", label)],
+            Scope::Key,
+            &key.token,
+            key.rpm_limit,
+            key.tpm_limit,
+        );
+    }
+    for team in &teams {
+        let labels = vec![
+            ("team", team.team_id.clone()),
+            ("team_alias", team.team_alias.clone().unwrap_or_default()),
+        ];
+        add(
+            labels,
+            Scope::Team,
+            &team.team_id,
+            team.rpm_limit,
+            team.tpm_limit,
+        );
+    }
+    for batch in limits.chunks(HEADROOM_BATCH) {
+        let checks: Vec<Check<'_>> = batch.iter().map(|(_, check)| *check).collect();
+        let Ok(grant) = state.limiter.acquire(&checks, &[]).await else {
+            continue;
+        };
+        for ((labels, check), quota) in batch.iter().zip(&grant.quotas) {
+            let name = match (check.scope, check.kind) {
+                (Scope::Key, Kind::Requests) => "switchyard_key_rate_limit_remaining_requests",
+                (Scope::Key, _) => "switchyard_key_rate_limit_remaining_tokens",
+                (_, Kind::Requests) => "switchyard_team_rate_limit_remaining_requests",
+                _ => "switchyard_team_rate_limit_remaining_tokens",
+            };
+            gauge!(name, labels.as_slice()).set(quota.remaining as f64);
+        }
+    }
 }
 
 fn publish(state: &AppState) {
