@@ -98,3 +98,52 @@ async fn every_request_is_one_json_line_without_the_key() {
         .expect("the refused request is logged too");
     assert!(denied.get("model_group").is_none());
 }
+
+/// A line logged while a request is served (here: the warning for a failed attempt before the
+/// fallback answers) names the request and the caller, in JSON and in text; a line logged
+/// outside any request does not.
+#[tokio::test]
+async fn lines_logged_while_serving_a_request_name_it() {
+    let unroutable = "  - model_name: broken\n    litellm_params: {model: openai/x, api_base: 'http://127.0.0.1:9/v1', api_key: sk-fake}\n    model_info: {id: d-broken}\n";
+    let yaml = config(
+        &[offline("chat", "c1", "hello", "", ""), unroutable.into()],
+        "router_settings:\n  disable_cooldowns: true\n  fallbacks: [{broken: [chat]}]\n",
+    );
+    let path = write_config(&yaml);
+    for json_logs in ["true", "false"] {
+        let gw = serve_file(&path, &[], &[("SWITCHYARD_JSON_LOGS", json_logs)]);
+        let response = client()
+            .post(format!("{}/v1/chat/completions", gw.url))
+            .bearer_auth(MASTER_KEY)
+            .json(&chat_body("broken"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let request_id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let log = gw.shutdown();
+        let warning = log
+            .lines()
+            .find(|l| l.contains("WARN") && l.contains("d-broken"))
+            .unwrap_or_else(|| panic!("no warning for the failed attempt:\n{log}"));
+        if json_logs == "true" {
+            let line: Value = serde_json::from_str(warning).unwrap();
+            assert_eq!(line["request_id"], request_id.as_str(), "{warning}");
+            assert_eq!(line["caller"], "master_key");
+            assert_eq!(line["deployment"], "d-broken");
+        } else {
+            assert!(
+                warning.ends_with(&format!("request_id={request_id} caller=\"master_key\"")),
+                "{warning}"
+            );
+        }
+        let startup = log
+            .lines()
+            .find(|l| l.contains("switchyard serving"))
+            .unwrap_or_else(|| panic!("no start-up line:\n{log}"));
+        assert!(!startup.contains("request_id"), "{startup}");
+    }
+}

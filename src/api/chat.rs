@@ -3,7 +3,6 @@
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
@@ -11,10 +10,11 @@ use super::{dropped_params_header, finish, route_headers, served_headers, sse, R
 use crate::pipeline::RequestContext;
 use crate::router::Deployment;
 use crate::schema::ChatRequest;
+use crate::telemetry::log_scope::within;
 
 pub async fn chat_completions(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
-    let span = ctx.span.clone();
-    let result = handle(&mut ctx, &headers, body).instrument(span).await;
+    let scope = ctx.log_scope();
+    let result = within(scope, handle(&mut ctx, &headers, body)).await;
     finish(ctx, result)
 }
 

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
@@ -35,10 +34,11 @@ use crate::providers::params::Dropped;
 use crate::providers::ProviderError;
 use crate::router::{BoxStream, Deployment, RequestOptions};
 use crate::schema::{ChatRequest, Usage};
+use crate::telemetry::log_scope::within;
 
 pub async fn messages(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
-    let span = ctx.span.clone();
-    let result = create(&mut ctx, &headers, body).instrument(span).await;
+    let scope = ctx.log_scope();
+    let result = within(scope, create(&mut ctx, &headers, body)).await;
     finish(ctx, result)
 }
 
@@ -385,8 +385,8 @@ fn native_frames(events: EventStream, alias: String) -> BoxStream<Frame> {
 /// others an estimate (4 characters a token over the text, as the mock and the router
 /// estimate), since their tokenizers are not Anthropic's anyway.
 pub async fn count_tokens(mut ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
-    let span = ctx.span.clone();
-    let result = count(&mut ctx, &headers, body).instrument(span).await;
+    let scope = ctx.log_scope();
+    let result = within(scope, count(&mut ctx, &headers, body)).await;
     finish(ctx, result)
 }
 

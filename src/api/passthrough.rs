@@ -5,7 +5,6 @@ use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
@@ -13,6 +12,7 @@ use super::{finish, route_headers, served_headers, sse, Reply};
 use crate::pipeline::RequestContext;
 use crate::providers::PassthroughEndpoint;
 use crate::schema::PassthroughRequest;
+use crate::telemetry::log_scope::within;
 
 pub async fn completions(ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
     handle(ctx, headers, body, PassthroughEndpoint::Completions).await
@@ -28,10 +28,8 @@ async fn handle(
     body: Body,
     endpoint: PassthroughEndpoint,
 ) -> Response {
-    let span = ctx.span.clone();
-    let result = serve(&mut ctx, &headers, body, endpoint)
-        .instrument(span)
-        .await;
+    let scope = ctx.log_scope();
+    let result = within(scope, serve(&mut ctx, &headers, body, endpoint)).await;
     finish(ctx, result)
 }
 

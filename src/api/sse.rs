@@ -199,7 +199,11 @@ impl SseBody {
             Some((deployment, _)) => (deployment.model_name.as_str(), deployment.id.as_str()),
             None => ("", ""),
         };
-        tracing::warn!(deployment = %id, "stream ended early: {error}");
+        tracing::warn!(
+            request_id = self.ctx.request_id.to_str().unwrap_or(""),
+            deployment = %id,
+            "stream ended early: {error}"
+        );
         let api_error = ApiError::Route(RouteError::upstream(group, 1, id, error));
         let event = match self.dialect {
             Dialect::OpenAi => data_event(&api_error.body()),

@@ -66,7 +66,6 @@ pub struct RequestContext {
     /// What the request reserved on its budgets (settled with its cost when it finishes).
     budget_hold: Option<crate::policy::budget::Reservation>,
     /// Every log line of the request's stages is inside it, so a warning names its request.
-    pub span: tracing::Span,
     /// The request's OpenTelemetry trace, when traces are on (see `telemetry::traces`).
     pub trace: Option<Arc<crate::telemetry::traces::RequestTrace>>,
     method: Method,
@@ -123,11 +122,6 @@ impl FromRequestParts<AppState> for RequestContext {
             .get::<Edge>()
             .cloned()
             .unwrap_or_else(Edge::now);
-        let span = tracing::info_span!(
-            "request",
-            request_id = edge.request_id.to_str().unwrap_or(""),
-            caller = &*principal.label()
-        );
         // Brought down again when the finished event is emitted (exactly once).
         state.metrics.request_started();
         Ok(RequestContext {
@@ -153,7 +147,6 @@ impl FromRequestParts<AppState> for RequestContext {
             upstream_latency: None,
             rejection: None,
             budget_hold: None,
-            span,
             trace: crate::telemetry::traces::start_request(&parts.headers),
             method: parts.method.clone(),
             path: parts.uri.path().into(),
@@ -166,6 +159,14 @@ impl FromRequestParts<AppState> for RequestContext {
 impl RequestContext {
     pub fn router(&self) -> &Router {
         &self.config.router
+    }
+
+    /// The request as its log lines name it (see `telemetry::log_scope`).
+    pub fn log_scope(&self) -> crate::telemetry::log_scope::Scope {
+        crate::telemetry::log_scope::Scope {
+            request_id: self.request_id.clone(),
+            caller: self.principal.clone(),
+        }
     }
 
     pub fn max_request_bytes(&self) -> usize {

@@ -4,6 +4,7 @@
 //! directly.
 
 mod access_json;
+pub mod log_scope;
 mod log_writer;
 mod metrics;
 pub mod timeseries;
@@ -291,38 +292,52 @@ fn access_line(event: &Finished<'_>) {
 /// Logs are JSON lines (`--json-logs`): the access line is then written by `access_json`.
 static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-pub fn init_logging(json: bool, background: bool) {
-    JSON_LOGS.store(json, std::sync::atomic::Ordering::Relaxed);
+pub fn init_logging(json_logs: bool, background: bool) {
+    JSON_LOGS.store(json_logs, std::sync::atomic::Ordering::Relaxed);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let text = || log_scope::Tagged::text(tracing_subscriber::fmt::format().with_target(false));
+    let json = || {
+        log_scope::Tagged::json(
+            tracing_subscriber::fmt::format()
+                .with_target(false)
+                .json()
+                .flatten_event(true),
+        )
+    };
     // A second init (tests) fails harmlessly, hence the ignored results.
     match (
         background.then(log_writer::ChannelWriter::spawn).flatten(),
-        json,
+        json_logs,
     ) {
         (Some(writer), true) => {
             let _ = builder
                 .with_writer(writer)
-                .json()
-                .flatten_event(true)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(json())
                 .try_init();
         }
         (Some(writer), false) => {
-            let _ = builder.with_writer(writer).try_init();
+            let _ = builder
+                .with_writer(writer)
+                .with_ansi(false)
+                .event_format(text())
+                .try_init();
         }
         (None, true) => {
             let _ = builder
                 .with_writer(std::io::stderr)
-                .json()
-                .flatten_event(true)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(json())
                 .try_init();
         }
         (None, false) => {
-            let _ = builder.with_writer(std::io::stderr).try_init();
+            let _ = builder
+                .with_writer(std::io::stderr)
+                .with_ansi(false)
+                .event_format(text())
+                .try_init();
         }
     }
 }
