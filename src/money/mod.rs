@@ -44,54 +44,72 @@ impl Nanos {
 /// headers carry it.
 impl fmt::Display for Nanos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        let (whole, frac) = (abs / 1_000_000_000, abs % 1_000_000_000);
-        if frac == 0 {
-            return write!(f, "{sign}{whole}");
-        }
-        // Trailing zeros dropped by arithmetic, not by trimming a formatted string: the cost
-        // header of every response is written with this, without allocating.
-        let (mut frac, mut width) = (frac, 9);
-        while frac % 10 == 0 {
-            frac /= 10;
-            width -= 1;
-        }
-        write!(f, "{sign}{whole}.{frac:0width$}")
+        f.write_str(self.decimal().as_str())
     }
 }
 
 impl Nanos {
-    /// The exact decimal dollars as a header value (the `Display` form), formatted on the stack.
+    /// The exact decimal dollars (the `Display` form), written digit by digit on the stack:
+    /// the cost header of every response and every access line carry it, and `core::fmt`
+    /// with a computed width costs several times as much.
+    pub fn decimal(self) -> Decimal {
+        let mut out = Decimal {
+            buf: [0; DECIMAL_MAX],
+            start: DECIMAL_MAX,
+        };
+        let abs = self.0.unsigned_abs();
+        let (mut whole, mut frac) = (abs / 1_000_000_000, abs % 1_000_000_000);
+        if frac != 0 {
+            // Trailing zeros dropped by arithmetic; the rest padded to its place with zeros.
+            let mut width = 9;
+            while frac % 10 == 0 {
+                frac /= 10;
+                width -= 1;
+            }
+            for _ in 0..width {
+                out.push(b'0' + (frac % 10) as u8);
+                frac /= 10;
+            }
+            out.push(b'.');
+        }
+        loop {
+            out.push(b'0' + (whole % 10) as u8);
+            whole /= 10;
+            if whole == 0 {
+                break;
+            }
+        }
+        if self.0 < 0 {
+            out.push(b'-');
+        }
+        out
+    }
+
+    /// The exact decimal dollars as a header value.
     pub fn header_value(self) -> axum::http::HeaderValue {
-        let mut buf = StackText::default();
-        // 21 bytes at most (`-9223372036.854775808`): the buffer cannot overflow.
-        let _ = fmt::write(&mut buf, format_args!("{self}"));
-        axum::http::HeaderValue::from_bytes(buf.as_bytes())
+        axum::http::HeaderValue::from_str(self.decimal().as_str())
             .unwrap_or_else(|_| axum::http::HeaderValue::from_static("0"))
     }
 }
 
-/// A fixed buffer `fmt::Write` fills without allocating.
-#[derive(Default)]
-struct StackText {
-    buf: [u8; 32],
-    len: usize,
+/// The longest decimal: `-9223372036.854775808`.
+const DECIMAL_MAX: usize = 21;
+
+/// [`Nanos::decimal`]: the text sits at the end of the buffer, written right to left.
+pub struct Decimal {
+    buf: [u8; DECIMAL_MAX],
+    start: usize,
 }
 
-impl StackText {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
+impl Decimal {
+    fn push(&mut self, byte: u8) {
+        self.start -= 1;
+        self.buf[self.start] = byte;
     }
-}
 
-impl fmt::Write for StackText {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let end = self.len + text.len();
-        let slot = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits, '.' and '-' are ever written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
     }
 }
 
@@ -142,6 +160,30 @@ mod tests {
         assert_eq!(Nanos(1_000_000_010).to_string(), "1.00000001");
         assert_eq!(Nanos(i64::MIN).header_value(), "-9223372036.854775808");
         assert_eq!(Nanos(450_000).header_value(), "0.00045");
+    }
+
+    /// The digit writer against the exact value, over every magnitude and sign.
+    #[test]
+    fn dollars_round_trip_through_the_decimal() {
+        let mut values = vec![i64::MAX, i64::MIN, i64::MIN + 1, -1, 10, 999_999_999];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for shift in 0..63 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x >> shift) as i64);
+            values.push(-((x >> (shift + 1)) as i64));
+        }
+        for v in values {
+            let text = Nanos(v).to_string();
+            let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
+            assert!(!frac.ends_with('0') && frac.len() <= 9, "{v}: {text}");
+            let nanos = i128::from(whole.trim_start_matches('-').parse::<i64>().unwrap())
+                * 1_000_000_000
+                + format!("{frac:0<9}").parse::<i128>().unwrap();
+            let signed = if text.starts_with('-') { -nanos } else { nanos };
+            assert_eq!(signed, i128::from(v), "{text}");
+        }
     }
 
     #[test]
