@@ -63,6 +63,20 @@ pub fn line(event: &Finished<'_>, now: SystemTime) -> Vec<u8> {
     out
 }
 
+/// Bytes a JSON string holds as they are: all but control characters, `"` and `\\` (a `&str`
+/// is valid UTF-8, and JSON takes UTF-8 unescaped, as serde_json writes it).
+static PLAIN: [bool; 256] = {
+    let mut table = [true; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = false;
+        b += 1;
+    }
+    table[b'"' as usize] = false;
+    table[b'\\' as usize] = false;
+    table
+};
+
 struct Fields<'a>(&'a mut Vec<u8>);
 
 impl Fields<'_> {
@@ -75,7 +89,7 @@ impl Fields<'_> {
 
     fn str(&mut self, name: &str, value: &str) {
         self.key(name);
-        if value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+        if value.bytes().all(|b| PLAIN[usize::from(b)]) {
             self.0.push(b'"');
             self.0.extend_from_slice(value.as_bytes());
             self.0.push(b'"');

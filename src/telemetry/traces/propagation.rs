@@ -63,12 +63,14 @@ fn is_lower_hex(text: &str) -> bool {
 pub fn traceparent(trace_id: TraceId, span_id: SpanId, sampled: bool) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut text = *b"00-________________________________-________________-00";
-    let ids = trace_id.to_bytes().into_iter().chain(span_id.to_bytes());
-    let slots = (3..35).step_by(2).chain((36..52).step_by(2));
-    for (byte, at) in ids.zip(slots) {
-        text[at] = HEX[usize::from(byte >> 4)];
-        text[at + 1] = HEX[usize::from(byte & 0x0f)];
-    }
+    let mut hex = |at: usize, bytes: &[u8]| {
+        for (i, byte) in bytes.iter().enumerate() {
+            text[at + 2 * i] = HEX[usize::from(byte >> 4)];
+            text[at + 2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+        }
+    };
+    hex(3, &trace_id.to_bytes());
+    hex(36, &span_id.to_bytes());
     if sampled {
         text[54] = b'1';
     }
