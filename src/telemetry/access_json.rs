@@ -10,6 +10,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::pipeline::Finished;
 
+/// `,"name":` as one literal, so a field's name is one copy. Names are this file's own
+/// literals: no escaping needed.
+macro_rules! key {
+    ($name:literal) => {
+        concat!(",\"", $name, "\":")
+    };
+}
+
 /// The line, newline-terminated.
 pub fn line(event: &Finished<'_>, now: SystemTime) -> Vec<u8> {
     let mut out = Vec::with_capacity(768);
@@ -17,48 +25,48 @@ pub fn line(event: &Finished<'_>, now: SystemTime) -> Vec<u8> {
     timestamp(&mut out, now);
     out.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
     let mut w = Fields(&mut out);
-    w.str("request_id", event.request_id);
-    w.str("method", event.method);
-    w.str("path", event.path);
-    w.int("status", u64::from(event.status));
-    w.str("outcome", event.outcome.name());
-    w.float("latency_ms", event.latency.as_secs_f64() * 1000.0);
+    w.str(key!("request_id"), event.request_id);
+    w.str(key!("method"), event.method);
+    w.str(key!("path"), event.path);
+    w.int(key!("status"), u64::from(event.status));
+    w.str(key!("outcome"), event.outcome.name());
+    w.float(key!("latency_ms"), event.latency.as_secs_f64() * 1000.0);
     if let Some(ttft) = event.time_to_first_token {
-        w.float("ttft_ms", ttft.as_secs_f64() * 1000.0);
+        w.float(key!("ttft_ms"), ttft.as_secs_f64() * 1000.0);
     }
     if let Some(principal) = event.principal {
-        w.str("caller", &principal.label());
+        w.str(key!("caller"), &principal.label());
     }
-    w.str("surface", event.surface.name());
+    w.str(key!("surface"), event.surface.name());
     if !event.requested_model.is_empty() {
-        w.str("requested_model", event.requested_model);
+        w.str(key!("requested_model"), event.requested_model);
     }
     if let Some(d) = event.deployment {
-        w.str("model_group", &d.model_name);
-        w.str("deployment", &d.id);
-        w.str("provider", &d.provider_name);
-        w.int("attempts", u64::from(event.attempts));
+        w.str(key!("model_group"), &d.model_name);
+        w.str(key!("deployment"), &d.id);
+        w.str(key!("provider"), &d.provider_name);
+        w.int(key!("attempts"), u64::from(event.attempts));
     }
-    w.bool("stream", event.stream);
+    w.bool(key!("stream"), event.stream);
     if let Some(usage) = event.usage {
-        w.int("prompt_tokens", usage.prompt_tokens);
-        w.int("completion_tokens", usage.completion_tokens);
+        w.int(key!("prompt_tokens"), usage.prompt_tokens);
+        w.int(key!("completion_tokens"), usage.completion_tokens);
     }
     if let Some(cost) = event.cost {
-        w.str("cost", cost.total.decimal().as_str());
-        w.str("cost_source", cost.source.name());
+        w.str(key!("cost"), cost.total.decimal().as_str());
+        w.str(key!("cost_source"), cost.source.name());
     }
     if let Some(end_user) = event.end_user {
-        w.str("end_user", end_user);
+        w.str(key!("end_user"), end_user);
     }
     if let Some(feature) = event
         .metadata
         .and_then(|m| m.get("feature"))
         .and_then(|v| v.as_str())
     {
-        w.str("feature", feature);
+        w.str(key!("feature"), feature);
     }
-    w.bool("cache_hit", event.cache_hit);
+    w.bool(key!("cache_hit"), event.cache_hit);
     out.extend_from_slice(b"}\n");
     out
 }
@@ -80,15 +88,12 @@ static PLAIN: [bool; 256] = {
 struct Fields<'a>(&'a mut Vec<u8>);
 
 impl Fields<'_> {
-    fn key(&mut self, name: &str) {
-        // Field names are this file's own literals: no escaping needed.
-        self.0.extend_from_slice(b",\"");
-        self.0.extend_from_slice(name.as_bytes());
-        self.0.extend_from_slice(b"\":");
+    fn key(&mut self, key: &'static str) {
+        self.0.extend_from_slice(key.as_bytes());
     }
 
-    fn str(&mut self, name: &str, value: &str) {
-        self.key(name);
+    fn str(&mut self, key: &'static str, value: &str) {
+        self.key(key);
         if value.bytes().all(|b| PLAIN[usize::from(b)]) {
             self.0.push(b'"');
             self.0.extend_from_slice(value.as_bytes());
@@ -99,14 +104,14 @@ impl Fields<'_> {
         }
     }
 
-    fn int(&mut self, name: &str, value: u64) {
-        self.key(name);
+    fn int(&mut self, key: &'static str, value: u64) {
+        self.key(key);
         // serde_json writes integers with `itoa`.
         let _ = serde_json::to_writer(&mut *self.0, &value);
     }
 
-    fn float(&mut self, name: &str, value: f64) {
-        self.key(name);
+    fn float(&mut self, key: &'static str, value: f64) {
+        self.key(key);
         if value.is_finite() {
             let _ = serde_json::to_writer(&mut *self.0, &value);
         } else {
@@ -114,8 +119,8 @@ impl Fields<'_> {
         }
     }
 
-    fn bool(&mut self, name: &str, value: bool) {
-        self.key(name);
+    fn bool(&mut self, key: &'static str, value: bool) {
+        self.key(key);
         self.0
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
@@ -177,9 +182,17 @@ mod tests {
     /// the same string.
     #[test]
     fn strings_read_back_as_written() {
-        for value in ["plain-alias_1", "", "quo\"te", "back\\slash", "tab\there", "é 🚂", "\u{7f}"] {
+        for value in [
+            "plain-alias_1",
+            "",
+            "quo\"te",
+            "back\\slash",
+            "tab\there",
+            "é 🚂",
+            "\u{7f}",
+        ] {
             let mut out = Vec::new();
-            Fields(&mut out).str("k", value);
+            Fields(&mut out).str(key!("k"), value);
             let text = String::from_utf8(out).unwrap();
             let parsed: serde_json::Value =
                 serde_json::from_str(&format!("{{{}}}", &text[1..])).unwrap();
