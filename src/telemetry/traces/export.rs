@@ -191,6 +191,13 @@ pub(super) struct Pipeline {
 }
 
 impl Pipeline {
+    /// Whether the queue has room for `spans` more now. A request whose spans would be dropped
+    /// does not build them: under a load the exporter cannot keep up with, the cost of tracing
+    /// falls instead of being spent on spans that are thrown away.
+    pub(super) fn has_room(&self, spans: usize) -> bool {
+        self.tx.capacity() >= spans
+    }
+
     /// Queues an encoded span, or counts it dropped; never waits.
     pub(super) fn push(&self, span: Vec<u8>) {
         if self.tx.try_send(span).is_err() {

@@ -294,5 +294,10 @@ pub fn request_finished(event: &Finished<'_>) {
         Ok(mut details) => std::mem::take(&mut *details),
         Err(_) => return,
     };
+    let spans = 1 + details.attempts.len();
+    if !pipeline.has_room(spans) {
+        SPANS_DROPPED.fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
+        return;
+    }
     spans::build(event, trace, &details, &mut |span| pipeline.push(span));
 }
