@@ -378,7 +378,9 @@ pub(crate) fn upstream_headers(
     key_header: KeyHeader,
     provider_headers: &[(HeaderName, HeaderValue)],
 ) -> Result<HeaderMap, ProviderError> {
-    let mut headers = HeaderMap::with_capacity(2 + provider_headers.len() + upstream.headers.len());
+    // Room for what is added later too (`traceparent`, `tracestate`, and the `host` and
+    // `content-length` hyper adds): a map that grows rehashes every header it holds.
+    let mut headers = HeaderMap::with_capacity(6 + provider_headers.len() + upstream.headers.len());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(key) = &upstream.api_key {
         let (name, value) = match key_header {
