@@ -9,6 +9,7 @@ pub mod auth;
 pub mod calendar;
 pub mod callbacks;
 pub mod config;
+pub mod guardrails;
 pub mod money;
 pub mod pipeline;
 pub mod policy;

@@ -52,6 +52,15 @@ pub enum ApiError {
     /// A key, team, user or end-user budget is spent (or reserved by requests in flight).
     #[error("{0}")]
     Budget(crate::policy::budget::BudgetError),
+    /// A guardrail refused the prompt (docs/guardrails.md).
+    #[error("{0}")]
+    Guardrail(crate::guardrails::Blocked),
+}
+
+impl From<crate::guardrails::Blocked> for ApiError {
+    fn from(blocked: crate::guardrails::Blocked) -> Self {
+        ApiError::Guardrail(blocked)
+    }
 }
 
 impl From<OptionsError> for ApiError {
@@ -108,6 +117,7 @@ impl ApiError {
             ApiError::Route(RouteError::Unavailable(_)) => ("unavailable", None),
             ApiError::Route(RouteError::Upstream(_)) => ("upstream", None),
             ApiError::Internal => ("internal", None),
+            ApiError::Guardrail(_) => ("guardrail", None),
             ApiError::Reload(_) | ApiError::StoreUnavailable(_) => ("other", None),
         };
         crate::telemetry::Rejection { reason, scope }
@@ -130,6 +140,7 @@ impl ApiError {
             ApiError::ModelAccess(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Budget(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Guardrail(_) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::InvalidOptions { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
             ApiError::Route(RouteError::Unavailable(unavailable)) => match unavailable.reason {
@@ -146,6 +157,22 @@ impl ApiError {
 
     /// The JSON body's `error` object.
     pub fn body(&self) -> serde_json::Value {
+        // LiteLLM's shape for a guardrail's `HTTPException(400, detail={"error": ...})`: the
+        // message, `code` "400", and the detail with the guardrail's name and mode under
+        // `provider_specific_fields`.
+        if let ApiError::Guardrail(blocked) = self {
+            return json!({ "error": {
+                "message": blocked.message,
+                "type": "invalid_request_error",
+                "param": null,
+                "code": "400",
+                "provider_specific_fields": {
+                    "error": blocked.message,
+                    "guardrail_name": &*blocked.guardrail,
+                    "guardrail_mode": blocked.mode,
+                },
+            } });
+        }
         let (message, kind, param, code) = match self {
             ApiError::BadRequest { message, param } => (
                 message.clone(),
@@ -198,6 +225,13 @@ impl ApiError {
                 "rate_limit_error",
                 None,
                 Some("rate_limit_exceeded".to_owned()),
+            ),
+            // Rendered above with its detail.
+            ApiError::Guardrail(blocked) => (
+                blocked.message.clone(),
+                "invalid_request_error",
+                None,
+                Some("400".to_owned()),
             ),
             // LiteLLM's type, which scripts match on.
             ApiError::Budget(_) => (

@@ -48,6 +48,9 @@ pub struct RawConfig {
     /// Switchyard's own metrics keys (tag labels and their cardinality cap).
     #[serde(default)]
     pub switchyard_metrics: Option<RawSwitchyardMetrics>,
+    /// LiteLLM's guardrails (docs/guardrails.md), read by `guardrails/`.
+    #[serde(default)]
+    pub guardrails: Vec<crate::guardrails::RawGuardrail>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }

@@ -88,6 +88,8 @@ pub struct Config {
     pub callbacks: crate::callbacks::CallbackSettings,
     /// What `/metrics` shows and who may read it.
     pub metrics: crate::telemetry::MetricsSettings,
+    /// The top-level `guardrails:` list (docs/guardrails.md).
+    pub guardrails: crate::guardrails::Guardrails,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -331,6 +333,11 @@ impl<'a> Validator<'a> {
         let callbacks = self.callbacks(&raw)?;
         let metrics = self.metrics(&raw)?;
         let otel_callback = otel_in(&raw.litellm_settings);
+        let guardrails = crate::guardrails::Guardrails::from_raw(
+            std::mem::take(&mut raw.guardrails),
+            &mut |warning| self.warnings.push(warning),
+        )
+        .map_err(|(location, message)| invalid(&location, message))?;
         let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
             None => axum::http::StatusCode::TOO_MANY_REQUESTS,
             Some(code @ 400..=599) => axum::http::StatusCode::from_u16(code).map_err(|e| {
@@ -369,6 +376,7 @@ impl<'a> Validator<'a> {
                 otel_callback,
                 callbacks,
                 metrics,
+                guardrails,
             },
             warnings: self.warnings,
         })

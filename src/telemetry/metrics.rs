@@ -184,6 +184,14 @@ fn describe() {
         "Requests answered from the response cache."
     );
     describe_counter!(
+        "switchyard_guardrail_decisions_total",
+        "Guardrail passes over a prompt or an answer, by guardrail, mode and outcome."
+    );
+    describe_counter!(
+        "switchyard_guardrail_detections_total",
+        "What guardrails matched, by guardrail, entity kind and action (never the value)."
+    );
+    describe_counter!(
         "switchyard_rate_limit_rejections_total",
         "Requests refused by a rate limit (rpm, tpm, parallel), by the limit's scope."
     );
@@ -977,6 +985,30 @@ pub fn attempt_failed(deployment: &Deployment, error_class: &'static str, status
         ];
         counter!("litellm_deployment_failure_responses_total", labels).increment(1);
     }
+}
+
+/// A guardrail ran on a request's prompt (`mode` `pre_call`) or answer (`post_call`):
+/// `outcome` is `passed`, `masked` (something was masked or redacted) or `blocked`.
+pub fn guardrail_decision(guardrail: &str, mode: &'static str, outcome: &'static str) {
+    counter!(
+        "switchyard_guardrail_decisions_total",
+        "guardrail" => guardrail.to_owned(),
+        "mode" => mode,
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+/// One match of a guardrail: the entity kind (`EMAIL_ADDRESS`, `KEYWORD`, a pattern's name from
+/// config) and what was done (`masked`, `redacted`, `blocked`). Never the matched value.
+pub fn guardrail_detection(guardrail: &str, entity: &str, action: &'static str) {
+    counter!(
+        "switchyard_guardrail_detections_total",
+        "guardrail" => guardrail.to_owned(),
+        "entity" => entity.to_owned(),
+        "action" => action
+    )
+    .increment(1);
 }
 
 /// A failed attempt is retried within its model group.
