@@ -21,6 +21,7 @@ use super::body::read_json;
 use super::error::ApiError;
 use super::sse::{self, Rendered};
 use super::{dropped_params_header, finish, route_headers, served_headers, Reply};
+use crate::guardrails;
 use crate::pipeline::RequestContext;
 use crate::providers::anthropic::request::{to_openai, OpenAiDialect};
 use crate::providers::anthropic::response::{to_message, usage_to_openai};
@@ -49,11 +50,11 @@ async fn create(
 ) -> Result<Reply, ApiError> {
     let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::Create)?;
-    let options = admit(ctx, &mut request).await?;
+    let (options, mut guard) = admit(ctx, &mut request).await?;
     let client = client_headers(headers);
     let translations = Translations::new(&request);
     if request.is_stream() {
-        return stream(ctx, &request, &options, &client, &translations).await;
+        return stream(ctx, &request, &options, &client, &translations, &guard).await;
     }
     let config = ctx.config.clone();
     let http = ctx.http();
@@ -89,8 +90,12 @@ async fn create(
         })
         .await?;
     ctx.served(&served);
-    let answer = served.value;
+    let mut answer = served.value;
     ctx.usage = answer.usage;
+    // Stage 8: guardrails on the answer (and the prompt's masked values given back).
+    if guard.wants_post_call() {
+        guard.post_call_message(&mut answer.message)?;
+    }
     let mut response = Json(answer.message).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
@@ -104,7 +109,7 @@ async fn create(
 async fn admit(
     ctx: &mut RequestContext,
     request: &mut MessagesRequest,
-) -> Result<RequestOptions, ApiError> {
+) -> Result<(RequestOptions, guardrails::Run), ApiError> {
     // Anthropic's end-user id is `metadata.user_id`; `metadata` is also the gateway's own
     // control (tags, feature), so the user id is read before the controls are taken out.
     let user = request
@@ -129,7 +134,10 @@ async fn admit(
         .await?;
     options.prompt_tokens = Some(prompt_tokens);
     ctx.prompt_tokens_estimate = prompt_tokens;
-    Ok(options)
+    // Stage 4: guardrails on the prompt as it will be sent (count_tokens sends it too).
+    let mut guard = guardrails::select(ctx, &mut request.extra)?;
+    guardrails::pre_call(ctx, &mut guard, |g| g.pre_call_messages(request))?;
+    Ok((options, guard))
 }
 
 /// A whole answer and what it cost (`None`: the upstream reported no usage; the cost is then
@@ -222,6 +230,7 @@ async fn stream(
     options: &RequestOptions,
     client: &ClientHeaders,
     translations: &Translations<'_>,
+    guard: &guardrails::Run,
 ) -> Result<Reply, ApiError> {
     // What translation dropped for the attempt that ended up serving (the last one).
     let dropped = std::sync::Mutex::new(Vec::new());
@@ -248,7 +257,12 @@ async fn stream(
                     let (chat, mut names) = translations.get(&deployment)?;
                     names.extend(provider.dropped_params(&deployment.upstream, chat));
                     *lock(dropped) = names;
-                    let chunks = provider.chat_stream(call, chat).await?;
+                    let mut chunks = provider.chat_stream(call, chat).await?;
+                    // Stage 8 on a translated stream (native Anthropic streams: see
+                    // docs/guardrails.md).
+                    if guard.wants_post_call() {
+                        chunks = guardrails::stream::chat(guard.clone(), chunks);
+                    }
                     Ok(translated_frames(chunks, alias))
                 }
             },
@@ -397,7 +411,7 @@ async fn count(
 ) -> Result<Reply, ApiError> {
     let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::CountTokens)?;
-    let options = admit(ctx, &mut request).await?;
+    let (options, _) = admit(ctx, &mut request).await?;
     let client = client_headers(headers);
     let config = ctx.config.clone();
     let http = ctx.http();

@@ -9,6 +9,7 @@ use axum::Json;
 use super::body::read_json;
 use super::error::ApiError;
 use super::{finish, route_headers, served_headers, sse, Reply};
+use crate::guardrails;
 use crate::pipeline::RequestContext;
 use crate::providers::PassthroughEndpoint;
 use crate::schema::PassthroughRequest;
@@ -78,6 +79,12 @@ async fn serve(
         )
         .await?;
     ctx.prompt_tokens_estimate = prompt_tokens;
+    // Stage 4: guardrails on the prompt (`prompt` or `input`) as it will be sent.
+    let mut guard = guardrails::select(ctx, &mut request.extra)?;
+    guardrails::pre_call(ctx, &mut guard, |g| match request.extra.get_mut(required) {
+        Some(prompt) => g.pre_call_json(prompt),
+        None => Ok(()),
+    })?;
     let config = ctx.config.clone();
     if stream {
         let served = config
@@ -85,17 +92,22 @@ async fn serve(
             .passthrough_stream(ctx.http(), endpoint, &request, &options)
             .await?;
         ctx.served(&served);
+        // Post-call guardrails do not cover completions streams (docs/guardrails.md).
         let mut stream = sse::passthrough_stream(served.value);
         served_headers(&mut stream.response, &served.deployment, served.attempts);
         route_headers(&mut stream.response, &served.report);
         return Ok(Reply::Stream(stream));
     }
-    let served = config
+    let mut served = config
         .router
         .passthrough(ctx.http(), endpoint, &request, &options)
         .await?;
     ctx.served(&served);
     ctx.usage = served.value.usage();
+    // Stage 8 on a completion's text (an embedding is numbers: nothing to check).
+    if endpoint == PassthroughEndpoint::Completions && guard.wants_post_call() {
+        guard.post_call_completion(&mut served.value.extra)?;
+    }
     let mut response = Json(served.value).into_response();
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);

@@ -428,6 +428,37 @@ fn entity_actions(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The pipeline's stages 4 and 8, as handlers call them
+
+/// Stage 4, first half: the request's guardrails (after `admit`, which read its metadata).
+pub fn select(
+    ctx: &crate::pipeline::RequestContext,
+    extra: &mut Extra,
+) -> Result<Run, crate::api::error::ApiError> {
+    Ok(Run::select(
+        &ctx.config.config.guardrails,
+        extra,
+        ctx.metadata.as_ref(),
+        &ctx.principal,
+    )?)
+}
+
+/// Stage 4, second half: `check` runs the pre-call guardrails over the prompt (rewriting it in
+/// place); what ran and what it did goes on the request's metadata (spend log, callbacks).
+pub fn pre_call(
+    ctx: &mut crate::pipeline::RequestContext,
+    run: &mut Run,
+    check: impl FnOnce(&mut Run) -> Result<(), Blocked>,
+) -> Result<(), crate::api::error::ApiError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let result = check(run);
+    run.describe(&mut ctx.metadata);
+    Ok(result?)
+}
+
+// ---------------------------------------------------------------------------------------------
 // A request's guardrails
 
 /// A refusal: rendered as LiteLLM renders a guardrail's `HTTPException(400)` (api/error.rs).
@@ -456,7 +487,7 @@ impl Stage {
 }
 
 /// The masked values of one request: token → original, for un-masking its answer.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Vault {
     entries: Vec<(String, String)>,
 }
@@ -496,7 +527,9 @@ impl Vault {
 /// The longest mask token (`<GOOGLE_API_KEY_4294967295>` fits).
 const MAX_TOKEN_BYTES: usize = 40;
 
-/// The guardrails one request runs, and what they did.
+/// The guardrails one request runs, and what they did (cloned per attempt of a stream, so
+/// each attempt's answer is checked from its start).
+#[derive(Clone)]
 pub struct Run {
     active: Vec<Arc<Configured>>,
     pub vault: Vault,
@@ -733,6 +766,24 @@ impl Run {
                 }
                 for call in choice.message.tool_calls.iter_mut().flatten() {
                     self.pass(Stage::PostCall, &mut call.function.arguments, &mut tally)?;
+                }
+            }
+            Ok(())
+        })();
+        self.count(Stage::PostCall, &tally, result.as_ref().err());
+        result
+    }
+
+    /// Stage 8 on a whole completions answer (`choices[].text`).
+    pub fn post_call_completion(&mut self, body: &mut Extra) -> Result<(), Blocked> {
+        let mut tally = Tally::default();
+        let result = (|| {
+            let Some(Value::Array(choices)) = body.get_mut("choices") else {
+                return Ok(());
+            };
+            for choice in choices {
+                if let Some(Value::String(text)) = choice.get_mut("text") {
+                    self.pass(Stage::PostCall, text, &mut tally)?;
                 }
             }
             Ok(())
