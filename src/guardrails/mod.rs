@@ -18,7 +18,7 @@ mod pii;
 mod secrets;
 pub mod stream;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde::de::IgnoredAny;
@@ -486,41 +486,35 @@ impl Stage {
     }
 }
 
-/// The masked values of one request: token → original, for un-masking its answer.
+/// The masked values of one request: token → original, for un-masking its answer. Maps both
+/// ways, so a prompt with thousands of values stays linear.
 #[derive(Debug, Default, Clone)]
 pub struct Vault {
-    entries: Vec<(String, String)>,
+    originals: HashMap<String, String>,
+    tokens: HashMap<(Entity, String), String>,
+    counts: HashMap<Entity, u32>,
 }
 
 impl Vault {
     fn token(&mut self, entity: Entity, original: &str) -> String {
-        if let Some((token, _)) = self
-            .entries
-            .iter()
-            .find(|(t, o)| o == original && t[1..].starts_with(entity.name()))
-        {
+        if let Some(token) = self.tokens.get(&(entity, original.to_owned())) {
             return token.clone();
         }
-        let n = self
-            .entries
-            .iter()
-            .filter(|(t, _)| t[1..].starts_with(entity.name()))
-            .count()
-            + 1;
+        let n = self.counts.entry(entity).or_insert(0);
+        *n += 1;
         let token = format!("<{}_{n}>", entity.name());
-        self.entries.push((token.clone(), original.to_owned()));
+        self.originals.insert(token.clone(), original.to_owned());
+        self.tokens
+            .insert((entity, original.to_owned()), token.clone());
         token
     }
 
     fn original(&self, token: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(t, _)| t == token)
-            .map(|(_, o)| o.as_str())
+        self.originals.get(token).map(String::as_str)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.originals.is_empty()
     }
 }
 

@@ -77,7 +77,7 @@ pub fn find(text: &str, out: &mut Vec<(usize, usize, Entity)>) {
         let at_start = !prev_is_word(bytes, i);
         let found = if b == b'@' {
             email(bytes, i, floor).map(|(s, e)| (s, e, Entity::EmailAddress))
-        } else if at_start
+        } else if (at_start || b == b'+')
             && (b.is_ascii_digit() || b == b'+' || b == b'(')
             // The middle of `1.2.3.4.5`, `12:30:45`, `v2-3`: not the start of a number.
             && !(i > 0 && matches!(bytes[i - 1], b'.' | b':' | b'-' | b'/'))
@@ -90,6 +90,10 @@ pub fn find(text: &str, out: &mut Vec<(usize, usize, Entity)>) {
         } else {
             None
         };
+        // `123-45-6789@x.io`: the number is an address's local part, left to the `@`.
+        let found = found.filter(|(_, end, entity)| {
+            *entity == Entity::EmailAddress || bytes.get(*end) != Some(&b'@')
+        });
         match found {
             Some((start, end, entity)) if start >= floor => {
                 out.push((start, end, entity));
