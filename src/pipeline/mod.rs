@@ -6,11 +6,11 @@
 //! | 1 | edge: request id, start time, access log for what never reached a model | `api/mod.rs` (`edge`) |
 //! | 2 | authenticate: bearer key → [`Principal`](crate::auth::Principal) | `context.rs` (the [`RequestContext`] extractor) → `auth/` |
 //! | 3 | parse and validate the body | `api/<surface>.rs`, `api/body.rs` |
-//! | 4 | admit: gateway controls out of the body, prepare (templates), pre-call policy | [`RequestContext::admit`] → `policy/` |
+//! | 4 | admit: gateway controls out of the body, prepare (templates), pre-call policy; then pre-call guardrails on the prompt as it will be sent | [`RequestContext::admit`] → `policy/`; `guardrails::select` + `guardrails::pre_call` |
 //! | 5 | cache lookup | (issue 11) |
 //! | 6 | route: groups, attempts, retries, fallbacks, cooldowns | `router/dispatch.rs` |
 //! | 7 | call one deployment | `providers/` (the `Provider` trait) |
-//! | 8 | post-call (guardrails on the answer) | (issue 11) |
+//! | 8 | post-call: guardrails on the answer (whole; a stream through a bounded carry window), masked values given back | `Run::post_call_*`, `guardrails/stream.rs` |
 //! | 9 | request finished: exactly one event | `context.rs` → `telemetry::request_finished` |
 //!
 //! Handlers in `api/` run stages 3 to 8 in this order and nothing else; the context carries
