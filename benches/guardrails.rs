@@ -116,16 +116,28 @@ fn main() {
     };
     let typical = SYSTEM.len() + USER_CLEAN.len();
     println!("guardrails, median of {RUNS} runs:");
-    time("no guardrail configured (select only)", &filter, 200_000, typical, || {
-        let mut m = messages(USER_CLEAN);
-        let mut r = run(&none);
-        black_box(r.pre_call_chat(&mut m)).ok();
-    });
-    time("pii pre_call, typical prompt, nothing found", &filter, 20_000, typical, || {
-        let mut m = messages(USER_CLEAN);
-        let mut r = run(&pii);
-        black_box(r.pre_call_chat(&mut m)).ok();
-    });
+    time(
+        "no guardrail configured (select only)",
+        &filter,
+        200_000,
+        typical,
+        || {
+            let mut m = messages(USER_CLEAN);
+            let mut r = run(&none);
+            black_box(r.pre_call_chat(&mut m)).ok();
+        },
+    );
+    time(
+        "pii pre_call, typical prompt, nothing found",
+        &filter,
+        20_000,
+        typical,
+        || {
+            let mut m = messages(USER_CLEAN);
+            let mut r = run(&pii);
+            black_box(r.pre_call_chat(&mut m)).ok();
+        },
+    );
     time(
         "pii pre_call, typical prompt, 3 values masked",
         &filter,
@@ -155,16 +167,28 @@ fn main() {
             black_box(r.post_call_chat(&mut answer)).ok();
         },
     );
-    time("secrets pre_call, typical prompt", &filter, 20_000, typical, || {
-        let mut m = messages(USER_CLEAN);
-        let mut r = run(&secrets);
-        black_box(r.pre_call_chat(&mut m)).ok();
-    });
-    time("content filter (50 words) pre_call, typical", &filter, 20_000, typical, || {
-        let mut m = messages(USER_CLEAN);
-        let mut r = run(&filter_50);
-        black_box(r.pre_call_chat(&mut m)).ok();
-    });
+    time(
+        "secrets pre_call, typical prompt",
+        &filter,
+        20_000,
+        typical,
+        || {
+            let mut m = messages(USER_CLEAN);
+            let mut r = run(&secrets);
+            black_box(r.pre_call_chat(&mut m)).ok();
+        },
+    );
+    time(
+        "content filter (50 words) pre_call, typical",
+        &filter,
+        20_000,
+        typical,
+        || {
+            let mut m = messages(USER_CLEAN);
+            let mut r = run(&filter_50);
+            black_box(r.pre_call_chat(&mut m)).ok();
+        },
+    );
     let big: String = USER_CLEAN.repeat(1_000_000 / USER_CLEAN.len());
     time("pii pre_call, 1 MB prompt", &filter, 20, big.len(), || {
         let mut m = messages(&big);

@@ -142,8 +142,14 @@ async fn a_blocked_prompt_is_a_litellm_shaped_400_and_never_sent() {
         error["message"],
         "Blocked entity detected: CREDIT_CARD by Guardrail: pii-mask. This entity is not allowed to be used in this request."
     );
-    assert_eq!(error["provider_specific_fields"]["guardrail_name"], "pii-mask");
-    assert_eq!(error["provider_specific_fields"]["guardrail_mode"], "pre_call");
+    assert_eq!(
+        error["provider_specific_fields"]["guardrail_name"],
+        "pii-mask"
+    );
+    assert_eq!(
+        error["provider_specific_fields"]["guardrail_mode"],
+        "pre_call"
+    );
     assert!(!body.to_string().contains("4111"), "the value in the error");
 
     let (status, body) = chat(&gw, ask("What is the status of Project Falcon?")).await;
@@ -159,12 +165,19 @@ async fn a_blocked_prompt_is_a_litellm_shaped_400_and_never_sent() {
     // A 16-digit number that fails the Luhn check is not a card.
     let (status, _) = chat(&gw, ask("My order number is 4111 1111 1111 1112")).await;
     assert_eq!(status, 200);
-    assert_eq!(Mock(&mock).requests().await.len(), 1, "blocked prompts were sent");
+    assert_eq!(
+        Mock(&mock).requests().await.len(),
+        1,
+        "blocked prompts were sent"
+    );
     let metrics = metrics(&gw).await;
     assert!(metrics.contains(
         r#"switchyard_guardrail_decisions_total{guardrail="pii-mask",mode="pre_call",outcome="blocked"} 1"#
     ));
-    assert!(metrics.contains(r#"switchyard_rejected_total{reason="guardrail""#), "{metrics}");
+    assert!(
+        metrics.contains(r#"switchyard_rejected_total{reason="guardrail""#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +196,10 @@ async fn a_guardrail_not_on_by_default_runs_when_the_request_asks_for_it() {
     assert_eq!(status, 200);
     assert_eq!(upstream_prompt(&mock).await, "why does <API_KEY> fail?");
     let sent = Mock(&mock).last_request().await;
-    assert!(sent["body"].get("guardrails").is_none(), "the control went upstream");
+    assert!(
+        sent["body"].get("guardrails").is_none(),
+        "the control went upstream"
+    );
 
     // LiteLLM's other spelling: in `metadata`.
     let mut body = ask(&prompt);
@@ -212,8 +228,7 @@ async fn post_call_masks_a_whole_and_a_streamed_answer() {
     let prompt = "Who do I ask? I am ann@example.org";
     let (status, body) = chat(&gw, ask(prompt)).await;
     assert_eq!(status, 200);
-    let expected =
-        "Reach me at <PHONE_NUMBER> or <EMAIL_ADDRESS>, and ann@example.org.";
+    let expected = "Reach me at <PHONE_NUMBER> or <EMAIL_ADDRESS>, and ann@example.org.";
     assert_eq!(body["choices"][0]["message"]["content"], expected);
 
     let mut streamed = ask(prompt);
@@ -238,7 +253,10 @@ async fn post_call_masks_a_whole_and_a_streamed_answer() {
         }
     }
     assert_eq!(content, expected);
-    assert!(!text.contains("0132"), "a piece of the number got out: {text}");
+    assert!(
+        !text.contains("0132"),
+        "a piece of the number got out: {text}"
+    );
     assert!(text.ends_with("data: [DONE]\n\n"));
     let metrics = metrics(&gw).await;
     assert!(metrics.contains(
@@ -270,7 +288,10 @@ async fn the_anthropic_surface_and_embeddings_are_guarded_too() {
     assert_eq!(body["content"][0]["text"], "Noted, ops@example.net.");
     let sent = Mock(&mock).last_request().await;
     let sent = sent["body"].to_string();
-    assert!(sent.contains("<EMAIL_ADDRESS_1>") && sent.contains("<EMAIL_ADDRESS_2>"), "{sent}");
+    assert!(
+        sent.contains("<EMAIL_ADDRESS_1>") && sent.contains("<EMAIL_ADDRESS_2>"),
+        "{sent}"
+    );
     assert!(!sent.contains("example.com") && !sent.contains("example.net"));
 
     let response = client()
@@ -287,7 +308,10 @@ async fn the_anthropic_surface_and_embeddings_are_guarded_too() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "invalid_request_error");
-    assert!(body["error"]["message"].as_str().unwrap().contains("CREDIT_CARD"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("CREDIT_CARD"));
 
     let response = client()
         .post(format!("{}/v1/embeddings", gw.url))
@@ -298,7 +322,10 @@ async fn the_anthropic_surface_and_embeddings_are_guarded_too() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let sent = Mock(&mock).last_request().await;
-    assert_eq!(sent["body"]["input"], json!(["call <PHONE_NUMBER_1>", "plain"]));
+    assert_eq!(
+        sent["body"]["input"],
+        json!(["call <PHONE_NUMBER_1>", "plain"])
+    );
 }
 
 #[tokio::test]
@@ -358,5 +385,37 @@ fn a_guardrail_that_needs_an_external_service_is_a_config_error() {
     assert!(
         stderr.contains("guardrails[0].litellm_params.guardrail"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_key_can_carry_its_own_guardrails() {
+    let mock = mock_upstream(&[]);
+    let gw = gateway(&config(&mock), &[]);
+    let made: Value = client()
+        .post(format!("{}/key/generate", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&json!({"metadata": {"guardrails": ["no-secrets"]}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = made["key"].as_str().expect("a key").to_owned();
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(&key)
+        .json(&ask("deploy with AKIAIOSFODNN7EXAMPLE"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(upstream_prompt(&mock).await, "deploy with <AWS_ACCESS_KEY>");
+    // The master key has no such list: the default guardrails only.
+    chat(&gw, ask("deploy with AKIAIOSFODNN7EXAMPLE")).await;
+    assert_eq!(
+        upstream_prompt(&mock).await,
+        "deploy with AKIAIOSFODNN7EXAMPLE"
     );
 }

@@ -129,9 +129,9 @@ impl ContentFilter {
                     compiled.push((regex, name.into(), act));
                 }
                 "prebuilt" => {
-                    let name = pattern
-                        .pattern_name
-                        .ok_or_else(|| format!("{at}: `pattern_name` is required for a prebuilt pattern"))?;
+                    let name = pattern.pattern_name.ok_or_else(|| {
+                        format!("{at}: `pattern_name` is required for a prebuilt pattern")
+                    })?;
                     let entity = prebuilt(&name).ok_or_else(|| {
                         format!("{at}.pattern_name: `{name}` is not a built-in pattern here (see docs/guardrails.md for the list)")
                     })?;
@@ -184,8 +184,7 @@ impl Guardrail for ContentFilter {
             super::pii::find(text, &mut found);
             super::secrets::find(text, &mut found);
             for (start, end, entity) in found {
-                if let Some((_, name, action)) = self.prebuilt.iter().find(|(e, ..)| *e == entity)
-                {
+                if let Some((_, name, action)) = self.prebuilt.iter().find(|(e, ..)| *e == entity) {
                     hits.push(Hit {
                         start,
                         end,

@@ -264,7 +264,9 @@ impl Guardrails {
             let at = format!("guardrails[{i}]");
             let params = entry.litellm_params;
             for key in entry.extra.keys() {
-                warn(format!("config key `{at}.{key}` is not supported and is ignored"));
+                warn(format!(
+                    "config key `{at}.{key}` is not supported and is ignored"
+                ));
             }
             let name = entry.guardrail_name.trim().to_owned();
             if name.is_empty() {
@@ -373,17 +375,25 @@ impl Guardrails {
                 ("pii_entities_config", params.pii_entities_config.is_some()),
                 ("output_parse_pii", params.output_parse_pii.is_some()),
                 ("action", params.action.is_some()),
-                ("secret_entities_config", params.secret_entities_config.is_some()),
+                (
+                    "secret_entities_config",
+                    params.secret_entities_config.is_some(),
+                ),
                 ("blocked_words", false),
                 ("patterns", false),
             ];
             for (key, is_set) in set {
                 if is_set && !known_keys.contains(&key) {
-                    warn(format!("{p}.{key} does nothing for guardrail `{}`", params.guardrail));
+                    warn(format!(
+                        "{p}.{key} does nothing for guardrail `{}`",
+                        params.guardrail
+                    ));
                 }
             }
             for key in params.extra.keys() {
-                warn(format!("config key `{p}.{key}` is not supported and is ignored"));
+                warn(format!(
+                    "config key `{p}.{key}` is not supported and is ignored"
+                ));
             }
             list.push(Arc::new(Configured {
                 name: name.into(),
@@ -562,8 +572,12 @@ impl Run {
         {
             return Ok(Run::none());
         }
-        let mut active: Vec<Arc<Configured>> =
-            configured.0.iter().filter(|g| g.default_on).cloned().collect();
+        let mut active: Vec<Arc<Configured>> = configured
+            .0
+            .iter()
+            .filter(|g| g.default_on)
+            .cloned()
+            .collect();
         for list in [from_body.as_ref(), from_metadata, from_key, from_team]
             .into_iter()
             .flatten()
@@ -641,7 +655,10 @@ impl Run {
     }
 
     /// Stage 4 on an OpenAI chat prompt: message text, content parts, tool-call arguments.
-    pub fn pre_call_chat(&mut self, messages: &mut [crate::schema::Message]) -> Result<(), Blocked> {
+    pub fn pre_call_chat(
+        &mut self,
+        messages: &mut [crate::schema::Message],
+    ) -> Result<(), Blocked> {
         if !self.has(Stage::PreCall) {
             return Ok(());
         }
@@ -719,7 +736,9 @@ impl Run {
         for block in blocks {
             match block {
                 ContentBlock::Text { text, .. } => self.pass(Stage::PreCall, text, tally)?,
-                ContentBlock::ToolUse { input, .. } => self.json(Stage::PreCall, input, tally, 0)?,
+                ContentBlock::ToolUse { input, .. } => {
+                    self.json(Stage::PreCall, input, tally, 0)?
+                }
                 ContentBlock::ToolResult {
                     content: Some(content),
                     ..
@@ -733,7 +752,13 @@ impl Run {
         Ok(())
     }
 
-    fn json(&mut self, stage: Stage, value: &mut Value, tally: &mut Tally, depth: usize) -> Result<(), Blocked> {
+    fn json(
+        &mut self,
+        stage: Stage,
+        value: &mut Value,
+        tally: &mut Tally,
+        depth: usize,
+    ) -> Result<(), Blocked> {
         // serde_json refuses nesting deeper than 128 when parsing; this is a second fence.
         if depth > 256 {
             return Ok(());
@@ -751,7 +776,10 @@ impl Run {
     }
 
     /// Stage 8 on a whole OpenAI answer: content and tool-call arguments of every choice.
-    pub fn post_call_chat(&mut self, answer: &mut crate::schema::ChatCompletion) -> Result<(), Blocked> {
+    pub fn post_call_chat(
+        &mut self,
+        answer: &mut crate::schema::ChatCompletion,
+    ) -> Result<(), Blocked> {
         let mut tally = Tally::default();
         let result = (|| {
             for choice in &mut answer.choices {
@@ -796,7 +824,9 @@ impl Run {
         let result = (|| {
             for block in &mut message.content {
                 match block {
-                    ContentBlock::Text { text, .. } => self.pass(Stage::PostCall, text, &mut tally)?,
+                    ContentBlock::Text { text, .. } => {
+                        self.pass(Stage::PostCall, text, &mut tally)?
+                    }
                     ContentBlock::ToolUse { input, .. } => {
                         self.json(Stage::PostCall, input, &mut tally, 0)?
                     }
@@ -870,7 +900,11 @@ impl Run {
         let mut spans: Vec<(usize, usize, Option<usize>, Option<Hit>, Option<String>)> = hits
             .into_iter()
             .map(|(i, h)| (h.start, h.end, Some(i), Some(h), None))
-            .chain(restores.into_iter().map(|(s, e, o)| (s, e, None, None, Some(o))))
+            .chain(
+                restores
+                    .into_iter()
+                    .map(|(s, e, o)| (s, e, None, None, Some(o))),
+            )
             .collect();
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut cut = upto;
@@ -1037,7 +1071,13 @@ mod tests {
     fn run(guardrails: &Guardrails, asked: &[&str]) -> Run {
         let mut extra = Extra::new();
         extra.insert("guardrails".into(), asked.iter().copied().collect());
-        Run::select(guardrails, &mut extra, None, &crate::auth::Principal::Master).unwrap()
+        Run::select(
+            guardrails,
+            &mut extra,
+            None,
+            &crate::auth::Principal::Master,
+        )
+        .unwrap()
     }
 
     const PII: &str = r#"
@@ -1058,7 +1098,9 @@ mod tests {
     fn masks_redacts_and_unmasks() {
         let guardrails = load(PII);
         let mut run = run(&guardrails, &[]);
-        let mut text = "mail a@example.com or b@example.org, again a@example.com, call +1 415 555 0132".to_owned();
+        let mut text =
+            "mail a@example.com or b@example.org, again a@example.com, call +1 415 555 0132"
+                .to_owned();
         run.pre_call_text(&mut text).unwrap();
         assert_eq!(
             text,
@@ -1094,9 +1136,14 @@ mod tests {
         assert_eq!(text, "key <API_KEY>");
         let mut extra = Extra::new();
         extra.insert("guardrails".into(), serde_json::json!(["nope"]));
-        let err = Run::select(&guardrails, &mut extra, None, &crate::auth::Principal::Master)
-            .err()
-            .unwrap();
+        let err = Run::select(
+            &guardrails,
+            &mut extra,
+            None,
+            &crate::auth::Principal::Master,
+        )
+        .err()
+        .unwrap();
         assert!(err.message.contains("`nope` is not configured"));
         assert!(!extra.contains_key("guardrails"), "never sent upstream");
     }
@@ -1127,7 +1174,10 @@ mod tests {
         )
         .unwrap();
         let (at, _) = Guardrails::from_raw(raw, &mut |_| {}).err().unwrap();
-        assert_eq!(at, "guardrails[0].litellm_params.pii_entities_config.EMAIL_ADDRESS");
+        assert_eq!(
+            at,
+            "guardrails[0].litellm_params.pii_entities_config.EMAIL_ADDRESS"
+        );
         let raw: Vec<RawGuardrail> = serde_saphyr::from_str(
             "- guardrail_name: x\n  litellm_params: {guardrail: pii, mode: pre_call, pii_entities_config: {PERSON: MASK}}\n",
         )

@@ -184,7 +184,9 @@ fn email(bytes: &[u8], at: usize, floor: usize) -> Option<(usize, usize)> {
         } else if b == b'.'
             && end > at + 1
             && bytes[end - 1] != b'.'
-            && bytes.get(end + 1).is_some_and(|n| n.is_ascii_alphanumeric())
+            && bytes
+                .get(end + 1)
+                .is_some_and(|n| n.is_ascii_alphanumeric())
         {
             last_dot = Some(end);
             end += 1;
@@ -223,8 +225,7 @@ fn number(bytes: &[u8], i: usize) -> Option<(usize, usize, Entity)> {
 
 fn ipv4(bytes: &[u8], i: usize) -> Option<usize> {
     let mut end = i;
-    while end < bytes.len() && end - i < 16 && (bytes[end].is_ascii_digit() || bytes[end] == b'.')
-    {
+    while end < bytes.len() && end - i < 16 && (bytes[end].is_ascii_digit() || bytes[end] == b'.') {
         end += 1;
     }
     // `1.2.3.4.` at a sentence's end: the dot is not part of it.
@@ -268,7 +269,11 @@ fn ssn(bytes: &[u8], i: usize) -> Option<usize> {
         return None;
     }
     let area = &s[0..3];
-    if area == b"000" || area == b"666" || area[0] == b'9' || &s[4..6] == b"00" || &s[7..11] == b"0000"
+    if area == b"000"
+        || area == b"666"
+        || area[0] == b'9'
+        || &s[4..6] == b"00"
+        || &s[7..11] == b"0000"
     {
         return None;
     }
@@ -357,13 +362,17 @@ fn phone(bytes: &[u8], i: usize) -> Option<usize> {
         } else if b == b')' && parens && !last_was_sep {
             group += 1;
             // `(415) 555`: the space after the parenthesis is part of the number.
-            if bytes.get(end + 1) == Some(&b' ') && bytes.get(end + 2).is_some_and(u8::is_ascii_digit) {
+            if bytes.get(end + 1) == Some(&b' ')
+                && bytes.get(end + 2).is_some_and(u8::is_ascii_digit)
+            {
                 end += 1;
             }
             last_was_sep = true;
         } else if matches!(b, b' ' | b'-' | b'.')
             && !last_was_sep
-            && bytes.get(end + 1).is_some_and(|n| n.is_ascii_digit() || *n == b'(')
+            && bytes
+                .get(end + 1)
+                .is_some_and(|n| n.is_ascii_digit() || *n == b'(')
         {
             group += 1;
             last_was_sep = true;
@@ -592,7 +601,12 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|e| (e[0].as_str().unwrap().to_owned(), e[1].as_str().unwrap().to_owned()))
+                .map(|e| {
+                    (
+                        e[0].as_str().unwrap().to_owned(),
+                        e[1].as_str().unwrap().to_owned(),
+                    )
+                })
                 .collect();
             let found: Vec<(String, String)> = entities(text)
                 .into_iter()

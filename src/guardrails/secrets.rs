@@ -104,7 +104,9 @@ fn token(bytes: &[u8], i: usize) -> Option<(usize, Entity)> {
             && matches!(rest[2], b'p' | b'o' | b'u' | b's' | b'r')
             && rest[3] == b'_'
         {
-            (Entity::GithubToken, 4, 36, 255, |b| b.is_ascii_alphanumeric())
+            (Entity::GithubToken, 4, 36, 255, |b| {
+                b.is_ascii_alphanumeric()
+            })
         } else if rest.len() > 5
             && rest.starts_with(b"xox")
             && matches!(rest[3], b'a' | b'b' | b'p' | b'r' | b's')
@@ -153,7 +155,8 @@ fn private_key(bytes: &[u8], i: usize) -> Option<(usize, Entity)> {
     let label_at = i + BEGIN.len();
     let label = run(bytes, label_at, 40, |b| b.is_ascii_uppercase() || b == b' ');
     let label_end = label_at + label;
-    if !bytes[label_at..label_end].ends_with(b"PRIVATE KEY") || !bytes[label_end..].starts_with(b"-----")
+    if !bytes[label_at..label_end].ends_with(b"PRIVATE KEY")
+        || !bytes[label_end..].starts_with(b"-----")
     {
         return None;
     }
@@ -224,15 +227,13 @@ mod tests {
     #[test]
     fn jwts() {
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U";
-        assert_eq!(
-            secrets(&format!("Bearer {jwt}")),
-            vec![(Entity::Jwt, jwt)]
-        );
+        assert_eq!(secrets(&format!("Bearer {jwt}")), vec![(Entity::Jwt, jwt)]);
     }
 
     #[test]
     fn private_key_blocks() {
-        let block = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
+        let block =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----";
         assert_eq!(
             secrets(&format!("here:\n{block}\nthanks")),
             vec![(Entity::PrivateKey, block)]

@@ -79,7 +79,12 @@ impl Guard {
     }
 
     /// Adds `piece` to the slot's carry and returns what may be released now.
-    fn release(&mut self, slot: Slot, piece: &str, finished: bool) -> Result<String, ProviderError> {
+    fn release(
+        &mut self,
+        slot: Slot,
+        piece: &str,
+        finished: bool,
+    ) -> Result<String, ProviderError> {
         let mut carry = std::mem::take(self.carry(slot));
         carry.push_str(piece);
         let mut upto = if finished {
@@ -161,7 +166,10 @@ impl Guard {
                     match calls.iter_mut().find(|c| c.index == tool) {
                         Some(call) => {
                             let function = call.function.get_or_insert_with(Default::default);
-                            function.arguments.get_or_insert_with(String::new).push_str(&rest);
+                            function
+                                .arguments
+                                .get_or_insert_with(String::new)
+                                .push_str(&rest);
                         }
                         None => calls.push(ToolCallDelta {
                             index: tool,
@@ -204,7 +212,8 @@ impl Guard {
             match self.release(slot, "", true) {
                 Ok(rest) => {
                     if let Some(chunk) = &mut last {
-                        let choice = match chunk.choices.iter().position(|c| c.index == slot.choice) {
+                        let choice = match chunk.choices.iter().position(|c| c.index == slot.choice)
+                        {
                             Some(at) => &mut chunk.choices[at],
                             None => {
                                 chunk.choices.push(crate::schema::ChunkChoice {
@@ -218,18 +227,18 @@ impl Guard {
                         };
                         match slot.tool {
                             None => choice.delta.content = Some(rest),
-                            Some(tool) => choice
-                                .delta
-                                .tool_calls
-                                .get_or_insert_with(Vec::new)
-                                .push(ToolCallDelta {
-                                    index: tool,
-                                    function: Some(FunctionCallDelta {
-                                        arguments: Some(rest),
+                            Some(tool) => {
+                                choice.delta.tool_calls.get_or_insert_with(Vec::new).push(
+                                    ToolCallDelta {
+                                        index: tool,
+                                        function: Some(FunctionCallDelta {
+                                            arguments: Some(rest),
+                                            ..Default::default()
+                                        }),
                                         ..Default::default()
-                                    }),
-                                    ..Default::default()
-                                }),
+                                    },
+                                )
+                            }
                         }
                     }
                 }
@@ -316,13 +325,27 @@ mod tests {
         let guarded = chat(run, Box::pin(futures_util::stream::iter(chunks)));
         let out: Vec<_> = guarded.collect().await;
         out.into_iter()
-            .map(|c| c.unwrap().choices[0].delta.content.clone().unwrap_or_default())
+            .map(|c| {
+                c.unwrap().choices[0]
+                    .delta
+                    .content
+                    .clone()
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
     #[tokio::test]
     async fn a_value_split_across_chunks_is_caught() {
-        let text = through(&["call me at +1 41", "5 555 01", "32 or mail jo", "hn@exam", "ple.com", " ok"]).await;
+        let text = through(&[
+            "call me at +1 41",
+            "5 555 01",
+            "32 or mail jo",
+            "hn@exam",
+            "ple.com",
+            " ok",
+        ])
+        .await;
         assert_eq!(text, "call me at <PHONE_NUMBER> or mail <EMAIL_ADDRESS> ok");
     }
 
@@ -341,7 +364,13 @@ mod tests {
     async fn long_text_is_released_before_the_end() {
         let long = "word ".repeat(200);
         let g = guardrails();
-        let run = Run::select(&g, &mut Default::default(), None, &crate::auth::Principal::Master).unwrap();
+        let run = Run::select(
+            &g,
+            &mut Default::default(),
+            None,
+            &crate::auth::Principal::Master,
+        )
+        .unwrap();
         let chunks = vec![Ok(chunk(Some(&long), None)), Ok(chunk(None, Some("stop")))];
         let mut guarded = chat(run, Box::pin(futures_util::stream::iter(chunks)));
         let first = guarded.next().await.unwrap().unwrap();

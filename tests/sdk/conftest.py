@@ -99,6 +99,13 @@ model_list:
       api_key: os.environ/MOCK_KEY
 general_settings:
   master_key: {master}
+# Off unless a request names it (test_guardrail_block_is_a_bad_request_error).
+guardrails:
+  - guardrail_name: sdk-pii
+    litellm_params:
+      guardrail: pii
+      mode: pre_call
+      pii_entities_config: {{CREDIT_CARD: BLOCK, EMAIL_ADDRESS: MASK}}
 """
 
 ALIASES = [

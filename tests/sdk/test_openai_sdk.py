@@ -282,6 +282,31 @@ def test_invalid_request_is_a_400_before_any_upstream_call(client: openai.OpenAI
     assert not mock.requests()
 
 
+def test_guardrail_block_is_a_bad_request_error(client: openai.OpenAI, mock):
+    """A guardrail's block reaches the SDK as LiteLLM's 400: a clean BadRequestError naming
+    the guardrail, never the value, and nothing sent upstream."""
+    card = [{"role": "user", "content": "charge 4111 1111 1111 1111"}]
+    with pytest.raises(openai.BadRequestError) as excinfo:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=card, extra_body={"guardrails": ["sdk-pii"]}
+        )
+    err = excinfo.value
+    assert err.status_code == 400
+    assert_openai_error_shape(err)
+    assert "CREDIT_CARD" in err.message and "sdk-pii" in err.message
+    assert "4111" not in str(err.body)
+    assert err.body["provider_specific_fields"]["guardrail_name"] == "sdk-pii"
+    assert not mock.requests()
+    # Masked, then answered normally.
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "I am ann@example.com"}],
+        extra_body={"guardrails": ["sdk-pii"]},
+    )
+    (sent,) = mock.requests_to(CHAT)
+    assert sent.body["messages"][-1]["content"] == "I am <EMAIL_ADDRESS_1>"
+
+
 def test_upstream_500_on_stream_is_an_http_error(client: openai.OpenAI, mock):
     """A stream that fails before its first byte must fail with a status, not a 200."""
     mock.configure(fail_next=50, error_status=500)
