@@ -15,6 +15,11 @@ model_list:
       model: openai/gpt-4o-mini
       api_base: {mock}/v1
       api_key: sk-fake
+  - model_name: claude
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5
+      api_base: {mock}/v1
+      api_key: sk-fake
   - model_name: embed
     litellm_params:
       model: openai/text-embedding-3-small
@@ -417,5 +422,46 @@ async fn a_key_can_carry_its_own_guardrails() {
     assert_eq!(
         upstream_prompt(&mock).await,
         "deploy with AKIAIOSFODNN7EXAMPLE"
+    );
+}
+
+#[tokio::test]
+async fn a_native_anthropic_stream_is_checked_as_it_passes() {
+    let mock = mock_upstream(&[]);
+    let gw = gateway(&config(&mock), &[]);
+    // One `text_delta` a word: the number spans four events.
+    Mock(&mock)
+        .set(json!({"reply": "Call +1 415 555 0132 or <EMAIL_ADDRESS_1> today"}))
+        .await;
+    let response = client()
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", MASTER_KEY)
+        .json(&json!({
+            "model": "claude", "max_tokens": 50, "stream": true,
+            "messages": [{"role": "user", "content": "I am amy@example.com"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let mut answer = String::new();
+    for data in sse_data(&text) {
+        let event: Value = serde_json::from_str(&data).unwrap();
+        if event["type"] == "content_block_delta" {
+            answer.push_str(event["delta"]["text"].as_str().unwrap_or(""));
+        }
+    }
+    assert_eq!(answer, "Call <PHONE_NUMBER> or amy@example.com today");
+    assert!(!text.contains("0132"), "{text}");
+    assert!(text.contains("event: message_stop"));
+    let sent = Mock(&mock).last_request().await;
+    assert!(
+        sent["path"].as_str().unwrap().ends_with("/messages"),
+        "{sent}"
+    );
+    assert_eq!(
+        sent["body"]["messages"][0]["content"],
+        "I am <EMAIL_ADDRESS_1>"
     );
 }

@@ -252,7 +252,11 @@ async fn stream(
                     if let Some(native) = provider.messages_stream(call, request, client) {
                         let events = native.await?;
                         lock(dropped).clear();
-                        return Ok(native_frames(events, alias));
+                        // Stage 8 on a native stream, event by event.
+                        let guarded = guard
+                            .wants_post_call()
+                            .then(|| guardrails::stream::AnthropicEvents::new(guard.clone()));
+                        return Ok(native_frames(events, alias, guarded));
                     }
                     let (chat, mut names) = translations.get(&deployment)?;
                     names.extend(provider.dropped_params(&deployment.upstream, chat));
@@ -342,15 +346,21 @@ fn render(events: &mut Vec<StreamEvent>) -> Option<Bytes> {
 
 /// An Anthropic stream forwarded event by event, with the alias in `message_start`; a body
 /// that ends before `message_stop` ends with an error event.
-fn native_frames(events: EventStream, alias: String) -> BoxStream<Frame> {
+fn native_frames(
+    events: EventStream,
+    alias: String,
+    guarded: Option<guardrails::stream::AnthropicEvents>,
+) -> BoxStream<Frame> {
     struct State {
         events: EventStream,
         tap: NativeStreamTap,
+        guarded: Option<guardrails::stream::AnthropicEvents>,
         done: bool,
     }
     let state = State {
         events,
         tap: NativeStreamTap::new(alias),
+        guarded,
         done: false,
     };
     Box::pin(futures_util::stream::unfold(
@@ -367,11 +377,27 @@ fn native_frames(events: EventStream, alias: String) -> BoxStream<Frame> {
                             name.as_str(),
                             "content_block_delta" | "message_delta" | "message_stop"
                         );
-                        Ok(Frame {
-                            bytes: Some(sse::anthropic_frame(&name, &data)),
-                            usage,
-                            output,
-                        })
+                        let bytes = match &mut state.guarded {
+                            None => Ok(sse::anthropic_frame(&name, &data)),
+                            Some(guarded) => guarded.event(name, data).map(|events| {
+                                let mut out = BytesMut::new();
+                                for (name, data) in events {
+                                    out.extend_from_slice(&sse::anthropic_frame(&name, &data));
+                                }
+                                out.freeze()
+                            }),
+                        };
+                        match bytes {
+                            Ok(bytes) => Ok(Frame {
+                                bytes: Some(bytes),
+                                usage,
+                                output,
+                            }),
+                            Err(err) => {
+                                state.done = true;
+                                Err(err)
+                            }
+                        }
                     }
                     Err(err) => {
                         state.done = true;

@@ -66,6 +66,97 @@ pub fn chat(run: Run, chunks: ChunkStream) -> ChunkStream {
     ))
 }
 
+/// Post-call guardrails on a native Anthropic stream, event by event: `text_delta` and
+/// `input_json_delta` pieces go through the same carry window, keyed by content block; what a
+/// block still holds goes out as one more delta just before its `content_block_stop`.
+pub struct AnthropicEvents {
+    guard: Guard,
+    /// Blocks carrying tool input (`input_json_delta`), so their rest goes out as JSON.
+    json_blocks: Vec<u64>,
+}
+
+impl AnthropicEvents {
+    pub fn new(run: Run) -> Self {
+        let hold = run.hold_bytes();
+        AnthropicEvents {
+            guard: Guard {
+                run,
+                hold,
+                carries: Vec::new(),
+                template: None,
+                tally: Tally::default(),
+                failed: false,
+                counted: false,
+            },
+            json_blocks: Vec::new(),
+        }
+    }
+
+    /// One event (`name`, JSON `data`) in, the events to send out (usually the same one).
+    pub fn event(
+        &mut self,
+        name: String,
+        data: String,
+    ) -> Result<Vec<(String, String)>, ProviderError> {
+        match name.as_str() {
+            "content_block_delta" => {
+                let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&data) else {
+                    return Ok(vec![(name, data)]);
+                };
+                let index = value.get("index").and_then(|i| i.as_u64()).unwrap_or(0);
+                let slot = Slot {
+                    choice: index as u32,
+                    tool: None,
+                };
+                let Some(delta) = value.get_mut("delta") else {
+                    return Ok(vec![(name, data)]);
+                };
+                let field = match delta.get("type").and_then(|t| t.as_str()) {
+                    Some("text_delta") => "text",
+                    Some("input_json_delta") => {
+                        if !self.json_blocks.contains(&index) {
+                            self.json_blocks.push(index);
+                        }
+                        "partial_json"
+                    }
+                    _ => return Ok(vec![(name, data)]),
+                };
+                let Some(piece) = delta.get(field).and_then(|t| t.as_str()) else {
+                    return Ok(vec![(name, data)]);
+                };
+                let released = self.guard.release(slot, piece, false)?;
+                delta[field] = released.into();
+                Ok(vec![(name, value.to_string())])
+            }
+            "content_block_stop" => {
+                let index = serde_json::from_str::<serde_json::Value>(&data)
+                    .ok()
+                    .and_then(|v| v.get("index").and_then(|i| i.as_u64()))
+                    .unwrap_or(0);
+                let slot = Slot {
+                    choice: index as u32,
+                    tool: None,
+                };
+                let rest = self.guard.release(slot, "", true)?;
+                if rest.is_empty() {
+                    return Ok(vec![(name, data)]);
+                }
+                let delta = if self.json_blocks.contains(&index) {
+                    serde_json::json!({"type": "input_json_delta", "partial_json": rest})
+                } else {
+                    serde_json::json!({"type": "text_delta", "text": rest})
+                };
+                let extra = serde_json::json!({"type": "content_block_delta", "index": index, "delta": delta});
+                Ok(vec![
+                    ("content_block_delta".to_owned(), extra.to_string()),
+                    (name, data),
+                ])
+            }
+            _ => Ok(vec![(name, data)]),
+        }
+    }
+}
+
 impl Guard {
     fn carry(&mut self, slot: Slot) -> &mut String {
         let at = match self.carries.iter().position(|(s, _)| *s == slot) {
