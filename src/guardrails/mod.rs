@@ -897,20 +897,26 @@ impl Run {
             return Err(blocked(guardrail, stage, &hit.label));
         }
         // Earliest first, the longest of those starting together; overlapping later ones drop.
-        let mut spans: Vec<(usize, usize, Option<usize>, Option<Hit>, Option<String>)> = hits
+        enum Edit {
+            /// A guardrail's match (by the guardrail at this index of the run).
+            Hit(usize, Hit),
+            /// A mask token to give its value back.
+            Restore(String),
+        }
+        let mut spans: Vec<(usize, usize, Edit)> = hits
             .into_iter()
-            .map(|(i, h)| (h.start, h.end, Some(i), Some(h), None))
+            .map(|(i, h)| (h.start, h.end, Edit::Hit(i, h)))
             .chain(
                 restores
                     .into_iter()
-                    .map(|(s, e, o)| (s, e, None, None, Some(o))),
+                    .map(|(s, e, o)| (s, e, Edit::Restore(o))),
             )
             .collect();
         spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         let mut cut = upto;
         let mut out = String::with_capacity(text.len() + 16);
         let mut at = 0;
-        for (start, end, index, hit, restore) in spans {
+        for (start, end, edit) in spans {
             if start < at {
                 continue;
             }
@@ -923,9 +929,9 @@ impl Run {
                 break;
             }
             out.push_str(&text[at..start]);
-            match (index, hit, restore) {
-                (_, _, Some(original)) => out.push_str(&original),
-                (Some(index), Some(hit), None) => {
+            match edit {
+                Edit::Restore(original) => out.push_str(&original),
+                Edit::Hit(index, hit) => {
                     let action = match (hit.action, &hit.label, stage) {
                         (Action::Mask, Label::Entity(entity), Stage::PreCall) => {
                             out.push_str(&self.vault.token(*entity, &text[start..end]));
@@ -942,7 +948,6 @@ impl Run {
                         self.outcomes[index] = "masked";
                     }
                 }
-                _ => {}
             }
             at = end;
         }

@@ -334,7 +334,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// `+CC …` with 8 to 15 digits (groups after the country code of two digits or more), or a
