@@ -1,5 +1,5 @@
 //! What guardrails cost per request: the pre-call pass of the built-in PII guardrail over a
-//! typical chat prompt (a system prompt and a user turn, ~1.5 KB, no PII and with a few values
+//! typical chat prompt (a system prompt and a user turn, ~0.9 KB, no PII and with a few values
 //! to mask), the post-call pass over a typical answer, and the throughput on a 1 MB prompt;
 //! the secrets guardrail and a 50-word content filter beside it.
 //!
