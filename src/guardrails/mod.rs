@@ -7,6 +7,7 @@
 //! | `pii` (also `presidio`) | e-mails, phones, cards, IBANs, SSNs, IPs (+ secrets if listed) | `pii.rs` |
 //! | `secrets` (also `hide-secrets`, `secret_detection`) | API keys, JWTs, private keys | `secrets.rs` |
 //! | `litellm_content_filter` | banned keywords and regexes | `content_filter.rs` |
+//! | `prompt_injection` (also `detect_prompt_injection`) | scored injection phrasings | `injection.rs` |
 //!
 //! Each kind implements [`Guardrail`]: it only *finds* (byte ranges, a label, an action); this
 //! module decides (block wins, overlaps resolved), rewrites the text (mask, redact), keeps the
@@ -14,6 +15,7 @@
 //! `stream.rs` applies the same on streamed answers with a bounded carry window.
 
 mod content_filter;
+mod injection;
 mod pii;
 mod secrets;
 pub mod stream;
@@ -52,6 +54,11 @@ pub enum Label {
     /// Why the keyword is banned (`keyword 'x' detected (…)`): config text, not user text.
     Keyword(Arc<str>),
     Pattern(Arc<str>),
+    /// A prompt-injection score at or over the threshold.
+    Injection {
+        score: f64,
+        threshold: f64,
+    },
 }
 
 impl Label {
@@ -62,6 +69,7 @@ impl Label {
             Label::Entity(entity) => format!("<{}>", entity.name()),
             Label::Keyword(_) => "[KEYWORD_REDACTED]".to_owned(),
             Label::Pattern(name) => format!("[{}_REDACTED]", name.to_ascii_uppercase()),
+            Label::Injection { .. } => "[PROMPT_INJECTION]".to_owned(),
         }
     }
 
@@ -71,6 +79,7 @@ impl Label {
             Label::Entity(entity) => entity.name().to_owned(),
             Label::Keyword(_) => "KEYWORD".to_owned(),
             Label::Pattern(name) => name.to_string(),
+            Label::Injection { .. } => "PROMPT_INJECTION".to_owned(),
         }
     }
 }
@@ -198,6 +207,9 @@ pub struct RawGuardrailParams {
     /// …and per kind.
     #[serde(default)]
     pub secret_entities_config: Option<BTreeMap<String, String>>,
+    /// `prompt_injection`: the score at which a prompt is refused.
+    #[serde(default)]
+    pub threshold: Option<f64>,
     /// `litellm_content_filter`.
     #[serde(default)]
     pub blocked_words: Option<Vec<content_filter::RawBlockedWord>>,
@@ -361,17 +373,25 @@ impl Guardrails {
                     .map_err(|e| (p.clone(), e))?;
                     ("content_filter", Box::new(filter))
                 }
+                "prompt_injection" | "detect_prompt_injection" => {
+                    known_keys.push("threshold");
+                    let threshold = params.threshold.unwrap_or(injection::DEFAULT_THRESHOLD);
+                    let guard = injection::Injection::new(threshold)
+                        .map_err(|e| (format!("{p}.threshold"), e))?;
+                    ("prompt_injection", Box::new(guard))
+                }
                 other => {
                     return Err((
                         format!("{p}.guardrail"),
                         format!(
-                            "`{other}` needs a service Switchyard does not call; the built-in guardrails are pii, secrets and litellm_content_filter (docs/guardrails.md)"
+                            "`{other}` needs a service Switchyard does not call; the built-in guardrails are pii, secrets, litellm_content_filter and prompt_injection (docs/guardrails.md)"
                         ),
                     ))
                 }
             };
             // Keys of another kind, set here by mistake, would silently do nothing.
-            let set: [(&str, bool); 6] = [
+            let set: [(&str, bool); 7] = [
+                ("threshold", params.threshold.is_some()),
                 ("pii_entities_config", params.pii_entities_config.is_some()),
                 ("output_parse_pii", params.output_parse_pii.is_some()),
                 ("action", params.action.is_some()),
@@ -1017,6 +1037,10 @@ fn blocked(guardrail: &Configured, stage: Stage, label: &Label) -> Blocked {
         ),
         Label::Keyword(why) => format!("Content blocked: {why}"),
         Label::Pattern(pattern) => format!("Content blocked: {pattern} pattern detected"),
+        // LiteLLM's words, and the score (never the text).
+        Label::Injection { score, threshold } => format!(
+            "Rejected message. This is a prompt injection attack. (score {score} ≥ threshold {threshold}, guardrail {name})"
+        ),
     };
     Blocked {
         guardrail: name.clone(),
