@@ -486,3 +486,49 @@ async fn a_native_anthropic_stream_is_checked_as_it_passes() {
         "I am <EMAIL_ADDRESS_1>"
     );
 }
+
+#[tokio::test]
+async fn completions_are_guarded_whole_and_streamed() {
+    let mock = mock_upstream(&[]);
+    let gw = gateway(&config(&mock), &[]);
+    Mock(&mock)
+        .set(json!({"reply": "Dial +44 20 7946 0958 or write <EMAIL_ADDRESS_1> now"}))
+        .await;
+    let expected = "Dial <PHONE_NUMBER> or write eve@example.com now";
+    let body = json!({"model": "chat", "prompt": "I am eve@example.com", "max_tokens": 20});
+    let response = client()
+        .post(format!("{}/v1/completions", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let whole: Value = response.json().await.unwrap();
+    assert_eq!(whole["choices"][0]["text"], expected);
+    let sent = Mock(&mock).last_request().await;
+    assert_eq!(sent["body"]["prompt"], "I am <EMAIL_ADDRESS_1>");
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let text = client()
+        .post(format!("{}/v1/completions", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&streamed)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    for data in sse_data(&text) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let event: Value = serde_json::from_str(&data).unwrap();
+        answer.push_str(event["choices"][0]["text"].as_str().unwrap_or(""));
+    }
+    assert_eq!(answer, expected, "{text}");
+    assert!(!text.contains("7946"), "{text}");
+}

@@ -92,8 +92,13 @@ async fn serve(
             .passthrough_stream(ctx.http(), endpoint, &request, &options)
             .await?;
         ctx.served(&served);
-        // Post-call guardrails do not cover completions streams (docs/guardrails.md).
-        let mut stream = sse::passthrough_stream(served.value);
+        // Stage 8 on a stream: checked as it passes, with a bounded carry window.
+        let events = if guard.wants_post_call() {
+            guardrails::stream::completions(guard, served.value)
+        } else {
+            served.value
+        };
+        let mut stream = sse::passthrough_stream(events);
         served_headers(&mut stream.response, &served.deployment, served.attempts);
         route_headers(&mut stream.response, &served.report);
         return Ok(Reply::Stream(stream));

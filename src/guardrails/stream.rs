@@ -66,6 +66,102 @@ pub fn chat(run: Run, chunks: ChunkStream) -> ChunkStream {
     ))
 }
 
+/// The events of a streamed `/v1/completions` answer with the run's post-call guardrails
+/// applied to each choice's `text`, through the same carry window.
+pub fn completions(
+    run: Run,
+    events: crate::providers::PassthroughStream,
+) -> crate::providers::PassthroughStream {
+    struct State {
+        events: crate::providers::PassthroughStream,
+        guard: Guard,
+        template: Option<crate::schema::PassthroughResponse>,
+    }
+    let hold = run.hold_bytes();
+    let state = State {
+        events,
+        guard: Guard {
+            run,
+            hold,
+            carries: Vec::new(),
+            template: None,
+            tally: Tally::default(),
+            failed: false,
+            counted: false,
+        },
+        template: None,
+    };
+    Box::pin(futures_util::stream::unfold(
+        Some(state),
+        |state| async move {
+            let mut state = state?;
+            match state.events.next().await {
+                Some(Ok(mut event)) => {
+                    let result = (|| {
+                        let Some(serde_json::Value::Array(choices)) =
+                            event.extra.get_mut("choices")
+                        else {
+                            return Ok(());
+                        };
+                        for choice in choices {
+                            let index = choice.get("index").and_then(|i| i.as_u64()).unwrap_or(0);
+                            let finished =
+                                choice.get("finish_reason").is_some_and(|f| !f.is_null());
+                            let slot = Slot {
+                                choice: index as u32,
+                                tool: None,
+                            };
+                            if let Some(text) = choice.get("text").and_then(|t| t.as_str()) {
+                                let released = state.guard.release(slot, text, finished)?;
+                                choice["text"] = released.into();
+                            } else if finished {
+                                let rest = state.guard.release(slot, "", true)?;
+                                choice["text"] = rest.into();
+                            }
+                        }
+                        Ok(())
+                    })();
+                    if state.template.is_none() {
+                        let mut template = event.clone();
+                        template.extra.remove("usage");
+                        state.template = Some(template);
+                    }
+                    match result {
+                        Ok(()) => Some((Ok(event), Some(state))),
+                        Err(err) => Some((Err(err), None)),
+                    }
+                }
+                Some(Err(err)) => Some((Err(err), Some(state))),
+                None => {
+                    // What is still held goes out in one last event.
+                    let held: Vec<Slot> = state
+                        .guard
+                        .carries
+                        .iter()
+                        .filter(|(_, text)| !text.is_empty())
+                        .map(|(s, _)| *s)
+                        .collect();
+                    let mut choices = Vec::new();
+                    for slot in held {
+                        match state.guard.release(slot, "", true) {
+                            Ok(rest) => choices.push(serde_json::json!({
+                                "index": slot.choice, "text": rest, "finish_reason": null
+                            })),
+                            Err(err) => return Some((Err(err), None)),
+                        }
+                    }
+                    let mut last = state.template.take()?;
+                    if choices.is_empty() {
+                        return None;
+                    }
+                    last.extra.insert("choices".into(), choices.into());
+                    Some((Ok(last), None))
+                }
+            }
+        },
+    ))
+}
+
 /// Post-call guardrails on a native Anthropic stream, event by event: `text_delta` and
 /// `input_json_delta` pieces go through the same carry window, keyed by content block; what a
 /// block still holds goes out as one more delta just before its `content_block_stop`.
