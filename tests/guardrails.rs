@@ -27,6 +27,7 @@ model_list:
       api_key: sk-fake
 general_settings:
   master_key: sk-test-master
+switchyard_spend: {{flush_interval_ms: 50}}
 guardrails:
   - guardrail_name: pii-mask
     litellm_params:
@@ -136,6 +137,35 @@ async fn masked_pii_never_reaches_the_upstream_and_is_restored_in_the_answer() {
     assert!(metrics.contains(
         r#"switchyard_guardrail_decisions_total{guardrail="banned-words",mode="pre_call",outcome="passed"} 1"#
     ));
+    // The spend log says which guardrails ran and what they did, never what they found.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let rows = loop {
+        let rows: Value = client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if rows.as_array().is_some_and(|r| !r.is_empty()) || std::time::Instant::now() > until {
+            break rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let row = &rows[0];
+    assert_eq!(
+        row["metadata"]["applied_guardrails"],
+        json!(["pii-mask", "banned-words", "injection"]),
+        "{row}"
+    );
+    assert_eq!(row["metadata"]["guardrail_decisions"]["pii-mask"], "masked");
+    assert_eq!(
+        row["metadata"]["guardrail_decisions"]["banned-words"],
+        "passed"
+    );
+    assert!(!rows.to_string().contains("jane.doe@example.com"));
     let log = gw.stop();
     assert!(!log.contains("jane.doe@example.com"), "a value in the log");
 }
