@@ -262,7 +262,7 @@ pub fn answer_details(answer: &ChatAnswer) -> (Option<String>, Vec<String>) {
 fn finish_reasons(body: &[u8], add: &mut impl FnMut(&str)) {
     const KEY: &[u8] = b"\"finish_reason\"";
     let mut at = 0;
-    while let Some(found) = find(&body[at..], KEY) {
+    while let Some(found) = FINISH_REASON_KEY.find(&body[at..]) {
         let mut i = at + found + KEY.len();
         at = i;
         let skip = |i: &mut usize| {
@@ -292,9 +292,9 @@ fn finish_reasons(body: &[u8], add: &mut impl FnMut(&str)) {
     }
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(haystack, needle)
-}
+/// The `"finish_reason"` searcher, built once: building one per call cost more than the scan.
+static FINISH_REASON_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"finish_reason\""));
 
 #[cfg(test)]
 mod tests {
