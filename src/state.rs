@@ -58,6 +58,9 @@ pub struct Snapshot {
     pub http: HttpClient,
     pub master_key: Option<Secret>,
     pub max_request_bytes: usize,
+    /// The response cache (stage 5), when `litellm_settings.cache` is on. A reload that leaves
+    /// its settings alone keeps it, and what it holds.
+    pub cache: Option<Arc<crate::cache::ResponseCache>>,
     pub config: Config,
 }
 
@@ -81,9 +84,25 @@ impl Snapshot {
             Some(previous) => previous.router.reload(&config, &env)?,
             None => Router::build(&config, &env)?,
         };
+        let cache = match (&config.cache, previous) {
+            (None, _) => None,
+            (Some(settings), Some(previous))
+                if previous.cache.as_ref().map(|c| c.settings()) == Some(settings) =>
+            {
+                previous.cache.clone()
+            }
+            (Some(settings), _) => match crate::cache::ResponseCache::new(settings.clone()) {
+                Ok(cache) => Some(Arc::new(cache)),
+                Err(err) => {
+                    tracing::warn!("the response cache is off: {err}");
+                    None
+                }
+            },
+        };
         Ok(Snapshot {
             router,
             http,
+            cache,
             master_key: config.master_key.clone(),
             max_request_bytes: config.max_request_bytes,
             config,

@@ -7,7 +7,7 @@ use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{dropped_params_header, finish, route_headers, served_headers, sse, Reply};
+use super::{cached, dropped_params_header, finish, route_headers, served_headers, sse, Reply};
 use crate::pipeline::RequestContext;
 use crate::router::Deployment;
 use crate::schema::ChatRequest;
@@ -25,6 +25,7 @@ async fn handle(
 ) -> Result<Reply, ApiError> {
     let mut request: ChatRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request)?;
+    let cache_controls = crate::cache::Controls::take_from(&mut request.extra, headers)?;
     let messages = &request.messages;
     ctx.max_output_tokens = request.max_completion_tokens.or(request.max_tokens);
     if let Some(trace) = &ctx.trace {
@@ -40,6 +41,30 @@ async fn handle(
         )
         .await?;
     let config = ctx.config.clone();
+    // Stage 5: the response cache.
+    let mut pending = None;
+    if let Some(cache) = &config.cache {
+        let key_body = serde_json::to_value(&request).unwrap_or_default();
+        let lookup = cache
+            .lookup(
+                crate::cache::Endpoint::Chat,
+                &request.model,
+                &key_body,
+                &cache_controls,
+                request.is_stream(),
+                ctx.deadline,
+            )
+            .await;
+        match cached::chat(
+            ctx,
+            lookup,
+            request.is_stream(),
+            request.wants_stream_usage(),
+        ) {
+            cached::Outcome::Answered(reply) => return Ok(reply),
+            cached::Outcome::Upstream(miss) => pending = miss,
+        }
+    }
     if request.is_stream() {
         let served = config
             .router
@@ -48,8 +73,24 @@ async fn handle(
         ctx.served(&served);
         // Only a stream cut short lacks usage, and then its body is gone: estimate now.
         ctx.prompt_tokens_estimate = crate::providers::mock::estimate_prompt_tokens(messages);
+        let cached = pending.is_some();
+        let chunks = match pending {
+            // Stored once the stream ended normally (see cache/stream.rs).
+            Some(pending) => {
+                let limit = pending.max_entry_bytes();
+                let deployment = served.deployment.id.clone();
+                let recording =
+                    crate::cache::stream::Recording::new(served.value, limit, move |answer| {
+                        if let Ok(body) = serde_json::to_vec(&answer) {
+                            pending.complete(body.into(), &deployment);
+                        }
+                    });
+                Box::pin(recording) as crate::providers::http::ChunkStream
+            }
+            None => served.value,
+        };
         let mut stream = sse::chat_stream(
-            served.value,
+            chunks,
             request.wants_stream_usage(),
             served.deployment.price.clone(),
             ctx.trace.clone().filter(|t| t.sampled),
@@ -57,6 +98,9 @@ async fn handle(
         served_headers(&mut stream.response, &served.deployment, served.attempts);
         route_headers(&mut stream.response, &served.report);
         dropped_params_header(&mut stream.response, &dropped(&served.deployment, &request));
+        if cached {
+            cached::mark_miss(&mut stream.response);
+        }
         return Ok(Reply::Stream(stream));
     }
     let served = config.router.chat(ctx.http(), &request, &options).await?;
@@ -69,7 +113,14 @@ async fn handle(
         ctx.prompt_tokens_estimate = crate::providers::mock::estimate_prompt_tokens(messages);
     }
     let body = served.value.to_json(&served.deployment.model_name);
+    let cached = pending.is_some();
+    if let Some(pending) = pending {
+        pending.complete(body.clone(), &served.deployment.id);
+    }
     let mut response = super::json_answer(body);
+    if cached {
+        cached::mark_miss(&mut response);
+    }
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     dropped_params_header(&mut response, &dropped(&served.deployment, &request));

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{finish, route_headers, served_headers, sse, Reply};
+use super::{cached, finish, route_headers, served_headers, sse, Reply};
 use crate::pipeline::RequestContext;
 use crate::providers::PassthroughEndpoint;
 use crate::schema::PassthroughRequest;
@@ -48,6 +48,7 @@ async fn serve(
             Some("model"),
         ));
     }
+    let cache_controls = crate::cache::Controls::take_from(&mut request.extra, headers)?;
     let required = match endpoint {
         PassthroughEndpoint::Completions => "prompt",
         PassthroughEndpoint::Embeddings => "input",
@@ -81,6 +82,29 @@ async fn serve(
         .await?;
     ctx.prompt_tokens_estimate = prompt_tokens;
     let config = ctx.config.clone();
+    // Stage 5: the response cache (streamed completions skip it: see docs/caching.md).
+    let mut pending = None;
+    if let (Some(cache), false) = (&config.cache, stream) {
+        let kind = match endpoint {
+            PassthroughEndpoint::Completions => crate::cache::Endpoint::Completions,
+            PassthroughEndpoint::Embeddings => crate::cache::Endpoint::Embeddings,
+        };
+        let key_body = serde_json::to_value(&request).unwrap_or_default();
+        let lookup = cache
+            .lookup(
+                kind,
+                &request.model,
+                &key_body,
+                &cache_controls,
+                false,
+                ctx.deadline,
+            )
+            .await;
+        match cached::passthrough(ctx, lookup) {
+            cached::Outcome::Answered(reply) => return Ok(reply),
+            cached::Outcome::Upstream(miss) => pending = miss,
+        }
+    }
     if stream {
         let served = config
             .router
@@ -98,7 +122,16 @@ async fn serve(
         .await?;
     ctx.served(&served);
     ctx.usage = served.value.usage();
-    let mut response = Json(served.value).into_response();
+    let mut response = match pending {
+        Some(pending) => {
+            let body = bytes::Bytes::from(serde_json::to_vec(&served.value).unwrap_or_default());
+            pending.complete(body.clone(), &served.deployment.id);
+            let mut response = super::json_answer(body);
+            cached::mark_miss(&mut response);
+            response
+        }
+        None => Json(served.value).into_response(),
+    };
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     Ok(Reply::Whole(response))

@@ -5,6 +5,7 @@
 //! resolved (a missing variable names the variable and the model), and the result is validated
 //! into [`Config`]. Unsupported keys become warnings, one per key.
 
+mod cache;
 mod callbacks;
 mod litellm;
 mod router;
@@ -88,6 +89,8 @@ pub struct Config {
     pub callbacks: crate::callbacks::CallbackSettings,
     /// What `/metrics` shows and who may read it.
     pub metrics: crate::telemetry::MetricsSettings,
+    /// The response cache (`litellm_settings.cache: true`); `None` when off.
+    pub cache: Option<crate::cache::CacheSettings>,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -330,6 +333,7 @@ impl<'a> Validator<'a> {
         let spend = self.spend(&raw)?;
         let callbacks = self.callbacks(&raw)?;
         let metrics = self.metrics(&raw)?;
+        let cache = self.cache(&raw, &storage)?;
         let otel_callback = otel_in(&raw.litellm_settings);
         let budget_exceeded_status = match raw.litellm_settings.budget_exceeded_status_code {
             None => axum::http::StatusCode::TOO_MANY_REQUESTS,
@@ -369,6 +373,7 @@ impl<'a> Validator<'a> {
                 otel_callback,
                 callbacks,
                 metrics,
+                cache,
             },
             warnings: self.warnings,
         })

@@ -184,6 +184,11 @@ fn describe() {
         "Requests answered from the response cache."
     );
     describe_counter!(
+        "switchyard_cache_lookups_total",
+        "Response cache lookups by result: hit, coalesced, miss, bypass (no-cache), error \
+         (backend unreachable or slow: the request went on without the cache), store_error."
+    );
+    describe_counter!(
         "switchyard_rate_limit_rejections_total",
         "Requests refused by a rate limit (rpm, tpm, parallel), by the limit's scope."
     );
@@ -961,6 +966,11 @@ pub fn attempt_failed(deployment: &Deployment, error_class: &'static str, status
         ];
         counter!("litellm_deployment_failure_responses_total", labels).increment(1);
     }
+}
+
+/// A response cache lookup (or store) ended with `result` (see docs/caching.md).
+pub fn cache_lookup(result: &'static str) {
+    counter!("switchyard_cache_lookups_total", "result" => result).increment(1);
 }
 
 /// A failed attempt is retried within its model group.
