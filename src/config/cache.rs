@@ -172,3 +172,95 @@ impl Validator<'_> {
         Ok(Some(settings))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cache::settings::{Backend, CallTypes, DEFAULT_TTL};
+    use crate::config::parse;
+    use std::time::Duration;
+
+    const MODELS: &str = "model_list:\n  - model_name: m\n    litellm_params: {model: openai/m, mock_response: hi}\n";
+
+    fn load(settings: &str, env: &[(&str, &str)]) -> Result<crate::config::Loaded, String> {
+        let yaml = format!("{MODELS}litellm_settings:\n{settings}");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse(&yaml, &move |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn off_unless_cache_is_true_and_memory_by_default() {
+        let loaded = load("  cache_params: {ttl: 5}\n", &[]).unwrap();
+        assert!(loaded.config.cache.is_none());
+        assert!(loaded.warnings.iter().any(|w| w.contains("cache_params")));
+        let loaded = load("  cache: true\n", &[]).unwrap();
+        let cache = loaded.config.cache.unwrap();
+        assert_eq!(cache.ttl, DEFAULT_TTL);
+        assert!(matches!(cache.backend, Backend::Memory { .. }));
+        assert_eq!(cache.calls, CallTypes::ALL);
+    }
+
+    #[test]
+    fn reads_litellm_cache_params() {
+        let loaded = load(
+            "  cache: true\n  cache_params:\n    type: redis\n    host: os.environ/RH\n    port: '6380'\n    password: os.environ/RP\n    ttl: 120\n    namespace: prod.gw\n    mode: default_off\n    supported_call_types: [acompletion, aembedding, atranscription]\n    similarity_threshold: 0.8\n",
+            &[("RH", "redis.internal"), ("RP", "s3cret")],
+        )
+        .unwrap();
+        let cache = loaded.config.cache.unwrap();
+        assert_eq!(cache.ttl, Duration::from_secs(120));
+        assert_eq!(cache.namespace.as_deref(), Some("prod.gw"));
+        assert!(cache.default_off);
+        assert_eq!(
+            cache.calls,
+            CallTypes {
+                chat: true,
+                completions: false,
+                embeddings: true
+            }
+        );
+        let Backend::Redis { url, .. } = &cache.backend else {
+            panic!("redis")
+        };
+        assert!(
+            url.expose().contains("redis.internal:6380"),
+            "{}",
+            url.expose()
+        );
+        assert!(loaded.warnings.iter().any(|w| w.contains("atranscription")));
+        assert!(loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("similarity_threshold")));
+        assert!(loaded.warnings.iter().all(|w| !w.contains("s3cret")));
+    }
+
+    #[test]
+    fn hostile_cache_params_are_errors_naming_the_key() {
+        for (params, key) in [
+            ("{ttl: -1}", "cache_params.ttl"),
+            ("{ttl: .nan}", "cache_params.ttl"),
+            ("{mode: sometimes}", "cache_params.mode"),
+            ("{type: s3}", "cache_params.type"),
+            ("{type: redis}", "cache_params.type"),
+            ("{type: redis, host: h, port: 99999}", "cache_params.port"),
+            ("{type: redis, url: 'http://x'}", "cache_params.url"),
+            ("{namespace: 'a b'}", "cache_params.namespace"),
+            ("{max_memory_mb: 0}", "cache_params.max_memory_mb"),
+            (
+                "{type: redis, host: h, timeout_ms: 0}",
+                "cache_params.timeout_ms",
+            ),
+        ] {
+            let err = load(&format!("  cache: true\n  cache_params: {params}\n"), &[]).unwrap_err();
+            assert!(err.contains(key), "{params}: {err}");
+        }
+        let err = load("  cache: true\n  cache_params: [1]\n", &[]).unwrap_err();
+        assert!(err.contains("cache_params"), "{err}");
+    }
+}
