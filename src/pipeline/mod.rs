@@ -7,7 +7,7 @@
 //! | 2 | authenticate: bearer key → [`Principal`](crate::auth::Principal) | `context.rs` (the [`RequestContext`] extractor) → `auth/` |
 //! | 3 | parse and validate the body | `api/<surface>.rs`, `api/body.rs` |
 //! | 4 | admit: gateway controls out of the body, prepare (templates), pre-call policy | [`RequestContext::admit`] → `policy/` |
-//! | 5 | cache lookup | (issue 11) |
+//! | 5 | cache lookup: a hit answers here (cost 0, replayed as SSE for a stream); a miss is coalesced and stored when its answer is complete | `cache/` (`ResponseCache::lookup`), rendered by `api/cached.rs` |
 //! | 6 | route: groups, attempts, retries, fallbacks, cooldowns | `router/dispatch.rs` |
 //! | 7 | call one deployment | `providers/` (the `Provider` trait) |
 //! | 8 | post-call (guardrails on the answer) | (issue 11) |
