@@ -169,3 +169,43 @@ impl AppState {
         self.snapshot.store(Arc::new(snapshot));
     }
 }
+
+/// The semantic cache embeds prompts through the router, like any embeddings request (its own
+/// retries, fallbacks and timeouts), without a request context: the embedding's cost is the
+/// gateway's, not the caller's (docs/caching.md).
+impl crate::cache::semantic::Embedder for Snapshot {
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        text: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<f32>>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut extra = crate::schema::Extra::new();
+            extra.insert("input".into(), text.into());
+            let request = crate::schema::PassthroughRequest {
+                model: model.to_owned(),
+                stream: None,
+                extra,
+            };
+            let served = self
+                .router
+                .passthrough(
+                    &self.http,
+                    crate::providers::PassthroughEndpoint::Embeddings,
+                    &request,
+                    &crate::router::RequestOptions::default(),
+                )
+                .await;
+            match served {
+                Ok(served) => {
+                    let answer = serde_json::to_value(&served.value).ok()?;
+                    crate::cache::semantic::first_embedding(&answer)
+                }
+                Err(err) => {
+                    tracing::warn!(model, "semantic cache: embedding failed: {err}");
+                    None
+                }
+            }
+        })
+    }
+}

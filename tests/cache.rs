@@ -512,3 +512,64 @@ async fn redis_down_or_hanging_skips_the_cache_and_never_fails_a_request() {
         "{text}"
     );
 }
+
+/// An embeddings server whose vectors the test controls: `angle:N` embeds as the unit vector at
+/// N degrees, so the cosine similarity of two prompts is cos(difference).
+async fn angle_embedder() -> String {
+    async fn embed(axum::Json(body): axum::Json<Value>) -> axum::Json<Value> {
+        let text = body["input"].as_str().unwrap_or("");
+        let degrees: f64 = text
+            .split("angle:")
+            .nth(1)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0.0);
+        let r = degrees.to_radians();
+        axum::Json(json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": [r.cos(), r.sin()]}],
+            "model": "angles",
+            "usage": {"prompt_tokens": 1, "total_tokens": 1}
+        }))
+    }
+    let app = axum::Router::new().route("/v1/embeddings", axum::routing::post(embed));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn semantic_hits_and_misses_around_the_threshold() {
+    let mock = mock_upstream(&[]);
+    let embedder = angle_embedder().await;
+    let yaml = config(
+        &[
+            entry("chat", "c1", &mock, "", ""),
+            format!(
+                "  - model_name: embedder\n    litellm_params: {{model: openai/angles, api_base: '{embedder}/v1', api_key: k}}\n"
+            ),
+        ],
+        "litellm_settings:\n  cache: true\n  cache_params: {type: redis-semantic, similarity_threshold: 0.95, redis_semantic_cache_embedding_model: embedder}\n",
+    );
+    let gw = gateway(&yaml, &[]);
+    let ask = |prompt: &str, temperature: f64| json!({"model": "chat", "messages": [{"role": "user", "content": prompt}], "temperature": temperature});
+    assert_eq!(chat(&gw, &ask("angle:0", 0.0)).await.1, "miss");
+    // cos 10° = 0.985 ≥ 0.95: the stored answer, without an upstream call.
+    let (status, cache, _) = chat(&gw, &ask("angle: 10", 0.0)).await;
+    assert_eq!((status, cache.as_str()), (200, "hit"));
+    assert_eq!(upstream_calls(&mock).await, 1);
+    // cos 25° = 0.906 < 0.95: a miss.
+    assert_eq!(chat(&gw, &ask("angle:25", 0.0)).await.1, "miss");
+    // Similar prompt, other parameters: another scope, a miss.
+    assert_eq!(chat(&gw, &ask("angle:1", 0.7)).await.1, "miss");
+    assert_eq!(upstream_calls(&mock).await, 3);
+    let text = metrics(&gw).await;
+    assert_eq!(
+        metric(
+            &text,
+            "switchyard_cache_lookups_total",
+            "result=\"semantic_hit\""
+        ),
+        1.0
+    );
+}

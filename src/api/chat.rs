@@ -53,6 +53,7 @@ async fn handle(
                 &cache_controls,
                 request.is_stream(),
                 ctx.deadline,
+                &*config,
             )
             .await;
         match cached::chat(

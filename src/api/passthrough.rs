@@ -98,6 +98,7 @@ async fn serve(
                 &cache_controls,
                 false,
                 ctx.deadline,
+                &*config,
             )
             .await;
         match cached::passthrough(ctx, lookup) {

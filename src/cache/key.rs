@@ -40,6 +40,17 @@ const IGNORED: &[&str] = &[
     "cache",
     "model",
 ];
+/// The same plus the prompt: what must match for a semantic hit besides a similar prompt.
+const SCOPE_IGNORED: &[&str] = &[
+    "user",
+    "metadata",
+    "stream",
+    "stream_options",
+    "cache",
+    "model",
+    "messages",
+    "prompt",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -51,6 +62,36 @@ pub struct CacheKey {
 impl CacheKey {
     /// `body` is the request as the upstream would get it (a JSON object).
     pub fn new(namespace: Option<&str>, endpoint: Endpoint, model: &str, body: &Value) -> CacheKey {
+        let bytes = digest(endpoint, model, body, IGNORED);
+        let hex = hex(&bytes);
+        let text = match namespace {
+            Some(ns) => format!("{ns}:{hex}"),
+            None => hex,
+        };
+        CacheKey {
+            digest: bytes,
+            text,
+        }
+    }
+
+    /// What a semantic hit must share with the request: everything but the prompt.
+    pub fn scope(
+        namespace: Option<&str>,
+        endpoint: Endpoint,
+        model: &str,
+        body: &Value,
+    ) -> [u8; 32] {
+        let mut with_namespace = digest(endpoint, model, body, SCOPE_IGNORED).to_vec();
+        with_namespace.extend_from_slice(namespace.unwrap_or("").as_bytes());
+        let d = ring::digest::digest(&ring::digest::SHA256, &with_namespace);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+}
+
+fn digest(endpoint: Endpoint, model: &str, body: &Value, ignored: &[&str]) -> [u8; 32] {
+    {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         ctx.update(b"switchyard-cache-v1\0");
         ctx.update(endpoint.tag());
@@ -64,7 +105,7 @@ impl CacheKey {
                 use std::io::Write as _;
                 let _ = writer.write_all(b"{");
                 let mut first = true;
-                for (k, v) in map.iter().filter(|(k, _)| !IGNORED.contains(&k.as_str())) {
+                for (k, v) in map.iter().filter(|(k, _)| !ignored.contains(&k.as_str())) {
                     if !first {
                         let _ = writer.write_all(b",");
                     }
@@ -82,15 +123,7 @@ impl CacheKey {
         let digest = ctx.finish();
         let mut bytes = [0u8; 32];
         bytes.copy_from_slice(digest.as_ref());
-        let hex = hex(&bytes);
-        let text = match namespace {
-            Some(ns) => format!("{ns}:{hex}"),
-            None => hex,
-        };
-        CacheKey {
-            digest: bytes,
-            text,
-        }
+        bytes
     }
 }
 

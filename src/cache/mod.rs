@@ -13,6 +13,7 @@ pub mod entry;
 pub mod key;
 pub mod memory;
 pub mod redis;
+pub mod semantic;
 pub mod settings;
 pub mod stream;
 
@@ -32,6 +33,8 @@ use coalesce::{Coalescer, Leader, Role};
 pub struct ResponseCache {
     settings: CacheSettings,
     store: Store,
+    /// With a semantic backend: the similarity index and the embedding model group.
+    semantic: Option<(semantic::SemanticIndex, String)>,
     coalescer: Arc<Coalescer>,
 }
 
@@ -63,14 +66,29 @@ pub struct Pending {
     store: bool,
     /// Held while this request is the one upstream call for its key.
     leader: Option<Leader>,
+    /// The prompt's scope and vector, to add the answer to the similarity index.
+    similar: Option<([u8; 32], Box<[f32]>)>,
 }
 
 impl ResponseCache {
     /// `None` when the backend cannot be set up (a Redis URL that does not parse, no runtime):
     /// the gateway then serves without a cache and says so.
     pub fn new(settings: CacheSettings) -> Result<ResponseCache, String> {
+        let mut semantic = None;
         let store = match &settings.backend {
             Backend::Memory { max_bytes } => Store::Memory(memory::MemoryStore::new(*max_bytes)),
+            Backend::Semantic {
+                max_bytes,
+                embedding_model,
+                threshold,
+                max_entries,
+            } => {
+                semantic = Some((
+                    semantic::SemanticIndex::new(*threshold, *max_entries),
+                    embedding_model.clone(),
+                ));
+                Store::Memory(memory::MemoryStore::new(*max_bytes))
+            }
             Backend::Redis { url, timeout } => {
                 if tokio::runtime::Handle::try_current().is_err() {
                     return Err("the Redis cache needs a Tokio runtime".into());
@@ -84,6 +102,7 @@ impl ResponseCache {
         Ok(ResponseCache {
             settings,
             store,
+            semantic,
             coalescer: Arc::new(Coalescer::default()),
         })
     }
@@ -104,7 +123,9 @@ impl ResponseCache {
 
     /// Stage 5. `body` is the request as the upstream will see it (gateway controls taken
     /// out); `model` the group asked for. A follower of a coalesced key waits for the leader,
-    /// never past `deadline`; streams never wait (they lead, or go alone).
+    /// never past `deadline`; streams never wait (they lead, or go alone). `embedder` embeds
+    /// prompts for a semantic backend.
+    #[allow(clippy::too_many_arguments)]
     pub async fn lookup(
         self: &Arc<Self>,
         endpoint: Endpoint,
@@ -113,6 +134,7 @@ impl ResponseCache {
         controls: &Controls,
         stream: bool,
         deadline: Option<Instant>,
+        embedder: &dyn semantic::Embedder,
     ) -> Lookup {
         if !self.applies(endpoint, controls) {
             return Lookup::Skip;
@@ -132,6 +154,7 @@ impl ResponseCache {
                 ttl,
                 store,
                 leader: None,
+                similar: None,
             });
         }
         let fresh = |entry: &Entry| match controls.max_age {
@@ -145,6 +168,37 @@ impl ResponseCache {
             }
             Ok(_) => {}
             Err(()) => crate::telemetry::cache_lookup("error"),
+        }
+        let mut similar = None;
+        if let (Some((index, embedding_model)), Endpoint::Chat | Endpoint::Completions) =
+            (&self.semantic, endpoint)
+        {
+            if let Some(text) = semantic::prompt_text(body) {
+                let embedded = match deadline {
+                    Some(d) => tokio::time::timeout_at(
+                        tokio::time::Instant::from_std(d),
+                        embedder.embed(embedding_model, &text),
+                    )
+                    .await
+                    .ok()
+                    .flatten(),
+                    None => embedder.embed(embedding_model, &text).await,
+                };
+                match embedded.and_then(semantic::normalize) {
+                    Some(vector) => {
+                        let scope = CacheKey::scope(namespace, endpoint, model, body);
+                        if let Some((entry, similarity)) = index.search(&scope, &vector, now_ms()) {
+                            if fresh(&entry) {
+                                tracing::debug!(similarity, "semantic cache hit");
+                                crate::telemetry::cache_lookup("semantic_hit");
+                                return Lookup::Hit(Hit { entry, key });
+                            }
+                        }
+                        similar = Some((scope, vector));
+                    }
+                    None => crate::telemetry::cache_lookup("embedding_error"),
+                }
+            }
         }
         let leader = match self.coalescer.join(&key.text) {
             Role::Leader(leader) => Some(leader),
@@ -166,6 +220,7 @@ impl ResponseCache {
             ttl,
             store,
             leader,
+            similar,
         })
     }
 
@@ -194,6 +249,7 @@ impl Pending {
             ttl,
             store,
             leader,
+            similar,
         } = self;
         let entry = Arc::new(Entry {
             body,
@@ -207,6 +263,9 @@ impl Pending {
             return;
         }
         let expires = entry.stored_ms + ttl.as_millis() as i64;
+        if let (Some((index, _)), Some((scope, vector))) = (&cache.semantic, similar) {
+            index.insert(scope, vector, entry.clone(), expires);
+        }
         match &cache.store {
             Store::Memory(memory) => memory.put(key.text, entry, expires),
             Store::Redis(_) => {

@@ -40,7 +40,20 @@ pub enum Backend {
         /// A lookup or store that takes longer is abandoned (and counted as an error).
         timeout: Duration,
     },
+    /// In memory, exact first, then by prompt similarity (`redis-semantic` / `qdrant-semantic`).
+    Semantic {
+        max_bytes: u64,
+        /// The model group that embeds prompts.
+        embedding_model: String,
+        /// Cosine similarity from which a stored answer is served (0 to 1).
+        threshold: f64,
+        /// Prompts the similarity index keeps (oldest out first).
+        max_entries: usize,
+    },
 }
+
+/// The similarity index's default bound.
+pub const DEFAULT_SEMANTIC_ENTRIES: usize = 10_000;
 
 /// Which endpoints are cached (`supported_call_types`); all three by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -90,19 +90,9 @@ impl Validator<'_> {
         }
         let kind = params.kind.as_deref().unwrap_or("local");
         settings.backend = match kind {
-            "local" | "memory" | "in-memory" => {
-                let mut max_bytes = crate::cache::settings::DEFAULT_MAX_BYTES;
-                if let Some(mb) = params.max_memory_mb {
-                    if !(mb.is_finite() && mb > 0.0) {
-                        return Err(invalid(
-                            &format!("{AT}.max_memory_mb"),
-                            format!("must be a positive number of MiB, got {mb}"),
-                        ));
-                    }
-                    max_bytes = (mb * 1024.0 * 1024.0) as u64;
-                }
-                Backend::Memory { max_bytes }
-            }
+            "local" | "memory" | "in-memory" => Backend::Memory {
+                max_bytes: memory_bytes(params.max_memory_mb)?,
+            },
             "redis" => {
                 let url = match text(self, &params.url, "url")?.or(text(
                     self,
@@ -162,14 +152,75 @@ impl Validator<'_> {
                     timeout,
                 }
             }
+            "redis-semantic" | "qdrant-semantic" | "semantic" => {
+                let threshold = params.similarity_threshold.ok_or_else(|| {
+                    invalid(
+                        &format!("{AT}.similarity_threshold"),
+                        format!("`{kind}` needs a similarity_threshold (0 to 1)"),
+                    )
+                })?;
+                if !(threshold.is_finite() && threshold > 0.0 && threshold <= 1.0) {
+                    return Err(invalid(
+                        &format!("{AT}.similarity_threshold"),
+                        format!("must be a number above 0 and at most 1, got {threshold}"),
+                    ));
+                }
+                let embedding_model = params
+                    .redis_semantic_cache_embedding_model
+                    .clone()
+                    .or_else(|| params.qdrant_semantic_cache_embedding_model.clone())
+                    .filter(|m| !m.trim().is_empty())
+                    .ok_or_else(|| {
+                        invalid(
+                            &format!("{AT}.redis_semantic_cache_embedding_model"),
+                            format!("`{kind}` needs the model group that embeds prompts"),
+                        )
+                    })?;
+                if params.host.is_some() || params.url.is_some() || params.redis_url.is_some() {
+                    self.warn(format!(
+                        "{AT}: the semantic cache is an index in this process; its host/url \
+                         settings are ignored"
+                    ));
+                }
+                let max_entries = match params.max_entries {
+                    Some(0) => {
+                        return Err(invalid(
+                            &format!("{AT}.max_entries"),
+                            "must be at least 1".into(),
+                        ))
+                    }
+                    Some(n) => n,
+                    None => crate::cache::settings::DEFAULT_SEMANTIC_ENTRIES,
+                };
+                Backend::Semantic {
+                    max_bytes: memory_bytes(params.max_memory_mb)?,
+                    embedding_model,
+                    threshold,
+                    max_entries,
+                }
+            }
             other => {
                 return Err(invalid(
                     &format!("{AT}.type"),
-                    format!("`{other}` is not supported; use local (in memory) or redis"),
+                    format!(
+                        "`{other}` is not supported; use local (in memory), redis, or \
+                         redis-semantic / qdrant-semantic (an in-process index)"
+                    ),
                 ))
             }
         };
         Ok(Some(settings))
+    }
+}
+
+fn memory_bytes(mb: Option<f64>) -> Result<u64, ConfigError> {
+    match mb {
+        None => Ok(crate::cache::settings::DEFAULT_MAX_BYTES),
+        Some(mb) if mb.is_finite() && mb > 0.0 => Ok((mb * 1024.0 * 1024.0) as u64),
+        Some(mb) => Err(invalid(
+            &format!("{AT}.max_memory_mb"),
+            format!("must be a positive number of MiB, got {mb}"),
+        )),
     }
 }
 
@@ -208,7 +259,7 @@ mod tests {
     #[test]
     fn reads_litellm_cache_params() {
         let loaded = load(
-            "  cache: true\n  cache_params:\n    type: redis\n    host: os.environ/RH\n    port: '6380'\n    password: os.environ/RP\n    ttl: 120\n    namespace: prod.gw\n    mode: default_off\n    supported_call_types: [acompletion, aembedding, atranscription]\n    similarity_threshold: 0.8\n",
+            "  cache: true\n  cache_params:\n    type: redis\n    host: os.environ/RH\n    port: '6380'\n    password: os.environ/RP\n    ttl: 120\n    namespace: prod.gw\n    mode: default_off\n    supported_call_types: [acompletion, aembedding, atranscription]\n    unknown_key: 0.8\n",
             &[("RH", "redis.internal"), ("RP", "s3cret")],
         )
         .unwrap();
@@ -233,10 +284,7 @@ mod tests {
             url.expose()
         );
         assert!(loaded.warnings.iter().any(|w| w.contains("atranscription")));
-        assert!(loaded
-            .warnings
-            .iter()
-            .any(|w| w.contains("similarity_threshold")));
+        assert!(loaded.warnings.iter().any(|w| w.contains("unknown_key")));
         assert!(loaded.warnings.iter().all(|w| !w.contains("s3cret")));
     }
 

@@ -242,6 +242,10 @@ pub struct RawCacheParams {
     pub max_memory_mb: Option<f64>,
     pub max_entry_kb: Option<f64>,
     pub timeout_ms: Option<u64>,
+    pub similarity_threshold: Option<f64>,
+    pub redis_semantic_cache_embedding_model: Option<String>,
+    pub qdrant_semantic_cache_embedding_model: Option<String>,
+    pub max_entries: Option<usize>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
 }
