@@ -44,12 +44,12 @@ async fn handle(
     // Stage 5: the response cache.
     let mut pending = None;
     if let Some(cache) = &config.cache {
-        let key_body = serde_json::to_value(&request).unwrap_or_default();
+        let canonical = crate::cache::key::chat_canonical(&mut request);
         let lookup = cache
             .lookup(
                 crate::cache::Endpoint::Chat,
                 &request.model,
-                &key_body,
+                &canonical,
                 &cache_controls,
                 request.is_stream(),
                 ctx.deadline,
@@ -66,6 +66,7 @@ async fn handle(
             cached::Outcome::Upstream(miss) => pending = miss,
         }
     }
+    let messages = &request.messages;
     if request.is_stream() {
         let served = config
             .router

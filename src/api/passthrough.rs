@@ -90,11 +90,12 @@ async fn serve(
             PassthroughEndpoint::Embeddings => crate::cache::Endpoint::Embeddings,
         };
         let key_body = serde_json::to_value(&request).unwrap_or_default();
+        let canonical = crate::cache::key::canonical(&key_body, crate::cache::key::IGNORED);
         let lookup = cache
             .lookup(
                 kind,
                 &request.model,
-                &key_body,
+                &canonical,
                 &cache_controls,
                 false,
                 ctx.deadline,

@@ -32,7 +32,7 @@ impl Endpoint {
 }
 
 /// Body fields that do not change the answer.
-const IGNORED: &[&str] = &[
+pub const IGNORED: &[&str] = &[
     "user",
     "metadata",
     "stream",
@@ -62,7 +62,17 @@ pub struct CacheKey {
 impl CacheKey {
     /// `body` is the request as the upstream would get it (a JSON object).
     pub fn new(namespace: Option<&str>, endpoint: Endpoint, model: &str, body: &Value) -> CacheKey {
-        let bytes = digest(endpoint, model, body, IGNORED);
+        CacheKey::of_canonical(namespace, endpoint, model, &canonical(body, IGNORED))
+    }
+
+    /// The key of a body already in canonical form (see [`canonical`], [`chat_canonical`]).
+    pub fn of_canonical(
+        namespace: Option<&str>,
+        endpoint: Endpoint,
+        model: &str,
+        canonical: &[u8],
+    ) -> CacheKey {
+        let bytes = digest(endpoint, model, canonical);
         let hex = hex(&bytes);
         let text = match namespace {
             Some(ns) => format!("{ns}:{hex}"),
@@ -81,62 +91,66 @@ impl CacheKey {
         model: &str,
         body: &Value,
     ) -> [u8; 32] {
-        let mut with_namespace = digest(endpoint, model, body, SCOPE_IGNORED).to_vec();
-        with_namespace.extend_from_slice(namespace.unwrap_or("").as_bytes());
-        let d = ring::digest::digest(&ring::digest::SHA256, &with_namespace);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        out
+        let mut material = canonical(body, SCOPE_IGNORED);
+        material.push(0);
+        material.extend_from_slice(namespace.unwrap_or("").as_bytes());
+        digest(endpoint, model, &material)
     }
 }
 
-fn digest(endpoint: Endpoint, model: &str, body: &Value, ignored: &[&str]) -> [u8; 32] {
-    {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(b"switchyard-cache-v1\0");
-        ctx.update(endpoint.tag());
-        ctx.update(b"\0");
-        ctx.update(model.as_bytes());
-        ctx.update(b"\0");
-        let mut writer = DigestWriter(&mut ctx);
-        match body {
-            Value::Object(map) => {
-                // Serialised field by field, skipping the ignored ones: no copy of the body.
-                use std::io::Write as _;
-                let _ = writer.write_all(b"{");
-                let mut first = true;
-                for (k, v) in map.iter().filter(|(k, _)| !ignored.contains(&k.as_str())) {
-                    if !first {
-                        let _ = writer.write_all(b",");
-                    }
-                    first = false;
-                    let _ = serde_json::to_writer(&mut writer, k);
-                    let _ = writer.write_all(b":");
-                    let _ = serde_json::to_writer(&mut writer, v);
+fn digest(endpoint: Endpoint, model: &str, canonical: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"switchyard-cache-v1\0");
+    ctx.update(endpoint.tag());
+    ctx.update(b"\0");
+    ctx.update(model.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(canonical);
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(ctx.finish().as_ref());
+    bytes
+}
+
+/// `body` as compact JSON without the `ignored` top-level fields (object keys come sorted:
+/// serde_json's maps are ordered).
+pub fn canonical(body: &Value, ignored: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    match body {
+        Value::Object(map) => {
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in map.iter().filter(|(k, _)| !ignored.contains(&k.as_str())) {
+                if !first {
+                    out.push(b',');
                 }
-                let _ = writer.write_all(b"}");
+                first = false;
+                let _ = serde_json::to_writer(&mut out, k);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut out, v);
             }
-            other => {
-                let _ = serde_json::to_writer(&mut writer, other);
-            }
+            out.push(b'}');
         }
-        let digest = ctx.finish();
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(digest.as_ref());
-        bytes
+        other => {
+            let _ = serde_json::to_writer(&mut out, other);
+        }
     }
+    out
 }
 
-struct DigestWriter<'a>(&'a mut ring::digest::Context);
-
-impl std::io::Write for DigestWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+/// A chat request in canonical form, straight from its typed fields (no JSON tree is built):
+/// `user`, `stream` and `stream_options` are left out; `metadata` and `cache` are already gone
+/// from its unknown fields (taken out as gateway controls). The fields come in the struct's
+/// order, unknown ones sorted; `model` is in it (the key has it anyway).
+pub fn chat_canonical(request: &mut crate::schema::ChatRequest) -> Vec<u8> {
+    let user = request.user.take();
+    let stream = request.stream.take();
+    let stream_options = request.stream_options.take();
+    let mut out = Vec::with_capacity(512);
+    let _ = serde_json::to_writer(&mut out, &*request);
+    request.user = user;
+    request.stream = stream;
+    request.stream_options = stream_options;
+    out
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -195,6 +209,24 @@ mod tests {
             CacheKey::new(None, Endpoint::Chat, "a", &base).text,
             CacheKey::new(None, Endpoint::Completions, "a", &base).text
         );
+    }
+
+    #[test]
+    fn the_typed_chat_form_ignores_the_same_fields() {
+        let parse = |v: Value| -> crate::schema::ChatRequest { serde_json::from_value(v).unwrap() };
+        let mut a = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "seed": 3}),
+        );
+        let mut b = parse(
+            json!({"seed": 3, "user": "u", "stream": true, "stream_options": {"include_usage": true}, "temperature": 0.5, "messages": [{"role": "user", "content": "hi"}], "model": "m"}),
+        );
+        assert_eq!(chat_canonical(&mut a), chat_canonical(&mut b));
+        assert_eq!(b.user.as_deref(), Some("u"), "restored");
+        assert_eq!(b.stream, Some(true));
+        let mut c = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.6, "seed": 3}),
+        );
+        assert_ne!(chat_canonical(&mut a), chat_canonical(&mut c));
     }
 
     #[test]

@@ -121,7 +121,8 @@ impl ResponseCache {
         on && (!self.settings.default_off || controls.use_cache)
     }
 
-    /// Stage 5. `body` is the request as the upstream will see it (gateway controls taken
+    /// Stage 5. `canonical` is the request as the upstream will see it, in canonical form
+    /// ([`key::canonical`], [`key::chat_canonical`]: gateway controls taken
     /// out); `model` the group asked for. A follower of a coalesced key waits for the leader,
     /// never past `deadline`; streams never wait (they lead, or go alone). `embedder` embeds
     /// prompts for a semantic backend.
@@ -130,7 +131,7 @@ impl ResponseCache {
         self: &Arc<Self>,
         endpoint: Endpoint,
         model: &str,
-        body: &Value,
+        canonical: &[u8],
         controls: &Controls,
         stream: bool,
         deadline: Option<Instant>,
@@ -143,7 +144,7 @@ impl ResponseCache {
             .namespace
             .as_deref()
             .or(self.settings.namespace.as_deref());
-        let key = CacheKey::new(namespace, endpoint, model, body);
+        let key = CacheKey::of_canonical(namespace, endpoint, model, canonical);
         let ttl = controls.ttl.unwrap_or(self.settings.ttl);
         let store = !controls.no_store;
         if controls.no_cache {
@@ -173,7 +174,9 @@ impl ResponseCache {
         if let (Some((index, embedding_model)), Endpoint::Chat | Endpoint::Completions) =
             (&self.semantic, endpoint)
         {
-            if let Some(text) = semantic::prompt_text(body) {
+            // Only here is the body parsed again: the embedding call costs far more.
+            let body: Value = serde_json::from_slice(canonical).unwrap_or_default();
+            if let Some(text) = semantic::prompt_text(&body) {
                 let embedded = match deadline {
                     Some(d) => tokio::time::timeout_at(
                         tokio::time::Instant::from_std(d),
@@ -186,7 +189,7 @@ impl ResponseCache {
                 };
                 match embedded.and_then(semantic::normalize) {
                     Some(vector) => {
-                        let scope = CacheKey::scope(namespace, endpoint, model, body);
+                        let scope = CacheKey::scope(namespace, endpoint, model, &body);
                         if let Some((entry, similarity)) = index.search(&scope, &vector, now_ms()) {
                             if fresh(&entry) {
                                 tracing::debug!(similarity, "semantic cache hit");
