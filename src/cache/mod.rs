@@ -308,3 +308,17 @@ fn redact(message: &str) -> String {
         _ => message.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redis_errors_never_carry_a_password() {
+        let redacted = redact("invalid URL redis://:hunter2@cache.internal:6379/0");
+        assert!(!redacted.contains("hunter2"), "{redacted}");
+        assert!(redacted.contains("@cache.internal:6379"));
+        assert_eq!(redact("connection refused"), "connection refused");
+        assert_eq!(redact("a@b before ://"), "a@b before ://");
+    }
+}
