@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cache;
 pub mod calendar;
 pub mod callbacks;
 pub mod config;

@@ -58,6 +58,9 @@ pub struct Snapshot {
     pub http: HttpClient,
     pub master_key: Option<Secret>,
     pub max_request_bytes: usize,
+    /// The response cache (stage 5), when `litellm_settings.cache` is on. A reload that leaves
+    /// its settings alone keeps it, and what it holds.
+    pub cache: Option<Arc<crate::cache::ResponseCache>>,
     pub config: Config,
 }
 
@@ -81,9 +84,25 @@ impl Snapshot {
             Some(previous) => previous.router.reload(&config, &env)?,
             None => Router::build(&config, &env)?,
         };
+        let cache = match (&config.cache, previous) {
+            (None, _) => None,
+            (Some(settings), Some(previous))
+                if previous.cache.as_ref().map(|c| c.settings()) == Some(settings) =>
+            {
+                previous.cache.clone()
+            }
+            (Some(settings), _) => match crate::cache::ResponseCache::new(settings.clone()) {
+                Ok(cache) => Some(Arc::new(cache)),
+                Err(err) => {
+                    tracing::warn!("the response cache is off: {err}");
+                    None
+                }
+            },
+        };
         Ok(Snapshot {
             router,
             http,
+            cache,
             master_key: config.master_key.clone(),
             max_request_bytes: config.max_request_bytes,
             config,
@@ -148,5 +167,45 @@ impl AppState {
     pub(crate) fn install(&self, snapshot: Snapshot) {
         self.metrics.configure(&snapshot.config.metrics);
         self.snapshot.store(Arc::new(snapshot));
+    }
+}
+
+/// The semantic cache embeds prompts through the router, like any embeddings request (its own
+/// retries, fallbacks and timeouts), without a request context: the embedding's cost is the
+/// gateway's, not the caller's (docs/caching.md).
+impl crate::cache::semantic::Embedder for Snapshot {
+    fn embed<'a>(
+        &'a self,
+        model: &'a str,
+        text: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<f32>>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut extra = crate::schema::Extra::new();
+            extra.insert("input".into(), text.into());
+            let request = crate::schema::PassthroughRequest {
+                model: model.to_owned(),
+                stream: None,
+                extra,
+            };
+            let served = self
+                .router
+                .passthrough(
+                    &self.http,
+                    crate::providers::PassthroughEndpoint::Embeddings,
+                    &request,
+                    &crate::router::RequestOptions::default(),
+                )
+                .await;
+            match served {
+                Ok(served) => {
+                    let answer = serde_json::to_value(&served.value).ok()?;
+                    crate::cache::semantic::first_embedding(&answer)
+                }
+                Err(err) => {
+                    tracing::warn!(model, "semantic cache: embedding failed: {err}");
+                    None
+                }
+            }
+        })
     }
 }

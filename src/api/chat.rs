@@ -6,7 +6,7 @@ use axum::response::Response;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{dropped_params_header, finish, route_headers, served_headers, sse, Reply};
+use super::{cached, dropped_params_header, finish, route_headers, served_headers, sse, Reply};
 use crate::guardrails;
 use crate::pipeline::RequestContext;
 use crate::router::Deployment;
@@ -26,6 +26,7 @@ async fn handle(
 ) -> Result<Reply, ApiError> {
     let mut request: ChatRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request)?;
+    let cache_controls = crate::cache::Controls::take_from(&mut request.extra, headers)?;
     ctx.max_output_tokens = request.max_completion_tokens.or(request.max_tokens);
     if let Some(trace) = &ctx.trace {
         trace.note_temperature(request.temperature.as_ref().and_then(|t| t.as_f64()));
@@ -43,8 +44,35 @@ async fn handle(
     // Stage 4: guardrails on the prompt as it will be sent (masked values never leave).
     let mut guard = guardrails::select(ctx, &mut request.extra)?;
     guardrails::pre_call(ctx, &mut guard, |g| g.pre_call_chat(&mut request.messages))?;
-    let messages = &request.messages;
     let config = ctx.config.clone();
+    // Stage 5: the response cache, keyed on the prompt as the guardrails left it. A request
+    // with a post-call guardrail neither reads nor fills it: an entry holds the answer as the
+    // upstream gave it, and un-masking is per caller (docs/caching.md).
+    let mut pending = None;
+    if let Some(cache) = config.cache.as_ref().filter(|_| !guard.wants_post_call()) {
+        let canonical = crate::cache::key::chat_canonical(&mut request);
+        let lookup = cache
+            .lookup(
+                crate::cache::Endpoint::Chat,
+                &request.model,
+                &canonical,
+                &cache_controls,
+                request.is_stream(),
+                ctx.deadline,
+                &*config,
+            )
+            .await;
+        match cached::chat(
+            ctx,
+            lookup,
+            request.is_stream(),
+            request.wants_stream_usage(),
+        ) {
+            cached::Outcome::Answered(reply) => return Ok(reply),
+            cached::Outcome::Upstream(miss) => pending = miss,
+        }
+    }
+    let messages = &request.messages;
     if request.is_stream() {
         let served = config
             .router
@@ -53,11 +81,26 @@ async fn handle(
         ctx.served(&served);
         // Only a stream cut short lacks usage, and then its body is gone: estimate now.
         ctx.prompt_tokens_estimate = crate::providers::mock::estimate_prompt_tokens(messages);
-        // Stage 8 on a stream: checked as it passes, with a bounded carry window.
+        let cached = pending.is_some();
         let chunks = if guard.wants_post_call() {
+            // Stage 8 on a stream: checked as it passes, with a bounded carry window.
             guardrails::stream::chat(guard, served.value)
         } else {
-            served.value
+            match pending {
+                // Stored once the stream ended normally (see cache/stream.rs).
+                Some(pending) => {
+                    let limit = pending.max_entry_bytes();
+                    let deployment = served.deployment.id.clone();
+                    let recording =
+                        crate::cache::stream::Recording::new(served.value, limit, move |answer| {
+                            if let Ok(body) = serde_json::to_vec(&answer) {
+                                pending.complete(body.into(), &deployment);
+                            }
+                        });
+                    Box::pin(recording) as crate::providers::http::ChunkStream
+                }
+                None => served.value,
+            }
         };
         let mut stream = sse::chat_stream(
             chunks,
@@ -68,6 +111,9 @@ async fn handle(
         served_headers(&mut stream.response, &served.deployment, served.attempts);
         route_headers(&mut stream.response, &served.report);
         dropped_params_header(&mut stream.response, &dropped(&served.deployment, &request));
+        if cached {
+            cached::mark_miss(&mut stream.response);
+        }
         return Ok(Reply::Stream(stream));
     }
     let mut served = config.router.chat(ctx.http(), &request, &options).await?;
@@ -90,7 +136,14 @@ async fn handle(
         ctx.prompt_tokens_estimate = crate::providers::mock::estimate_prompt_tokens(messages);
     }
     let body = served.value.to_json(&served.deployment.model_name);
+    let cached = pending.is_some();
+    if let Some(pending) = pending {
+        pending.complete(body.clone(), &served.deployment.id);
+    }
     let mut response = super::json_answer(body);
+    if cached {
+        cached::mark_miss(&mut response);
+    }
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     dropped_params_header(&mut response, &dropped(&served.deployment, &request));

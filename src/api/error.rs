@@ -72,6 +72,15 @@ impl From<OptionsError> for ApiError {
     }
 }
 
+impl From<crate::cache::ControlError> for ApiError {
+    fn from(err: crate::cache::ControlError) -> Self {
+        ApiError::BadRequest {
+            message: err.to_string(),
+            param: Some(err.param),
+        }
+    }
+}
+
 impl ApiError {
     pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
         ApiError::BadRequest {

@@ -5,6 +5,7 @@
 mod activity;
 mod admin;
 mod body;
+mod cached;
 mod chat;
 mod cost;
 pub mod error;

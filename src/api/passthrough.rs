@@ -8,7 +8,7 @@ use axum::Json;
 
 use super::body::read_json;
 use super::error::ApiError;
-use super::{finish, route_headers, served_headers, sse, Reply};
+use super::{cached, finish, route_headers, served_headers, sse, Reply};
 use crate::guardrails;
 use crate::pipeline::RequestContext;
 use crate::providers::PassthroughEndpoint;
@@ -47,6 +47,7 @@ async fn serve(
             Some("model"),
         ));
     }
+    let cache_controls = crate::cache::Controls::take_from(&mut request.extra, headers)?;
     let required = match endpoint {
         PassthroughEndpoint::Completions => "prompt",
         PassthroughEndpoint::Embeddings => "input",
@@ -86,6 +87,32 @@ async fn serve(
         None => Ok(()),
     })?;
     let config = ctx.config.clone();
+    // Stage 5: the response cache (streamed completions skip it, and so does a request with a
+    // post-call guardrail: see docs/caching.md).
+    let mut pending = None;
+    if let (Some(cache), false) = (&config.cache, stream || guard.wants_post_call()) {
+        let kind = match endpoint {
+            PassthroughEndpoint::Completions => crate::cache::Endpoint::Completions,
+            PassthroughEndpoint::Embeddings => crate::cache::Endpoint::Embeddings,
+        };
+        let key_body = serde_json::to_value(&request).unwrap_or_default();
+        let canonical = crate::cache::key::canonical(&key_body, crate::cache::key::IGNORED);
+        let lookup = cache
+            .lookup(
+                kind,
+                &request.model,
+                &canonical,
+                &cache_controls,
+                false,
+                ctx.deadline,
+                &*config,
+            )
+            .await;
+        match cached::passthrough(ctx, lookup) {
+            cached::Outcome::Answered(reply) => return Ok(reply),
+            cached::Outcome::Upstream(miss) => pending = miss,
+        }
+    }
     if stream {
         let served = config
             .router
@@ -113,7 +140,16 @@ async fn serve(
     if endpoint == PassthroughEndpoint::Completions && guard.wants_post_call() {
         guard.post_call_completion(&mut served.value.extra)?;
     }
-    let mut response = Json(served.value).into_response();
+    let mut response = match pending {
+        Some(pending) => {
+            let body = bytes::Bytes::from(serde_json::to_vec(&served.value).unwrap_or_default());
+            pending.complete(body.clone(), &served.deployment.id);
+            let mut response = super::json_answer(body);
+            cached::mark_miss(&mut response);
+            response
+        }
+        None => Json(served.value).into_response(),
+    };
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     Ok(Reply::Whole(response))

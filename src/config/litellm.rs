@@ -220,8 +220,45 @@ pub struct RawLitellmSettings {
     pub failure_callback: Option<Vec<String>>,
     /// `GET /metrics` needs the master key or an admin key.
     pub require_auth_for_metrics_endpoint: Option<bool>,
+    /// The response cache (docs/caching.md): on with `cache: true`, shaped by `cache_params`.
+    pub cache: Option<bool>,
+    pub cache_params: Option<RawCacheParams>,
     #[serde(flatten)]
     pub extra: ExtraKeys,
+}
+
+/// `litellm_settings.cache_params`, LiteLLM's keys (and `max_memory_mb`, `timeout_ms`,
+/// `max_entry_kb`, Switchyard's). Unknown keys are warned about.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCacheParams {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<StringOrNumber>,
+    pub password: Option<String>,
+    pub url: Option<String>,
+    pub redis_url: Option<String>,
+    pub ttl: Option<f64>,
+    pub namespace: Option<String>,
+    pub mode: Option<String>,
+    pub supported_call_types: Option<Vec<String>>,
+    pub max_memory_mb: Option<f64>,
+    pub max_entry_kb: Option<f64>,
+    pub timeout_ms: Option<u64>,
+    pub similarity_threshold: Option<f64>,
+    pub redis_semantic_cache_embedding_model: Option<String>,
+    pub qdrant_semantic_cache_embedding_model: Option<String>,
+    pub max_entries: Option<usize>,
+    #[serde(flatten)]
+    pub extra: ExtraKeys,
+}
+
+/// `port: 6379`, `port: "6379"` or `port: os.environ/REDIS_PORT`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum StringOrNumber {
+    Number(u64),
+    Text(String),
 }
 
 /// `ssl_verify: false`, or `ssl_verify: /etc/ssl/internal-ca.pem` (a string `"false"` too).

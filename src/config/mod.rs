@@ -5,6 +5,7 @@
 //! resolved (a missing variable names the variable and the model), and the result is validated
 //! into [`Config`]. Unsupported keys become warnings, one per key.
 
+mod cache;
 mod callbacks;
 mod litellm;
 mod router;
@@ -90,6 +91,8 @@ pub struct Config {
     pub metrics: crate::telemetry::MetricsSettings,
     /// The top-level `guardrails:` list (docs/guardrails.md).
     pub guardrails: crate::guardrails::Guardrails,
+    /// The response cache (`litellm_settings.cache: true`); `None` when off.
+    pub cache: Option<crate::cache::CacheSettings>,
 }
 
 /// One entry of `model_list`: a deployment serving the alias `model_name`.
@@ -332,6 +335,7 @@ impl<'a> Validator<'a> {
         let spend = self.spend(&raw)?;
         let callbacks = self.callbacks(&raw)?;
         let metrics = self.metrics(&raw)?;
+        let cache = self.cache(&raw, &storage)?;
         let otel_callback = otel_in(&raw.litellm_settings);
         let guardrails = crate::guardrails::Guardrails::from_raw(
             std::mem::take(&mut raw.guardrails),
@@ -377,6 +381,7 @@ impl<'a> Validator<'a> {
                 callbacks,
                 metrics,
                 guardrails,
+                cache,
             },
             warnings: self.warnings,
         })

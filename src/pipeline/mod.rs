@@ -7,7 +7,7 @@
 //! | 2 | authenticate: bearer key → [`Principal`](crate::auth::Principal) | `context.rs` (the [`RequestContext`] extractor) → `auth/` |
 //! | 3 | parse and validate the body | `api/<surface>.rs`, `api/body.rs` |
 //! | 4 | admit: gateway controls out of the body, prepare (templates), pre-call policy; then pre-call guardrails on the prompt as it will be sent | [`RequestContext::admit`] → `policy/`; `guardrails::select` + `guardrails::pre_call` |
-//! | 5 | cache lookup | (issue 11) |
+//! | 5 | cache lookup, keyed on the prompt as the guardrails left it: a hit answers here (cost 0, replayed as SSE for a stream); a miss is coalesced and stored when its answer is complete; skipped with a post-call guardrail | `cache/` (`ResponseCache::lookup`), rendered by `api/cached.rs` |
 //! | 6 | route: groups, attempts, retries, fallbacks, cooldowns | `router/dispatch.rs` |
 //! | 7 | call one deployment | `providers/` (the `Provider` trait) |
 //! | 8 | post-call: guardrails on the answer (whole; a stream through a bounded carry window), masked values given back | `Run::post_call_*`, `guardrails/stream.rs` |

@@ -192,6 +192,11 @@ fn describe() {
         "What guardrails matched, by guardrail, entity kind and action (never the value)."
     );
     describe_counter!(
+        "switchyard_cache_lookups_total",
+        "Response cache lookups by result: hit, coalesced, miss, bypass (no-cache), error \
+         (backend unreachable or slow: the request went on without the cache), store_error."
+    );
+    describe_counter!(
         "switchyard_rate_limit_rejections_total",
         "Requests refused by a rate limit (rpm, tpm, parallel), by the limit's scope."
     );
@@ -1009,6 +1014,11 @@ pub fn guardrail_detection(guardrail: &str, entity: &str, action: &'static str) 
         "action" => action
     )
     .increment(1);
+}
+
+/// A response cache lookup (or store) ended with `result` (see docs/caching.md).
+pub fn cache_lookup(result: &'static str) {
+    counter!("switchyard_cache_lookups_total", "result" => result).increment(1);
 }
 
 /// A failed attempt is retried within its model group.

@@ -1,0 +1,243 @@
+//! The exact-match cache key: a SHA-256 over what changes the answer.
+//!
+//! What goes in: the endpoint, the model group asked for, and every body field the upstream
+//! sees (messages, tools, sampling parameters, `response_format`, `seed`, unknown fields that
+//! pass through ...), as canonical JSON: object keys sorted (serde_json's maps are ordered),
+//! numbers as serde_json prints them, no whitespace. What stays out: `user`, `metadata`,
+//! `stream`, `stream_options` and the gateway's own controls (`cache`, `timeout`, `fallbacks`
+//! ...): they change who asked or how the answer travels, not the answer. A streamed and a
+//! whole request for the same prompt share an entry.
+//!
+//! The key as shown (`x-litellm-cache-key`, Redis) is `<namespace>:<64 hex digits>`, or the hex
+//! digits alone without a namespace.
+
+use serde_json::Value;
+
+/// Which endpoint a key is for: the same body on two endpoints never shares an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Endpoint::Chat => b"chat",
+            Endpoint::Completions => b"completions",
+            Endpoint::Embeddings => b"embeddings",
+        }
+    }
+}
+
+/// Body fields that do not change the answer.
+pub const IGNORED: &[&str] = &[
+    "user",
+    "metadata",
+    "stream",
+    "stream_options",
+    "cache",
+    "model",
+];
+/// The same plus the prompt: what must match for a semantic hit besides a similar prompt.
+const SCOPE_IGNORED: &[&str] = &[
+    "user",
+    "metadata",
+    "stream",
+    "stream_options",
+    "cache",
+    "model",
+    "messages",
+    "prompt",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub digest: [u8; 32],
+    /// `<namespace>:<hex>`: the Redis key's tail and the response header's value.
+    pub text: String,
+}
+
+impl CacheKey {
+    /// `body` is the request as the upstream would get it (a JSON object).
+    pub fn new(namespace: Option<&str>, endpoint: Endpoint, model: &str, body: &Value) -> CacheKey {
+        CacheKey::of_canonical(namespace, endpoint, model, &canonical(body, IGNORED))
+    }
+
+    /// The key of a body already in canonical form (see [`canonical`], [`chat_canonical`]).
+    pub fn of_canonical(
+        namespace: Option<&str>,
+        endpoint: Endpoint,
+        model: &str,
+        canonical: &[u8],
+    ) -> CacheKey {
+        let bytes = digest(endpoint, model, canonical);
+        let hex = hex(&bytes);
+        let text = match namespace {
+            Some(ns) => format!("{ns}:{hex}"),
+            None => hex,
+        };
+        CacheKey {
+            digest: bytes,
+            text,
+        }
+    }
+
+    /// What a semantic hit must share with the request: everything but the prompt.
+    pub fn scope(
+        namespace: Option<&str>,
+        endpoint: Endpoint,
+        model: &str,
+        body: &Value,
+    ) -> [u8; 32] {
+        let mut material = canonical(body, SCOPE_IGNORED);
+        material.push(0);
+        material.extend_from_slice(namespace.unwrap_or("").as_bytes());
+        digest(endpoint, model, &material)
+    }
+}
+
+fn digest(endpoint: Endpoint, model: &str, canonical: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"switchyard-cache-v1\0");
+    ctx.update(endpoint.tag());
+    ctx.update(b"\0");
+    ctx.update(model.as_bytes());
+    ctx.update(b"\0");
+    ctx.update(canonical);
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(ctx.finish().as_ref());
+    bytes
+}
+
+/// `body` as compact JSON without the `ignored` top-level fields (object keys come sorted:
+/// serde_json's maps are ordered).
+pub fn canonical(body: &Value, ignored: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    match body {
+        Value::Object(map) => {
+            out.push(b'{');
+            let mut first = true;
+            for (k, v) in map.iter().filter(|(k, _)| !ignored.contains(&k.as_str())) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                let _ = serde_json::to_writer(&mut out, k);
+                out.push(b':');
+                let _ = serde_json::to_writer(&mut out, v);
+            }
+            out.push(b'}');
+        }
+        other => {
+            let _ = serde_json::to_writer(&mut out, other);
+        }
+    }
+    out
+}
+
+/// A chat request in canonical form, straight from its typed fields (no JSON tree is built):
+/// `user`, `stream` and `stream_options` are left out; `metadata` and `cache` are already gone
+/// from its unknown fields (taken out as gateway controls). The fields come in the struct's
+/// order, unknown ones sorted; `model` is in it (the key has it anyway).
+pub fn chat_canonical(request: &mut crate::schema::ChatRequest) -> Vec<u8> {
+    let user = request.user.take();
+    let stream = request.stream.take();
+    let stream_options = request.stream_options.take();
+    let mut out = Vec::with_capacity(512);
+    let _ = serde_json::to_writer(&mut out, &*request);
+    request.user = user;
+    request.stream = stream;
+    request.stream_options = stream_options;
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xf) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(body: Value) -> String {
+        CacheKey::new(None, Endpoint::Chat, "gpt", &body).text
+    }
+
+    #[test]
+    fn ignores_who_asked_and_how_the_answer_travels() {
+        let base = json!({"model": "x", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2});
+        let mut other = base.clone();
+        other["user"] = json!("alice");
+        other["metadata"] = json!({"tags": ["a"]});
+        other["stream"] = json!(true);
+        other["stream_options"] = json!({"include_usage": true});
+        other["cache"] = json!({"ttl": 5});
+        assert_eq!(key(base), key(other));
+    }
+
+    #[test]
+    fn changes_with_what_changes_the_answer() {
+        let base = json!({"messages": [{"role": "user", "content": "hi"}], "temperature": 0.2});
+        let mut t = base.clone();
+        t["temperature"] = json!(0.3);
+        let mut m = base.clone();
+        m["messages"][0]["content"] = json!("hi!");
+        let mut tools = base.clone();
+        tools["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+        let mut format = base.clone();
+        format["response_format"] = json!({"type": "json_object"});
+        let keys = [key(base.clone()), key(t), key(m), key(tools), key(format)];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert_ne!(
+            CacheKey::new(None, Endpoint::Chat, "a", &base).text,
+            CacheKey::new(None, Endpoint::Chat, "b", &base).text
+        );
+        assert_ne!(
+            CacheKey::new(None, Endpoint::Chat, "a", &base).text,
+            CacheKey::new(None, Endpoint::Completions, "a", &base).text
+        );
+    }
+
+    #[test]
+    fn the_typed_chat_form_ignores_the_same_fields() {
+        let parse = |v: Value| -> crate::schema::ChatRequest { serde_json::from_value(v).unwrap() };
+        let mut a = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "seed": 3}),
+        );
+        let mut b = parse(
+            json!({"seed": 3, "user": "u", "stream": true, "stream_options": {"include_usage": true}, "temperature": 0.5, "messages": [{"role": "user", "content": "hi"}], "model": "m"}),
+        );
+        assert_eq!(chat_canonical(&mut a), chat_canonical(&mut b));
+        assert_eq!(b.user.as_deref(), Some("u"), "restored");
+        assert_eq!(b.stream, Some(true));
+        let mut c = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.6, "seed": 3}),
+        );
+        assert_ne!(chat_canonical(&mut a), chat_canonical(&mut c));
+    }
+
+    #[test]
+    fn key_order_does_not_matter_and_namespace_prefixes() {
+        let a: Value =
+            serde_json::from_str(r#"{"temperature":1,"messages":[],"top_p":0.5}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"top_p":0.5,"messages":[],"temperature":1}"#).unwrap();
+        assert_eq!(key(a.clone()), key(b));
+        let namespaced = CacheKey::new(Some("team-a"), Endpoint::Chat, "gpt", &a).text;
+        assert!(namespaced.starts_with("team-a:"));
+        assert_eq!(namespaced.len(), "team-a:".len() + 64);
+    }
+}
