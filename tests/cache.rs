@@ -573,3 +573,41 @@ async fn semantic_hits_and_misses_around_the_threshold() {
         1.0
     );
 }
+
+/// Guardrails run before the cache (issue 11's order): the cache keys on the masked prompt, so
+/// two prompts that differ only in a masked e-mail address share one entry (and the address never
+/// reaches the upstream or the cache); a request with a post-call guardrail, whose answer is
+/// un-masked per caller, neither reads nor fills the cache.
+#[tokio::test]
+async fn the_cache_keys_on_the_prompt_as_the_guardrails_left_it() {
+    let mock = mock_upstream(&[]);
+    let yaml = config(
+        &[entry("chat", "c1", &mock, PRICED, "")],
+        "litellm_settings:\n  cache: true\nguardrails:\n  - guardrail_name: mask-in\n    litellm_params: {guardrail: pii, mode: pre_call, default_on: true, pii_entities_config: {EMAIL_ADDRESS: MASK}}\n  - guardrail_name: mask-both\n    litellm_params: {guardrail: pii, mode: [pre_call, post_call], output_parse_pii: true, pii_entities_config: {EMAIL_ADDRESS: MASK}}\n",
+    );
+    let gw = gateway(&yaml, &[]);
+    let ask = |email: &str| {
+        let mut body = chat_body("chat");
+        body["messages"] = json!([{"role": "user", "content": format!("Write to {email} today")}]);
+        body
+    };
+    let (status, cache, _) = chat(&gw, &ask("ada@example.com")).await;
+    assert_eq!((status, cache.as_str()), (200, "miss"));
+    let (status, cache, _) = chat(&gw, &ask("grace@example.org")).await;
+    assert_eq!(
+        (status, cache.as_str()),
+        (200, "hit"),
+        "same masked prompt, same entry"
+    );
+    assert_eq!(upstream_calls(&mock).await, 1);
+
+    // Asking for the post-call guardrail too: no cache either way.
+    for _ in 0..2 {
+        let mut body = ask("ada@example.com");
+        body["guardrails"] = json!(["mask-both"]);
+        let response = post(&gw, &body).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get("x-switchyard-cache").is_none());
+    }
+    assert_eq!(upstream_calls(&mock).await, 3);
+}
