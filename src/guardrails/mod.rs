@@ -398,7 +398,14 @@ impl Guardrails {
                 .as_str()
             {
                 "presidio" if params.presidio_analyzer_api_base.is_some() => {
-                    known_keys.push("pii_entities_config");
+                    known_keys.extend([
+                        "pii_entities_config",
+                        "presidio_anonymizer_api_base",
+                        "presidio_language",
+                        "timeout",
+                        "unreachable_fallback",
+                        "fail_on_error",
+                    ]);
                     let Some(anonymizer) = &params.presidio_anonymizer_api_base else {
                         return Err((
                             format!("{p}.presidio_anonymizer_api_base"),
@@ -431,6 +438,14 @@ impl Guardrails {
                     ("presidio", Box::new(NoScan))
                 }
                 "generic_guardrail_api" => {
+                    known_keys.extend([
+                        "api_key",
+                        "headers",
+                        "additional_provider_specific_params",
+                        "timeout",
+                        "unreachable_fallback",
+                        "fail_on_error",
+                    ]);
                     let Some(api_base) = params.api_base.as_deref().filter(|b| !b.trim().is_empty())
                     else {
                         return Err((format!("{p}.api_base"), "is required".into()));
@@ -458,6 +473,7 @@ impl Guardrails {
                     ("generic_guardrail_api", Box::new(NoScan))
                 }
                 "max_prompt_tokens" => {
+                    known_keys.push("max_prompt_tokens");
                     let Some(limit) = params.max_prompt_tokens.filter(|n| *n > 0) else {
                         return Err((
                             format!("{p}.max_prompt_tokens"),
@@ -543,8 +559,25 @@ impl Guardrails {
                     format!("`{}` runs pre_call only", params.guardrail),
                 ));
             }
-            let set: [(&str, bool); 8] = [
+            let set: [(&str, bool); 17] = [
                 ("max_prompt_tokens", params.max_prompt_tokens.is_some()),
+                ("api_key", params.api_key.is_some()),
+                ("headers", params.headers.is_some()),
+                (
+                    "additional_provider_specific_params",
+                    params.additional_provider_specific_params.is_some(),
+                ),
+                ("timeout", params.timeout.is_some()),
+                (
+                    "unreachable_fallback",
+                    params.unreachable_fallback.is_some(),
+                ),
+                ("fail_on_error", params.fail_on_error.is_some()),
+                (
+                    "presidio_anonymizer_api_base",
+                    params.presidio_anonymizer_api_base.is_some(),
+                ),
+                ("presidio_language", params.presidio_language.is_some()),
                 ("threshold", params.threshold.is_some()),
                 ("pii_entities_config", params.pii_entities_config.is_some()),
                 ("output_parse_pii", params.output_parse_pii.is_some()),
@@ -555,6 +588,10 @@ impl Guardrails {
                 ),
                 ("blocked_words", false),
                 ("patterns", false),
+                (
+                    "api_base",
+                    params.api_base.is_some() && params.guardrail != "generic_guardrail_api",
+                ),
             ];
             for (key, is_set) in set {
                 if is_set && !known_keys.contains(&key) {
@@ -1550,6 +1587,77 @@ mod tests {
         let (out, covered) = run.rewrite(Stage::PostCall, text, 15, &mut tally).unwrap();
         assert_eq!(covered, 9);
         assert_eq!(out.as_deref(), Some("write to "));
+    }
+
+    fn config_error(yaml: &str) -> (String, String) {
+        let raw: Vec<RawGuardrail> = serde_saphyr::from_str(yaml).unwrap();
+        Guardrails::from_raw(raw, &mut |_| {}).err().unwrap()
+    }
+
+    #[test]
+    fn external_and_size_config_errors_name_the_key() {
+        let at = |yaml: &str| config_error(yaml).0;
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api}\n"),
+            "guardrails[0].litellm_params.api_base"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', mode: post_call}\n"),
+            "guardrails[0].litellm_params.mode"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', timeout: 0}\n"),
+            "guardrails[0].litellm_params.timeout"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', unreachable_fallback: maybe}\n"),
+            "guardrails[0].litellm_params.unreachable_fallback"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', headers: {'bad header': v}}\n"),
+            "guardrails[0].litellm_params.headers"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: presidio, presidio_analyzer_api_base: 'http://a'}\n"),
+            "guardrails[0].litellm_params.presidio_anonymizer_api_base"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: max_prompt_tokens}\n"),
+            "guardrails[0].litellm_params.max_prompt_tokens"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: max_prompt_tokens, max_prompt_tokens: 0}\n"),
+            "guardrails[0].litellm_params.max_prompt_tokens"
+        );
+        // A key of another kind warns rather than silently doing nothing.
+        let raw: Vec<RawGuardrail> = serde_saphyr::from_str(
+            "- guardrail_name: x\n  litellm_params: {guardrail: pii, api_base: 'http://g', timeout: 2}\n",
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        Guardrails::from_raw(raw, &mut |w| warnings.push(w)).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("api_base does nothing")));
+    }
+
+    #[test]
+    fn max_prompt_tokens_counts_every_text_at_four_characters_a_token() {
+        let guardrails = load(
+            "- guardrail_name: size\n  litellm_params: {guardrail: max_prompt_tokens, max_prompt_tokens: 3, default_on: true}\n",
+        );
+        let mut run = run(&guardrails, &[]);
+        let mut value = serde_json::json!(["abcdef", "ghijkl"]);
+        run.pre_call_json(&mut value).unwrap();
+        assert!(
+            run.check_prompt_size().is_ok(),
+            "12 characters are 3 tokens"
+        );
+        let mut run = super::tests::run(&guardrails, &[]);
+        let mut value = serde_json::json!(["abcdef", "ghijklm"]);
+        run.pre_call_json(&mut value).unwrap();
+        let err = run.check_prompt_size().unwrap_err();
+        assert_eq!(&*err.guardrail, "size");
+        assert!(err.message.contains("about 4 tokens"), "{}", err.message);
     }
 
     #[test]
