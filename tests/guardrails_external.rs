@@ -184,6 +184,19 @@ guardrails:
       pii_entities_config:
         PERSON: MASK
         LOCATION: BLOCK
+  - guardrail_name: presidio-broken
+    litellm_params:
+      guardrail: presidio
+      mode: pre_call
+      presidio_analyzer_api_base: {services}/notjson
+      presidio_anonymizer_api_base: {services}/notjson
+  - guardrail_name: presidio-slow
+    litellm_params:
+      guardrail: presidio
+      mode: pre_call
+      timeout: 0.5
+      presidio_analyzer_api_base: {services}/slow
+      presidio_anonymizer_api_base: {services}/slow
   - guardrail_name: prompt-size
     litellm_params:
       guardrail: max_prompt_tokens
@@ -397,6 +410,15 @@ async fn presidio_server_anonymizes_and_blocks_as_configured() {
         message.contains("LOCATION") && !message.contains("Paris"),
         "{message}"
     );
+    assert_eq!(upstream_calls(&s.mock).await, before);
+    // An analyzer that answers HTML, or too slowly: no verdict, fails closed.
+    for name in ["presidio-broken", "presidio-slow"] {
+        let started = Instant::now();
+        let (status, body) = chat(&s.gw, name, user("Ask John Smith")).await;
+        assert_eq!(status, 503, "{name}: {body}");
+        assert_eq!(body["error"]["code"], "guardrail_unavailable");
+        assert!(started.elapsed() < Duration::from_secs(5), "{name}");
+    }
     assert_eq!(upstream_calls(&s.mock).await, before);
 }
 

@@ -82,8 +82,21 @@ pub enum Verdict {
 pub struct Failure(pub String);
 
 impl External {
-    /// Asks the service about `texts` (the prompt's texts, in the order the request holds them).
+    /// Asks the service about `texts` (the prompt's texts, in the order the request holds them),
+    /// all within the guardrail's timeout (Presidio makes up to two calls per text: the bound is
+    /// on the whole, not per call).
     pub async fn check(
+        &self,
+        http: &HttpClient,
+        texts: &[String],
+        model: &str,
+    ) -> Result<Verdict, Failure> {
+        tokio::time::timeout(self.timeout, self.ask(http, texts, model))
+            .await
+            .unwrap_or_else(|_| Err(Failure(format!("no verdict within {:?}", self.timeout))))
+    }
+
+    async fn ask(
         &self,
         http: &HttpClient,
         texts: &[String],
