@@ -254,6 +254,28 @@ def cmd_table(path, md_out=None, header="", ttfb_path=None):
     elif ob:
         summary.append(f"- Observability on: FAIL - no req/s for switchyard or switchyard-observed at c={hi}")
 
+    # The response cache and the PII guardrail against the same request with them off, in the
+    # same run: reported, not judged (issue 11 sets no target; the lead reads the numbers).
+    for target, label in (
+        ("switchyard-cache-miss", "Cache on, every request a miss"),
+        ("switchyard-cache-hit", "Cache on, every request a hit"),
+        ("switchyard-pii", "PII guardrail on"),
+    ):
+        sy, other = row("switchyard", hi), row(target, hi)
+        if sy and other and sy["rps"] and other["rps"]:
+            cpu = ""
+            if per_request(sy) and per_request(other) is not None:
+                cpu = (
+                    f"; CPU {per_request(other):.0f} vs {per_request(sy):.0f} us/req, "
+                    f"{100.0 * (per_request(other) / per_request(sy) - 1.0):+.1f}%"
+                )
+            summary.append(
+                f"- {label}: {target} req/s at c={hi} is {100.0 * other['rps'] / sy['rps']:.1f}% of "
+                f"switchyard's ({other['rps']:.0f} vs {sy['rps']:.0f}{cpu})"
+            )
+        elif other:
+            summary.append(f"- {label}: n/a (needs switchyard and {target} rows at c={hi})")
+
     ttfb = read_ttfb(ttfb_path)
     if ttfb:
         lines.extend(

@@ -43,7 +43,7 @@ async fn handle(
         .await?;
     // Stage 4: guardrails on the prompt as it will be sent (masked values never leave).
     let mut guard = guardrails::select(ctx, &mut request.extra)?;
-    guardrails::pre_call(ctx, &mut guard, |g| g.pre_call_chat(&mut request.messages))?;
+    guardrails::pre_call(ctx, &mut guard, |g| g.pre_call_chat(&mut request.messages)).await?;
     let config = ctx.config.clone();
     // Stage 5: the response cache, keyed on the prompt as the guardrails left it. A request
     // with a post-call guardrail neither reads nor fills it: an entry holds the answer as the

@@ -55,6 +55,9 @@ pub enum ApiError {
     /// A guardrail refused the prompt (docs/guardrails.md).
     #[error("{0}")]
     Guardrail(crate::guardrails::Blocked),
+    /// An external guardrail that fails closed could not give a verdict (docs/guardrails.md).
+    #[error("guardrail `{0}` could not check the request (its service failed) and fails closed; the request was not sent")]
+    GuardrailUnavailable(std::sync::Arc<str>),
 }
 
 impl From<crate::guardrails::Blocked> for ApiError {
@@ -127,6 +130,7 @@ impl ApiError {
             ApiError::Route(RouteError::Upstream(_)) => ("upstream", None),
             ApiError::Internal => ("internal", None),
             ApiError::Guardrail(_) => ("guardrail", None),
+            ApiError::GuardrailUnavailable(_) => ("guardrail_unavailable", None),
             ApiError::Reload(_) | ApiError::StoreUnavailable(_) => ("other", None),
         };
         crate::telemetry::Rejection { reason, scope }
@@ -144,7 +148,9 @@ impl ApiError {
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Reload(_) => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StoreUnavailable(_) | ApiError::GuardrailUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::ModelAccess(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -241,6 +247,12 @@ impl ApiError {
                 "invalid_request_error",
                 None,
                 Some("400".to_owned()),
+            ),
+            ApiError::GuardrailUnavailable(_) => (
+                self.to_string(),
+                "service_unavailable_error",
+                None,
+                Some("guardrail_unavailable".to_owned()),
             ),
             // LiteLLM's type, which scripts match on.
             ApiError::Budget(_) => (

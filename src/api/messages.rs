@@ -136,7 +136,7 @@ async fn admit(
     ctx.prompt_tokens_estimate = prompt_tokens;
     // Stage 4: guardrails on the prompt as it will be sent (count_tokens sends it too).
     let mut guard = guardrails::select(ctx, &mut request.extra)?;
-    guardrails::pre_call(ctx, &mut guard, |g| g.pre_call_messages(request))?;
+    guardrails::pre_call(ctx, &mut guard, |g| g.pre_call_messages(request)).await?;
     Ok((options, guard))
 }
 

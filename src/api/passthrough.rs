@@ -85,7 +85,8 @@ async fn serve(
     guardrails::pre_call(ctx, &mut guard, |g| match request.extra.get_mut(required) {
         Some(prompt) => g.pre_call_json(prompt),
         None => Ok(()),
-    })?;
+    })
+    .await?;
     let config = ctx.config.clone();
     // Stage 5: the response cache (streamed completions skip it, and so does a request with a
     // post-call guardrail: see docs/caching.md).

@@ -337,6 +337,11 @@ impl<'a> Validator<'a> {
         let metrics = self.metrics(&raw)?;
         let cache = self.cache(&raw, &storage)?;
         let otel_callback = otel_in(&raw.litellm_settings);
+        for (i, guardrail) in raw.guardrails.iter_mut().enumerate() {
+            for (key, value) in guardrail.litellm_params.resolvable_mut() {
+                *value = self.resolve(value, &format!("guardrails[{i}].litellm_params.{key}"))?;
+            }
+        }
         let guardrails = crate::guardrails::Guardrails::from_raw(
             std::mem::take(&mut raw.guardrails),
             &mut |warning| self.warnings.push(warning),

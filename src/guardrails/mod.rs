@@ -1,6 +1,6 @@
 //! Guardrails: stage 4 (pre-call, on the prompt as it will be sent upstream) and stage 8
 //! (post-call, on the answer, whole or streamed) of the pipeline. Configured with LiteLLM's
-//! top-level `guardrails:` list; every kind is built in and runs in process, no external service:
+//! top-level `guardrails:` list; every kind but the external ones is built in and runs in process:
 //!
 //! | `litellm_params.guardrail` | what | file |
 //! |---|---|---|
@@ -8,6 +8,8 @@
 //! | `secrets` (also `hide-secrets`, `secret_detection`) | API keys, JWTs, private keys | `secrets.rs` |
 //! | `litellm_content_filter` | banned keywords and regexes | `content_filter.rs` |
 //! | `prompt_injection` (also `detect_prompt_injection`) | scored injection phrasings | `injection.rs` |
+//! | `max_prompt_tokens` | a prompt over a size in (estimated) tokens | here |
+//! | `generic_guardrail_api`, `presidio` with `presidio_analyzer_api_base` | a service over HTTP | `external.rs` |
 //!
 //! Each kind implements [`Guardrail`]: it only *finds* (byte ranges, a label, an action); this
 //! module decides (block wins, overlaps resolved), rewrites the text (mask, redact), keeps the
@@ -15,6 +17,7 @@
 //! `stream.rs` applies the same on streamed answers with a bounded carry window.
 
 mod content_filter;
+mod external;
 mod injection;
 mod pii;
 mod secrets;
@@ -215,8 +218,65 @@ pub struct RawGuardrailParams {
     pub blocked_words: Option<Vec<content_filter::RawBlockedWord>>,
     #[serde(default)]
     pub patterns: Option<Vec<content_filter::RawPattern>>,
+    /// `max_prompt_tokens`: the most (estimated) tokens a prompt may have.
+    #[serde(default)]
+    pub max_prompt_tokens: Option<u64>,
+    /// `generic_guardrail_api`: the service (`/beta/litellm_basic_guardrail_api` is appended).
+    #[serde(default)]
+    pub api_base: Option<String>,
+    /// Sent as `x-api-key`, as LiteLLM does.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub additional_provider_specific_params: Option<Value>,
+    /// External guardrails: seconds to wait for the service.
+    #[serde(default)]
+    pub timeout: Option<f64>,
+    /// `fail_closed` (default) or `fail_open` when the service is unreachable or too slow.
+    #[serde(default)]
+    pub unreachable_fallback: Option<String>,
+    /// `false`: any failure of the service (not only unreachability) lets the request through.
+    #[serde(default)]
+    pub fail_on_error: Option<bool>,
+    /// `presidio`: a real Presidio instead of the built-in detector.
+    #[serde(default)]
+    pub presidio_analyzer_api_base: Option<String>,
+    #[serde(default)]
+    pub presidio_anonymizer_api_base: Option<String>,
+    #[serde(default)]
+    pub presidio_language: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, IgnoredAny>,
+}
+
+impl RawGuardrailParams {
+    /// The values that may be `os.environ/NAME` references (URLs and credentials), with their
+    /// key, for the config loader to resolve.
+    pub fn resolvable_mut(&mut self) -> Vec<(String, &mut String)> {
+        let mut out: Vec<(String, &mut String)> = Vec::new();
+        for (key, value) in [
+            ("api_base", self.api_base.as_mut()),
+            ("api_key", self.api_key.as_mut()),
+            (
+                "presidio_analyzer_api_base",
+                self.presidio_analyzer_api_base.as_mut(),
+            ),
+            (
+                "presidio_anonymizer_api_base",
+                self.presidio_anonymizer_api_base.as_mut(),
+            ),
+        ] {
+            if let Some(value) = value {
+                out.push((key.to_owned(), value));
+            }
+        }
+        for (name, value) in self.headers.iter_mut().flatten() {
+            out.push((format!("headers.{name}"), value));
+        }
+        out
+    }
 }
 
 /// `mode: pre_call` or `mode: [pre_call, post_call]`.
@@ -246,6 +306,20 @@ pub struct Configured {
     pub default_on: bool,
     pub output_parse_pii: bool,
     guardrail: Box<dyn Guardrail>,
+    /// `max_prompt_tokens`: the limit.
+    max_prompt_tokens: Option<u64>,
+    /// An external service, asked after the built-in guardrails.
+    external: Option<external::External>,
+}
+
+/// The scanner of a guardrail that does not scan texts itself (size limit, external service).
+struct NoScan;
+
+impl Guardrail for NoScan {
+    fn scan(&self, _text: &str, _hits: &mut Vec<Hit>) {}
+    fn max_match_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// Every configured guardrail (part of the config snapshot: a reload swaps it whole).
@@ -274,7 +348,7 @@ impl Guardrails {
         let mut list: Vec<Arc<Configured>> = Vec::with_capacity(raw.len());
         for (i, entry) in raw.into_iter().enumerate() {
             let at = format!("guardrails[{i}]");
-            let params = entry.litellm_params;
+            let mut params = entry.litellm_params;
             for key in entry.extra.keys() {
                 warn(format!(
                     "config key `{at}.{key}` is not supported and is ignored"
@@ -294,6 +368,7 @@ impl Guardrails {
             let (mut pre_call, mut post_call) = (false, false);
             let modes = params
                 .mode
+                .take()
                 .map(OneOrMany::into_vec)
                 .unwrap_or_else(|| vec!["pre_call".to_owned()]);
             for mode in &modes {
@@ -316,14 +391,102 @@ impl Guardrails {
                 }
             }
             let mut known_keys: Vec<&str> = Vec::new();
+            let mut max_prompt_tokens = None;
+            let mut external_service = None;
             let (kind, guardrail): (&'static str, Box<dyn Guardrail>) = match params
                 .guardrail
                 .as_str()
             {
+                "presidio" if params.presidio_analyzer_api_base.is_some() => {
+                    known_keys.extend([
+                        "pii_entities_config",
+                        "presidio_anonymizer_api_base",
+                        "presidio_language",
+                        "timeout",
+                        "unreachable_fallback",
+                        "fail_on_error",
+                    ]);
+                    let Some(anonymizer) = &params.presidio_anonymizer_api_base else {
+                        return Err((
+                            format!("{p}.presidio_anonymizer_api_base"),
+                            "is required with presidio_analyzer_api_base".into(),
+                        ));
+                    };
+                    let mut entities = BTreeMap::new();
+                    for (name, action) in params.pii_entities_config.iter().flatten() {
+                        let block = match Action::parse(action) {
+                            Some(Action::Block) => true,
+                            Some(_) => false,
+                            None => {
+                                return Err((
+                                    format!("{p}.pii_entities_config.{name}"),
+                                    format!("must be MASK, REDACT or BLOCK, got `{action}`"),
+                                ))
+                            }
+                        };
+                        entities.insert(name.clone(), block);
+                    }
+                    let service = external::Service::Presidio {
+                        analyzer: external::presidio_base(
+                            params.presidio_analyzer_api_base.as_deref().unwrap_or_default(),
+                        ),
+                        anonymizer: external::presidio_base(anonymizer),
+                        language: params.presidio_language.clone().unwrap_or_else(|| "en".into()),
+                        entities,
+                    };
+                    external_service = Some(external_guardrail(&params, &p, service, warn)?);
+                    ("presidio", Box::new(NoScan))
+                }
+                "generic_guardrail_api" => {
+                    known_keys.extend([
+                        "api_key",
+                        "headers",
+                        "additional_provider_specific_params",
+                        "timeout",
+                        "unreachable_fallback",
+                        "fail_on_error",
+                    ]);
+                    let Some(api_base) = params.api_base.as_deref().filter(|b| !b.trim().is_empty())
+                    else {
+                        return Err((format!("{p}.api_base"), "is required".into()));
+                    };
+                    let mut headers = external::json_headers();
+                    let mut set = |name: &str, value: &str| -> Result<(), (String, String)> {
+                        let bad = || (format!("{p}.headers"), format!("`{name}` is not a valid HTTP header"));
+                        let name = hyper::header::HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+                        let value = hyper::header::HeaderValue::from_str(value).map_err(|_| bad())?;
+                        headers.insert(name, value);
+                        Ok(())
+                    };
+                    for (name, value) in params.headers.iter().flatten() {
+                        set(name, value)?;
+                    }
+                    if let Some(key) = &params.api_key {
+                        set("x-api-key", key)?;
+                    }
+                    let service = external::Service::Generic {
+                        url: external::generic_url(api_base),
+                        headers,
+                        additional_params: params.additional_provider_specific_params.clone(),
+                    };
+                    external_service = Some(external_guardrail(&params, &p, service, warn)?);
+                    ("generic_guardrail_api", Box::new(NoScan))
+                }
+                "max_prompt_tokens" => {
+                    known_keys.push("max_prompt_tokens");
+                    let Some(limit) = params.max_prompt_tokens.filter(|n| *n > 0) else {
+                        return Err((
+                            format!("{p}.max_prompt_tokens"),
+                            "is required and must be over 0".into(),
+                        ));
+                    };
+                    max_prompt_tokens = Some(limit);
+                    ("max_prompt_tokens", Box::new(NoScan))
+                }
                 "pii" | "presidio" => {
                     if params.guardrail == "presidio" {
                         warn(format!(
-                            "{p}.guardrail: `presidio` runs Switchyard's built-in PII detector; no Presidio server is called"
+                            "{p}.guardrail: `presidio` without `presidio_analyzer_api_base` runs Switchyard's built-in PII detector; no Presidio server is called"
                         ));
                     }
                     known_keys.extend(["pii_entities_config", "output_parse_pii"]);
@@ -384,13 +547,37 @@ impl Guardrails {
                     return Err((
                         format!("{p}.guardrail"),
                         format!(
-                            "`{other}` needs a service Switchyard does not call; the built-in guardrails are pii, secrets, litellm_content_filter and prompt_injection (docs/guardrails.md)"
+                            "`{other}` needs a service Switchyard does not call; the guardrails are pii, secrets, litellm_content_filter, prompt_injection, max_prompt_tokens, generic_guardrail_api and presidio (docs/guardrails.md)"
                         ),
                     ))
                 }
             };
             // Keys of another kind, set here by mistake, would silently do nothing.
-            let set: [(&str, bool); 7] = [
+            if (external_service.is_some() || max_prompt_tokens.is_some()) && post_call {
+                return Err((
+                    format!("{p}.mode"),
+                    format!("`{}` runs pre_call only", params.guardrail),
+                ));
+            }
+            let set: [(&str, bool); 17] = [
+                ("max_prompt_tokens", params.max_prompt_tokens.is_some()),
+                ("api_key", params.api_key.is_some()),
+                ("headers", params.headers.is_some()),
+                (
+                    "additional_provider_specific_params",
+                    params.additional_provider_specific_params.is_some(),
+                ),
+                ("timeout", params.timeout.is_some()),
+                (
+                    "unreachable_fallback",
+                    params.unreachable_fallback.is_some(),
+                ),
+                ("fail_on_error", params.fail_on_error.is_some()),
+                (
+                    "presidio_anonymizer_api_base",
+                    params.presidio_anonymizer_api_base.is_some(),
+                ),
+                ("presidio_language", params.presidio_language.is_some()),
                 ("threshold", params.threshold.is_some()),
                 ("pii_entities_config", params.pii_entities_config.is_some()),
                 ("output_parse_pii", params.output_parse_pii.is_some()),
@@ -401,6 +588,10 @@ impl Guardrails {
                 ),
                 ("blocked_words", false),
                 ("patterns", false),
+                (
+                    "api_base",
+                    params.api_base.is_some() && params.guardrail != "generic_guardrail_api",
+                ),
             ];
             for (key, is_set) in set {
                 if is_set && !known_keys.contains(&key) {
@@ -423,6 +614,8 @@ impl Guardrails {
                 default_on: params.default_on.unwrap_or(false),
                 output_parse_pii: params.output_parse_pii.unwrap_or(false),
                 guardrail,
+                max_prompt_tokens,
+                external: external_service,
             }));
         }
         Ok(Guardrails(list.into()))
@@ -431,6 +624,54 @@ impl Guardrails {
     fn get(&self, name: &str) -> Option<&Arc<Configured>> {
         self.0.iter().find(|g| &*g.name == name)
     }
+}
+
+/// The parts every external guardrail shares: the bound on a call and the fail mode.
+fn external_guardrail(
+    params: &RawGuardrailParams,
+    at: &str,
+    service: external::Service,
+    warn: &mut dyn FnMut(String),
+) -> Result<external::External, (String, String)> {
+    let timeout = match params.timeout {
+        None => external::DEFAULT_TIMEOUT,
+        Some(seconds) if seconds > 0.0 && seconds <= 600.0 => {
+            std::time::Duration::from_secs_f64(seconds)
+        }
+        Some(seconds) => {
+            return Err((
+                format!("{at}.timeout"),
+                format!("must be over 0 and at most 600 seconds, got {seconds}"),
+            ))
+        }
+    };
+    let unreachable_open = match params.unreachable_fallback.as_deref() {
+        None | Some("fail_closed") => false,
+        Some("fail_open") => true,
+        Some(other) => {
+            return Err((
+                format!("{at}.unreachable_fallback"),
+                format!("must be fail_closed or fail_open, got `{other}`"),
+            ))
+        }
+    };
+    if params.fail_on_error == Some(false) && !unreachable_open {
+        warn(format!(
+            "{at}.fail_on_error: false lets every request through when the service fails (fail open)"
+        ));
+    }
+    // One switch here: any failure (unreachable, slow, an error status, a malformed answer) is
+    // handled alike, since a gateway cannot tell a broken service from an unreachable one.
+    let fail_mode = if unreachable_open || params.fail_on_error == Some(false) {
+        external::FailMode::Open
+    } else {
+        external::FailMode::Closed
+    };
+    Ok(external::External {
+        service,
+        timeout,
+        fail_mode,
+    })
 }
 
 fn entity_actions(
@@ -473,19 +714,28 @@ pub fn select(
     )?)
 }
 
-/// Stage 4, second half: `check` runs the pre-call guardrails over the prompt (rewriting it in
-/// place); what ran and what it did goes on the request's metadata (spend log, callbacks).
-pub fn pre_call(
+/// Stage 4, second half: `check` walks the prompt's texts through the run (rewriting them in
+/// place): the built-in guardrails, then the size limit, then (walking again to collect the
+/// texts, and once more to write back a rewrite) the external services. What ran and what it did
+/// goes on the request's metadata (spend log, callbacks).
+pub async fn pre_call(
     ctx: &mut crate::pipeline::RequestContext,
     run: &mut Run,
-    check: impl FnOnce(&mut Run) -> Result<(), Blocked>,
+    mut check: impl FnMut(&mut Run) -> Result<(), Blocked>,
 ) -> Result<(), crate::api::error::ApiError> {
     if run.is_empty() {
         return Ok(());
     }
-    let result = check(run);
+    run.prompt_chars = 0;
+    let result = match check(run).and_then(|()| run.check_prompt_size()) {
+        Ok(()) => {
+            let model = ctx.requested_model.clone();
+            run.external(ctx.http(), &model, &mut check).await
+        }
+        Err(blocked) => Err(blocked.into()),
+    };
     run.describe(&mut ctx.metadata);
-    Ok(result?)
+    result
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -559,6 +809,20 @@ pub struct Run {
     pub vault: Vault,
     /// Per active guardrail: what its pre-call pass did (for the finished event).
     outcomes: Vec<&'static str>,
+    /// What a walk over the prompt does with each text.
+    phase: Phase,
+    /// The characters of the prompt's texts as the built-in guardrails left them.
+    prompt_chars: u64,
+}
+
+/// A walk over the prompt's texts: the built-in guardrails, or (for external ones) collecting
+/// the texts, or writing back the service's rewrite in the same order.
+#[derive(Clone, Default)]
+enum Phase {
+    #[default]
+    BuiltIn,
+    Collect(Vec<String>),
+    Apply(std::vec::IntoIter<String>),
 }
 
 impl Run {
@@ -568,6 +832,8 @@ impl Run {
             active: Vec::new(),
             vault: Vault::default(),
             outcomes: Vec::new(),
+            phase: Phase::BuiltIn,
+            prompt_chars: 0,
         }
     }
 
@@ -623,6 +889,8 @@ impl Run {
             active,
             vault: Vault::default(),
             outcomes,
+            phase: Phase::BuiltIn,
+            prompt_chars: 0,
         })
     }
 
@@ -864,9 +1132,134 @@ impl Run {
         if text.is_empty() {
             return Ok(());
         }
+        if stage == Stage::PreCall {
+            match &mut self.phase {
+                Phase::BuiltIn => {}
+                Phase::Collect(texts) => {
+                    texts.push(text.clone());
+                    return Ok(());
+                }
+                Phase::Apply(rewritten) => {
+                    if let Some(rewritten) = rewritten.next() {
+                        *text = rewritten;
+                    }
+                    return Ok(());
+                }
+            }
+        }
         let (rewritten, _) = self.rewrite(stage, text, text.len(), tally)?;
         if let Some(rewritten) = rewritten {
             *text = rewritten;
+        }
+        if stage == Stage::PreCall {
+            self.prompt_chars += text.chars().count() as u64;
+        }
+        Ok(())
+    }
+
+    /// `max_prompt_tokens`: the prompt's size estimated as the router estimates it (4
+    /// characters a token, `providers::mock::estimate_prompt_tokens`), over every text the
+    /// guardrails see (tool-call arguments included).
+    fn check_prompt_size(&mut self) -> Result<(), Blocked> {
+        let tokens = self.prompt_chars.div_ceil(4);
+        for (index, guardrail) in self.active.iter().enumerate() {
+            let Some(limit) = guardrail.max_prompt_tokens.filter(|_| guardrail.pre_call) else {
+                continue;
+            };
+            let over = tokens > limit;
+            let outcome = if over { "blocked" } else { "passed" };
+            crate::telemetry::guardrail_decision(&guardrail.name, "pre_call", outcome);
+            if over {
+                self.outcomes[index] = "blocked";
+                return Err(Blocked {
+                    guardrail: guardrail.name.clone(),
+                    mode: "pre_call",
+                    message: format!(
+                        "Prompt too long: about {tokens} tokens, over the {limit} allowed by Guardrail: {}.",
+                        guardrail.name
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The external services, in the order the run lists them, each on the texts as the one
+    /// before left them; a rewrite is written back once, at the end.
+    async fn external(
+        &mut self,
+        http: &crate::providers::http::HttpClient,
+        model: &str,
+        check: &mut impl FnMut(&mut Run) -> Result<(), Blocked>,
+    ) -> Result<(), crate::api::error::ApiError> {
+        let services: Vec<usize> = (0..self.active.len())
+            .filter(|&i| self.active[i].pre_call && self.active[i].external.is_some())
+            .collect();
+        if services.is_empty() {
+            return Ok(());
+        }
+        self.phase = Phase::Collect(Vec::new());
+        let walked = check(self);
+        let Phase::Collect(mut texts) = std::mem::take(&mut self.phase) else {
+            return Ok(());
+        };
+        walked?;
+        let mut changed = false;
+        for index in services {
+            let guardrail = self.active[index].clone();
+            let Some(service) = &guardrail.external else {
+                continue;
+            };
+            let name = &guardrail.name;
+            let outcome = match service.check(http, &texts, model).await {
+                Ok(external::Verdict::Allow) => "passed",
+                Ok(external::Verdict::Rewrite(rewritten)) => {
+                    changed |= rewritten != texts;
+                    texts = rewritten;
+                    "rewritten"
+                }
+                Ok(verdict @ (external::Verdict::Block(_) | external::Verdict::BlockEntity(_))) => {
+                    self.outcomes[index] = "blocked";
+                    crate::telemetry::guardrail_decision(name, "pre_call", "blocked");
+                    let message = match verdict {
+                        external::Verdict::BlockEntity(entity) => format!(
+                            "Blocked entity detected: {entity} by Guardrail: {name}. This entity is not allowed to be used in this request."
+                        ),
+                        external::Verdict::Block(reason) => {
+                            format!("Blocked by Guardrail: {name}: {reason}")
+                        }
+                        _ => String::new(),
+                    };
+                    return Err(Blocked {
+                        guardrail: name.clone(),
+                        mode: "pre_call",
+                        message,
+                    }
+                    .into());
+                }
+                Err(external::Failure(why)) => match service.fail_mode {
+                    external::FailMode::Open => {
+                        tracing::warn!(guardrail = %name, "guardrail service failed, the request goes on unchecked (fail_open): {why}");
+                        "error_passed"
+                    }
+                    external::FailMode::Closed => {
+                        tracing::warn!(guardrail = %name, "guardrail service failed, the request is refused (fail_closed): {why}");
+                        self.outcomes[index] = "unavailable";
+                        crate::telemetry::guardrail_decision(name, "pre_call", "unavailable");
+                        return Err(crate::api::error::ApiError::GuardrailUnavailable(
+                            name.clone(),
+                        ));
+                    }
+                },
+            };
+            self.outcomes[index] = outcome;
+            crate::telemetry::guardrail_decision(name, "pre_call", outcome);
+        }
+        if changed {
+            self.phase = Phase::Apply(texts.into_iter());
+            let walked = check(self);
+            self.phase = Phase::BuiltIn;
+            walked?;
         }
         Ok(())
     }
@@ -977,7 +1370,14 @@ impl Run {
 
     /// Counts what a pass did: one decision per guardrail that ran, one detection per match.
     fn count(&self, stage: Stage, tally: &Tally, blocked: Option<&Blocked>) {
+        if !matches!(self.phase, Phase::BuiltIn) {
+            return;
+        }
         for (index, guardrail) in self.active.iter().enumerate() {
+            if guardrail.max_prompt_tokens.is_some() || guardrail.external.is_some() {
+                // Counted where they decide.
+                continue;
+            }
             let runs = match stage {
                 Stage::PreCall => guardrail.pre_call,
                 Stage::PostCall => guardrail.post_call,
@@ -1187,6 +1587,77 @@ mod tests {
         let (out, covered) = run.rewrite(Stage::PostCall, text, 15, &mut tally).unwrap();
         assert_eq!(covered, 9);
         assert_eq!(out.as_deref(), Some("write to "));
+    }
+
+    fn config_error(yaml: &str) -> (String, String) {
+        let raw: Vec<RawGuardrail> = serde_saphyr::from_str(yaml).unwrap();
+        Guardrails::from_raw(raw, &mut |_| {}).err().unwrap()
+    }
+
+    #[test]
+    fn external_and_size_config_errors_name_the_key() {
+        let at = |yaml: &str| config_error(yaml).0;
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api}\n"),
+            "guardrails[0].litellm_params.api_base"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', mode: post_call}\n"),
+            "guardrails[0].litellm_params.mode"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', timeout: 0}\n"),
+            "guardrails[0].litellm_params.timeout"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', unreachable_fallback: maybe}\n"),
+            "guardrails[0].litellm_params.unreachable_fallback"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: generic_guardrail_api, api_base: 'http://g', headers: {'bad header': v}}\n"),
+            "guardrails[0].litellm_params.headers"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: presidio, presidio_analyzer_api_base: 'http://a'}\n"),
+            "guardrails[0].litellm_params.presidio_anonymizer_api_base"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: max_prompt_tokens}\n"),
+            "guardrails[0].litellm_params.max_prompt_tokens"
+        );
+        assert_eq!(
+            at("- guardrail_name: x\n  litellm_params: {guardrail: max_prompt_tokens, max_prompt_tokens: 0}\n"),
+            "guardrails[0].litellm_params.max_prompt_tokens"
+        );
+        // A key of another kind warns rather than silently doing nothing.
+        let raw: Vec<RawGuardrail> = serde_saphyr::from_str(
+            "- guardrail_name: x\n  litellm_params: {guardrail: pii, api_base: 'http://g', timeout: 2}\n",
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        Guardrails::from_raw(raw, &mut |w| warnings.push(w)).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("api_base does nothing")));
+    }
+
+    #[test]
+    fn max_prompt_tokens_counts_every_text_at_four_characters_a_token() {
+        let guardrails = load(
+            "- guardrail_name: size\n  litellm_params: {guardrail: max_prompt_tokens, max_prompt_tokens: 3, default_on: true}\n",
+        );
+        let mut run = run(&guardrails, &[]);
+        let mut value = serde_json::json!(["abcdef", "ghijkl"]);
+        run.pre_call_json(&mut value).unwrap();
+        assert!(
+            run.check_prompt_size().is_ok(),
+            "12 characters are 3 tokens"
+        );
+        let mut run = super::tests::run(&guardrails, &[]);
+        let mut value = serde_json::json!(["abcdef", "ghijklm"]);
+        run.pre_call_json(&mut value).unwrap();
+        let err = run.check_prompt_size().unwrap_err();
+        assert_eq!(&*err.guardrail, "size");
+        assert!(err.message.contains("about 4 tokens"), "{}", err.message);
     }
 
     #[test]

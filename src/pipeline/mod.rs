@@ -6,7 +6,7 @@
 //! | 1 | edge: request id, start time, access log for what never reached a model | `api/mod.rs` (`edge`) |
 //! | 2 | authenticate: bearer key → [`Principal`](crate::auth::Principal) | `context.rs` (the [`RequestContext`] extractor) → `auth/` |
 //! | 3 | parse and validate the body | `api/<surface>.rs`, `api/body.rs` |
-//! | 4 | admit: gateway controls out of the body, prepare (templates), pre-call policy; then pre-call guardrails on the prompt as it will be sent | [`RequestContext::admit`] → `policy/`; `guardrails::select` + `guardrails::pre_call` |
+//! | 4 | admit: gateway controls out of the body, prepare (templates), pre-call policy; then pre-call guardrails on the prompt as it will be sent (built in, the size limit, then external services over HTTP) | [`RequestContext::admit`] → `policy/`; `guardrails::select` + `guardrails::pre_call` |
 //! | 5 | cache lookup, keyed on the prompt as the guardrails left it: a hit answers here (cost 0, replayed as SSE for a stream); a miss is coalesced and stored when its answer is complete; skipped with a post-call guardrail | `cache/` (`ResponseCache::lookup`), rendered by `api/cached.rs` |
 //! | 6 | route: groups, attempts, retries, fallbacks, cooldowns | `router/dispatch.rs` |
 //! | 7 | call one deployment | `providers/` (the `Provider` trait) |

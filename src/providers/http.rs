@@ -261,6 +261,20 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> Result<(u16, Bytes), String> {
+        self.post_limited(url, headers, body, timeout, MAX_ERROR_BYTES)
+            .await
+    }
+
+    /// [`HttpClient::post`] for an answer the caller needs whole (an external guardrail's
+    /// verdict): an answer over `limit` bytes is an error (at 64 KiB, it is cut instead).
+    pub async fn post_limited(
+        &self,
+        url: &str,
+        headers: hyper::HeaderMap,
+        body: Bytes,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<(u16, Bytes), String> {
         let call = async {
             let response = self
                 .start(UpstreamRequest {
@@ -275,10 +289,13 @@ impl HttpClient {
                     other => other.class().to_owned(),
                 })?;
             let status = response.status().as_u16();
-            let body = read_limited(response.into_body(), MAX_ERROR_BYTES)
-                .await
-                .unwrap_or_default();
-            Ok((status, body))
+            let body = read_limited(response.into_body(), limit).await;
+            match body {
+                Ok(body) => Ok((status, body)),
+                Err(_) if limit == MAX_ERROR_BYTES => Ok((status, Bytes::new())),
+                Err(ProviderError::InvalidResponse(why)) => Err(why),
+                Err(other) => Err(other.class().to_owned()),
+            }
         };
         tokio::time::timeout(timeout, call)
             .await
