@@ -228,7 +228,11 @@ async fn namespaces_keep_entries_apart_in_memory() {
     assert_eq!(header(&other, "x-switchyard-cache"), "hit");
     let other_key = header(&other, "x-litellm-cache-key");
     assert!(other_key.starts_with("team-b:"), "{other_key}");
-    assert_ne!(&other_key["team-b:".len()..], digits, "the namespace is hashed");
+    assert_ne!(
+        &other_key["team-b:".len()..],
+        digits,
+        "the namespace is hashed"
+    );
     assert_eq!(upstream_calls(&mock).await, 3);
 }
 
