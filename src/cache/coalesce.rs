@@ -16,9 +16,12 @@ type Answer = Option<Arc<Entry>>;
 /// A key's digest (it covers the namespace: see `key.rs`).
 type Digest = [u8; 32];
 
+/// foldhash (seeded per process), not SipHash: the keys are digests already.
+type InFlight = HashMap<Digest, watch::Receiver<Answer>, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 pub struct Coalescer {
-    in_flight: Mutex<HashMap<Digest, watch::Receiver<Answer>>>,
+    in_flight: Mutex<InFlight>,
 }
 
 /// Held by the request that goes upstream; dropping it releases the followers.

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::Weighter;
 
 use super::entry::Entry;
@@ -31,8 +31,12 @@ impl Weighter<Digest, Stored> for ByBytes {
     }
 }
 
+/// foldhash (seeded per process) rather than std's SipHash: the keys are already digests, and
+/// SipHash over 32 bytes was a measurable share of a miss.
+type Hasher = foldhash::fast::RandomState;
+
 pub struct MemoryStore {
-    entries: Cache<Digest, Stored, ByBytes>,
+    entries: Cache<Digest, Stored, ByBytes, Hasher>,
 }
 
 /// The answer size the item estimate assumes (it only sizes the hash tables up front).
@@ -42,7 +46,13 @@ impl MemoryStore {
     pub fn new(max_bytes: u64) -> Self {
         let items = (max_bytes / TYPICAL_ENTRY_BYTES).clamp(16, 1 << 20) as usize;
         MemoryStore {
-            entries: Cache::with_weighter(items, max_bytes, ByBytes),
+            entries: Cache::with(
+                items,
+                max_bytes,
+                ByBytes,
+                Hasher::default(),
+                DefaultLifecycle::default(),
+            ),
         }
     }
 
