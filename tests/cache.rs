@@ -206,6 +206,37 @@ async fn no_cache_no_store_s_maxage_and_the_cache_control_header() {
 }
 
 #[tokio::test]
+async fn namespaces_keep_entries_apart_in_memory() {
+    let mock = mock_upstream(&[]);
+    let gw = cached_gateway(&mock, "ttl: 600");
+    let body = chat_body("chat");
+    let in_ns = |ns: &str| {
+        let mut b = body.clone();
+        b["cache"] = json!({ "namespace": ns });
+        b
+    };
+    assert_eq!(chat(&gw, &in_ns("team-a")).await.1, "miss");
+    assert_eq!(chat(&gw, &in_ns("team-b")).await.1, "miss");
+    assert_eq!(chat(&gw, &body).await.1, "miss", "no namespace is its own");
+    let hit = post(&gw, &in_ns("team-a")).await;
+    assert_eq!(header(&hit, "x-switchyard-cache"), "hit");
+    let key = header(&hit, "x-litellm-cache-key");
+    let digits = key.strip_prefix("team-a:").expect(key);
+    assert_eq!(digits.len(), 64);
+    assert!(digits.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    let other = post(&gw, &in_ns("team-b")).await;
+    assert_eq!(header(&other, "x-switchyard-cache"), "hit");
+    let other_key = header(&other, "x-litellm-cache-key");
+    assert!(other_key.starts_with("team-b:"), "{other_key}");
+    assert_ne!(
+        &other_key["team-b:".len()..],
+        digits,
+        "the namespace is hashed"
+    );
+    assert_eq!(upstream_calls(&mock).await, 3);
+}
+
+#[tokio::test]
 async fn hostile_cache_controls_are_clear_400s_or_ignored() {
     let mock = mock_upstream(&[]);
     let gw = cached_gateway(&mock, "");

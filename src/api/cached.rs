@@ -116,7 +116,7 @@ fn hit_headers(ctx: &RequestContext, response: &mut Response, hit: &Hit) {
     }
     let headers = response.headers_mut();
     headers.insert(CACHE, HeaderValue::from_static("hit"));
-    if let Ok(key) = HeaderValue::from_str(&hit.key.text) {
+    if let Ok(key) = HeaderValue::from_str(&hit.key.text()) {
         headers.insert(KEY, key);
     }
 }

@@ -13,16 +13,21 @@ use tokio::sync::watch;
 use super::entry::Entry;
 
 type Answer = Option<Arc<Entry>>;
+/// A key's digest (it covers the namespace: see `key.rs`).
+type Digest = [u8; 32];
+
+/// foldhash (seeded per process), not SipHash: the keys are digests already.
+type InFlight = HashMap<Digest, watch::Receiver<Answer>, foldhash::fast::RandomState>;
 
 #[derive(Default)]
 pub struct Coalescer {
-    in_flight: Mutex<HashMap<String, watch::Receiver<Answer>>>,
+    in_flight: Mutex<InFlight>,
 }
 
 /// Held by the request that goes upstream; dropping it releases the followers.
 pub struct Leader {
     coalescer: Arc<Coalescer>,
-    key: String,
+    key: Digest,
     answer: watch::Sender<Answer>,
 }
 
@@ -32,16 +37,16 @@ pub enum Role {
 }
 
 impl Coalescer {
-    pub fn join(self: &Arc<Self>, key: &str) -> Role {
+    pub fn join(self: &Arc<Self>, key: &Digest) -> Role {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(rx) = in_flight.get(key) {
             return Role::Follower(rx.clone());
         }
         let (answer, rx) = watch::channel(None);
-        in_flight.insert(key.to_owned(), rx);
+        in_flight.insert(*key, rx);
         Role::Leader(Leader {
             coalescer: self.clone(),
-            key: key.to_owned(),
+            key: *key,
             answer,
         })
     }
@@ -56,6 +61,11 @@ impl Leader {
     /// Hands the answer to the followers (then drop releases them).
     pub fn answer(&self, entry: Arc<Entry>) {
         self.answer.send_replace(Some(entry));
+    }
+
+    /// Whether any follower joined (the map's own receiver is not one).
+    pub fn followed(&self) -> bool {
+        self.answer.receiver_count() > 1
     }
 }
 
@@ -115,30 +125,32 @@ mod tests {
     #[tokio::test]
     async fn followers_get_the_leaders_answer_and_the_key_is_freed() {
         let c = Arc::new(Coalescer::default());
-        let Role::Leader(leader) = c.join("k") else {
+        let Role::Leader(leader) = c.join(&[7; 32]) else {
             panic!("first is the leader")
         };
-        let Role::Follower(rx) = c.join("k") else {
+        assert!(!leader.followed());
+        let Role::Follower(rx) = c.join(&[7; 32]) else {
             panic!("second follows")
         };
+        assert!(leader.followed());
         let waiter = tokio::spawn(wait(rx, None));
         leader.answer(entry());
         drop(leader);
         assert_eq!(waiter.await.unwrap(), Some(entry()));
         assert_eq!(c.len(), 0);
-        assert!(matches!(c.join("k"), Role::Leader(_)));
+        assert!(matches!(c.join(&[7; 32]), Role::Leader(_)));
     }
 
     #[tokio::test]
     async fn a_failed_leader_releases_and_a_deadline_bounds_the_wait() {
         let c = Arc::new(Coalescer::default());
-        let Role::Leader(leader) = c.join("k") else {
+        let Role::Leader(leader) = c.join(&[7; 32]) else {
             panic!()
         };
-        let Role::Follower(rx) = c.join("k") else {
+        let Role::Follower(rx) = c.join(&[7; 32]) else {
             panic!()
         };
-        let Role::Follower(rx2) = c.join("k") else {
+        let Role::Follower(rx2) = c.join(&[7; 32]) else {
             panic!()
         };
         let started = tokio::time::Instant::now();

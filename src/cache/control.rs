@@ -63,18 +63,19 @@ impl Controls {
             None | Some(Value::Null) => {}
             Some(Value::Object(map)) => {
                 for (key, value) in &map {
-                    let param = format!("cache.{key}");
+                    // The parameter's name is only spelled out for an error.
+                    let param = |message: &str| error(&format!("cache.{key}"), message);
                     match key.as_str() {
-                        "no-cache" => controls.no_cache = flag(value, &param)?,
-                        "no-store" => controls.no_store = flag(value, &param)?,
-                        "use-cache" => controls.use_cache = flag(value, &param)?,
-                        "ttl" => controls.ttl = Some(seconds(value, &param)?),
-                        "s-maxage" | "s-max-age" => controls.max_age = Some(age(value, &param)?),
+                        "no-cache" => controls.no_cache = flag(value).map_err(param)?,
+                        "no-store" => controls.no_store = flag(value).map_err(param)?,
+                        "use-cache" => controls.use_cache = flag(value).map_err(param)?,
+                        "ttl" => controls.ttl = Some(seconds(value).map_err(param)?),
+                        "s-maxage" | "s-max-age" => {
+                            controls.max_age = Some(age(value).map_err(param)?)
+                        }
                         "namespace" => {
-                            let ns = value
-                                .as_str()
-                                .ok_or_else(|| error(&param, "must be a string"))?;
-                            check_namespace(ns).map_err(|m| error(&param, &m))?;
+                            let ns = value.as_str().ok_or_else(|| param("must be a string"))?;
+                            check_namespace(ns).map_err(|m| param(&m))?;
                             controls.namespace = Some(ns.to_owned());
                         }
                         _ => {}
@@ -109,27 +110,23 @@ impl Controls {
     }
 }
 
-fn flag(value: &Value, param: &str) -> Result<bool, ControlError> {
+fn flag(value: &Value) -> Result<bool, &'static str> {
+    value.as_bool().ok_or("must be true or false")
+}
+
+fn seconds(value: &Value) -> Result<Duration, &'static str> {
     value
-        .as_bool()
-        .ok_or_else(|| error(param, "must be true or false"))
+        .as_f64()
+        .and_then(ttl_seconds)
+        .ok_or("must be a number of seconds from 1 to 2592000 (30 days)")
 }
 
-fn seconds(value: &Value, param: &str) -> Result<Duration, ControlError> {
-    value.as_f64().and_then(ttl_seconds).ok_or_else(|| {
-        error(
-            param,
-            "must be a number of seconds from 1 to 2592000 (30 days)",
-        )
-    })
-}
-
-fn age(value: &Value, param: &str) -> Result<Duration, ControlError> {
+fn age(value: &Value) -> Result<Duration, &'static str> {
     value
         .as_f64()
         .filter(|s| s.is_finite() && *s >= 0.0 && *s <= u32::MAX as f64)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| error(param, "must be a number of seconds ≥ 0"))
+        .ok_or("must be a number of seconds ≥ 0")
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The exact-match cache key: a SHA-256 over what changes the answer.
+//! The exact-match cache key: a BLAKE3 hash (256 bits) over what changes the answer.
 //!
 //! What goes in: the endpoint, the model group asked for, and every body field the upstream
 //! sees (messages, tools, sampling parameters, `response_format`, `seed`, unknown fields that
@@ -9,7 +9,13 @@
 //! whole request for the same prompt share an entry.
 //!
 //! The key as shown (`x-litellm-cache-key`, Redis) is `<namespace>:<64 hex digits>`, or the hex
-//! digits alone without a namespace.
+//! digits alone without a namespace. The namespace is hashed too, so the digest alone tells two
+//! keys apart: the memory store and the coalescing map key on it (32 bytes, no text).
+//!
+//! Why BLAKE3 and not SHA-256: the key decides which caller's answer another caller is served,
+//! so it must be collision-resistant (a non-cryptographic hash would let one caller craft a
+//! request that collides with another's). Both are; on this request path BLAKE3's SIMD code
+//! costs about a third of SHA-256's where the CPU has no SHA extensions (docs/caching.md).
 
 use serde_json::Value;
 
@@ -54,9 +60,9 @@ const SCOPE_IGNORED: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
+    /// Covers the namespace too: equal digests, equal keys.
     pub digest: [u8; 32],
-    /// `<namespace>:<hex>`: the Redis key's tail and the response header's value.
-    pub text: String,
+    namespace: Option<Box<str>>,
 }
 
 impl CacheKey {
@@ -72,15 +78,19 @@ impl CacheKey {
         model: &str,
         canonical: &[u8],
     ) -> CacheKey {
-        let bytes = digest(endpoint, model, canonical);
-        let hex = hex(&bytes);
-        let text = match namespace {
+        CacheKey {
+            digest: digest(namespace, endpoint, model, canonical),
+            namespace: namespace.map(Into::into),
+        }
+    }
+
+    /// `<namespace>:<hex>`: the Redis key's tail and the response header's value (made only
+    /// when one of them needs it).
+    pub fn text(&self) -> String {
+        let hex = hex(&self.digest);
+        match &self.namespace {
             Some(ns) => format!("{ns}:{hex}"),
             None => hex,
-        };
-        CacheKey {
-            digest: bytes,
-            text,
         }
     }
 
@@ -91,24 +101,31 @@ impl CacheKey {
         model: &str,
         body: &Value,
     ) -> [u8; 32] {
-        let mut material = canonical(body, SCOPE_IGNORED);
-        material.push(0);
-        material.extend_from_slice(namespace.unwrap_or("").as_bytes());
-        digest(endpoint, model, &material)
+        let material = canonical(body, SCOPE_IGNORED);
+        digest(namespace, endpoint, model, &material)
     }
 }
 
-fn digest(endpoint: Endpoint, model: &str, canonical: &[u8]) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"switchyard-cache-v1\0");
-    ctx.update(endpoint.tag());
-    ctx.update(b"\0");
-    ctx.update(model.as_bytes());
-    ctx.update(b"\0");
-    ctx.update(canonical);
-    let mut bytes = [0u8; 32];
-    bytes.copy_from_slice(ctx.finish().as_ref());
-    bytes
+/// Every variable-length part but the last is length-prefixed, so no two different inputs
+/// give the same bytes to hash.
+fn digest(namespace: Option<&str>, endpoint: Endpoint, model: &str, canonical: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"switchyard-cache-v2\0");
+    hasher.update(endpoint.tag());
+    hasher.update(b"\0");
+    match namespace {
+        Some(ns) => {
+            hasher.update(&(ns.len() as u64 + 1).to_le_bytes());
+            hasher.update(ns.as_bytes());
+        }
+        None => {
+            hasher.update(&0u64.to_le_bytes());
+        }
+    }
+    hasher.update(&(model.len() as u64).to_le_bytes());
+    hasher.update(model.as_bytes());
+    hasher.update(canonical);
+    *hasher.finalize().as_bytes()
 }
 
 /// `body` as compact JSON without the `ignored` top-level fields (object keys come sorted:
@@ -169,7 +186,7 @@ mod tests {
     use serde_json::json;
 
     fn key(body: Value) -> String {
-        CacheKey::new(None, Endpoint::Chat, "gpt", &body).text
+        CacheKey::new(None, Endpoint::Chat, "gpt", &body).text()
     }
 
     #[test]
@@ -202,13 +219,25 @@ mod tests {
             }
         }
         assert_ne!(
-            CacheKey::new(None, Endpoint::Chat, "a", &base).text,
-            CacheKey::new(None, Endpoint::Chat, "b", &base).text
+            CacheKey::new(None, Endpoint::Chat, "a", &base).text(),
+            CacheKey::new(None, Endpoint::Chat, "b", &base).text()
         );
         assert_ne!(
-            CacheKey::new(None, Endpoint::Chat, "a", &base).text,
-            CacheKey::new(None, Endpoint::Completions, "a", &base).text
+            CacheKey::new(None, Endpoint::Chat, "a", &base).text(),
+            CacheKey::new(None, Endpoint::Completions, "a", &base).text()
         );
+        // The namespace is in the digest, and a namespace never reads as part of the model.
+        let digests = [
+            CacheKey::new(None, Endpoint::Chat, "a", &base).digest,
+            CacheKey::new(Some(""), Endpoint::Chat, "a", &base).digest,
+            CacheKey::new(Some("t"), Endpoint::Chat, "a", &base).digest,
+            CacheKey::new(Some("u"), Endpoint::Chat, "a", &base).digest,
+        ];
+        for (i, a) in digests.iter().enumerate() {
+            for b in &digests[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
     }
 
     #[test]
@@ -236,7 +265,7 @@ mod tests {
         let b: Value =
             serde_json::from_str(r#"{"top_p":0.5,"messages":[],"temperature":1}"#).unwrap();
         assert_eq!(key(a.clone()), key(b));
-        let namespaced = CacheKey::new(Some("team-a"), Endpoint::Chat, "gpt", &a).text;
+        let namespaced = CacheKey::new(Some("team-a"), Endpoint::Chat, "gpt", &a).text();
         assert!(namespaced.starts_with("team-a:"));
         assert_eq!(namespaced.len(), "team-a:".len() + 64);
     }

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use quick_cache::sync::Cache;
+use quick_cache::sync::{Cache, DefaultLifecycle};
 use quick_cache::Weighter;
 
 use super::entry::Entry;
@@ -22,14 +22,21 @@ struct Stored {
 #[derive(Clone)]
 struct ByBytes;
 
-impl Weighter<String, Stored> for ByBytes {
-    fn weight(&self, key: &String, value: &Stored) -> u64 {
+/// A key's digest (it covers the namespace: see `key.rs`).
+type Digest = [u8; 32];
+
+impl Weighter<Digest, Stored> for ByBytes {
+    fn weight(&self, key: &Digest, value: &Stored) -> u64 {
         value.entry.weight() + key.len() as u64
     }
 }
 
+/// foldhash (seeded per process) rather than std's SipHash: the keys are already digests, and
+/// SipHash over 32 bytes was a measurable share of a miss.
+type Hasher = foldhash::fast::RandomState;
+
 pub struct MemoryStore {
-    entries: Cache<String, Stored, ByBytes>,
+    entries: Cache<Digest, Stored, ByBytes, Hasher>,
 }
 
 /// The answer size the item estimate assumes (it only sizes the hash tables up front).
@@ -39,11 +46,17 @@ impl MemoryStore {
     pub fn new(max_bytes: u64) -> Self {
         let items = (max_bytes / TYPICAL_ENTRY_BYTES).clamp(16, 1 << 20) as usize;
         MemoryStore {
-            entries: Cache::with_weighter(items, max_bytes, ByBytes),
+            entries: Cache::with(
+                items,
+                max_bytes,
+                ByBytes,
+                Hasher::default(),
+                DefaultLifecycle::default(),
+            ),
         }
     }
 
-    pub fn get(&self, key: &str, now_ms: i64) -> Option<Arc<Entry>> {
+    pub fn get(&self, key: &Digest, now_ms: i64) -> Option<Arc<Entry>> {
         let stored = self.entries.get(key)?;
         if stored.expires_ms <= now_ms {
             self.entries.remove(key);
@@ -52,7 +65,7 @@ impl MemoryStore {
         Some(stored.entry)
     }
 
-    pub fn put(&self, key: String, entry: Arc<Entry>, expires_ms: i64) {
+    pub fn put(&self, key: Digest, entry: Arc<Entry>, expires_ms: i64) {
         self.entries.insert(key, Stored { entry, expires_ms });
     }
 
@@ -77,14 +90,22 @@ mod tests {
     #[test]
     fn expires_and_stays_within_its_bytes() {
         let store = MemoryStore::new(64 * 1024);
-        store.put("a".into(), entry(10), 1_000);
-        assert!(store.get("a", 999).is_some());
-        assert!(store.get("a", 1_000).is_none());
-        assert!(store.get("a", 0).is_none(), "an expired entry is removed");
+        let key = |i: u32| {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.to_le_bytes());
+            k
+        };
+        store.put(key(u32::MAX), entry(10), 1_000);
+        assert!(store.get(&key(u32::MAX), 999).is_some());
+        assert!(store.get(&key(u32::MAX), 1_000).is_none());
+        assert!(
+            store.get(&key(u32::MAX), 0).is_none(),
+            "an expired entry is removed"
+        );
         for i in 0..1_000 {
-            store.put(format!("k{i}"), entry(1_000), i64::MAX);
+            store.put(key(i), entry(1_000), i64::MAX);
         }
         assert!(store.weight() <= 64 * 1024, "{}", store.weight());
-        assert!(store.get("k999", 0).is_some(), "the newest entries stay");
+        assert!(store.get(&key(999), 0).is_some(), "the newest entries stay");
     }
 }

@@ -203,7 +203,7 @@ impl ResponseCache {
                 }
             }
         }
-        let leader = match self.coalescer.join(&key.text) {
+        let leader = match self.coalescer.join(&key.digest) {
             Role::Leader(leader) => Some(leader),
             Role::Follower(_) if stream => None,
             Role::Follower(rx) => {
@@ -230,8 +230,8 @@ impl ResponseCache {
     async fn get(&self, key: &CacheKey) -> Result<Option<Arc<Entry>>, ()> {
         let now = now_ms();
         match &self.store {
-            Store::Memory(memory) => Ok(memory.get(&key.text, now)),
-            Store::Redis(redis) => match redis.get(&key.text, now).await {
+            Store::Memory(memory) => Ok(memory.get(&key.digest, now)),
+            Store::Redis(redis) => match redis.get(&key.text(), now).await {
                 Ok(entry) => Ok(entry.map(Arc::new)),
                 Err(err) => {
                     tracing::debug!(%err, "response cache lookup skipped");
@@ -254,6 +254,11 @@ impl Pending {
             leader,
             similar,
         } = self;
+        // Nobody to hand it to and nowhere to keep it (a follower joining now goes upstream
+        // itself, as after a failed leader).
+        if !store && !leader.as_ref().is_some_and(Leader::followed) {
+            return;
+        }
         let entry = Arc::new(Entry {
             body,
             deployment: deployment.into(),
@@ -270,14 +275,14 @@ impl Pending {
             index.insert(scope, vector, entry.clone(), expires);
         }
         match &cache.store {
-            Store::Memory(memory) => memory.put(key.text, entry, expires),
+            Store::Memory(memory) => memory.put(key.digest, entry, expires),
             Store::Redis(_) => {
                 let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                     return;
                 };
                 runtime.spawn(async move {
                     if let Store::Redis(redis) = &cache.store {
-                        if let Err(err) = redis.put(&key.text, &entry, ttl).await {
+                        if let Err(err) = redis.put(&key.text(), &entry, ttl).await {
                             crate::telemetry::cache_lookup("store_error");
                             tracing::debug!(%err, "response cache store skipped");
                         }

@@ -1017,8 +1017,27 @@ pub fn guardrail_detection(guardrail: &str, entity: &str, action: &'static str) 
 }
 
 /// A response cache lookup (or store) ended with `result` (see docs/caching.md).
+///
+/// On every cached request: the handles of the known results are resolved once (a registry
+/// lookup per request was ~1 k instructions), after the recorder is installed (server.rs).
 pub fn cache_lookup(result: &'static str) {
-    counter!("switchyard_cache_lookups_total", "result" => result).increment(1);
+    const RESULTS: [&str; 8] = [
+        "hit",
+        "miss",
+        "coalesced",
+        "bypass",
+        "error",
+        "store_error",
+        "semantic_hit",
+        "embedding_error",
+    ];
+    static HANDLES: [OnceLock<metrics::Counter>; RESULTS.len()] =
+        [const { OnceLock::new() }; RESULTS.len()];
+    let resolve = || counter!("switchyard_cache_lookups_total", "result" => result);
+    match RESULTS.iter().position(|known| *known == result) {
+        Some(i) => HANDLES[i].get_or_init(resolve).increment(1),
+        None => resolve().increment(1),
+    }
 }
 
 /// A failed attempt is retried within its model group.
