@@ -37,16 +37,7 @@ struct Guard {
 /// The answer's chunks with the run's post-call guardrails applied (the run's pre-call pass
 /// filled its vault).
 pub fn chat(run: Run, chunks: ChunkStream) -> ChunkStream {
-    let hold = run.hold_bytes();
-    let guard = Guard {
-        run,
-        hold,
-        carries: Vec::new(),
-        template: None,
-        tally: Tally::default(),
-        failed: false,
-        counted: false,
-    };
+    let guard = Guard::new(run);
     Box::pin(futures_util::stream::unfold(
         (chunks, Some(guard)),
         |(mut chunks, guard)| async move {
@@ -77,18 +68,9 @@ pub fn completions(
         guard: Guard,
         template: Option<crate::schema::PassthroughResponse>,
     }
-    let hold = run.hold_bytes();
     let state = State {
         events,
-        guard: Guard {
-            run,
-            hold,
-            carries: Vec::new(),
-            template: None,
-            tally: Tally::default(),
-            failed: false,
-            counted: false,
-        },
+        guard: Guard::new(run),
         template: None,
     };
     Box::pin(futures_util::stream::unfold(
@@ -173,17 +155,8 @@ pub struct AnthropicEvents {
 
 impl AnthropicEvents {
     pub fn new(run: Run) -> Self {
-        let hold = run.hold_bytes();
         AnthropicEvents {
-            guard: Guard {
-                run,
-                hold,
-                carries: Vec::new(),
-                template: None,
-                tally: Tally::default(),
-                failed: false,
-                counted: false,
-            },
+            guard: Guard::new(run),
             json_blocks: Vec::new(),
         }
     }
@@ -254,6 +227,18 @@ impl AnthropicEvents {
 }
 
 impl Guard {
+    fn new(run: Run) -> Self {
+        Guard {
+            hold: run.hold_bytes(),
+            run,
+            carries: Vec::new(),
+            template: None,
+            tally: Tally::default(),
+            failed: false,
+            counted: false,
+        }
+    }
+
     fn carry(&mut self, slot: Slot) -> &mut String {
         let at = match self.carries.iter().position(|(s, _)| *s == slot) {
             Some(at) => at,
