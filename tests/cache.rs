@@ -648,3 +648,377 @@ async fn the_cache_keys_on_the_prompt_as_the_guardrails_left_it() {
     }
     assert_eq!(upstream_calls(&mock).await, 3);
 }
+
+// ------------------------------------------------------------------------------------------
+// Anthropic's /v1/messages
+// ------------------------------------------------------------------------------------------
+
+/// A gateway with the cache on and two groups reached through `/v1/messages`: `claude`, an
+/// Anthropic deployment (the request forwarded natively), and `gpt`, an OpenAI one (the request
+/// translated, the answer translated back).
+fn messages_gateway(mock: &Proc, cache_params: &str) -> Proc {
+    let yaml = config(
+        &[
+            format!(
+                "  - model_name: claude\n    litellm_params: {{model: anthropic/claude-sonnet-4-5, api_base: '{}/v1', api_key: sk-ant-fake{PRICED}}}\n    model_info: {{id: a1}}\n",
+                mock.url
+            ),
+            entry("gpt", "g1", mock, PRICED, ""),
+        ],
+        &format!("litellm_settings:\n  cache: true\n  cache_params: {{{cache_params}}}\n"),
+    );
+    gateway(&yaml, &[])
+}
+
+fn message_body(model: &str) -> Value {
+    json!({"model": model, "max_tokens": 64, "system": "Be brief.",
+           "messages": [{"role": "user", "content": "Say hello"}]})
+}
+
+async fn send_messages(gw: &Proc, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client()
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", MASTER_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+/// Status, `x-switchyard-cache`, body (JSON, or the SSE text as a string).
+async fn message(gw: &Proc, body: &Value) -> (u16, String, Value) {
+    let response = send_messages(gw, body, &[]).await;
+    let status = response.status().as_u16();
+    let cache = header(&response, "x-switchyard-cache").to_owned();
+    let stream = header(&response, "content-type") == "text/event-stream";
+    let text = response.text().await.unwrap();
+    let value = if stream {
+        Value::String(text)
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    (status, cache, value)
+}
+
+/// `(event name, data)` pairs of an Anthropic stream; every event's name is its type.
+fn anthropic_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|event| {
+            let name = event
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or_default()
+                .to_owned();
+            let data: Value = serde_json::from_str(
+                event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap_or_else(|| panic!("no data in {event:?}")),
+            )
+            .unwrap();
+            assert_eq!(data["type"], name.as_str(), "{event}");
+            (name, data)
+        })
+        .collect()
+}
+
+/// The message a stream amounts to (as the SDKs accumulate it), checking the event order:
+/// `message_start`, blocks opened and closed in turn, `message_delta`, `message_stop` last.
+fn assemble_message(body: &str) -> Value {
+    let events = anthropic_events(body);
+    let names: Vec<&str> = events
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| *n != "ping")
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"), "{names:?}");
+    assert_eq!(
+        &names[names.len() - 2..],
+        ["message_delta", "message_stop"],
+        "{names:?}"
+    );
+    let mut message = Value::Null;
+    let mut partial = String::new();
+    for (name, data) in &events {
+        match name.as_str() {
+            "message_start" => message = data["message"].clone(),
+            "content_block_start" => {
+                let content = message["content"].as_array_mut().unwrap();
+                assert_eq!(data["index"], content.len(), "blocks in order");
+                content.push(data["content_block"].clone());
+            }
+            "content_block_delta" => {
+                let block = &mut message["content"][data["index"].as_u64().unwrap() as usize];
+                let delta = &data["delta"];
+                match delta["type"].as_str().unwrap() {
+                    "text_delta" => {
+                        let text = block["text"].as_str().unwrap().to_owned();
+                        block["text"] = json!(text + delta["text"].as_str().unwrap());
+                    }
+                    "input_json_delta" => partial.push_str(delta["partial_json"].as_str().unwrap()),
+                    other => panic!("unexpected delta {other}"),
+                }
+            }
+            "content_block_stop" => {
+                if !partial.is_empty() {
+                    message["content"][data["index"].as_u64().unwrap() as usize]["input"] =
+                        serde_json::from_str(&std::mem::take(&mut partial)).unwrap();
+                }
+            }
+            "message_delta" => {
+                message["stop_reason"] = data["delta"]["stop_reason"].clone();
+                message["usage"]["output_tokens"] = data["usage"]["output_tokens"].clone();
+            }
+            _ => {}
+        }
+    }
+    message
+}
+
+#[tokio::test]
+async fn messages_repeat_is_a_hit_for_native_and_translated_deployments() {
+    let mock = mock_upstream(&[]);
+    let gw = messages_gateway(&mock, "ttl: 60");
+    for (n, (model, id)) in [("claude", "a1"), ("gpt", "g1")].into_iter().enumerate() {
+        let body = message_body(model);
+        let first = send_messages(&gw, &body, &[]).await;
+        assert_eq!(first.status(), 200, "{model}");
+        assert_eq!(header(&first, "x-switchyard-cache"), "miss");
+        assert!(nanos(header(&first, "x-litellm-response-cost")) > 0);
+        let first: Value = first.json().await.unwrap();
+        assert_eq!(first["type"], "message", "{first}");
+
+        let second = send_messages(&gw, &body, &[]).await;
+        assert_eq!(second.status(), 200);
+        assert_eq!(header(&second, "x-switchyard-cache"), "hit", "{model}");
+        let key = header(&second, "x-litellm-cache-key").to_owned();
+        assert_eq!(key.len(), 64, "{key}");
+        assert_eq!(header(&second, "x-litellm-response-cost"), "0");
+        assert_eq!(header(&second, "x-litellm-model-id"), id);
+        assert_eq!(header(&second, "content-type"), "application/json");
+        let second: Value = second.json().await.unwrap();
+        assert_eq!(first, second, "the same message, byte for byte");
+        assert_eq!(second["model"], model);
+        assert_eq!(
+            upstream_calls(&mock).await,
+            n as u64 + 1,
+            "the hit never reached the upstream"
+        );
+    }
+    // The upstream saw the native and the translated form once each.
+    let paths: Vec<String> = Mock(&mock)
+        .requests()
+        .await
+        .iter()
+        .map(|r| r["path"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(paths, ["/v1/messages", "/v1/chat/completions"], "{paths:?}");
+
+    // Spend: the hits are logged with cost 0 and cache_hit.
+    let until = Instant::now() + Duration::from_secs(15);
+    let rows = loop {
+        let rows: Value = client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        if rows.len() >= 4 || Instant::now() > until {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let hits: Vec<&Value> = rows.iter().filter(|r| r["cache_hit"] == "True").collect();
+    assert_eq!(hits.len(), 2, "{rows:?}");
+    for hit in hits {
+        assert_eq!(hit["spend"].as_f64(), Some(0.0), "{hit}");
+        assert!(hit["total_tokens"].as_u64().unwrap_or(0) > 0, "{hit}");
+    }
+    for miss in rows.iter().filter(|r| r["cache_hit"] == "False") {
+        assert!(miss["spend"].as_f64().unwrap() > 0.0, "{miss}");
+    }
+    let text = metrics(&gw).await;
+    assert_eq!(
+        metric(&text, "switchyard_cache_lookups_total", "result=\"hit\""),
+        2.0
+    );
+    assert_eq!(
+        metric(&text, "switchyard_cache_hits_total", "deployment=\"a1\""),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "switchyard_cache_hits_total", "deployment=\"g1\""),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn messages_streams_replay_whole_entries_and_whole_requests_hit_streamed_ones() {
+    let mock = mock_upstream(&["--reply", "one two three"]);
+    let gw = messages_gateway(&mock, "");
+    let mut calls = 0;
+    for model in ["claude", "gpt"] {
+        // A whole answer stored, replayed to a stream request.
+        let whole = message_body(model);
+        let (_, cache, first) = message(&gw, &whole).await;
+        assert_eq!(cache, "miss");
+        let mut stream = whole.clone();
+        stream["stream"] = json!(true);
+        let response = send_messages(&gw, &stream, &[]).await;
+        assert_eq!(header(&response, "x-switchyard-cache"), "hit", "{model}");
+        assert_eq!(header(&response, "content-type"), "text/event-stream");
+        let replayed = assemble_message(&response.text().await.unwrap());
+        assert_eq!(replayed, first, "{model}: the stream amounts to the stored message");
+        assert_eq!(replayed["content"][0]["text"], "one two three");
+        assert_eq!(replayed["stop_reason"], "end_turn");
+        calls += 1;
+
+        // A streamed answer (with a tool call: input_json_delta pieces) stored once complete,
+        // served whole and replayed.
+        let mut tools = stream.clone();
+        tools["tools"] = json!([{"name": "get_weather", "input_schema": {"type": "object",
+            "properties": {"city": {"type": "string"}}, "required": ["city"]}}]);
+        tools["tool_choice"] = json!({"type": "any"});
+        let (_, cache, text) = message(&gw, &tools).await;
+        assert_eq!(cache, "miss");
+        let streamed = assemble_message(text.as_str().unwrap());
+        assert_eq!(streamed["content"][0]["type"], "tool_use", "{streamed}");
+        calls += 1;
+        let mut whole_tools = tools.clone();
+        whole_tools.as_object_mut().unwrap().remove("stream");
+        let (_, cache, stored) = message(&gw, &whole_tools).await;
+        assert_eq!(cache, "hit", "{model}: the stream was stored");
+        assert_eq!(stored["content"], streamed["content"]);
+        assert_eq!(stored["stop_reason"], "tool_use");
+        assert_eq!(stored["model"], model);
+        assert!(stored["usage"]["output_tokens"].as_u64().unwrap() > 0, "{stored}");
+        let (_, cache, again) = message(&gw, &tools).await;
+        assert_eq!(cache, "hit");
+        assert_eq!(assemble_message(again.as_str().unwrap())["content"], stored["content"]);
+        assert_eq!(upstream_calls(&mock).await, calls, "{model}");
+    }
+}
+
+#[tokio::test]
+async fn a_messages_stream_cut_short_is_not_stored() {
+    let mock = mock_upstream(&["--fail-mid-stream-after", "3"]);
+    let gw = messages_gateway(&mock, "");
+    for model in ["claude", "gpt"] {
+        let mut stream = message_body(model);
+        stream["stream"] = json!(true);
+        for _ in 0..2 {
+            let (status, cache, _) = message(&gw, &stream).await;
+            assert_eq!((status, cache.as_str()), (200, "miss"), "{model}");
+        }
+    }
+    assert_eq!(upstream_calls(&mock).await, 4);
+}
+
+#[tokio::test]
+async fn the_messages_key_follows_what_changes_the_answer_and_the_controls() {
+    let mock = mock_upstream(&[]);
+    let gw = messages_gateway(&mock, "");
+    let base = message_body("claude");
+    assert_eq!(message(&gw, &base).await.1, "miss");
+    // metadata (Anthropic's user id) and stream do not change the answer.
+    let mut same = base.clone();
+    same["metadata"] = json!({"user_id": "someone-else"});
+    assert_eq!(message(&gw, &same).await.1, "hit");
+    // Another system prompt, max_tokens, temperature: other answers.
+    for (field, value) in [
+        ("system", json!("Be verbose.")),
+        ("max_tokens", json!(65)),
+        ("temperature", json!(0.5)),
+    ] {
+        let mut other = base.clone();
+        other[field] = value;
+        assert_eq!(message(&gw, &other).await.1, "miss", "{field}");
+    }
+    // no-cache in the body and in the header; the `cache` object is never forwarded.
+    let mut fresh = base.clone();
+    fresh["cache"] = json!({"no-cache": true});
+    assert_eq!(message(&gw, &fresh).await.1, "miss");
+    let last = Mock(&mock).last_request().await;
+    assert!(last["body"].get("cache").is_none(), "{last}");
+    let response = send_messages(&gw, &base, &[("cache-control", "no-cache")]).await;
+    assert_eq!(header(&response, "x-switchyard-cache"), "miss");
+    assert_eq!(message(&gw, &base).await.1, "hit");
+    // A hostile `cache` is an Anthropic-shaped 400 naming the field.
+    let mut hostile = base.clone();
+    hostile["cache"] = json!({"ttl": "60"});
+    let response = send_messages(&gw, &hostile, &[]).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["type"], "error", "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cache.ttl"),
+        "{error}"
+    );
+    assert_eq!(upstream_calls(&mock).await, 6);
+}
+
+#[tokio::test]
+async fn chat_and_messages_never_share_an_entry() {
+    let mock = mock_upstream(&[]);
+    let gw = messages_gateway(&mock, "");
+    let prompt = json!([{"role": "user", "content": "Say hello"}]);
+    let anthropic = json!({"model": "gpt", "max_tokens": 64, "messages": prompt});
+    assert_eq!(message(&gw, &anthropic).await.1, "miss");
+    assert_eq!(message(&gw, &anthropic).await.1, "hit");
+    let openai = json!({"model": "gpt", "max_tokens": 64, "messages": prompt});
+    let (_, cache, answer) = chat(&gw, &openai).await;
+    assert_eq!(cache, "miss", "a chat request never reads a messages entry");
+    assert_eq!(answer["object"], "chat.completion");
+    let (_, cache, answer) = chat(&gw, &openai).await;
+    assert_eq!(cache, "hit");
+    assert_eq!(answer["object"], "chat.completion");
+    let (_, cache, answer) = message(&gw, &anthropic).await;
+    assert_eq!(cache, "hit");
+    assert_eq!(answer["type"], "message");
+    assert_eq!(upstream_calls(&mock).await, 2);
+}
+
+#[tokio::test]
+async fn concurrent_identical_messages_requests_make_one_upstream_call() {
+    let mock = mock_upstream(&["--latency-ms", "400"]);
+    let gw = messages_gateway(&mock, "");
+    let body = message_body("claude");
+    let calls = (0..10).map(|_| {
+        let body = body.clone();
+        let gw = &gw;
+        async move { message(gw, &body).await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for (status, _, answer) in &answers {
+        assert_eq!(*status, 200);
+        assert_eq!(answer, &answers[0].2);
+    }
+    assert_eq!(answers.iter().filter(|(_, c, _)| c == "miss").count(), 1);
+    assert_eq!(upstream_calls(&mock).await, 1);
+}
+
+#[tokio::test]
+async fn supported_call_types_without_anthropic_messages_leaves_messages_uncached() {
+    let mock = mock_upstream(&[]);
+    let gw = messages_gateway(&mock, "supported_call_types: [acompletion]");
+    let body = message_body("claude");
+    for _ in 0..2 {
+        assert_eq!(message(&gw, &body).await.1, "", "not cached: no header");
+    }
+    assert_eq!(upstream_calls(&mock).await, 2);
+    let gw = messages_gateway(&mock, "supported_call_types: [aanthropic_messages]");
+    assert_eq!(message(&gw, &body).await.1, "miss");
+    assert_eq!(message(&gw, &body).await.1, "hit");
+    assert_eq!(chat(&gw, &chat_body("gpt")).await.1, "", "chat is not listed");
+}

@@ -11,6 +11,8 @@ use super::{served_headers, sse, Reply};
 use crate::cache::{Hit, Lookup, Pending};
 use crate::money::{Cost, CostSource, Nanos};
 use crate::pipeline::RequestContext;
+use crate::providers::anthropic::response::usage_to_openai;
+use crate::providers::anthropic::wire::MessageResponse;
 use crate::router::Deployment;
 use crate::schema::{ChatCompletion, PassthroughResponse, Usage};
 
@@ -61,6 +63,34 @@ pub(crate) fn chat(
         .ok()
         .and_then(|raw| raw.usage);
     Answered(whole(ctx, hit, usage))
+}
+
+/// A `/v1/messages` hit: the stored `message` JSON as it is, or, for a stream request, replayed
+/// as Anthropic's events (see `cache/message_stream.rs`).
+pub(crate) fn messages(ctx: &mut RequestContext, lookup: Lookup, stream: bool) -> Outcome {
+    let hit = match lookup {
+        Lookup::Skip => return Upstream(None),
+        Lookup::Miss(pending) => return Upstream(Some(pending)),
+        Lookup::Hit(hit) => hit,
+    };
+    // Only this endpoint writes its entries; one that does not parse (a foreign Redis value
+    // under our key) is a miss.
+    let Ok(message) = serde_json::from_slice::<MessageResponse>(&hit.entry.body) else {
+        return Upstream(None);
+    };
+    let usage = Some(usage_to_openai(&message.usage));
+    if !stream {
+        return Answered(whole(ctx, hit, usage));
+    }
+    let events = crate::cache::message_stream::replay(&message);
+    let frames = events
+        .iter()
+        .map(|event| Ok((Some(sse::anthropic_event(event)), None)))
+        .collect::<Vec<_>>();
+    mark_hit(ctx, &hit, usage);
+    let mut reply = sse::anthropic_stream(Box::pin(futures_util::stream::iter(frames)));
+    hit_headers(ctx, &mut reply.response, &hit);
+    Answered(Reply::Stream(reply))
 }
 
 /// A completions or embeddings hit (never a stream: streamed completions skip the cache).

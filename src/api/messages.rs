@@ -20,7 +20,9 @@ use futures_util::{Stream, StreamExt};
 use super::body::read_json;
 use super::error::ApiError;
 use super::sse::{self, Rendered};
-use super::{dropped_params_header, finish, route_headers, served_headers, Reply};
+use super::{cached, dropped_params_header, finish, route_headers, served_headers, Reply};
+use crate::cache::message_stream::MessageRecorder;
+use crate::cache::Pending;
 use crate::guardrails;
 use crate::pipeline::RequestContext;
 use crate::providers::anthropic::request::{to_openai, OpenAiDialect};
@@ -50,13 +52,50 @@ async fn create(
 ) -> Result<Reply, ApiError> {
     let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::Create)?;
+    let cache_controls = crate::cache::Controls::take_from(&mut request.extra, headers)?;
     let (options, mut guard) = admit(ctx, &mut request).await?;
     let client = client_headers(headers);
+    let config = ctx.config.clone();
+    // Stage 5: the response cache, keyed (as for chat) on the prompt as the guardrails left
+    // it, and skipped by a request with a post-call guardrail (docs/caching.md).
+    let mut pending = None;
+    if let Some(cache) = config.cache.as_ref().filter(|_| !guard.wants_post_call()) {
+        let canonical = crate::cache::key::messages_canonical(
+            &mut request,
+            [
+                client.version.as_ref().map(HeaderValue::as_bytes),
+                client.beta.as_ref().map(HeaderValue::as_bytes),
+            ],
+        );
+        let lookup = cache
+            .lookup(
+                crate::cache::Endpoint::Messages,
+                &request.model,
+                &canonical,
+                &cache_controls,
+                request.is_stream(),
+                ctx.deadline,
+                &*config,
+            )
+            .await;
+        match cached::messages(ctx, lookup, request.is_stream()) {
+            cached::Outcome::Answered(reply) => return Ok(reply),
+            cached::Outcome::Upstream(miss) => pending = miss,
+        }
+    }
     let translations = Translations::new(&request);
     if request.is_stream() {
-        return stream(ctx, &request, &options, &client, &translations, &guard).await;
+        return stream(
+            ctx,
+            &request,
+            &options,
+            &client,
+            &translations,
+            &guard,
+            pending,
+        )
+        .await;
     }
-    let config = ctx.config.clone();
     let http = ctx.http();
     let served = config
         .router
@@ -96,7 +135,20 @@ async fn create(
     if guard.wants_post_call() {
         guard.post_call_message(&mut answer.message)?;
     }
-    let mut response = Json(answer.message).into_response();
+    let body: Bytes = serde_json::to_vec(&answer.message)
+        .map_err(|err| {
+            tracing::warn!("the answer does not serialize: {err}");
+            ApiError::Internal
+        })?
+        .into();
+    let cached = pending.is_some();
+    if let Some(pending) = pending {
+        pending.complete(body.clone(), &served.deployment.id);
+    }
+    let mut response = super::json_answer(body);
+    if cached {
+        cached::mark_miss(&mut response);
+    }
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     dropped_params_header(&mut response, &answer.dropped);
@@ -207,6 +259,33 @@ struct Frame {
     bytes: Option<Bytes>,
     usage: Option<Usage>,
     output: bool,
+    /// The whole answer, on the last frame of a stream recorded for the cache (one that ended
+    /// with `message_stop`).
+    recorded: Option<Box<MessageResponse>>,
+}
+
+/// Puts a stream's answer together for the cache, while it fits in `limit` bytes.
+struct Recording {
+    recorder: MessageRecorder,
+    limit: usize,
+}
+
+impl Recording {
+    fn new(limit: Option<usize>) -> Option<Recording> {
+        limit.map(|limit| Recording {
+            recorder: MessageRecorder::default(),
+            limit,
+        })
+    }
+}
+
+/// Records `event`; gives up the recording for good when it cannot be stored.
+fn record(recording: &mut Option<Recording>, event: &StreamEvent) {
+    if let Some(r) = recording {
+        if !r.recorder.record(event, r.limit) {
+            *recording = None;
+        }
+    }
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -231,7 +310,11 @@ async fn stream(
     client: &ClientHeaders,
     translations: &Translations<'_>,
     guard: &guardrails::Run,
+    pending: Option<Pending>,
 ) -> Result<Reply, ApiError> {
+    // Each attempt records its stream when the answer is to be cached; the served one hands it
+    // to the cache at its end.
+    let record = pending.as_ref().map(Pending::max_entry_bytes);
     // What translation dropped for the attempt that ended up serving (the last one).
     let dropped = std::sync::Mutex::new(Vec::new());
     let config = ctx.config.clone();
@@ -256,7 +339,7 @@ async fn stream(
                         let guarded = guard
                             .wants_post_call()
                             .then(|| guardrails::stream::AnthropicEvents::new(guard.clone()));
-                        return Ok(native_frames(events, alias, guarded));
+                        return Ok(native_frames(events, alias, guarded, record));
                     }
                     let (chat, mut names) = translations.get(&deployment)?;
                     names.extend(provider.dropped_params(&deployment.upstream, chat));
@@ -267,19 +350,32 @@ async fn stream(
                     if guard.wants_post_call() {
                         chunks = guardrails::stream::chat(guard.clone(), chunks);
                     }
-                    Ok(translated_frames(chunks, alias))
+                    Ok(translated_frames(chunks, alias, record))
                 }
             },
         )
         .await?;
     ctx.served(&served);
     let dropped = std::mem::take(&mut *lock(&dropped));
-    let frames: Pin<Box<dyn Stream<Item = Rendered> + Send>> = Box::pin(
-        served
-            .value
-            .map(|item| item.map(|frame| (frame.bytes, frame.usage))),
-    );
+    let cached = pending.is_some();
+    let mut pending = pending;
+    let deployment = served.deployment.id.clone();
+    let frames: Pin<Box<dyn Stream<Item = Rendered> + Send>> =
+        Box::pin(served.value.map(move |item| {
+            item.map(|frame| {
+                if let Some(message) = frame.recorded {
+                    if let (Some(pending), Ok(body)) = (pending.take(), serde_json::to_vec(&message))
+                    {
+                        pending.complete(body.into(), &deployment);
+                    }
+                }
+                (frame.bytes, frame.usage)
+            })
+        }));
     let mut stream = sse::anthropic_stream(frames);
+    if cached {
+        cached::mark_miss(&mut stream.response);
+    }
     served_headers(&mut stream.response, &served.deployment, served.attempts);
     route_headers(&mut stream.response, &served.report);
     dropped_params_header(&mut stream.response, &dropped);
@@ -288,17 +384,23 @@ async fn stream(
 
 /// OpenAI chunks rendered as Anthropic events, closed with `message_delta` / `message_stop`
 /// when the chunks end normally.
-fn translated_frames(chunks: ChunkStream, alias: String) -> BoxStream<Frame> {
+fn translated_frames(
+    chunks: ChunkStream,
+    alias: String,
+    record: Option<usize>,
+) -> BoxStream<Frame> {
     struct State {
         chunks: ChunkStream,
         encoder: MessagesStreamEncoder,
         events: Vec<StreamEvent>,
+        recording: Option<Recording>,
         done: bool,
     }
     let state = State {
         chunks,
         encoder: MessagesStreamEncoder::new(alias),
         events: Vec::new(),
+        recording: Recording::new(record),
         done: false,
     };
     Box::pin(futures_util::stream::unfold(
@@ -323,10 +425,22 @@ fn translated_frames(chunks: ChunkStream, alias: String) -> BoxStream<Frame> {
                     (state.encoder.usage().cloned(), true)
                 }
             };
+            for event in &state.events {
+                record(&mut state.recording, event);
+            }
+            let recorded = match state.done {
+                true => state
+                    .recording
+                    .take()
+                    .and_then(|r| r.recorder.finish())
+                    .map(Box::new),
+                false => None,
+            };
             let frame = Frame {
                 bytes: render(&mut state.events),
                 usage,
                 output,
+                recorded,
             };
             Some((Ok(frame), state))
         },
@@ -350,17 +464,20 @@ fn native_frames(
     events: EventStream,
     alias: String,
     guarded: Option<guardrails::stream::AnthropicEvents>,
+    record: Option<usize>,
 ) -> BoxStream<Frame> {
     struct State {
         events: EventStream,
         tap: NativeStreamTap,
         guarded: Option<guardrails::stream::AnthropicEvents>,
+        recording: Option<Recording>,
         done: bool,
     }
     let state = State {
         events,
         tap: NativeStreamTap::new(alias),
         guarded,
+        recording: Recording::new(record),
         done: false,
     };
     Box::pin(futures_util::stream::unfold(
@@ -377,6 +494,14 @@ fn native_frames(
                             name.as_str(),
                             "content_block_delta" | "message_delta" | "message_stop"
                         );
+                        // Parsed again only when recorded: the event as the client sees it
+                        // (with its alias). One that does not parse ends the recording.
+                        if state.recording.is_some() {
+                            match serde_json::from_str::<StreamEvent>(&data) {
+                                Ok(event) => record(&mut state.recording, &event),
+                                Err(_) => state.recording = None,
+                            }
+                        }
                         let bytes = match &mut state.guarded {
                             None => Ok(sse::anthropic_frame(&name, &data)),
                             Some(guarded) => guarded.event(name, data).map(|events| {
@@ -392,6 +517,7 @@ fn native_frames(
                                 bytes: Some(bytes),
                                 usage,
                                 output,
+                                recorded: None,
                             }),
                             Err(err) => {
                                 state.done = true;
@@ -411,7 +537,20 @@ fn native_frames(
                 None => {
                     state.done = true;
                     match state.tap.finish() {
-                        Ok(()) => return None,
+                        Ok(()) => {
+                            // A last, empty frame hands the recorded answer over.
+                            let recorded = state
+                                .recording
+                                .take()
+                                .and_then(|r| r.recorder.finish())
+                                .map(Box::new)?;
+                            Ok(Frame {
+                                bytes: None,
+                                usage: None,
+                                output: true,
+                                recorded: Some(recorded),
+                            })
+                        }
                         Err(err) => Err(err),
                     }
                 }
@@ -437,6 +576,8 @@ async fn count(
 ) -> Result<Reply, ApiError> {
     let mut request: MessagesRequest = read_json(headers, body, ctx.max_request_bytes()).await?;
     validate(&request, MessagesEndpoint::CountTokens)?;
+    // The `cache` object is the gateway's: checked, never forwarded (nothing to cache here).
+    crate::cache::Controls::take_from(&mut request.extra, headers)?;
     let (options, _) = admit(ctx, &mut request).await?;
     let client = client_headers(headers);
     let config = ctx.config.clone();

@@ -25,6 +25,9 @@ pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    /// Anthropic's `/v1/messages`: its own entries, since its answers have another wire shape
+    /// than chat's for the same model group and prompt.
+    Messages,
 }
 
 impl Endpoint {
@@ -33,6 +36,7 @@ impl Endpoint {
             Endpoint::Chat => b"chat",
             Endpoint::Completions => b"completions",
             Endpoint::Embeddings => b"embeddings",
+            Endpoint::Messages => b"messages",
         }
     }
 }
@@ -170,6 +174,31 @@ pub fn chat_canonical(request: &mut crate::schema::ChatRequest) -> Vec<u8> {
     out
 }
 
+/// A Messages request in canonical form, from its typed fields: `stream` and `metadata`
+/// (Anthropic's `user_id`, and the gateway's tags) are left out; `cache` and the other gateway
+/// controls are already gone from its unknown fields. `model` is not serialized (the key has
+/// it). The client's `anthropic-version` and `anthropic-beta` headers follow, since they are
+/// forwarded to an Anthropic deployment and a beta can change the answer (JSON never holds a
+/// raw NUL byte and header values cannot, so the separators are unambiguous).
+pub fn messages_canonical(
+    request: &mut crate::providers::anthropic::wire::MessagesRequest,
+    headers: [Option<&[u8]>; 2],
+) -> Vec<u8> {
+    let stream = request.stream.take();
+    let metadata = request.metadata.take();
+    let mut out = Vec::with_capacity(512);
+    let _ = serde_json::to_writer(&mut out, &*request);
+    request.stream = stream;
+    request.metadata = metadata;
+    for header in headers {
+        out.push(0);
+        if let Some(value) = header {
+            out.extend_from_slice(value);
+        }
+    }
+    out
+}
+
 fn hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
@@ -256,6 +285,54 @@ mod tests {
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.6, "seed": 3}),
         );
         assert_ne!(chat_canonical(&mut a), chat_canonical(&mut c));
+    }
+
+    #[test]
+    fn the_messages_form_ignores_stream_and_metadata_but_not_system_or_headers() {
+        use crate::providers::anthropic::wire::MessagesRequest;
+        let parse = |v: Value| -> MessagesRequest { serde_json::from_value(v).unwrap() };
+        let base = json!({"model": "c", "max_tokens": 64, "system": "Be brief.", "messages": [{"role": "user", "content": "hi"}]});
+        let mut a = parse(base.clone());
+        let mut same = base.clone();
+        same["stream"] = json!(true);
+        same["metadata"] = json!({"user_id": "u-1"});
+        let mut b = parse(same);
+        let none = [None, None];
+        assert_eq!(
+            messages_canonical(&mut a, none),
+            messages_canonical(&mut b, none)
+        );
+        assert_eq!(b.stream, Some(true), "restored");
+        assert!(b.metadata.is_some(), "restored");
+        for (field, value) in [
+            ("system", json!("Be verbose.")),
+            ("max_tokens", json!(65)),
+            ("stop_sequences", json!(["END"])),
+            ("thinking", json!({"type": "enabled", "budget_tokens": 1024})),
+            ("tool_choice", json!({"type": "any"})),
+            ("top_k", json!(5)),
+        ] {
+            let mut other = base.clone();
+            other[field] = value;
+            assert_ne!(
+                messages_canonical(&mut a, none),
+                messages_canonical(&mut parse(other), none),
+                "{field}"
+            );
+        }
+        assert_ne!(
+            messages_canonical(&mut a, none),
+            messages_canonical(&mut a, [None, Some(b"output-128k-2025-02-19")])
+        );
+        assert_ne!(
+            messages_canonical(&mut a, [Some(b"x"), None]),
+            messages_canonical(&mut a, [None, Some(b"x")])
+        );
+        let canonical = messages_canonical(&mut a, none);
+        assert_ne!(
+            CacheKey::of_canonical(None, Endpoint::Chat, "c", &canonical),
+            CacheKey::of_canonical(None, Endpoint::Messages, "c", &canonical)
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod control;
 pub mod entry;
 pub mod key;
 pub mod memory;
+pub mod message_stream;
 pub mod redis;
 pub mod semantic;
 pub mod settings;
@@ -117,6 +118,7 @@ impl ResponseCache {
             Endpoint::Chat => calls.chat,
             Endpoint::Completions => calls.completions,
             Endpoint::Embeddings => calls.embeddings,
+            Endpoint::Messages => calls.messages,
         };
         on && (!self.settings.default_off || controls.use_cache)
     }

@@ -55,12 +55,15 @@ pub enum Backend {
 /// The similarity index's default bound.
 pub const DEFAULT_SEMANTIC_ENTRIES: usize = 10_000;
 
-/// Which endpoints are cached (`supported_call_types`); all three by default.
+/// Which endpoints are cached (`supported_call_types`); all four by default, as in LiteLLM
+/// (whose default list names `anthropic_messages` too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallTypes {
     pub chat: bool,
     pub completions: bool,
     pub embeddings: bool,
+    /// Anthropic's `/v1/messages`.
+    pub messages: bool,
 }
 
 impl CallTypes {
@@ -68,6 +71,13 @@ impl CallTypes {
         chat: true,
         completions: true,
         embeddings: true,
+        messages: true,
+    };
+    pub const NONE: CallTypes = CallTypes {
+        chat: false,
+        completions: false,
+        embeddings: false,
+        messages: false,
     };
 }
 

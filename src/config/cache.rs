@@ -62,19 +62,18 @@ impl Validator<'_> {
             }
         };
         if let Some(types) = &params.supported_call_types {
-            settings.calls = CallTypes {
-                chat: false,
-                completions: false,
-                embeddings: false,
-            };
+            settings.calls = CallTypes::NONE;
             for name in types {
                 match name.as_str() {
                     "completion" | "acompletion" => settings.calls.chat = true,
                     "text_completion" | "atext_completion" => settings.calls.completions = true,
                     "embedding" | "aembedding" => settings.calls.embeddings = true,
+                    "anthropic_messages" | "aanthropic_messages" => {
+                        settings.calls.messages = true
+                    }
                     other => self.warn(format!(
                         "{AT}.supported_call_types: `{other}` is not cached by Switchyard \
-                         (completion, text_completion and embedding are)"
+                         (completion, text_completion, embedding and anthropic_messages are)"
                     )),
                 }
             }
@@ -271,8 +270,8 @@ mod tests {
             cache.calls,
             CallTypes {
                 chat: true,
-                completions: false,
-                embeddings: true
+                embeddings: true,
+                ..CallTypes::NONE
             }
         );
         let Backend::Redis { url, .. } = &cache.backend else {
@@ -286,6 +285,26 @@ mod tests {
         assert!(loaded.warnings.iter().any(|w| w.contains("atranscription")));
         assert!(loaded.warnings.iter().any(|w| w.contains("unknown_key")));
         assert!(loaded.warnings.iter().all(|w| !w.contains("s3cret")));
+    }
+
+    #[test]
+    fn anthropic_messages_is_its_own_call_type() {
+        for name in ["anthropic_messages", "aanthropic_messages"] {
+            let loaded = load(
+                &format!("  cache: true\n  cache_params: {{supported_call_types: [{name}]}}\n"),
+                &[],
+            )
+            .unwrap();
+            let calls = loaded.config.cache.unwrap().calls;
+            assert_eq!(
+                calls,
+                CallTypes {
+                    messages: true,
+                    ..CallTypes::NONE
+                }
+            );
+            assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        }
     }
 
     #[test]
