@@ -909,14 +909,18 @@ async fn messages_streams_replay_whole_entries_and_whole_requests_hit_streamed_o
 
 #[tokio::test]
 async fn a_messages_stream_cut_short_is_not_stored() {
-    let mock = mock_upstream(&["--fail-mid-stream-after", "3"]);
+    // Cut after the first text deltas (before them a failure is not yet a stream's: the
+    // router would fail over or answer 502).
+    let mock = mock_upstream(&["--fail-mid-stream-after", "5"]);
     let gw = messages_gateway(&mock, "");
     for model in ["claude", "gpt"] {
         let mut stream = message_body(model);
         stream["stream"] = json!(true);
         for _ in 0..2 {
-            let (status, cache, _) = message(&gw, &stream).await;
+            let (status, cache, text) = message(&gw, &stream).await;
             assert_eq!((status, cache.as_str()), (200, "miss"), "{model}");
+            let events = anthropic_events(text.as_str().unwrap());
+            assert_eq!(events.last().unwrap().0, "error", "{model}: cut short");
         }
     }
     assert_eq!(upstream_calls(&mock).await, 4);

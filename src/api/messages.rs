@@ -280,7 +280,7 @@ impl Recording {
 }
 
 /// Records `event`; gives up the recording for good when it cannot be stored.
-fn record(recording: &mut Option<Recording>, event: &StreamEvent) {
+fn record_event(recording: &mut Option<Recording>, event: &StreamEvent) {
     if let Some(r) = recording {
         if !r.recorder.record(event, r.limit) {
             *recording = None;
@@ -426,7 +426,7 @@ fn translated_frames(
                 }
             };
             for event in &state.events {
-                record(&mut state.recording, event);
+                record_event(&mut state.recording, event);
             }
             let recorded = match state.done {
                 true => state
@@ -498,7 +498,7 @@ fn native_frames(
                         // (with its alias). One that does not parse ends the recording.
                         if state.recording.is_some() {
                             match serde_json::from_str::<StreamEvent>(&data) {
-                                Ok(event) => record(&mut state.recording, &event),
+                                Ok(event) => record_event(&mut state.recording, &event),
                                 Err(_) => state.recording = None,
                             }
                         }
