@@ -762,11 +762,9 @@ fn assemble_message(body: &str) -> Value {
                     other => panic!("unexpected delta {other}"),
                 }
             }
-            "content_block_stop" => {
-                if !partial.is_empty() {
-                    message["content"][data["index"].as_u64().unwrap() as usize]["input"] =
-                        serde_json::from_str(&std::mem::take(&mut partial)).unwrap();
-                }
+            "content_block_stop" if !partial.is_empty() => {
+                message["content"][data["index"].as_u64().unwrap() as usize]["input"] =
+                    serde_json::from_str(&std::mem::take(&mut partial)).unwrap();
             }
             "message_delta" => {
                 message["stop_reason"] = data["delta"]["stop_reason"].clone();
@@ -876,7 +874,10 @@ async fn messages_streams_replay_whole_entries_and_whole_requests_hit_streamed_o
         assert_eq!(header(&response, "x-switchyard-cache"), "hit", "{model}");
         assert_eq!(header(&response, "content-type"), "text/event-stream");
         let replayed = assemble_message(&response.text().await.unwrap());
-        assert_eq!(replayed, first, "{model}: the stream amounts to the stored message");
+        assert_eq!(
+            replayed, first,
+            "{model}: the stream amounts to the stored message"
+        );
         assert_eq!(replayed["content"][0]["text"], "one two three");
         assert_eq!(replayed["stop_reason"], "end_turn");
         calls += 1;
@@ -899,10 +900,16 @@ async fn messages_streams_replay_whole_entries_and_whole_requests_hit_streamed_o
         assert_eq!(stored["content"], streamed["content"]);
         assert_eq!(stored["stop_reason"], "tool_use");
         assert_eq!(stored["model"], model);
-        assert!(stored["usage"]["output_tokens"].as_u64().unwrap() > 0, "{stored}");
+        assert!(
+            stored["usage"]["output_tokens"].as_u64().unwrap() > 0,
+            "{stored}"
+        );
         let (_, cache, again) = message(&gw, &tools).await;
         assert_eq!(cache, "hit");
-        assert_eq!(assemble_message(again.as_str().unwrap())["content"], stored["content"]);
+        assert_eq!(
+            assemble_message(again.as_str().unwrap())["content"],
+            stored["content"]
+        );
         assert_eq!(upstream_calls(&mock).await, calls, "{model}");
     }
 }
@@ -1024,5 +1031,9 @@ async fn supported_call_types_without_anthropic_messages_leaves_messages_uncache
     let gw = messages_gateway(&mock, "supported_call_types: [aanthropic_messages]");
     assert_eq!(message(&gw, &body).await.1, "miss");
     assert_eq!(message(&gw, &body).await.1, "hit");
-    assert_eq!(chat(&gw, &chat_body("gpt")).await.1, "", "chat is not listed");
+    assert_eq!(
+        chat(&gw, &chat_body("gpt")).await.1,
+        "",
+        "chat is not listed"
+    );
 }

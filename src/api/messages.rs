@@ -364,7 +364,8 @@ async fn stream(
         Box::pin(served.value.map(move |item| {
             item.map(|frame| {
                 if let Some(message) = frame.recorded {
-                    if let (Some(pending), Ok(body)) = (pending.take(), serde_json::to_vec(&message))
+                    if let (Some(pending), Ok(body)) =
+                        (pending.take(), serde_json::to_vec(&message))
                     {
                         pending.complete(body.into(), &deployment);
                     }

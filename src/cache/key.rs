@@ -308,7 +308,10 @@ mod tests {
             ("system", json!("Be verbose.")),
             ("max_tokens", json!(65)),
             ("stop_sequences", json!(["END"])),
-            ("thinking", json!({"type": "enabled", "budget_tokens": 1024})),
+            (
+                "thinking",
+                json!({"type": "enabled", "budget_tokens": 1024}),
+            ),
             ("tool_choice", json!({"type": "any"})),
             ("top_k", json!(5)),
         ] {

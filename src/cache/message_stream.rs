@@ -100,11 +100,17 @@ impl MessageRecorder {
                 self.bytes += piece.len();
                 text.push_str(piece);
             }
-            (ContentBlock::Thinking { thinking, .. }, BlockDelta::ThinkingDelta { thinking: t }) => {
+            (
+                ContentBlock::Thinking { thinking, .. },
+                BlockDelta::ThinkingDelta { thinking: t },
+            ) => {
                 self.bytes += t.len();
                 thinking.push_str(t);
             }
-            (ContentBlock::Thinking { signature, .. }, BlockDelta::SignatureDelta { signature: s }) => {
+            (
+                ContentBlock::Thinking { signature, .. },
+                BlockDelta::SignatureDelta { signature: s },
+            ) => {
                 self.bytes += s.len();
                 signature.push_str(s);
             }
@@ -113,7 +119,10 @@ impl MessageRecorder {
                 BlockDelta::InputJsonDelta { partial_json },
             ) => {
                 self.bytes += partial_json.len();
-                self.partial.entry(index).or_default().push_str(partial_json);
+                self.partial
+                    .entry(index)
+                    .or_default()
+                    .push_str(partial_json);
             }
             // A citation of a text block (web search, documents): kept with the block.
             (ContentBlock::Text { extra, .. }, BlockDelta::Other(value))

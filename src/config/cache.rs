@@ -68,9 +68,7 @@ impl Validator<'_> {
                     "completion" | "acompletion" => settings.calls.chat = true,
                     "text_completion" | "atext_completion" => settings.calls.completions = true,
                     "embedding" | "aembedding" => settings.calls.embeddings = true,
-                    "anthropic_messages" | "aanthropic_messages" => {
-                        settings.calls.messages = true
-                    }
+                    "anthropic_messages" | "aanthropic_messages" => settings.calls.messages = true,
                     other => self.warn(format!(
                         "{AT}.supported_call_types: `{other}` is not cached by Switchyard \
                          (completion, text_completion, embedding and anthropic_messages are)"
@@ -304,7 +302,10 @@ mod tests {
                 }
             );
             assert!(
-                loaded.warnings.iter().all(|w| !w.contains("supported_call_types")),
+                loaded
+                    .warnings
+                    .iter()
+                    .all(|w| !w.contains("supported_call_types")),
                 "{:?}",
                 loaded.warnings
             );
