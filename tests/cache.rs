@@ -1037,3 +1037,23 @@ async fn supported_call_types_without_anthropic_messages_leaves_messages_uncache
         "chat is not listed"
     );
 }
+
+#[tokio::test]
+async fn a_messages_request_with_a_post_call_guardrail_neither_reads_nor_fills_the_cache() {
+    let mock = mock_upstream(&[]);
+    let yaml = config(
+        &[entry("gpt", "g1", &mock, "", "")],
+        "litellm_settings:\n  cache: true\nguardrails:\n  - guardrail_name: mask-both\n    litellm_params: {guardrail: pii, mode: [pre_call, post_call], output_parse_pii: true, pii_entities_config: {EMAIL_ADDRESS: MASK}}\n",
+    );
+    let gw = gateway(&yaml, &[]);
+    let plain = message_body("gpt");
+    assert_eq!(message(&gw, &plain).await.1, "miss");
+    let mut guarded = plain.clone();
+    guarded["guardrails"] = json!(["mask-both"]);
+    for _ in 0..2 {
+        let (status, cache, _) = message(&gw, &guarded).await;
+        assert_eq!((status, cache.as_str()), (200, ""), "no cache either way");
+    }
+    assert_eq!(message(&gw, &plain).await.1, "hit");
+    assert_eq!(upstream_calls(&mock).await, 3);
+}
