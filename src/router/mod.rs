@@ -97,6 +97,8 @@ pub struct Deployment {
     /// `id` and `model_name` as response header values, built once instead of per response.
     pub id_header: HeaderValue,
     pub group_header: HeaderValue,
+    /// Its trace span attributes, encoded once (see telemetry/traces/spans.rs).
+    pub span_attributes: crate::telemetry::traces::DeploymentAttributes,
 }
 
 impl Deployment {
@@ -616,6 +618,7 @@ fn build_deployment(
         mode: entry.info.mode.clone(),
         cooldown_exempt: false,
         stats: Arc::default(),
+        span_attributes: Default::default(),
     })
 }
 

@@ -166,6 +166,12 @@ impl RawCompletion {
         let inner = text.strip_prefix('"')?.strip_suffix('"')?;
         (!inner.contains('\\')).then_some(inner)
     }
+
+    /// [`upstream_model`](Self::upstream_model) as a slice of the body: shared, not copied.
+    pub fn upstream_model_shared(&self) -> Option<Bytes> {
+        let model = self.upstream_model()?;
+        Some(self.body.slice_ref(model.as_bytes()))
+    }
 }
 
 impl ChatAnswer {

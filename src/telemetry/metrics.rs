@@ -388,7 +388,8 @@ fn describe() {
 /// are `other`. Values are kept for the life of the process (their series are too).
 struct Folder {
     label: String,
-    seen: RwLock<HashSet<Box<str>>>,
+    // Capped at the configured cardinality, so a fast hash is safe against hostile values.
+    seen: RwLock<HashSet<Box<str>, foldhash::fast::RandomState>>,
 }
 
 impl Folder {

@@ -12,6 +12,7 @@
 //! stack, OTLP/gRPC as one unary call through tonic with a codec that passes the bytes as they
 //! are. (`opentelemetry-otlp` would want the SDK's `SpanData`, which is what cost the most.)
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::otlp;
+use super::otlp::{self, Spans};
 use super::propagation::Sampler;
 use super::{PIPELINE, SPANS_DROPPED, SPANS_EXPORTED};
 
@@ -184,7 +185,10 @@ fn percent_decode(text: &str) -> String {
 
 /// The running pipeline: the queue's sending end and the sampler.
 pub(super) struct Pipeline {
-    tx: mpsc::Sender<Vec<u8>>,
+    /// One item per request: its spans, encoded and framed.
+    tx: mpsc::Sender<Spans>,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`, in spans ([`QUEUED`] counts them).
+    max_queue: usize,
     pub(super) sampler: Sampler,
     stop: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -195,22 +199,31 @@ impl Pipeline {
     /// does not build them: under a load the exporter cannot keep up with, the cost of tracing
     /// falls instead of being spent on spans that are thrown away.
     pub(super) fn has_room(&self, spans: usize) -> bool {
-        self.tx.capacity() >= spans
+        QUEUED.load(Relaxed) + spans <= self.max_queue
     }
 
-    /// Queues an encoded span, or counts it dropped; never waits.
-    pub(super) fn push(&self, span: Vec<u8>) {
-        if self.tx.try_send(span).is_err() {
-            SPANS_DROPPED.fetch_add(1, Relaxed);
+    /// Queues a request's spans, or counts them dropped; never waits.
+    pub(super) fn push(&self, spans: Spans) {
+        let count = spans.count() as usize;
+        QUEUED.fetch_add(count, Relaxed);
+        if self.tx.try_send(spans).is_err() {
+            QUEUED.fetch_sub(count, Relaxed);
+            SPANS_DROPPED.fetch_add(count as u64, Relaxed);
         }
     }
 }
+
+/// Spans in the queue (the channel counts requests; the limit is in spans, as the
+/// `OTEL_BSP_*` variables say). Checked before a request builds its spans, so concurrent
+/// requests can overshoot it by a few: it bounds memory, it is not an exact count.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
 
 /// Starts the sender and the batcher (inside the Tokio runtime). A sender that cannot be built
 /// (a malformed endpoint or header) leaves traces off, with the reason returned for the log.
 pub fn init(settings: &Settings) -> Result<(), String> {
     let sender = Sender::new(settings)?;
     let (tx, rx) = mpsc::channel(settings.max_queue);
+    QUEUED.store(0, Relaxed);
     let stop = CancellationToken::new();
     let batch = Batch {
         resource: otlp::resource(&resource_attributes(&|name| std::env::var(name).ok())),
@@ -219,6 +232,7 @@ pub fn init(settings: &Settings) -> Result<(), String> {
     let task = tokio::spawn(run(sender, batch, rx, settings.clone(), stop.clone()));
     let pipeline = Pipeline {
         tx,
+        max_queue: settings.max_queue,
         sampler: settings.sampler,
         stop,
         task: Mutex::new(Some(task)),
@@ -451,12 +465,14 @@ impl tonic::codec::Decoder for RawCodec {
 async fn run(
     mut sender: Sender,
     framing: Batch,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    mut rx: mpsc::Receiver<Spans>,
     settings: Settings,
     stop: CancellationToken,
 ) {
     let tick = settings.schedule_delay.min(TICK);
-    let mut batch = Vec::with_capacity(settings.max_batch);
+    // Requests' spans; `spans` counts what they hold (the batch size is in spans).
+    let mut batch: Vec<Spans> = Vec::with_capacity(settings.max_batch);
+    let mut spans = 0usize;
     // One buffer for every export request; `Bytes` hands it to the client and gives it back
     // when the client is done with it (`try_into_mut`), else a new one is made.
     let mut buffer: Vec<u8> = Vec::new();
@@ -468,21 +484,27 @@ async fn run(
             () = stop.cancelled() => true,
         };
         loop {
-            while batch.len() < settings.max_batch {
+            while spans < settings.max_batch {
                 match rx.try_recv() {
-                    Ok(span) => batch.push(span),
+                    Ok(request) => {
+                        let count = request.count() as usize;
+                        QUEUED.fetch_sub(count, Relaxed);
+                        spans += count;
+                        batch.push(request);
+                    }
                     Err(_) => break,
                 }
             }
-            let due = batch.len() >= settings.max_batch
+            let due = spans >= settings.max_batch
                 || (!batch.is_empty()
                     && (stopping || last_export.elapsed() >= settings.schedule_delay));
             if !due {
                 break;
             }
-            let count = batch.len() as u64;
+            let count = spans as u64;
             otlp::export_request(&mut buffer, &framing.resource, &framing.scope, &batch);
             batch.clear();
+            spans = 0;
             let body = Bytes::from(std::mem::take(&mut buffer));
             // The clients have their own timeouts; this bound holds even if they do not.
             let bound = settings.export_timeout;

@@ -44,6 +44,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::{SpanId, TraceId};
 
 pub use export::{init, shutdown, Settings};
+pub use spans::DeploymentAttributes;
 
 use crate::pipeline::Finished;
 use crate::providers::ProviderError;
@@ -105,9 +106,9 @@ struct Details {
     attempts: Vec<AttemptRecord>,
     temperature: Option<f64>,
     max_tokens: Option<u64>,
-    /// The model the upstream says answered.
-    response_model: Option<String>,
-    finish_reasons: Vec<String>,
+    /// The model the upstream says answered (a slice of its answer).
+    response_model: Option<bytes::Bytes>,
+    finish_reasons: spans::Reasons,
 }
 
 /// One upstream attempt, as the router saw it.
@@ -268,9 +269,7 @@ impl RequestTrace {
             return;
         }
         if let Ok(mut details) = self.details.lock() {
-            if !details.finish_reasons.iter().any(|r| r == reason) {
-                details.finish_reasons.push(reason.to_owned());
-            }
+            details.finish_reasons.add(reason);
         }
     }
 }
@@ -299,5 +298,5 @@ pub fn request_finished(event: &Finished<'_>) {
         SPANS_DROPPED.fetch_add(spans as u64, std::sync::atomic::Ordering::Relaxed);
         return;
     }
-    spans::build(event, trace, &details, &mut |span| pipeline.push(span));
+    pipeline.push(spans::build(event, trace, &details));
 }

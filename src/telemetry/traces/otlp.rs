@@ -7,9 +7,13 @@
 //! buffer: attribute keys are `&'static str`, values are borrowed, nothing is cloned, and every
 //! nested length is computed before it is written (no second pass, no temporary buffer).
 //!
-//! A span is encoded once, when its request finishes ([`SpanWriter`]); the batcher frames a
-//! batch of encoded spans into one request ([`export_request`]) in a buffer it reuses.
+//! A request's spans are encoded once, when it finishes, into one buffer ([`Spans`]), each
+//! already framed as an entry of `ScopeSpans.spans`, so the request queues one item; the
+//! batcher puts a batch of them into one request ([`export_request`]) in a buffer it reuses.
+//! Attributes that never change for a deployment are encoded once ([`Attributes`]) and copied
+//! into each span as they are.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Protobuf wire types.
@@ -112,7 +116,7 @@ pub enum Value<'a> {
     Int(i64),
     Double(f64),
     Bool(bool),
-    Strs(&'a [String]),
+    Strs(&'a [Cow<'a, str>]),
 }
 
 impl Value<'_> {
@@ -147,6 +151,7 @@ impl Value<'_> {
             Value::Strs(list) => {
                 put_header(buf, ANY_ARRAY, array_len(list));
                 for s in *list {
+                    let s: &str = s;
                     put_header(buf, ARRAY_VALUES, framed_len(ANY_STRING, s.len()));
                     put_bytes(buf, ANY_STRING, s.as_bytes());
                 }
@@ -156,26 +161,27 @@ impl Value<'_> {
 }
 
 /// The size of an `ArrayValue` of strings.
-fn array_len(list: &[String]) -> usize {
+fn array_len(list: &[Cow<'_, str>]) -> usize {
     list.iter()
         .map(|s| framed_len(ARRAY_VALUES, framed_len(ANY_STRING, s.len())))
         .sum()
 }
 
-/// Writes a `KeyValue` as field `field` of the enclosing message: the headers in front of the
-/// key and of the value are put together on the stack, so an attribute is four copies into a
-/// buffer reserved once, not a dozen single-byte pushes. Inlined: at a call site the field, the
-/// key (a literal) and the kind of value are constants, so most of the lengths and headers are
-/// computed by the compiler.
+/// Writes a `KeyValue` as field `field` of the enclosing message. Inlined: at a call site the
+/// field, the key (a literal) and the kind of value are constants, so most lengths and headers
+/// are computed by the compiler and the key is copied without a `memcpy` call. The headers in
+/// front of the key and of the value are put together on the stack and appended with a copy
+/// of fixed size (see [`Head::put`]), so a string attribute makes one `memcpy` call (its
+/// value), not four.
 #[inline(always)]
 fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
     let any = value.any_len();
     let len = framed_len(KEY_VALUE_KEY, key.len()) + framed_len(KEY_VALUE_VALUE, any);
-    buf.reserve(framed_len(field, len));
+    buf.reserve(framed_len(field, len) + 2 * Head::SIZE);
     let mut head = Head::default();
     head.header(field, len);
     head.header(KEY_VALUE_KEY, key.len());
-    buf.extend_from_slice(head.bytes());
+    head.put(buf);
     buf.extend_from_slice(key.as_bytes());
     let mut head = Head::default();
     head.header(KEY_VALUE_VALUE, any);
@@ -183,21 +189,21 @@ fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
         // A oneof member is written even when empty, so "" stays a string value.
         Value::Str(s) => {
             head.header(ANY_STRING, s.len());
-            buf.extend_from_slice(head.bytes());
+            head.put(buf);
             buf.extend_from_slice(s.as_bytes());
         }
         Value::Int(i) => {
             head.varint(u64::from(ANY_INT << 3) | u64::from(VARINT));
             head.varint(i as u64);
-            buf.extend_from_slice(head.bytes());
+            head.put(buf);
         }
         Value::Bool(b) => {
             head.varint(u64::from(ANY_BOOL << 3) | u64::from(VARINT));
             head.varint(u64::from(b));
-            buf.extend_from_slice(head.bytes());
+            head.put(buf);
         }
         other => {
-            buf.extend_from_slice(head.bytes());
+            head.put(buf);
             other.put_any(buf);
         }
     }
@@ -205,20 +211,24 @@ fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
 
 /// Up to three headers (tag and length varints) assembled before one copy.
 struct Head {
-    buf: [u8; 40],
+    buf: [u8; Head::SIZE],
     len: usize,
 }
 
 impl Default for Head {
+    #[inline(always)]
     fn default() -> Self {
         Head {
-            buf: [0; 40],
+            buf: [0; Head::SIZE],
             len: 0,
         }
     }
 }
 
 impl Head {
+    /// Three headers of a one-byte tag and a length up to 2^35 (five bytes) fit.
+    const SIZE: usize = 32;
+
     #[inline]
     fn varint(&mut self, mut value: u64) {
         while value >= 0x80 {
@@ -239,6 +249,15 @@ impl Head {
     fn bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+
+    /// Appends the headers: all [`Head::SIZE`] bytes (a copy of constant size, two vector
+    /// moves instead of a `memcpy` call), then the length cut back to what was written.
+    #[inline(always)]
+    fn put(&self, buf: &mut Vec<u8>) {
+        let at = buf.len();
+        buf.extend_from_slice(&self.buf);
+        buf.truncate(at + self.len);
+    }
 }
 
 /// What identifies a span and when it ran.
@@ -256,50 +275,86 @@ pub struct SpanHead<'a> {
     pub end: SystemTime,
 }
 
-/// One span's `Span` message, written field by field.
-pub struct SpanWriter {
+/// One request's spans, each framed as an entry of `ScopeSpans.spans`, in one buffer: what
+/// the request queues for export (one queue item, one allocation, however many spans).
+#[derive(Debug, Default)]
+pub struct Spans {
     buf: Vec<u8>,
+    count: u32,
 }
 
-impl SpanWriter {
-    pub fn new(head: &SpanHead<'_>) -> SpanWriter {
-        // What a request span (~25 attributes) or an attempt span takes, so neither grows.
-        let capacity = match head.kind {
-            Kind::Server => 1536,
-            Kind::Client => 640,
-        };
-        let mut buf = Vec::with_capacity(capacity);
-        put_bytes(&mut buf, SPAN_TRACE_ID, &head.trace_id);
-        put_bytes(&mut buf, SPAN_SPAN_ID, &head.span_id);
+/// Room left in front of a span for its frame: the `spans` tag and a length of up to 2^21.
+const FRAME: usize = 4;
+/// `ScopeSpans.spans`.
+const SCOPE_SPANS_SPANS: u32 = 2;
+
+impl Spans {
+    pub fn with_capacity(bytes: usize) -> Spans {
+        Spans {
+            buf: Vec::with_capacity(bytes),
+            count: 0,
+        }
+    }
+
+    /// How many spans it holds.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Starts a span: its identity and times are written now, its attributes next, and
+    /// [`SpanWriter::finish`] closes and frames it.
+    pub fn span(&mut self, head: &SpanHead<'_>) -> SpanWriter<'_> {
+        let buf = &mut self.buf;
+        let start = buf.len();
+        buf.extend_from_slice(&[0; FRAME]);
+        put_bytes(buf, SPAN_TRACE_ID, &head.trace_id);
+        put_bytes(buf, SPAN_SPAN_ID, &head.span_id);
         if !head.trace_state.is_empty() {
-            put_bytes(&mut buf, SPAN_TRACE_STATE, head.trace_state.as_bytes());
+            put_bytes(buf, SPAN_TRACE_STATE, head.trace_state.as_bytes());
         }
         if let Some(parent) = head.parent_span_id {
-            put_bytes(&mut buf, SPAN_PARENT_SPAN_ID, &parent);
+            put_bytes(buf, SPAN_PARENT_SPAN_ID, &parent);
         }
         let name_len = head.name.iter().map(|part| part.len()).sum();
-        put_header(&mut buf, SPAN_NAME, name_len);
+        put_header(buf, SPAN_NAME, name_len);
         for part in head.name {
             buf.extend_from_slice(part.as_bytes());
         }
-        put_tag(&mut buf, SPAN_KIND, VARINT);
-        put_varint(&mut buf, head.kind as u64);
-        put_tag(&mut buf, SPAN_START, FIXED64);
-        buf.extend_from_slice(&unix_nanos(head.start).to_le_bytes());
-        put_tag(&mut buf, SPAN_END, FIXED64);
-        buf.extend_from_slice(&unix_nanos(head.end).to_le_bytes());
         let mut flags = FLAG_SAMPLED | FLAG_HAS_IS_REMOTE;
         if head.parent_is_remote {
             flags |= FLAG_IS_REMOTE;
         }
-        put_tag(&mut buf, SPAN_FLAGS, FIXED32);
+        // Kind, start, end and flags: 22 bytes of fixed layout, one copy.
+        let mut fixed = [0u8; 22];
+        fixed[0] = ((SPAN_KIND << 3) as u8) | VARINT;
+        fixed[1] = head.kind as u8;
+        fixed[2] = ((SPAN_START << 3) as u8) | FIXED64;
+        fixed[3..11].copy_from_slice(&unix_nanos(head.start).to_le_bytes());
+        fixed[11] = ((SPAN_END << 3) as u8) | FIXED64;
+        fixed[12..20].copy_from_slice(&unix_nanos(head.end).to_le_bytes());
+        // Field 16 takes a two-byte tag.
+        fixed[20] = (((SPAN_FLAGS << 3) as u8) | FIXED32) | 0x80;
+        fixed[21] = (SPAN_FLAGS >> 4) as u8;
+        buf.extend_from_slice(&fixed);
         buf.extend_from_slice(&flags.to_le_bytes());
-        SpanWriter { buf }
+        SpanWriter {
+            spans: self,
+            start,
+        }
     }
+}
 
+/// One span's `Span` message, written field by field into its request's [`Spans`].
+pub struct SpanWriter<'a> {
+    spans: &'a mut Spans,
+    /// Where this span's frame starts.
+    start: usize,
+}
+
+impl SpanWriter<'_> {
     #[inline(always)]
     pub fn attribute(&mut self, key: &str, value: Value<'_>) {
-        put_key_value(&mut self.buf, SPAN_ATTRIBUTES, key, value);
+        put_key_value(&mut self.spans.buf, SPAN_ATTRIBUTES, key, value);
     }
 
     #[inline(always)]
@@ -313,9 +368,14 @@ impl SpanWriter {
         self.attribute(key, Value::Int(i64::try_from(value).unwrap_or(i64::MAX)));
     }
 
-    /// Ends the span with its status: unset, or an error with its message.
-    pub fn finish(mut self, error: Option<&str>) -> Vec<u8> {
-        let buf = &mut self.buf;
+    /// Attributes encoded beforehand ([`Attributes`]), copied in as they are.
+    pub fn encoded(&mut self, attributes: &[u8]) {
+        self.spans.buf.extend_from_slice(attributes);
+    }
+
+    /// Ends the span with its status (unset, or an error with its message) and frames it.
+    pub fn finish(self, error: Option<&str>) {
+        let buf = &mut self.spans.buf;
         match error {
             None => put_header(buf, SPAN_STATUS, 0),
             Some(message) => {
@@ -326,7 +386,40 @@ impl SpanWriter {
                 buf.push(2); // STATUS_CODE_ERROR
             }
         }
-        self.buf
+        // The frame: the span's length is known now. A shorter frame than the room left for
+        // it moves the span down (a span is a few hundred bytes: one short `memmove`).
+        let body = self.start + FRAME;
+        let mut head = Head::default();
+        head.header(SCOPE_SPANS_SPANS, buf.len() - body);
+        let frame = head.bytes();
+        if frame.len() < FRAME {
+            buf.copy_within(body.., self.start + frame.len());
+            buf.truncate(buf.len() - (FRAME - frame.len()));
+        } else if frame.len() > FRAME {
+            // Over 2 MiB: only a hostile `tracestate` or name could get here, and they are
+            // bounded at the edge; make room rather than write a wrong frame.
+            let extra = frame.len() - FRAME;
+            buf.splice(body..body, std::iter::repeat_n(0, extra));
+        }
+        buf[self.start..self.start + frame.len()].copy_from_slice(frame);
+        self.spans.count += 1;
+    }
+}
+
+/// Span attributes encoded once, for attributes that do not change from request to request
+/// (those of a deployment): copied into a span with [`SpanWriter::encoded`].
+#[derive(Default)]
+pub struct Attributes {
+    buf: Vec<u8>,
+}
+
+impl Attributes {
+    pub fn str(&mut self, key: &str, value: &str) {
+        put_key_value(&mut self.buf, SPAN_ATTRIBUTES, key, Value::Str(value));
+    }
+
+    pub fn into_bytes(self) -> Box<[u8]> {
+        self.buf.into_boxed_slice()
     }
 }
 
@@ -347,19 +440,15 @@ pub fn scope(name: &str, version: &str) -> Vec<u8> {
     buf
 }
 
-/// Writes an `ExportTraceServiceRequest` with one resource and one scope holding `spans`
-/// (each a [`SpanWriter::finish`] output) into `buf`, replacing what it held.
-pub fn export_request(buf: &mut Vec<u8>, resource: &[u8], scope: &[u8], spans: &[Vec<u8>]) {
+/// Writes an `ExportTraceServiceRequest` with one resource and one scope holding the spans of
+/// `requests` into `buf`, replacing what it held.
+pub fn export_request(buf: &mut Vec<u8>, resource: &[u8], scope: &[u8], requests: &[Spans]) {
     const RESOURCE_SPANS: u32 = 1; // of ExportTraceServiceRequest
     const RESOURCE: u32 = 1; // of ResourceSpans
     const SCOPE_SPANS: u32 = 2; // of ResourceSpans
     const SCOPE: u32 = 1; // of ScopeSpans
-    const SPANS: u32 = 2; // of ScopeSpans
     let scope_spans = framed_len(SCOPE, scope.len())
-        + spans
-            .iter()
-            .map(|span| framed_len(SPANS, span.len()))
-            .sum::<usize>();
+        + requests.iter().map(|r| r.buf.len()).sum::<usize>();
     let resource_spans =
         framed_len(RESOURCE, resource.len()) + framed_len(SCOPE_SPANS, scope_spans);
     buf.clear();
@@ -368,8 +457,8 @@ pub fn export_request(buf: &mut Vec<u8>, resource: &[u8], scope: &[u8], spans: &
     put_bytes(buf, RESOURCE, resource);
     put_header(buf, SCOPE_SPANS, scope_spans);
     put_bytes(buf, SCOPE, scope);
-    for span in spans {
-        put_bytes(buf, SPANS, span);
+    for request in requests {
+        buf.extend_from_slice(&request.buf);
     }
 }
 
@@ -421,11 +510,12 @@ mod tests {
     fn an_export_request_decodes_with_opentelemetry_proto() {
         let long = "x".repeat(100_000);
         let non_ascii = "模型 \u{1F680} naïve \"quoted\" \\ \n\0";
-        let reasons = vec!["stop".to_owned(), String::new(), non_ascii.to_owned()];
+        let reasons: Vec<Cow<'_, str>> = vec!["stop".into(), "".into(), non_ascii.to_owned().into()];
         let start = UNIX_EPOCH + Duration::from_nanos(1_765_000_000_123_456_789);
         let end = start + Duration::from_millis(1500);
 
-        let mut server = SpanWriter::new(&SpanHead {
+        let mut spans = Spans::default();
+        let mut server = spans.span(&SpanHead {
             trace_id: [0x4b; 16],
             span_id: [1, 2, 3, 4, 5, 6, 7, 8],
             trace_state: "vendor=opaque",
@@ -447,9 +537,13 @@ mod tests {
         server.attribute("stream", Value::Bool(true));
         server.attribute("reasons", Value::Strs(&reasons));
         server.attribute("none", Value::Strs(&[]));
-        let server = server.finish(Some(&long));
+        let mut fixed = Attributes::default();
+        fixed.str("encoded", "once");
+        server.encoded(&fixed.into_bytes());
+        server.finish(Some(&long));
 
-        let client = SpanWriter::new(&SpanHead {
+        let mut other = Spans::default();
+        other.span(&SpanHead {
             trace_id: [0x4b; 16],
             span_id: [9; 8],
             trace_state: "",
@@ -461,11 +555,12 @@ mod tests {
             end: start,
         })
         .finish(None);
+        assert_eq!((spans.count(), other.count()), (1, 1));
 
         let resource = resource(&[("service.name".to_owned(), non_ascii.to_owned())]);
         let scope = scope("switchyard", "1.2.3");
         let mut buf = vec![0xff; 3]; // leftovers from a previous batch are replaced
-        export_request(&mut buf, &resource, &scope, &[server, client]);
+        export_request(&mut buf, &resource, &scope, &[spans, other]);
         let decoded = ExportTraceServiceRequest::decode(buf.as_slice()).unwrap();
 
         let start_nanos = 1_765_000_000_123_456_789;
@@ -515,6 +610,7 @@ mod tests {
                                     "none",
                                     any_value::Value::ArrayValue(ArrayValue { values: vec![] }),
                                 ),
+                                kv("encoded", s("once")),
                             ],
                             status: Some(Status {
                                 message: long.clone(),
@@ -539,5 +635,30 @@ mod tests {
             }],
         };
         assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn a_span_over_two_mebibytes_is_framed_right() {
+        let huge = "y".repeat(3 << 20);
+        let mut spans = Spans::default();
+        let mut span = spans.span(&SpanHead {
+            trace_id: [1; 16],
+            span_id: [2; 8],
+            trace_state: "",
+            parent_span_id: None,
+            parent_is_remote: false,
+            name: &["n"],
+            kind: Kind::Server,
+            start: UNIX_EPOCH,
+            end: UNIX_EPOCH,
+        });
+        span.str("huge", &huge);
+        span.finish(None);
+        let mut buf = Vec::new();
+        export_request(&mut buf, &resource(&[]), &scope("s", "1"), &[spans]);
+        let decoded = ExportTraceServiceRequest::decode(buf.as_slice()).unwrap();
+        let span = &decoded.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(span.name, "n");
+        assert_eq!(span.attributes, vec![kv("huge", s(&huge))]);
     }
 }

@@ -4,9 +4,12 @@
 //! so the crate is not a dependency). Prompt and completion content are never exported.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
-use super::otlp::{Kind, SpanHead, SpanWriter, Value};
+use bytes::Bytes;
+
+use super::otlp::{Attributes, Kind, SpanHead, Spans, Value};
 use super::{AttemptRecord, Details, RequestTrace};
 use crate::pipeline::{Finished, Outcome};
 use crate::router::Deployment;
@@ -28,13 +31,104 @@ pub const METHOD: &str = "http.request.method";
 pub const URL_PATH: &str = "url.path";
 pub const ERROR_TYPE: &str = "error.type";
 
-/// The GenAI operation of a route (`chat`, `embeddings`, `text_completion`).
-fn operation(path: &str) -> &'static str {
-    let path = path.strip_prefix("/v1").unwrap_or(path);
-    match path {
-        "/embeddings" => "embeddings",
-        "/completions" => "text_completion",
-        _ => "chat",
+/// The GenAI operation of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Chat,
+    Embeddings,
+    TextCompletion,
+}
+
+impl Operation {
+    fn of(path: &str) -> Operation {
+        let path = path.strip_prefix("/v1").unwrap_or(path);
+        match path {
+            "/embeddings" => Operation::Embeddings,
+            "/completions" => Operation::TextCompletion,
+            _ => Operation::Chat,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::Embeddings => "embeddings",
+            Operation::TextCompletion => "text_completion",
+        }
+    }
+}
+
+/// A deployment's span attributes, encoded the first time a span needs them and copied into
+/// every span after: they are fixed for the deployment's life (a reload makes new
+/// deployments), and writing them field by field was a third of what a span cost.
+#[derive(Default)]
+pub struct DeploymentAttributes {
+    /// For the request span: provider, model group, deployment id.
+    request: OnceLock<Box<[u8]>>,
+    /// For an attempt span, by operation: the same, with the operation and requested model.
+    attempt: [OnceLock<Box<[u8]>>; 3],
+}
+
+impl std::fmt::Debug for DeploymentAttributes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeploymentAttributes")
+    }
+}
+
+impl DeploymentAttributes {
+    fn request(&self, deployment: &Deployment) -> &[u8] {
+        self.request.get_or_init(|| {
+            let mut attributes = Attributes::default();
+            let provider = provider_name(&deployment.provider_name);
+            attributes.str(SYSTEM, &provider);
+            attributes.str(PROVIDER_NAME, &provider);
+            attributes.str("switchyard.model_group", &deployment.model_name);
+            attributes.str("switchyard.deployment_id", &deployment.id);
+            attributes.into_bytes()
+        })
+    }
+
+    fn attempt(&self, deployment: &Deployment, operation: Operation) -> &[u8] {
+        self.attempt[operation as usize].get_or_init(|| {
+            let mut attributes = Attributes::default();
+            let provider = provider_name(&deployment.provider_name);
+            attributes.str(OPERATION_NAME, operation.name());
+            attributes.str(SYSTEM, &provider);
+            attributes.str(PROVIDER_NAME, &provider);
+            attributes.str(REQUEST_MODEL, &deployment.upstream.model);
+            attributes.str("switchyard.model_group", &deployment.model_name);
+            attributes.str("switchyard.deployment_id", &deployment.id);
+            attributes.into_bytes()
+        })
+    }
+}
+
+/// Up to four distinct finish reasons, in choice order (OpenAI defines five; the well-known
+/// ones are kept without a copy).
+#[derive(Debug, Default)]
+pub struct Reasons {
+    list: [Cow<'static, str>; 4],
+    len: usize,
+}
+
+impl Reasons {
+    pub fn add(&mut self, reason: &str) {
+        if self.len == self.list.len() || self.as_slice().iter().any(|r| r == reason) {
+            return;
+        }
+        self.list[self.len] = match reason {
+            "stop" => Cow::Borrowed("stop"),
+            "length" => Cow::Borrowed("length"),
+            "tool_calls" => Cow::Borrowed("tool_calls"),
+            "content_filter" => Cow::Borrowed("content_filter"),
+            "function_call" => Cow::Borrowed("function_call"),
+            other => Cow::Owned(other.to_owned()),
+        };
+        self.len += 1;
+    }
+
+    pub fn as_slice(&self) -> &[Cow<'static, str>] {
+        &self.list[..self.len]
     }
 }
 
@@ -55,21 +149,15 @@ fn provider_name(provider: &str) -> Cow<'static, str> {
     }
 }
 
-/// The request span and one span per attempt, each encoded as an OTLP `Span` and handed to
-/// `push`.
-pub fn build(
-    event: &Finished<'_>,
-    trace: &RequestTrace,
-    details: &Details,
-    push: &mut impl FnMut(Vec<u8>),
-) {
+/// The request span and one span per attempt, encoded into one [`Spans`].
+pub fn build(event: &Finished<'_>, trace: &RequestTrace, details: &Details) -> Spans {
     let ended = SystemTime::now();
     // The earlier of the two: the trace is made at the edge, the latency is counted from the
     // request context; a span must start no later than its first attempt.
     let started = ended
         .checked_sub(event.latency)
         .map_or(trace.started, |s| s.min(trace.started));
-    let operation = operation(event.path);
+    let operation = Operation::of(event.path);
     let trace_id = trace.trace_id.to_bytes();
     // Exported as the caller sent it (checked for size and visible ASCII at the edge).
     let trace_state = trace
@@ -79,11 +167,13 @@ pub fn build(
         .unwrap_or("");
     let model: &str = event.requested_model;
     let name: &[&str] = if model.is_empty() {
-        &[operation]
+        &[operation.name()]
     } else {
-        &[operation, " ", model]
+        &[operation.name(), " ", model]
     };
-    let mut span = SpanWriter::new(&SpanHead {
+    // What a request span (~25 attributes) and its attempts take, so the buffer never grows.
+    let mut spans = Spans::with_capacity(1024 + 512 * details.attempts.len());
+    let mut span = spans.span(&SpanHead {
         trace_id,
         span_id: trace.span_id.to_bytes(),
         trace_state,
@@ -94,21 +184,18 @@ pub fn build(
         start: started,
         end: ended,
     });
-    span.str(OPERATION_NAME, operation);
+    span.str(OPERATION_NAME, operation.name());
     if !model.is_empty() {
         span.str(REQUEST_MODEL, model);
     }
     if let Some(deployment) = event.deployment.map(|d| &**d) {
-        let provider = provider_name(&deployment.provider_name);
-        span.str(SYSTEM, &provider);
-        span.str(PROVIDER_NAME, &provider);
+        span.encoded(deployment.span_attributes.request(deployment));
         let response_model = details
             .response_model
             .as_deref()
+            .and_then(|m| std::str::from_utf8(m).ok())
             .unwrap_or(&deployment.upstream.model);
         span.str(RESPONSE_MODEL, response_model);
-        span.str("switchyard.model_group", &deployment.model_name);
-        span.str("switchyard.deployment_id", &deployment.id);
         span.int("switchyard.attempts", event.attempts.into());
     }
     if let Some(usage) = event.usage {
@@ -121,8 +208,9 @@ pub fn build(
     if let Some(temperature) = details.temperature {
         span.attribute(TEMPERATURE, Value::Double(temperature));
     }
-    if !details.finish_reasons.is_empty() {
-        span.attribute(FINISH_REASONS, Value::Strs(&details.finish_reasons));
+    let reasons = details.finish_reasons.as_slice();
+    if !reasons.is_empty() {
+        span.attribute(FINISH_REASONS, Value::Strs(reasons));
     }
     span.int(STATUS_CODE, event.status.into());
     span.str(METHOD, event.method);
@@ -172,44 +260,34 @@ pub fn build(
         span.str(ERROR_TYPE, error_type);
     }
     let failed = event.status >= 500 || incomplete;
-    push(span.finish(error_type.filter(|_| failed)));
+    span.finish(error_type.filter(|_| failed));
     for attempt in &details.attempts {
-        push(attempt_span(
-            trace_id,
-            trace_state,
-            trace,
-            attempt,
-            operation,
-        ));
+        attempt_span(&mut spans, trace_id, trace_state, trace, attempt, operation);
     }
+    spans
 }
 
 fn attempt_span(
+    spans: &mut Spans,
     trace_id: [u8; 16],
     trace_state: &str,
     trace: &RequestTrace,
     attempt: &AttemptRecord,
-    operation: &'static str,
-) -> Vec<u8> {
+    operation: Operation,
+) {
     let deployment: &Deployment = &attempt.deployment;
-    let provider = provider_name(&deployment.provider_name);
-    let mut span = SpanWriter::new(&SpanHead {
+    let mut span = spans.span(&SpanHead {
         trace_id,
         span_id: attempt.span_id.to_bytes(),
         trace_state,
         parent_span_id: Some(trace.span_id.to_bytes()),
         parent_is_remote: false,
-        name: &[operation, " ", &deployment.upstream.model],
+        name: &[operation.name(), " ", &deployment.upstream.model],
         kind: Kind::Client,
         start: attempt.started,
         end: attempt.ended.max(attempt.started),
     });
-    span.str(OPERATION_NAME, operation);
-    span.str(SYSTEM, &provider);
-    span.str(PROVIDER_NAME, &provider);
-    span.str(REQUEST_MODEL, &deployment.upstream.model);
-    span.str("switchyard.model_group", &deployment.model_name);
-    span.str("switchyard.deployment_id", &deployment.id);
+    span.encoded(deployment.span_attributes.attempt(deployment, operation));
     span.int("switchyard.attempt", attempt.number.into());
     span.int("switchyard.retry", attempt.retry.into());
     if let Some(reason) = attempt.fallback_reason {
@@ -221,25 +299,20 @@ fn attempt_span(
             if let Some(status) = status {
                 span.int(STATUS_CODE, status.into());
             }
-            span.finish(Some(class))
+            span.finish(Some(class));
         }
         None => span.finish(None),
     }
 }
 
-/// The upstream's model (raw answers only: a typed answer's model is already the alias) and
-/// the distinct finish reasons, in choice order.
-pub fn answer_details(answer: &ChatAnswer) -> (Option<String>, Vec<String>) {
-    let mut distinct: Vec<String> = Vec::new();
-    let mut add = |reason: &str| {
-        if !distinct.iter().any(|r| r == reason) {
-            distinct.push(reason.to_owned());
-        }
-    };
+/// The upstream's model (raw answers only: a typed answer's model is already the alias), as a
+/// slice of the body, and the distinct finish reasons, in choice order.
+pub fn answer_details(answer: &ChatAnswer) -> (Option<Bytes>, Reasons) {
+    let mut reasons = Reasons::default();
     let model = match answer {
         ChatAnswer::Raw(raw) => {
-            finish_reasons(raw.body(), &mut add);
-            raw.upstream_model().map(str::to_owned)
+            finish_reasons(raw.body(), &mut |r| reasons.add(r));
+            raw.upstream_model_shared()
         }
         ChatAnswer::Typed(typed) => {
             for reason in typed
@@ -247,12 +320,12 @@ pub fn answer_details(answer: &ChatAnswer) -> (Option<String>, Vec<String>) {
                 .iter()
                 .filter_map(|c| c.finish_reason.as_deref())
             {
-                add(reason);
+                reasons.add(reason);
             }
             None
         }
     };
-    (model, distinct)
+    (model, reasons)
 }
 
 /// The `finish_reason` string values of an OpenAI answer body, found by a byte scan instead of
@@ -301,6 +374,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reasons_are_distinct_bounded_and_in_order() {
+        let mut reasons = Reasons::default();
+        for r in ["length", "stop", "length", "weird", "tool_calls", "content_filter", "x"] {
+            reasons.add(r);
+        }
+        assert_eq!(reasons.as_slice(), ["length", "stop", "weird", "tool_calls"]);
+    }
+
+    #[test]
     fn finish_reasons_are_keys_not_content() {
         let body = br#"{"choices":[{"index":0,"message":{"content":"say \"finish_reason\": \"x\""},"finish_reason" : "stop"},{"index":1,"finish_reason":"length"},{"index":2,"finish_reason":null},{"index":3,"finish_reason":"stop"}],"model":"m"}"#;
         let mut found = Vec::new();
@@ -308,7 +390,7 @@ mod tests {
         assert_eq!(found, ["stop", "length", "stop"]);
         let raw = crate::schema::RawCompletion::parse(bytes::Bytes::from_static(body)).unwrap();
         let (model, reasons) = answer_details(&ChatAnswer::Raw(raw));
-        assert_eq!(model.as_deref(), Some("m"));
-        assert_eq!(reasons, ["stop", "length"]);
+        assert_eq!(model.as_deref(), Some(&b"m"[..]));
+        assert_eq!(reasons.as_slice(), ["stop", "length"]);
     }
 }
