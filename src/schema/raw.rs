@@ -167,10 +167,12 @@ impl RawCompletion {
         (!inner.contains('\\')).then_some(inner)
     }
 
-    /// [`upstream_model`](Self::upstream_model) as a slice of the body: shared, not copied.
-    pub fn upstream_model_shared(&self) -> Option<Bytes> {
-        let model = self.upstream_model()?;
-        Some(self.body.slice_ref(model.as_bytes()))
+    /// The `model` the upstream sent, as [`upstream_model`](Self::upstream_model) reads it but
+    /// not checked for UTF-8 yet: a slice of the body, shared, not copied.
+    pub fn upstream_model_bytes(&self) -> Option<Bytes> {
+        let raw = self.body.get(self.model.clone()?)?;
+        let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        (!inner.contains(&b'\\')).then(|| self.body.slice_ref(inner))
     }
 }
 

@@ -175,6 +175,30 @@ fn array_len(list: &[Cow<'_, str>]) -> usize {
 /// value), not four.
 #[inline(always)]
 fn put_key_value(buf: &mut Vec<u8>, field: u32, key: &str, value: Value<'_>) {
+    // The common case, a short string: every length is one byte and every tag is known, so
+    // the attribute is four fixed-size copies and the value's.
+    if let Value::Str(s) = value {
+        if field < 16 && key.len() < 60 && s.len() < 60 {
+            let any = 2 + s.len();
+            let len = 2 + key.len() + 2 + any;
+            buf.reserve(2 + len);
+            buf.extend_from_slice(&[
+                ((field << 3) as u8) | LEN,
+                len as u8,
+                ((KEY_VALUE_KEY << 3) as u8) | LEN,
+                key.len() as u8,
+            ]);
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(&[
+                ((KEY_VALUE_VALUE << 3) as u8) | LEN,
+                any as u8,
+                ((ANY_STRING << 3) as u8) | LEN,
+                s.len() as u8,
+            ]);
+            buf.extend_from_slice(s.as_bytes());
+            return;
+        }
+    }
     let any = value.any_len();
     let len = framed_len(KEY_VALUE_KEY, key.len()) + framed_len(KEY_VALUE_VALUE, any);
     buf.reserve(framed_len(field, len) + 2 * Head::SIZE);

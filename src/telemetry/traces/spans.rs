@@ -113,16 +113,25 @@ pub struct Reasons {
 
 impl Reasons {
     pub fn add(&mut self, reason: &str) {
-        if self.len == self.list.len() || self.as_slice().iter().any(|r| r == reason) {
+        self.add_bytes(reason.as_bytes());
+    }
+
+    /// A reason as the answer's bytes: the well-known ones need no UTF-8 check, and others
+    /// that are not UTF-8 are left out.
+    pub fn add_bytes(&mut self, reason: &[u8]) {
+        if self.len == self.list.len() || self.as_slice().iter().any(|r| r.as_bytes() == reason) {
             return;
         }
         self.list[self.len] = match reason {
-            "stop" => Cow::Borrowed("stop"),
-            "length" => Cow::Borrowed("length"),
-            "tool_calls" => Cow::Borrowed("tool_calls"),
-            "content_filter" => Cow::Borrowed("content_filter"),
-            "function_call" => Cow::Borrowed("function_call"),
-            other => Cow::Owned(other.to_owned()),
+            b"stop" => Cow::Borrowed("stop"),
+            b"length" => Cow::Borrowed("length"),
+            b"tool_calls" => Cow::Borrowed("tool_calls"),
+            b"content_filter" => Cow::Borrowed("content_filter"),
+            b"function_call" => Cow::Borrowed("function_call"),
+            other => match std::str::from_utf8(other) {
+                Ok(other) => Cow::Owned(other.to_owned()),
+                Err(_) => return,
+            },
         };
         self.len += 1;
     }
@@ -190,11 +199,13 @@ pub fn build(event: &Finished<'_>, trace: &RequestTrace, details: &Details) -> S
     }
     if let Some(deployment) = event.deployment.map(|d| &**d) {
         span.encoded(deployment.span_attributes.request(deployment));
-        let response_model = details
-            .response_model
-            .as_deref()
-            .and_then(|m| std::str::from_utf8(m).ok())
-            .unwrap_or(&deployment.upstream.model);
+        // Most upstreams name the model they were asked for: then no UTF-8 check is needed.
+        let asked = deployment.upstream.model.as_str();
+        let response_model = match details.response_model.as_deref() {
+            Some(m) if m == asked.as_bytes() => asked,
+            Some(m) => std::str::from_utf8(m).unwrap_or(asked),
+            None => asked,
+        };
         span.str(RESPONSE_MODEL, response_model);
         span.int("switchyard.attempts", event.attempts.into());
     }
@@ -311,8 +322,8 @@ pub fn answer_details(answer: &ChatAnswer) -> (Option<Bytes>, Reasons) {
     let mut reasons = Reasons::default();
     let model = match answer {
         ChatAnswer::Raw(raw) => {
-            finish_reasons(raw.body(), &mut |r| reasons.add(r));
-            raw.upstream_model_shared()
+            finish_reasons(raw.body(), &mut |r| reasons.add_bytes(r));
+            raw.upstream_model_bytes()
         }
         ChatAnswer::Typed(typed) => {
             for reason in typed
@@ -332,7 +343,7 @@ pub fn answer_details(answer: &ChatAnswer) -> (Option<Bytes>, Reasons) {
 /// a second parse (the body was validated as JSON when it arrived; a parse cost as much as
 /// building the spans). Inside a JSON string every `"` is escaped, so an unescaped
 /// `"finish_reason"` followed by `:` is a key.
-fn finish_reasons(body: &[u8], add: &mut impl FnMut(&str)) {
+fn finish_reasons(body: &[u8], add: &mut impl FnMut(&[u8])) {
     const KEY: &[u8] = b"\"finish_reason\"";
     let mut at = 0;
     while let Some(found) = FINISH_REASON_KEY.find(&body[at..]) {
@@ -357,9 +368,7 @@ fn finish_reasons(body: &[u8], add: &mut impl FnMut(&str)) {
             return;
         };
         if value[end] == b'"' {
-            if let Ok(reason) = std::str::from_utf8(&value[..end]) {
-                add(reason);
-            }
+            add(&value[..end]);
         }
         at = i + 1 + end;
     }
@@ -386,7 +395,7 @@ mod tests {
     fn finish_reasons_are_keys_not_content() {
         let body = br#"{"choices":[{"index":0,"message":{"content":"say \"finish_reason\": \"x\""},"finish_reason" : "stop"},{"index":1,"finish_reason":"length"},{"index":2,"finish_reason":null},{"index":3,"finish_reason":"stop"}],"model":"m"}"#;
         let mut found = Vec::new();
-        finish_reasons(body, &mut |r| found.push(r.to_owned()));
+        finish_reasons(body, &mut |r| found.push(String::from_utf8_lossy(r).into_owned()));
         assert_eq!(found, ["stop", "length", "stop"]);
         let raw = crate::schema::RawCompletion::parse(bytes::Bytes::from_static(body)).unwrap();
         let (model, reasons) = answer_details(&ChatAnswer::Raw(raw));
