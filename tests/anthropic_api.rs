@@ -479,3 +479,50 @@ async fn a_stream_cut_mid_way_ends_with_an_error_event() {
         assert!(!events.iter().any(|(n, _)| n == "message_stop"), "{model}");
     }
 }
+
+/// LiteLLM's rule for `/v1/messages`: `metadata` is Anthropic's (sent upstream; `user_id` is the
+/// end user) and the gateway's request metadata comes as `litellm_metadata` (read, never sent).
+#[tokio::test]
+async fn end_user_and_tags_come_from_metadata_user_id_and_litellm_metadata() {
+    let (mock, gw) = start();
+    for model in ["claude", "gpt"] {
+        let body = json!({
+            "model": model,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Hello"}],
+            "metadata": {"user_id": "u-7"},
+            "litellm_metadata": {"feature": "support_chat", "tags": ["beta"]}
+        });
+        let response = messages(&gw, "/v1/messages", &body).await;
+        assert_eq!(response.status(), 200, "{model}");
+        let seen = Mock(&mock).last_request().await;
+        let sent = seen["body"].to_string();
+        assert!(!sent.contains("litellm_metadata") && !sent.contains("support_chat"), "{model}: {sent}");
+        if model == "claude" {
+            assert_eq!(seen["body"]["metadata"], json!({"user_id": "u-7"}));
+        }
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let rows = loop {
+        let rows: Value = client()
+            .get(format!("{}/spend/logs", gw.url))
+            .bearer_auth(MASTER_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        if rows.len() >= 2 || std::time::Instant::now() > until {
+            break rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for row in &rows {
+        assert_eq!(row["end_user"], "u-7", "{row}");
+        assert_eq!(row["metadata"]["feature"], "support_chat", "{row}");
+        assert!(row.to_string().contains("beta"), "the tag is recorded: {row}");
+    }
+}

@@ -162,14 +162,13 @@ async fn admit(
     ctx: &mut RequestContext,
     request: &mut MessagesRequest,
 ) -> Result<(RequestOptions, guardrails::Run), ApiError> {
-    // Anthropic's end-user id is `metadata.user_id`; `metadata` is also the gateway's own
-    // control (tags, feature), so the user id is read before the controls are taken out.
-    let user = request
-        .extra
-        .get("metadata")
-        .and_then(|m| m.get("user_id"))
-        .and_then(|u| u.as_str())
-        .map(str::to_owned);
+    // LiteLLM's rule for this route: `metadata` is Anthropic's own (sent upstream; its
+    // `user_id` is the end user), and the gateway's metadata (tags, feature, tier) comes as
+    // `litellm_metadata`, read as `metadata` is on the OpenAI routes and never sent upstream.
+    let user = request.metadata.as_ref().and_then(|m| m.user_id.clone());
+    if let Some(ours) = request.extra.remove("litellm_metadata") {
+        request.extra.insert("metadata".to_owned(), ours);
+    }
     let prompt_tokens = estimate_tokens(request);
     ctx.max_output_tokens = request.max_tokens;
     if let Some(trace) = &ctx.trace {
