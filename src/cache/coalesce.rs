@@ -146,7 +146,10 @@ impl Leader {
 impl Drop for Leader {
     fn drop(&mut self) {
         let mut in_flight = self.coalescer.map();
-        if in_flight.get(&self.key).is_some_and(|s| s.leader == self.id) {
+        if in_flight
+            .get(&self.key)
+            .is_some_and(|s| s.leader == self.id)
+        {
             if let Some(Slot {
                 waiters: Some(waiters),
                 ..

@@ -188,19 +188,35 @@ mod tests {
             }
         }
         assert_ne!(
-            CacheKey::new(None, Endpoint::Chat, "a", &base).unwrap().text(),
-            CacheKey::new(None, Endpoint::Chat, "b", &base).unwrap().text()
+            CacheKey::new(None, Endpoint::Chat, "a", &base)
+                .unwrap()
+                .text(),
+            CacheKey::new(None, Endpoint::Chat, "b", &base)
+                .unwrap()
+                .text()
         );
         assert_ne!(
-            CacheKey::new(None, Endpoint::Chat, "a", &base).unwrap().text(),
-            CacheKey::new(None, Endpoint::Completions, "a", &base).unwrap().text()
+            CacheKey::new(None, Endpoint::Chat, "a", &base)
+                .unwrap()
+                .text(),
+            CacheKey::new(None, Endpoint::Completions, "a", &base)
+                .unwrap()
+                .text()
         );
         // The namespace is in the digest, and a namespace never reads as part of the model.
         let digests = [
-            CacheKey::new(None, Endpoint::Chat, "a", &base).unwrap().digest,
-            CacheKey::new(Some(""), Endpoint::Chat, "a", &base).unwrap().digest,
-            CacheKey::new(Some("t"), Endpoint::Chat, "a", &base).unwrap().digest,
-            CacheKey::new(Some("u"), Endpoint::Chat, "a", &base).unwrap().digest,
+            CacheKey::new(None, Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
+            CacheKey::new(Some(""), Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
+            CacheKey::new(Some("t"), Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
+            CacheKey::new(Some("u"), Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
         ];
         for (i, a) in digests.iter().enumerate() {
             for b in &digests[i + 1..] {
@@ -254,7 +270,9 @@ mod tests {
         let b: Value =
             serde_json::from_str(r#"{"top_p":0.5,"messages":[],"temperature":1}"#).unwrap();
         assert_eq!(key(a.clone()), key(b));
-        let namespaced = CacheKey::new(Some("team-a"), Endpoint::Chat, "gpt", &a).unwrap().text();
+        let namespaced = CacheKey::new(Some("team-a"), Endpoint::Chat, "gpt", &a)
+            .unwrap()
+            .text();
         assert!(namespaced.starts_with("team-a:"));
         assert_eq!(namespaced.len(), "team-a:".len() + 64);
     }

@@ -475,7 +475,9 @@ impl Run {
             };
             let over = tokens > limit;
             let outcome = if over { "blocked" } else { "passed" };
-            guardrail.decisions.count(&guardrail.name, "pre_call", outcome);
+            guardrail
+                .decisions
+                .count(&guardrail.name, "pre_call", outcome);
             if over {
                 self.outcomes[index] = "blocked";
                 return Err(Blocked {
@@ -699,7 +701,9 @@ impl Run {
             } else {
                 continue;
             };
-            guardrail.decisions.count(&guardrail.name, stage.name(), outcome);
+            guardrail
+                .decisions
+                .count(&guardrail.name, stage.name(), outcome);
             for (_, label, action) in acted {
                 crate::telemetry::guardrail_detection(&guardrail.name, label, action);
             }
