@@ -50,12 +50,11 @@ async fn handle(
     // upstream gave it, and un-masking is per caller (docs/caching.md).
     let mut pending = None;
     if let Some(cache) = config.cache.as_ref().filter(|_| !guard.wants_post_call()) {
-        let canonical = crate::cache::key::chat_canonical(&mut request);
         let lookup = cache
             .lookup(
                 crate::cache::Endpoint::Chat,
                 &request.model,
-                &canonical,
+                &request,
                 &cache_controls,
                 request.is_stream(),
                 ctx.deadline,

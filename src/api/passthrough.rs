@@ -96,13 +96,11 @@ async fn serve(
             PassthroughEndpoint::Completions => crate::cache::Endpoint::Completions,
             PassthroughEndpoint::Embeddings => crate::cache::Endpoint::Embeddings,
         };
-        let key_body = serde_json::to_value(&request).unwrap_or_default();
-        let canonical = crate::cache::key::canonical(&key_body, crate::cache::key::IGNORED);
         let lookup = cache
             .lookup(
                 kind,
                 &request.model,
-                &canonical,
+                &request,
                 &cache_controls,
                 false,
                 ctx.deadline,

@@ -4,11 +4,17 @@
 //! followers, who then go upstream themselves, as they would have without coalescing.
 //!
 //! Per instance: with a Redis backend, N instances make at most N upstream calls for one key.
+//!
+//! Why not a `tokio::sync::watch` channel per key: almost every miss is led alone, and a
+//! channel (eight wait lists inside, a receiver kept in the map) was ~1.5 k instructions a
+//! miss to make and drop. A leader is a map entry (its key, an id, the answer once there); the
+//! followers' meeting point ([`Waiters`]: a mutex and a `Notify`) is made by the first
+//! follower, so a miss nobody follows allocates nothing here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 use super::entry::Entry;
 
@@ -17,89 +23,162 @@ type Answer = Option<Arc<Entry>>;
 type Digest = [u8; 32];
 
 /// foldhash (seeded per process), not SipHash: the keys are digests already.
-type InFlight = HashMap<Digest, watch::Receiver<Answer>, foldhash::fast::RandomState>;
+type InFlight = HashMap<Digest, Slot, foldhash::fast::RandomState>;
+
+/// One key in flight.
+struct Slot {
+    /// Which leader holds it (a dropped leader removes only its own slot).
+    leader: u64,
+    /// The leader's answer, once given: a follower joining after it gets it at once.
+    answer: Answer,
+    /// Made by the first follower.
+    waiters: Option<Arc<Waiters>>,
+}
+
+/// Where the followers of one key wait.
+pub struct Waiters {
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+enum State {
+    Waiting,
+    Answered(Arc<Entry>),
+    /// The leader left without an answer.
+    Gone,
+}
 
 #[derive(Default)]
 pub struct Coalescer {
     in_flight: Mutex<InFlight>,
+    next_leader: std::sync::atomic::AtomicU64,
 }
 
 /// Held by the request that goes upstream; dropping it releases the followers.
 pub struct Leader {
     coalescer: Arc<Coalescer>,
     key: Digest,
-    answer: watch::Sender<Answer>,
+    id: u64,
 }
 
 pub enum Role {
     Leader(Leader),
-    Follower(watch::Receiver<Answer>),
+    Follower(Arc<Waiters>),
 }
 
 impl Coalescer {
+    fn map(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub fn join(self: &Arc<Self>, key: &Digest) -> Role {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(rx) = in_flight.get(key) {
-            return Role::Follower(rx.clone());
+        let mut in_flight = self.map();
+        if let Some(slot) = in_flight.get_mut(key) {
+            let waiters = slot.waiters.get_or_insert_with(|| {
+                let state = match &slot.answer {
+                    Some(entry) => State::Answered(entry.clone()),
+                    None => State::Waiting,
+                };
+                Arc::new(Waiters {
+                    state: Mutex::new(state),
+                    notify: Notify::new(),
+                })
+            });
+            return Role::Follower(waiters.clone());
         }
-        let (answer, rx) = watch::channel(None);
-        in_flight.insert(*key, rx);
+        let id = self
+            .next_leader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        in_flight.insert(
+            *key,
+            Slot {
+                leader: id,
+                answer: None,
+                waiters: None,
+            },
+        );
         Role::Leader(Leader {
             coalescer: self.clone(),
             key: *key,
-            answer,
+            id,
         })
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.in_flight.lock().unwrap().len()
+        self.map().len()
+    }
+}
+
+impl Waiters {
+    fn set(&self, state: State) {
+        let mut current = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*current, State::Waiting) {
+            *current = state;
+            drop(current);
+            self.notify.notify_waiters();
+        }
     }
 }
 
 impl Leader {
-    /// Hands the answer to the followers (then drop releases them).
+    /// Hands the answer to the followers, and to any that join before the leader is dropped.
     pub fn answer(&self, entry: Arc<Entry>) {
-        self.answer.send_replace(Some(entry));
+        let mut in_flight = self.coalescer.map();
+        let Some(slot) = in_flight.get_mut(&self.key).filter(|s| s.leader == self.id) else {
+            return;
+        };
+        if let Some(waiters) = &slot.waiters {
+            waiters.set(State::Answered(entry.clone()));
+        }
+        slot.answer = Some(entry);
     }
 
-    /// Whether any follower joined (the map's own receiver is not one).
+    /// Whether any follower joined.
     pub fn followed(&self) -> bool {
-        self.answer.receiver_count() > 1
+        self.coalescer
+            .map()
+            .get(&self.key)
+            .is_some_and(|s| s.leader == self.id && s.waiters.is_some())
     }
 }
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        let mut in_flight = self
-            .coalescer
-            .in_flight
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut in_flight = self.coalescer.map();
         if in_flight
             .get(&self.key)
-            .is_some_and(|rx| rx.same_channel(&self.answer.subscribe()))
+            .is_some_and(|s| s.leader == self.id)
         {
-            in_flight.remove(&self.key);
+            if let Some(Slot {
+                waiters: Some(waiters),
+                ..
+            }) = in_flight.remove(&self.key)
+            {
+                drop(in_flight);
+                // No-op if the answer came first.
+                waiters.set(State::Gone);
+            }
         }
     }
 }
 
 /// What a follower got: the leader's answer, or `None` (the leader failed or left, or the
 /// follower's deadline came first).
-pub async fn wait(
-    mut rx: watch::Receiver<Answer>,
-    deadline: Option<tokio::time::Instant>,
-) -> Answer {
+pub async fn wait(waiters: Arc<Waiters>, deadline: Option<tokio::time::Instant>) -> Answer {
     let done = async {
+        // Bounded: each turn ends in an answer or the leader's one state change.
         loop {
-            if let Some(entry) = rx.borrow_and_update().clone() {
-                return Some(entry);
+            let notified = waiters.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the state is read, so a change in between is not missed.
+            notified.as_mut().enable();
+            match &*waiters.state.lock().unwrap_or_else(|e| e.into_inner()) {
+                State::Answered(entry) => return Some(entry.clone()),
+                State::Gone => return None,
+                State::Waiting => {}
             }
-            // Err: the leader is gone without an answer.
-            if rx.changed().await.is_err() {
-                return rx.borrow().clone();
-            }
+            notified.await;
         }
     };
     match deadline {
@@ -160,5 +239,25 @@ mod tests {
         let waiter = tokio::spawn(wait(rx, None));
         drop(leader);
         assert_eq!(waiter.await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_follower_joining_after_the_answer_gets_it_at_once() {
+        let c = Arc::new(Coalescer::default());
+        let Role::Leader(leader) = c.join(&[7; 32]) else {
+            panic!()
+        };
+        leader.answer(entry());
+        let Role::Follower(rx) = c.join(&[7; 32]) else {
+            panic!()
+        };
+        assert_eq!(wait(rx, None).await, Some(entry()));
+        drop(leader);
+        assert_eq!(c.len(), 0);
+        // A new leader for the key: the old one's release does not touch it.
+        let Role::Leader(second) = c.join(&[7; 32]) else {
+            panic!()
+        };
+        assert!(!second.followed());
     }
 }

@@ -2,22 +2,28 @@
 //!
 //! What goes in: the endpoint, the model group asked for, and every body field the upstream
 //! sees (messages, tools, sampling parameters, `response_format`, `seed`, unknown fields that
-//! pass through ...), as canonical JSON: object keys sorted (serde_json's maps are ordered),
-//! numbers as serde_json prints them, no whitespace. What stays out: `user`, `metadata`,
-//! `stream`, `stream_options` and the gateway's own controls (`cache`, `timeout`, `fallbacks`
-//! ...): they change who asked or how the answer travels, not the answer. A streamed and a
-//! whole request for the same prompt share an entry.
+//! pass through ...), in canonical form (`canonical.rs`: the JSON value in a binary encoding,
+//! written straight into the hasher; the typed request's fields in its struct's order, unknown
+//! ones sorted, so the order a client sent them in does not matter). What stays out: `user`,
+//! `metadata`, `stream`, `stream_options`, `model` (the group is hashed on its own) and the
+//! gateway's own controls (`cache`; `timeout`, `fallbacks` ... are taken out before): they
+//! change who asked or how the answer travels, not the answer. A streamed and a whole request
+//! for the same prompt share an entry.
 //!
 //! The key as shown (`x-litellm-cache-key`, Redis) is `<namespace>:<64 hex digits>`, or the hex
-//! digits alone without a namespace. The namespace is hashed too, so the digest alone tells two
-//! keys apart: the memory store and the coalescing map key on it (32 bytes, no text).
+//! digits alone without a namespace. Format `v3` (the first bytes hashed): keys made by earlier
+//! versions, over canonical JSON text, are never looked up again and expire with their TTL. The
+//! namespace is hashed too, so the digest alone tells two keys apart: the memory store and the
+//! coalescing map key on it (32 bytes, no text).
 //!
 //! Why BLAKE3 and not SHA-256: the key decides which caller's answer another caller is served,
 //! so it must be collision-resistant (a non-cryptographic hash would let one caller craft a
 //! request that collides with another's). Both are; on this request path BLAKE3's SIMD code
 //! costs about a third of SHA-256's where the CPU has no SHA extensions (docs/caching.md).
 
-use serde_json::Value;
+use serde::Serialize;
+
+use super::canonical::{Sink, Unhashable};
 
 /// Which endpoint a key is for: the same body on two endpoints never shares an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,7 +48,7 @@ impl Endpoint {
 }
 
 /// Body fields that do not change the answer.
-pub const IGNORED: &[&str] = &[
+const IGNORED: &[&str] = &[
     "user",
     "metadata",
     "stream",
@@ -70,22 +76,19 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
-    /// `body` is the request as the upstream would get it (a JSON object).
-    pub fn new(namespace: Option<&str>, endpoint: Endpoint, model: &str, body: &Value) -> CacheKey {
-        CacheKey::of_canonical(namespace, endpoint, model, &canonical(body, IGNORED))
-    }
-
-    /// The key of a body already in canonical form (see [`canonical`], [`chat_canonical`]).
-    pub fn of_canonical(
+    /// `body` is the request as the upstream would get it: a JSON object, or a typed request
+    /// (with no copy: its ignored fields are skipped as it is written into the hasher). Fails
+    /// only if a `Serialize` impl refuses: the request then skips the cache.
+    pub fn new<B: Serialize + ?Sized>(
         namespace: Option<&str>,
         endpoint: Endpoint,
         model: &str,
-        canonical: &[u8],
-    ) -> CacheKey {
-        CacheKey {
-            digest: digest(namespace, endpoint, model, canonical),
+        body: &B,
+    ) -> Result<CacheKey, Unhashable> {
+        Ok(CacheKey {
+            digest: digest(namespace, endpoint, model, body, IGNORED)?,
             namespace: namespace.map(Into::into),
-        }
+        })
     }
 
     /// `<namespace>:<hex>`: the Redis key's tail and the response header's value (made only
@@ -99,79 +102,43 @@ impl CacheKey {
     }
 
     /// What a semantic hit must share with the request: everything but the prompt.
-    pub fn scope(
+    pub fn scope<B: Serialize + ?Sized>(
         namespace: Option<&str>,
         endpoint: Endpoint,
         model: &str,
-        body: &Value,
-    ) -> [u8; 32] {
-        let material = canonical(body, SCOPE_IGNORED);
-        digest(namespace, endpoint, model, &material)
+        body: &B,
+    ) -> Result<[u8; 32], Unhashable> {
+        digest(namespace, endpoint, model, body, SCOPE_IGNORED)
     }
 }
 
-/// Every variable-length part but the last is length-prefixed, so no two different inputs
-/// give the same bytes to hash.
-fn digest(namespace: Option<&str>, endpoint: Endpoint, model: &str, canonical: &[u8]) -> [u8; 32] {
+/// The namespace and the model are length-prefixed and the body's canonical form delimits
+/// itself (`canonical.rs`), so no two different inputs give the same bytes to hash. All of it
+/// goes through one buffer: a small request is one `update` of the hasher.
+fn digest<B: Serialize + ?Sized>(
+    namespace: Option<&str>,
+    endpoint: Endpoint,
+    model: &str,
+    body: &B,
+    ignored: &[&str],
+) -> Result<[u8; 32], Unhashable> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"switchyard-cache-v2\0");
-    hasher.update(endpoint.tag());
-    hasher.update(b"\0");
+    let mut sink = Sink::new(&mut hasher);
+    sink.write(b"switchyard-cache-v3\0");
+    sink.write(endpoint.tag());
+    sink.write(b"\0");
     match namespace {
         Some(ns) => {
-            hasher.update(&(ns.len() as u64 + 1).to_le_bytes());
-            hasher.update(ns.as_bytes());
+            sink.varint(ns.len() as u128 + 1);
+            sink.write(ns.as_bytes());
         }
-        None => {
-            hasher.update(&0u64.to_le_bytes());
-        }
+        None => sink.varint(0),
     }
-    hasher.update(&(model.len() as u64).to_le_bytes());
-    hasher.update(model.as_bytes());
-    hasher.update(canonical);
-    *hasher.finalize().as_bytes()
-}
-
-/// `body` as compact JSON without the `ignored` top-level fields (object keys come sorted:
-/// serde_json's maps are ordered).
-pub fn canonical(body: &Value, ignored: &[&str]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(512);
-    match body {
-        Value::Object(map) => {
-            out.push(b'{');
-            let mut first = true;
-            for (k, v) in map.iter().filter(|(k, _)| !ignored.contains(&k.as_str())) {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                let _ = serde_json::to_writer(&mut out, k);
-                out.push(b':');
-                let _ = serde_json::to_writer(&mut out, v);
-            }
-            out.push(b'}');
-        }
-        other => {
-            let _ = serde_json::to_writer(&mut out, other);
-        }
-    }
-    out
-}
-
-/// A chat request in canonical form, straight from its typed fields (no JSON tree is built):
-/// `user`, `stream` and `stream_options` are left out; `metadata` and `cache` are already gone
-/// from its unknown fields (taken out as gateway controls). The fields come in the struct's
-/// order, unknown ones sorted; `model` is in it (the key has it anyway).
-pub fn chat_canonical(request: &mut crate::schema::ChatRequest) -> Vec<u8> {
-    let user = request.user.take();
-    let stream = request.stream.take();
-    let stream_options = request.stream_options.take();
-    let mut out = Vec::with_capacity(512);
-    let _ = serde_json::to_writer(&mut out, &*request);
-    request.user = user;
-    request.stream = stream;
-    request.stream_options = stream_options;
-    out
+    sink.varint(model.len() as u128);
+    sink.write(model.as_bytes());
+    sink.value(body, ignored)?;
+    sink.finish();
+    Ok(*hasher.finalize().as_bytes())
 }
 
 /// A Messages request in canonical form, from its typed fields: `stream` and `metadata`
@@ -212,10 +179,12 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn key(body: Value) -> String {
-        CacheKey::new(None, Endpoint::Chat, "gpt", &body).text()
+        CacheKey::new(None, Endpoint::Chat, "gpt", &body)
+            .unwrap()
+            .text()
     }
 
     #[test]
@@ -248,19 +217,35 @@ mod tests {
             }
         }
         assert_ne!(
-            CacheKey::new(None, Endpoint::Chat, "a", &base).text(),
-            CacheKey::new(None, Endpoint::Chat, "b", &base).text()
+            CacheKey::new(None, Endpoint::Chat, "a", &base)
+                .unwrap()
+                .text(),
+            CacheKey::new(None, Endpoint::Chat, "b", &base)
+                .unwrap()
+                .text()
         );
         assert_ne!(
-            CacheKey::new(None, Endpoint::Chat, "a", &base).text(),
-            CacheKey::new(None, Endpoint::Completions, "a", &base).text()
+            CacheKey::new(None, Endpoint::Chat, "a", &base)
+                .unwrap()
+                .text(),
+            CacheKey::new(None, Endpoint::Completions, "a", &base)
+                .unwrap()
+                .text()
         );
         // The namespace is in the digest, and a namespace never reads as part of the model.
         let digests = [
-            CacheKey::new(None, Endpoint::Chat, "a", &base).digest,
-            CacheKey::new(Some(""), Endpoint::Chat, "a", &base).digest,
-            CacheKey::new(Some("t"), Endpoint::Chat, "a", &base).digest,
-            CacheKey::new(Some("u"), Endpoint::Chat, "a", &base).digest,
+            CacheKey::new(None, Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
+            CacheKey::new(Some(""), Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
+            CacheKey::new(Some("t"), Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
+            CacheKey::new(Some("u"), Endpoint::Chat, "a", &base)
+                .unwrap()
+                .digest,
         ];
         for (i, a) in digests.iter().enumerate() {
             for b in &digests[i + 1..] {
@@ -272,19 +257,39 @@ mod tests {
     #[test]
     fn the_typed_chat_form_ignores_the_same_fields() {
         let parse = |v: Value| -> crate::schema::ChatRequest { serde_json::from_value(v).unwrap() };
-        let mut a = parse(
+        let typed = |r: &crate::schema::ChatRequest| {
+            CacheKey::new(None, Endpoint::Chat, "m", r).unwrap().digest
+        };
+        let a = parse(
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "seed": 3}),
         );
-        let mut b = parse(
-            json!({"seed": 3, "user": "u", "stream": true, "stream_options": {"include_usage": true}, "temperature": 0.5, "messages": [{"role": "user", "content": "hi"}], "model": "m"}),
+        let b = parse(
+            json!({"seed": 3, "user": "u", "stream": true, "stream_options": {"include_usage": true}, "temperature": 0.5, "messages": [{"role": "user", "content": "hi"}], "model": "m", "metadata": {"a": 1}, "cache": {"ttl": 5}}),
         );
-        assert_eq!(chat_canonical(&mut a), chat_canonical(&mut b));
-        assert_eq!(b.user.as_deref(), Some("u"), "restored");
-        assert_eq!(b.stream, Some(true));
-        let mut c = parse(
+        assert_eq!(typed(&a), typed(&b));
+        let c = parse(
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.6, "seed": 3}),
         );
-        assert_ne!(chat_canonical(&mut a), chat_canonical(&mut c));
+        assert_ne!(typed(&a), typed(&c));
+        let d = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.5, "seed": 4}),
+        );
+        assert_ne!(typed(&a), typed(&d), "an unknown field is in the key");
+        let e = parse(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hi"}], "temperature": 0.5, "seed": 3}),
+        );
+        assert_ne!(typed(&a), typed(&e));
+    }
+
+    #[test]
+    fn long_prompts_are_keyed_whole() {
+        // Strings past the sink's buffer go to the hasher directly: a change at the end of a
+        // long prompt still changes the key.
+        let long = "word ".repeat(10_000);
+        let a = json!({"messages": [{"role": "user", "content": format!("{long}a")}]});
+        let b = json!({"messages": [{"role": "user", "content": format!("{long}b")}]});
+        assert_ne!(key(a.clone()), key(b));
+        assert_eq!(key(a.clone()), key(a));
     }
 
     #[test]
@@ -345,7 +350,9 @@ mod tests {
         let b: Value =
             serde_json::from_str(r#"{"top_p":0.5,"messages":[],"temperature":1}"#).unwrap();
         assert_eq!(key(a.clone()), key(b));
-        let namespaced = CacheKey::new(Some("team-a"), Endpoint::Chat, "gpt", &a).text();
+        let namespaced = CacheKey::new(Some("team-a"), Endpoint::Chat, "gpt", &a)
+            .unwrap()
+            .text();
         assert!(namespaced.starts_with("team-a:"));
         assert_eq!(namespaced.len(), "team-a:".len() + 64);
     }

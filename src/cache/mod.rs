@@ -7,6 +7,7 @@
 //! answered at once (cost 0), a [`Lookup::Miss`] goes upstream and hands its answer back with
 //! [`Pending::complete`]. Concurrent identical misses are coalesced ([`coalesce`]).
 
+pub mod canonical;
 pub mod coalesce;
 pub mod control;
 pub mod entry;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::Value;
 
 pub use control::{ControlError, Controls};
@@ -123,17 +125,17 @@ impl ResponseCache {
         on && (!self.settings.default_off || controls.use_cache)
     }
 
-    /// Stage 5. `canonical` is the request as the upstream will see it, in canonical form
-    /// ([`key::canonical`], [`key::chat_canonical`]: gateway controls taken
-    /// out); `model` the group asked for. A follower of a coalesced key waits for the leader,
+    /// Stage 5. `body` is the request as the upstream will see it (typed, or a JSON object; the
+    /// fields that do not change the answer are skipped as it is hashed: [`key`]); `model` the
+    /// group asked for. A follower of a coalesced key waits for the leader,
     /// never past `deadline`; streams never wait (they lead, or go alone). `embedder` embeds
     /// prompts for a semantic backend.
     #[allow(clippy::too_many_arguments)]
-    pub async fn lookup(
+    pub async fn lookup<B: Serialize + Sync + ?Sized>(
         self: &Arc<Self>,
         endpoint: Endpoint,
         model: &str,
-        canonical: &[u8],
+        body: &B,
         controls: &Controls,
         stream: bool,
         deadline: Option<Instant>,
@@ -146,7 +148,13 @@ impl ResponseCache {
             .namespace
             .as_deref()
             .or(self.settings.namespace.as_deref());
-        let key = CacheKey::of_canonical(namespace, endpoint, model, canonical);
+        let key = match CacheKey::new(namespace, endpoint, model, body) {
+            Ok(key) => key,
+            Err(err) => {
+                tracing::debug!(%err, "response cache skipped");
+                return Lookup::Skip;
+            }
+        };
         let ttl = controls.ttl.unwrap_or(self.settings.ttl);
         let store = !controls.no_store;
         if controls.no_cache {
@@ -176,9 +184,9 @@ impl ResponseCache {
         if let (Some((index, embedding_model)), Endpoint::Chat | Endpoint::Completions) =
             (&self.semantic, endpoint)
         {
-            // Only here is the body parsed again: the embedding call costs far more.
-            let body: Value = serde_json::from_slice(canonical).unwrap_or_default();
-            if let Some(text) = semantic::prompt_text(&body) {
+            // Only here is the body made a JSON tree: the embedding call costs far more.
+            let tree: Value = serde_json::to_value(body).unwrap_or_default();
+            if let Some(text) = semantic::prompt_text(&tree) {
                 let embedded = match deadline {
                     Some(d) => tokio::time::timeout_at(
                         tokio::time::Instant::from_std(d),
@@ -189,9 +197,9 @@ impl ResponseCache {
                     .flatten(),
                     None => embedder.embed(embedding_model, &text).await,
                 };
-                match embedded.and_then(semantic::normalize) {
-                    Some(vector) => {
-                        let scope = CacheKey::scope(namespace, endpoint, model, &body);
+                let scope = CacheKey::scope(namespace, endpoint, model, body).ok();
+                match (embedded.and_then(semantic::normalize), scope) {
+                    (Some(vector), Some(scope)) => {
                         if let Some((entry, similarity)) = index.search(&scope, &vector, now_ms()) {
                             if fresh(&entry) {
                                 tracing::debug!(similarity, "semantic cache hit");
@@ -201,7 +209,9 @@ impl ResponseCache {
                         }
                         similar = Some((scope, vector));
                     }
-                    None => crate::telemetry::cache_lookup("embedding_error"),
+                    (None, _) => crate::telemetry::cache_lookup("embedding_error"),
+                    // Not hashable: the exact key failed first (never reached).
+                    (Some(_), None) => {}
                 }
             }
         }

@@ -131,6 +131,8 @@ pub struct Configured {
     pub(super) max_prompt_tokens: Option<u64>,
     /// An external service, asked after the built-in guardrails.
     pub(super) external: Option<external::External>,
+    /// Its decision counters, resolved once.
+    pub(super) decisions: crate::telemetry::GuardrailDecisions,
 }
 
 /// The scanner of a guardrail that does not scan texts itself (size limit, external service).
@@ -437,6 +439,7 @@ impl Guardrails {
                 guardrail,
                 max_prompt_tokens,
                 external: external_service,
+                decisions: Default::default(),
             }));
         }
         Ok(Guardrails(list.into()))

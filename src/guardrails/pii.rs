@@ -74,6 +74,12 @@ pub fn find(text: &str, out: &mut Vec<(usize, usize, Entity)>) {
     let mut floor = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        // Most bytes of a prompt (lower-case letters past `f`, spaces, punctuation) can start
+        // nothing: one table load each, the word-boundary check only for the rest.
+        if !CAN_START[b as usize] {
+            i += 1;
+            continue;
+        }
         let at_start = !prev_is_word(bytes, i);
         let found = if b == b'@' {
             email(bytes, i, floor).map(|(s, e)| (s, e, Entity::EmailAddress))
@@ -105,8 +111,26 @@ pub fn find(text: &str, out: &mut Vec<(usize, usize, Entity)>) {
     }
 }
 
+/// The bytes a match can start at (the branches of [`find`]): `@` (an address, found from its
+/// `@`), a digit, `+` or `(` (a number), an upper-case letter (an IBAN), a hex digit or `:`
+/// (an IPv6 address).
+static CAN_START: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = matches!(c, b'@' | b'+' | b'(' | b':')
+            || c.is_ascii_digit()
+            || c.is_ascii_uppercase()
+            || c.is_ascii_hexdigit();
+        b += 1;
+    }
+    table
+};
+
 /// Whether the character ending at byte `i` is part of a word (letters of any script, digits,
 /// `_`): a match never starts or ends inside one.
+#[inline]
 pub(super) fn prev_is_word(bytes: &[u8], i: usize) -> bool {
     if i == 0 {
         return false;
@@ -115,6 +139,11 @@ pub(super) fn prev_is_word(bytes: &[u8], i: usize) -> bool {
     if before < 0x80 {
         return before.is_ascii_alphanumeric() || before == b'_';
     }
+    prev_char_is_word(bytes, i)
+}
+
+/// [`prev_is_word`] when the byte before `i` is not ASCII: decode the character it ends.
+fn prev_char_is_word(bytes: &[u8], i: usize) -> bool {
     let mut lead = i - 1;
     while lead > 0 && i - lead < 4 && (0x80..0xC0).contains(&bytes[lead]) {
         lead -= 1;

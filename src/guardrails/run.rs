@@ -475,7 +475,9 @@ impl Run {
             };
             let over = tokens > limit;
             let outcome = if over { "blocked" } else { "passed" };
-            crate::telemetry::guardrail_decision(&guardrail.name, "pre_call", outcome);
+            guardrail
+                .decisions
+                .count(&guardrail.name, "pre_call", outcome);
             if over {
                 self.outcomes[index] = "blocked";
                 return Err(Blocked {
@@ -527,7 +529,7 @@ impl Run {
                 }
                 Ok(verdict @ (external::Verdict::Block(_) | external::Verdict::BlockEntity(_))) => {
                     self.outcomes[index] = "blocked";
-                    crate::telemetry::guardrail_decision(name, "pre_call", "blocked");
+                    guardrail.decisions.count(name, "pre_call", "blocked");
                     let message = match verdict {
                         external::Verdict::BlockEntity(entity) => format!(
                             "Blocked entity detected: {entity} by Guardrail: {name}. This entity is not allowed to be used in this request."
@@ -552,7 +554,7 @@ impl Run {
                     external::FailMode::Closed => {
                         tracing::warn!(guardrail = %name, "guardrail service failed, the request is refused (fail_closed): {why}");
                         self.outcomes[index] = "unavailable";
-                        crate::telemetry::guardrail_decision(name, "pre_call", "unavailable");
+                        guardrail.decisions.count(name, "pre_call", "unavailable");
                         return Err(crate::api::error::ApiError::GuardrailUnavailable(
                             name.clone(),
                         ));
@@ -560,7 +562,7 @@ impl Run {
                 },
             };
             self.outcomes[index] = outcome;
-            crate::telemetry::guardrail_decision(name, "pre_call", outcome);
+            guardrail.decisions.count(name, "pre_call", outcome);
         }
         if changed {
             self.phase = Phase::Apply(texts.into_iter());
@@ -699,7 +701,9 @@ impl Run {
             } else {
                 continue;
             };
-            crate::telemetry::guardrail_decision(&guardrail.name, stage.name(), outcome);
+            guardrail
+                .decisions
+                .count(&guardrail.name, stage.name(), outcome);
             for (_, label, action) in acted {
                 crate::telemetry::guardrail_detection(&guardrail.name, label, action);
             }

@@ -13,8 +13,8 @@ pub mod traces;
 pub use log_writer::{flush as flush_logs, LOG_LINES_DROPPED};
 pub use metrics::{
     attempt_failed, cache_lookup, check_tag_label, cooldown_transition, fallback_finished,
-    fell_back, guardrail_decision, guardrail_detection, litellm_names, retried, Metrics,
-    MetricsSettings, Rejection, BUCKETS,
+    fell_back, guardrail_decision, guardrail_detection, litellm_names, retried, GuardrailDecisions,
+    Metrics, MetricsSettings, Rejection, BUCKETS,
 };
 
 use crate::pipeline::Finished;
