@@ -338,8 +338,8 @@ mod tests {
         );
         let canonical = messages_canonical(&mut a, none);
         assert_ne!(
-            CacheKey::of_canonical(None, Endpoint::Chat, "c", &canonical),
-            CacheKey::of_canonical(None, Endpoint::Messages, "c", &canonical)
+            CacheKey::new(None, Endpoint::Chat, "c", &canonical).unwrap(),
+            CacheKey::new(None, Endpoint::Messages, "c", &canonical).unwrap()
         );
     }
 

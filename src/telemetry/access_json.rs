@@ -165,34 +165,30 @@ impl Fields<'_> {
 }
 
 /// RFC 3339 in UTC with microseconds, as tracing-subscriber writes it: `2026-12-07T11:33:27.389357Z`.
+/// Written into a fixed-size array, then appended with one copy of constant size.
 fn timestamp(out: &mut Vec<u8>, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
     let (year, month, day) = crate::calendar::civil_from_days(secs.div_euclid(86_400));
     let rest = secs.rem_euclid(86_400);
-    let fields = [
-        (year.clamp(0, 9999) as u32, 4, b'-'),
-        (month as u32, 2, b'-'),
-        (day as u32, 2, b'T'),
-        ((rest / 3600) as u32, 2, b':'),
-        ((rest % 3600 / 60) as u32, 2, b':'),
-        ((rest % 60) as u32, 2, b'.'),
-        (since.subsec_micros(), 6, b'Z'),
-    ];
-    for (value, width, after) in fields {
-        digits(out, value, width);
-        out.push(after);
-    }
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    digits(&mut text[0..4], year.clamp(0, 9999) as u32);
+    digits(&mut text[5..7], month as u32);
+    digits(&mut text[8..10], day as u32);
+    digits(&mut text[11..13], (rest / 3600) as u32);
+    digits(&mut text[14..16], (rest % 3600 / 60) as u32);
+    digits(&mut text[17..19], (rest % 60) as u32);
+    digits(&mut text[20..26], since.subsec_micros());
+    out.extend_from_slice(&text);
 }
 
-/// `value` in exactly `width` decimal digits, zero-padded (higher digits dropped).
-fn digits(out: &mut Vec<u8>, mut value: u32, width: usize) {
-    let mut buf = [b'0'; 8];
-    for slot in buf[..width].iter_mut().rev() {
-        *slot = b'0' + (value % 10) as u8;
+/// `value` in exactly as many decimal digits as `slot` holds, zero-padded (higher digits
+/// dropped).
+fn digits(slot: &mut [u8], mut value: u32) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
         value /= 10;
     }
-    out.extend_from_slice(&buf[..width]);
 }
 
 #[cfg(test)]

@@ -701,18 +701,23 @@ impl Metrics {
                 .requested_models
                 .fold(event.requested_model, cap.max(DEFAULT_MAX_LABEL_VALUES));
         }
-        let mut tags: Vec<&str> = Vec::new();
-        if !labels.folders.is_empty() {
-            tags.reserve(labels.folders.len());
-            for folder in &labels.folders {
-                let value = match event.metadata.and_then(|m| m.get(&folder.label)) {
-                    None | Some(serde_json::Value::Null) => "",
-                    Some(serde_json::Value::String(value)) => folder.fold(value, cap),
-                    Some(_) => OTHER,
-                };
-                tags.push(value);
+        let tag = |folder: &Folder| match event.metadata.and_then(|m| m.get(&folder.label)) {
+            None | Some(serde_json::Value::Null) => "",
+            Some(serde_json::Value::String(value)) => folder.fold(value, cap),
+            Some(_) => OTHER,
+        };
+        // On the stack for up to eight tag labels (a config rarely has more than two).
+        let mut inline = [""; 8];
+        let spilled: Vec<&str>;
+        let tags: &[&str] = if labels.folders.len() <= inline.len() {
+            for (slot, folder) in inline.iter_mut().zip(&labels.folders) {
+                *slot = tag(folder);
             }
-        }
+            &inline[..labels.folders.len()]
+        } else {
+            spilled = labels.folders.iter().map(|f| tag(f)).collect();
+            &spilled
+        };
         let all = || parts.iter().chain(tags.iter()).copied();
         let mut hasher = FnvHasher::default();
         for part in all() {
@@ -739,7 +744,7 @@ impl Metrics {
             deployment,
             event,
             all().map(Box::from).collect(),
-            &tags,
+            tags,
         ));
         bucket.push(series.clone());
         series

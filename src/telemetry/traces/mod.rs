@@ -103,12 +103,38 @@ pub struct RequestTrace {
 
 #[derive(Debug, Default)]
 struct Details {
-    attempts: Vec<AttemptRecord>,
+    attempts: Attempts,
     temperature: Option<f64>,
     max_tokens: Option<u64>,
     /// The model the upstream says answered (a slice of its answer).
     response_model: Option<bytes::Bytes>,
     finish_reasons: spans::Reasons,
+}
+
+/// A request's attempts: the first kept in place (most requests make one, and then nothing is
+/// allocated for it), the rest in a list.
+#[derive(Debug, Default)]
+struct Attempts {
+    first: Option<AttemptRecord>,
+    more: Vec<AttemptRecord>,
+}
+
+impl Attempts {
+    fn push(&mut self, attempt: AttemptRecord) {
+        if self.first.is_none() {
+            self.first = Some(attempt);
+        } else {
+            self.more.push(attempt);
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &AttemptRecord> {
+        self.first.iter().chain(&self.more)
+    }
 }
 
 /// One upstream attempt, as the router saw it.

@@ -307,8 +307,9 @@ pub struct Spans {
     count: u32,
 }
 
-/// Room left in front of a span for its frame: the `spans` tag and a length of up to 2^21.
-const FRAME: usize = 4;
+/// Room left in front of a span for its frame: the `spans` tag and a length of up to 2^14,
+/// what a span takes unless a caller sent a very long `tracestate` or model name.
+const FRAME: usize = 3;
 /// `ScopeSpans.spans`.
 const SCOPE_SPANS_SPANS: u32 = 2;
 
@@ -410,8 +411,8 @@ impl SpanWriter<'_> {
                 buf.push(2); // STATUS_CODE_ERROR
             }
         }
-        // The frame: the span's length is known now. A shorter frame than the room left for
-        // it moves the span down (a span is a few hundred bytes: one short `memmove`).
+        // The frame: the span's length is known now. A frame shorter than the room left for it
+        // (a span under 128 bytes) moves the span down; a longer one moves it up.
         let body = self.start + FRAME;
         let mut head = Head::default();
         head.header(SCOPE_SPANS_SPANS, buf.len() - body);
@@ -420,8 +421,7 @@ impl SpanWriter<'_> {
             buf.copy_within(body.., self.start + frame.len());
             buf.truncate(buf.len() - (FRAME - frame.len()));
         } else if frame.len() > FRAME {
-            // Over 2 MiB: only a hostile `tracestate` or name could get here, and they are
-            // bounded at the edge; make room rather than write a wrong frame.
+            // Over 16 KiB (a very long model name or attribute): make room.
             let extra = frame.len() - FRAME;
             buf.splice(body..body, std::iter::repeat_n(0, extra));
         }
@@ -662,27 +662,41 @@ mod tests {
     }
 
     #[test]
-    fn a_span_over_two_mebibytes_is_framed_right() {
-        let huge = "y".repeat(3 << 20);
+    fn spans_of_every_frame_size_are_framed_right() {
+        // Frames of 2, 3, 4 and 5 bytes, one after the other in one buffer.
+        let sizes = [0, 500, 20_000, 3 << 20];
         let mut spans = Spans::default();
-        let mut span = spans.span(&SpanHead {
-            trace_id: [1; 16],
-            span_id: [2; 8],
-            trace_state: "",
-            parent_span_id: None,
-            parent_is_remote: false,
-            name: &["n"],
-            kind: Kind::Server,
-            start: UNIX_EPOCH,
-            end: UNIX_EPOCH,
-        });
-        span.str("huge", &huge);
-        span.finish(None);
+        for (i, size) in sizes.iter().enumerate() {
+            let mut span = spans.span(&SpanHead {
+                trace_id: [1; 16],
+                span_id: [i as u8 + 1; 8],
+                trace_state: "",
+                parent_span_id: None,
+                parent_is_remote: false,
+                name: &["n"],
+                kind: Kind::Server,
+                start: UNIX_EPOCH,
+                end: UNIX_EPOCH,
+            });
+            if *size > 0 {
+                span.str("v", &"y".repeat(*size));
+            }
+            span.finish(None);
+        }
+        assert_eq!(spans.count(), 4);
         let mut buf = Vec::new();
         export_request(&mut buf, &resource(&[]), &scope("s", "1"), &[spans]);
         let decoded = ExportTraceServiceRequest::decode(buf.as_slice()).unwrap();
-        let span = &decoded.resource_spans[0].scope_spans[0].spans[0];
-        assert_eq!(span.name, "n");
-        assert_eq!(span.attributes, vec![kv("huge", s(&huge))]);
+        let decoded = &decoded.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(decoded.len(), 4);
+        for (i, (span, size)) in decoded.iter().zip(sizes).enumerate() {
+            assert_eq!(span.span_id, vec![i as u8 + 1; 8]);
+            assert_eq!(span.name, "n");
+            if size > 0 {
+                assert_eq!(span.attributes, vec![kv("v", s(&"y".repeat(size)))]);
+            } else {
+                assert!(span.attributes.is_empty());
+            }
+        }
     }
 }

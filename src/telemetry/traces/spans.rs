@@ -272,7 +272,7 @@ pub fn build(event: &Finished<'_>, trace: &RequestTrace, details: &Details) -> S
     }
     let failed = event.status >= 500 || incomplete;
     span.finish(error_type.filter(|_| failed));
-    for attempt in &details.attempts {
+    for attempt in details.attempts.iter() {
         attempt_span(&mut spans, trace_id, trace_state, trace, attempt, operation);
     }
     spans
