@@ -475,8 +475,12 @@ pub fn export_request(buf: &mut Vec<u8>, resource: &[u8], scope: &[u8], requests
         + requests.iter().map(|r| r.buf.len()).sum::<usize>();
     let resource_spans =
         framed_len(RESOURCE, resource.len()) + framed_len(SCOPE_SPANS, scope_spans);
+    let size = framed_len(RESOURCE_SPANS, resource_spans);
     buf.clear();
-    buf.reserve(framed_len(RESOURCE_SPANS, resource_spans));
+    if buf.capacity() < size {
+        // A new buffer rather than `reserve`, which would copy the old one's bytes over.
+        *buf = Vec::with_capacity(size);
+    }
     put_header(buf, RESOURCE_SPANS, resource_spans);
     put_bytes(buf, RESOURCE, resource);
     put_header(buf, SCOPE_SPANS, scope_spans);
