@@ -497,7 +497,10 @@ async fn end_user_and_tags_come_from_metadata_user_id_and_litellm_metadata() {
         assert_eq!(response.status(), 200, "{model}");
         let seen = Mock(&mock).last_request().await;
         let sent = seen["body"].to_string();
-        assert!(!sent.contains("litellm_metadata") && !sent.contains("support_chat"), "{model}: {sent}");
+        assert!(
+            !sent.contains("litellm_metadata") && !sent.contains("support_chat"),
+            "{model}: {sent}"
+        );
         if model == "claude" {
             assert_eq!(seen["body"]["metadata"], json!({"user_id": "u-7"}));
         }
@@ -523,6 +526,9 @@ async fn end_user_and_tags_come_from_metadata_user_id_and_litellm_metadata() {
     for row in &rows {
         assert_eq!(row["end_user"], "u-7", "{row}");
         assert_eq!(row["metadata"]["feature"], "support_chat", "{row}");
-        assert!(row.to_string().contains("beta"), "the tag is recorded: {row}");
+        assert!(
+            row.to_string().contains("beta"),
+            "the tag is recorded: {row}"
+        );
     }
 }

@@ -362,10 +362,7 @@ impl Spans {
         fixed[21] = (SPAN_FLAGS >> 4) as u8;
         buf.extend_from_slice(&fixed);
         buf.extend_from_slice(&flags.to_le_bytes());
-        SpanWriter {
-            spans: self,
-            start,
-        }
+        SpanWriter { spans: self, start }
     }
 }
 
@@ -471,8 +468,8 @@ pub fn export_request(buf: &mut Vec<u8>, resource: &[u8], scope: &[u8], requests
     const RESOURCE: u32 = 1; // of ResourceSpans
     const SCOPE_SPANS: u32 = 2; // of ResourceSpans
     const SCOPE: u32 = 1; // of ScopeSpans
-    let scope_spans = framed_len(SCOPE, scope.len())
-        + requests.iter().map(|r| r.buf.len()).sum::<usize>();
+    let scope_spans =
+        framed_len(SCOPE, scope.len()) + requests.iter().map(|r| r.buf.len()).sum::<usize>();
     let resource_spans =
         framed_len(RESOURCE, resource.len()) + framed_len(SCOPE_SPANS, scope_spans);
     let size = framed_len(RESOURCE_SPANS, resource_spans);
@@ -538,7 +535,8 @@ mod tests {
     fn an_export_request_decodes_with_opentelemetry_proto() {
         let long = "x".repeat(100_000);
         let non_ascii = "模型 \u{1F680} naïve \"quoted\" \\ \n\0";
-        let reasons: Vec<Cow<'_, str>> = vec!["stop".into(), "".into(), non_ascii.to_owned().into()];
+        let reasons: Vec<Cow<'_, str>> =
+            vec!["stop".into(), "".into(), non_ascii.to_owned().into()];
         let start = UNIX_EPOCH + Duration::from_nanos(1_765_000_000_123_456_789);
         let end = start + Duration::from_millis(1500);
 
@@ -571,18 +569,19 @@ mod tests {
         server.finish(Some(&long));
 
         let mut other = Spans::default();
-        other.span(&SpanHead {
-            trace_id: [0x4b; 16],
-            span_id: [9; 8],
-            trace_state: "",
-            parent_span_id: None,
-            parent_is_remote: false,
-            name: &[],
-            kind: Kind::Client,
-            start,
-            end: start,
-        })
-        .finish(None);
+        other
+            .span(&SpanHead {
+                trace_id: [0x4b; 16],
+                span_id: [9; 8],
+                trace_state: "",
+                parent_span_id: None,
+                parent_is_remote: false,
+                name: &[],
+                kind: Kind::Client,
+                start,
+                end: start,
+            })
+            .finish(None);
         assert_eq!((spans.count(), other.count()), (1, 1));
 
         let resource = resource(&[("service.name".to_owned(), non_ascii.to_owned())]);

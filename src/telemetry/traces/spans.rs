@@ -385,17 +385,30 @@ mod tests {
     #[test]
     fn reasons_are_distinct_bounded_and_in_order() {
         let mut reasons = Reasons::default();
-        for r in ["length", "stop", "length", "weird", "tool_calls", "content_filter", "x"] {
+        for r in [
+            "length",
+            "stop",
+            "length",
+            "weird",
+            "tool_calls",
+            "content_filter",
+            "x",
+        ] {
             reasons.add(r);
         }
-        assert_eq!(reasons.as_slice(), ["length", "stop", "weird", "tool_calls"]);
+        assert_eq!(
+            reasons.as_slice(),
+            ["length", "stop", "weird", "tool_calls"]
+        );
     }
 
     #[test]
     fn finish_reasons_are_keys_not_content() {
         let body = br#"{"choices":[{"index":0,"message":{"content":"say \"finish_reason\": \"x\""},"finish_reason" : "stop"},{"index":1,"finish_reason":"length"},{"index":2,"finish_reason":null},{"index":3,"finish_reason":"stop"}],"model":"m"}"#;
         let mut found = Vec::new();
-        finish_reasons(body, &mut |r| found.push(String::from_utf8_lossy(r).into_owned()));
+        finish_reasons(body, &mut |r| {
+            found.push(String::from_utf8_lossy(r).into_owned())
+        });
         assert_eq!(found, ["stop", "length", "stop"]);
         let raw = crate::schema::RawCompletion::parse(bytes::Bytes::from_static(body)).unwrap();
         let (model, reasons) = answer_details(&ChatAnswer::Raw(raw));
