@@ -505,23 +505,7 @@ async fn end_user_and_tags_come_from_metadata_user_id_and_litellm_metadata() {
             assert_eq!(seen["body"]["metadata"], json!({"user_id": "u-7"}));
         }
     }
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let rows = loop {
-        let rows: Value = client()
-            .get(format!("{}/spend/logs", gw.url))
-            .bearer_auth(MASTER_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let rows = rows.as_array().cloned().unwrap_or_default();
-        if rows.len() >= 2 || std::time::Instant::now() > until {
-            break rows;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let rows = spend_rows(&gw, "", 2).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     for row in &rows {
         assert_eq!(row["end_user"], "u-7", "{row}");

@@ -73,23 +73,7 @@ async fn a_repeat_is_served_from_the_cache_with_headers_cost_zero_and_no_upstrea
     );
 
     // Spend: the hit is logged, with cost 0 and cache_hit.
-    let until = Instant::now() + Duration::from_secs(15);
-    let rows = loop {
-        let rows: Value = client()
-            .get(format!("{}/spend/logs", gw.url))
-            .bearer_auth(MASTER_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let rows = rows.as_array().cloned().unwrap_or_default();
-        if rows.len() >= 2 || Instant::now() > until {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let rows = spend_rows(&gw, "", 2).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     let hit = rows
         .iter()
@@ -816,23 +800,7 @@ async fn messages_repeat_is_a_hit_for_native_and_translated_deployments() {
     assert_eq!(paths, ["/v1/messages", "/v1/chat/completions"], "{paths:?}");
 
     // Spend: the hits are logged with cost 0 and cache_hit.
-    let until = Instant::now() + Duration::from_secs(15);
-    let rows = loop {
-        let rows: Value = client()
-            .get(format!("{}/spend/logs", gw.url))
-            .bearer_auth(MASTER_KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let rows = rows.as_array().cloned().unwrap_or_default();
-        if rows.len() >= 4 || Instant::now() > until {
-            break rows;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let rows = spend_rows(&gw, "", 4).await;
     assert_eq!(rows.len(), 4, "{rows:?}");
     let hits: Vec<&Value> = rows.iter().filter(|r| r["cache_hit"] == "True").collect();
     assert_eq!(hits.len(), 2, "{rows:?}");

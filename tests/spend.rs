@@ -123,19 +123,6 @@ async fn chat_as(gw: &Proc, key: &str, body: Value) -> (u16, String) {
     (status, response.text().await.unwrap_or_default())
 }
 
-/// Polls `/spend/logs` until it holds `n` rows (or 15 s pass).
-async fn wait_rows(gw: &Proc, query: &str, n: usize) -> Vec<Value> {
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        let rows = admin_get(gw, &format!("/spend/logs?{query}")).await;
-        let rows = rows.as_array().unwrap().clone();
-        if rows.len() >= n || Instant::now() > until {
-            return rows;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Whole, stream, failing upstream, unknown model: one row each with the right fields; a
 /// `/models` call and management calls make none.
 async fn every_model_request_makes_one_row(database: &str) {
@@ -183,7 +170,7 @@ async fn every_model_request_makes_one_row(database: &str) {
     assert_eq!(models.status(), 200);
     admin_get(&gw, "/health/readiness").await;
 
-    let rows = wait_rows(&gw, "team_id=team-search", 5).await;
+    let rows = spend_rows(&gw, "team_id=team-search", 5).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let all = admin_get(&gw, "/spend/logs").await;
     assert_eq!(all.as_array().unwrap().len(), 5, "{all:#}");
@@ -237,10 +224,10 @@ async fn every_model_request_makes_one_row(database: &str) {
     assert_eq!(unknown["http_status"], 404);
 
     // Filters: a raw key or its hash; a request id.
-    assert_eq!(wait_rows(&gw, &format!("api_key={key}"), 5).await.len(), 5);
+    assert_eq!(spend_rows(&gw, &format!("api_key={key}"), 5).await.len(), 5);
     let one = whole["request_id"].as_str().unwrap();
     assert_eq!(
-        wait_rows(&gw, &format!("request_id={one}"), 1).await.len(),
+        spend_rows(&gw, &format!("request_id={one}"), 1).await.len(),
         1
     );
 
@@ -463,7 +450,7 @@ async fn a_hostile_spill_file_is_replayed_line_by_line() {
     )
     .unwrap();
     let gw = serve_file(&config, &[], &[]);
-    let rows = wait_rows(&gw, "", 2).await;
+    let rows = spend_rows(&gw, "", 2).await;
     let mut ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
     ids.sort();
     assert_eq!(ids, ["left-1", "left-2"]);
@@ -868,7 +855,7 @@ async fn key_team_and_user_spend_are_the_sum_of_the_cost_headers() {
     total += (stream_cost * 1e9).round() as i64;
     assert!(total > 0);
 
-    wait_rows(&gw, "team_id=t-sum", 7).await;
+    spend_rows(&gw, "team_id=t-sum", 7).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let spend_of = |v: &Value| (v.as_f64().unwrap() * 1e9).round() as i64;
     let key_info = admin_get(&gw, &format!("/key/info?key={key}")).await;

@@ -236,3 +236,25 @@ pub fn nanos(text: &str) -> i64 {
     assert!(frac.len() <= 9, "more than nano-dollar precision: {text}");
     whole.parse::<i64>().unwrap() * 1_000_000_000 + format!("{frac:0<9}").parse::<i64>().unwrap()
 }
+
+/// Polls `/spend/logs?{query}` (with the master key) until it holds at least `n` rows, or 15 s
+/// pass, and returns the rows it holds then: spend rows are written in the background.
+pub async fn spend_rows(gw: &Proc, query: &str, n: usize) -> Vec<Value> {
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let rows: Value = client()
+            .get(format!("{}/spend/logs?{query}", gw.url))
+            .bearer_auth(MASTER_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        if rows.len() >= n || std::time::Instant::now() > until {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
