@@ -150,7 +150,9 @@ async fn masked_pii_never_reaches_the_upstream_and_is_restored_in_the_answer() {
         row["metadata"]["guardrail_decisions"]["banned-words"],
         "passed"
     );
-    assert!(!Value::from(rows.clone()).to_string().contains("jane.doe@example.com"));
+    assert!(!Value::from(rows.clone())
+        .to_string()
+        .contains("jane.doe@example.com"));
     let log = gw.stop();
     assert!(!log.contains("jane.doe@example.com"), "a value in the log");
 }
