@@ -150,7 +150,7 @@ fn digest<B: Serialize + ?Sized>(
 pub fn messages_canonical(
     request: &mut crate::providers::anthropic::wire::MessagesRequest,
     headers: [Option<&[u8]>; 2],
-) -> Vec<u8> {
+) -> Canonical {
     let stream = request.stream.take();
     let metadata = request.metadata.take();
     let mut out = Vec::with_capacity(512);
@@ -163,7 +163,18 @@ pub fn messages_canonical(
             out.extend_from_slice(value);
         }
     }
-    out
+    Canonical(out)
+}
+
+/// Bytes already in canonical form, hashed as one blob: a bare `Vec<u8>` would serialize as a
+/// sequence of numbers, one serializer call a byte.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Canonical(pub Vec<u8>);
+
+impl Serialize for Canonical {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
