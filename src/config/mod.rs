@@ -133,7 +133,41 @@ pub struct DeploymentConfig {
     pub price_entry: Option<String>,
     /// `litellm_params.max_budget` over `budget_duration`.
     pub budget: Option<crate::router::budget::DeploymentBudget>,
+    /// LiteLLM's `aws_*` keys (Bedrock), resolved.
+    pub aws: AwsParams,
 }
+
+/// LiteLLM's `aws_*` `litellm_params` (Bedrock), with `os.environ/` resolved. What is not set
+/// here comes from the environment and the shared AWS files (`providers/bedrock/credentials.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct AwsParams {
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    pub session_token: Option<Secret>,
+    pub region_name: Option<String>,
+    pub profile_name: Option<String>,
+    /// The role ARN assumed with `web_identity_token`.
+    pub role_name: Option<String>,
+    pub session_name: Option<String>,
+    pub web_identity_token: Option<Secret>,
+    pub sts_endpoint: Option<String>,
+    /// The Bedrock runtime base URL (a VPC endpoint, or a mock).
+    pub bedrock_runtime_endpoint: Option<String>,
+}
+
+/// The `aws_*` keys [`AwsParams`] reads.
+const AWS_KEYS: &[&str] = &[
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_region_name",
+    "aws_profile_name",
+    "aws_role_name",
+    "aws_session_name",
+    "aws_web_identity_token",
+    "aws_sts_endpoint",
+    "aws_bedrock_runtime_endpoint",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct ModelInfo {
@@ -406,7 +440,17 @@ impl<'a> Validator<'a> {
         } = model;
         let at = |key: &str| format!("model_list[{index}] (model_name `{model_name}`): {key}");
         self.unsupported("model_list[].", &extra);
-        self.unsupported("model_list[].litellm_params.", &params.extra);
+        let aws_values: BTreeMap<String, serde_json::Value> = AWS_KEYS
+            .iter()
+            .filter_map(|key| Some(((*key).to_owned(), params.extra.get(*key)?.clone())))
+            .collect();
+        let other_params: BTreeMap<String, ()> = params
+            .extra
+            .keys()
+            .filter(|key| !AWS_KEYS.contains(&key.as_str()))
+            .map(|key| (key.clone(), ()))
+            .collect();
+        self.unsupported("model_list[].litellm_params.", &other_params);
         self.unsupported("model_list[].model_info.", &info.extra);
 
         if model_name.trim().is_empty() {
@@ -481,6 +525,7 @@ impl<'a> Validator<'a> {
                 ));
             }
         }
+        let aws = self.aws_params(&aws_values, &at)?;
         let (price, price_entry) = self.price(&params, &info, &provider, &upstream_model, &at)?;
         let budget = match (params.max_budget, &params.budget_duration) {
             (None, None) => None,
@@ -509,6 +554,7 @@ impl<'a> Validator<'a> {
             }
         };
         Ok(DeploymentConfig {
+            aws,
             budget,
             price,
             price_entry,
@@ -785,6 +831,55 @@ impl<'a> Validator<'a> {
             .get(name)
             .cloned()
             .or_else(|| (self.env)(name))
+    }
+
+    /// The `aws_*` keys of one deployment, each a string (or `os.environ/NAME`).
+    fn aws_params(
+        &self,
+        values: &BTreeMap<String, serde_json::Value>,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<AwsParams, ConfigError> {
+        let get = |key: &str| -> Result<Option<String>, ConfigError> {
+            let location = at(&format!("litellm_params.{key}"));
+            match values.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(serde_json::Value::String(value)) => {
+                    self.resolve(value, &location).map(Some)
+                }
+                Some(_) => Err(ConfigError::Invalid {
+                    location,
+                    message: "must be a string".into(),
+                }),
+            }
+        };
+        let secret = |key: &str| get(key).map(|v| v.map(Secret::new));
+        let endpoint = get("aws_bedrock_runtime_endpoint")?
+            .map(|base| base.trim_end_matches('/').to_owned());
+        for (key, url) in [
+            ("aws_bedrock_runtime_endpoint", &endpoint),
+            ("aws_sts_endpoint", &get("aws_sts_endpoint")?),
+        ] {
+            if let Some(url) = url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        location: at(&format!("litellm_params.{key}")),
+                        message: format!("`{url}` must start with http:// or https://"),
+                    });
+                }
+            }
+        }
+        Ok(AwsParams {
+            access_key_id: secret("aws_access_key_id")?,
+            secret_access_key: secret("aws_secret_access_key")?,
+            session_token: secret("aws_session_token")?,
+            region_name: get("aws_region_name")?,
+            profile_name: get("aws_profile_name")?,
+            role_name: get("aws_role_name")?,
+            session_name: get("aws_session_name")?,
+            web_identity_token: secret("aws_web_identity_token")?,
+            sts_endpoint: get("aws_sts_endpoint")?,
+            bedrock_runtime_endpoint: endpoint,
+        })
     }
 
     /// Resolves `os.environ/NAME`; any other string is returned as is.

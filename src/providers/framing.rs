@@ -1,9 +1,10 @@
 //! How an upstream frames a stream, and the decoder for each framing. Every framing yields the
 //! same [`SseEvent`] (an optional name and a text payload), so a provider's stream decoder
 //! does not care how the bytes were cut: server-sent events (OpenAI, Anthropic, Gemini),
-//! newline-delimited JSON (Ollama's native API). AWS's binary event stream (Bedrock) will be a
-//! third variant here.
+//! newline-delimited JSON (Ollama's native API), and AWS's binary event stream (Bedrock's
+//! ConverseStream; `eventstream.rs`).
 
+use super::eventstream::EventStreamDecoder;
 use super::sse::{SseDecoder, SseError, SseEvent, MAX_LINE_BYTES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -13,6 +14,9 @@ pub enum Framing {
     Sse,
     /// One JSON value per line (`application/x-ndjson`); blank lines are skipped.
     NdJson,
+    /// `application/vnd.amazon.eventstream`: binary messages with CRCs; each message is one
+    /// event named by its `:event-type` header.
+    AwsEventStream,
 }
 
 /// A decoder for one stream, fed with whatever byte chunks the network delivers.
@@ -20,6 +24,7 @@ pub enum Framing {
 pub enum FrameDecoder {
     Sse(SseDecoder),
     NdJson(NdJsonDecoder),
+    AwsEventStream(EventStreamDecoder),
 }
 
 impl FrameDecoder {
@@ -27,6 +32,9 @@ impl FrameDecoder {
         match framing {
             Framing::Sse => FrameDecoder::Sse(SseDecoder::new()),
             Framing::NdJson => FrameDecoder::NdJson(NdJsonDecoder::default()),
+            Framing::AwsEventStream => {
+                FrameDecoder::AwsEventStream(EventStreamDecoder::default())
+            }
         }
     }
 
@@ -34,6 +42,7 @@ impl FrameDecoder {
         match self {
             FrameDecoder::Sse(decoder) => decoder.feed(bytes, out),
             FrameDecoder::NdJson(decoder) => decoder.feed(bytes, out),
+            FrameDecoder::AwsEventStream(decoder) => decoder.feed(bytes, out),
         }
     }
 
@@ -41,6 +50,7 @@ impl FrameDecoder {
         match self {
             FrameDecoder::Sse(decoder) => decoder.finish(out),
             FrameDecoder::NdJson(decoder) => decoder.finish(out),
+            FrameDecoder::AwsEventStream(decoder) => decoder.finish(out),
         }
     }
 }
@@ -124,6 +134,17 @@ mod tests {
             decode(Framing::NdJson, &[b"\xff\xfe\n"]),
             Err(SseError::InvalidUtf8)
         );
+    }
+
+    #[test]
+    fn aws_event_stream_framing_names_events() {
+        let mut decoder = FrameDecoder::new(Framing::AwsEventStream);
+        let mut out = Vec::new();
+        let message = crate::providers::eventstream::encode_event("messageStop", "{}");
+        decoder.feed(&message, &mut out).unwrap();
+        decoder.finish(&mut out).unwrap();
+        assert_eq!(out[0].event.as_deref(), Some("messageStop"));
+        assert_eq!(out[0].data, "{}");
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 pub mod anthropic;
 mod azure;
+pub mod bedrock;
 mod error;
+pub mod eventstream;
 pub mod framing;
 pub mod gemini;
 pub mod http;
@@ -285,6 +287,24 @@ pub struct ProviderSpec {
     pub default_base: Option<&'static str>,
     /// Environment variable read when the deployment sets no `api_key` (LiteLLM's convention).
     pub key_env: Option<&'static str>,
+    /// Builds what a deployment needs beyond a static key, once at start-up: credentials that
+    /// sign each request, and a default base URL that depends on them (Bedrock's region).
+    pub prepare: Option<Prepare>,
+}
+
+/// See [`ProviderSpec::prepare`]. `has_api_key`: the deployment has a key (config or
+/// `key_env`). The error is a message for the config error, without any secret.
+pub type Prepare = fn(
+    deployment: &crate::config::DeploymentConfig,
+    has_api_key: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Prepared, String>;
+
+/// What [`Prepare`] built.
+#[derive(Default)]
+pub struct Prepared {
+    pub default_base: Option<String>,
+    pub credentials: Option<Arc<dyn Credentials>>,
 }
 
 /// The provider registry: one line per provider prefix.
@@ -293,6 +313,7 @@ pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
         provider: Arc::new(openai::OpenAiCompatible { name }),
         default_base,
         key_env,
+        prepare: None,
     };
     Some(match prefix {
         "openai" => openai(
@@ -348,16 +369,26 @@ pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
             provider: Arc::new(azure::Azure),
             default_base: None,
             key_env: Some("AZURE_API_KEY"),
+            prepare: None,
         },
         "anthropic" => ProviderSpec {
             provider: Arc::new(anthropic::Anthropic),
             default_base: Some("https://api.anthropic.com/v1"),
             key_env: Some("ANTHROPIC_API_KEY"),
+            prepare: None,
         },
         "gemini" => ProviderSpec {
             provider: Arc::new(gemini::Gemini),
             default_base: Some("https://generativelanguage.googleapis.com/v1beta"),
             key_env: Some("GEMINI_API_KEY"),
+            prepare: None,
+        },
+        "bedrock" => ProviderSpec {
+            provider: Arc::new(bedrock::Bedrock),
+            default_base: None,
+            // Bedrock API keys (bearer tokens) instead of SigV4, when set.
+            key_env: Some("AWS_BEARER_TOKEN_BEDROCK"),
+            prepare: Some(bedrock::prepare),
         },
         _ => return None,
     })
@@ -430,6 +461,7 @@ pub const KNOWN_PREFIXES: &[&str] = &[
     "azure",
     "anthropic",
     "gemini",
+    "bedrock",
 ];
 
 /// Replaces every occurrence of the deployment's key in an upstream message: some providers

@@ -24,6 +24,9 @@ pub enum SseError {
     EventTooLarge(usize),
     #[error("stream is not valid UTF-8")]
     InvalidUtf8,
+    /// A malformed AWS event-stream message (bad CRC, impossible length ...).
+    #[error("invalid AWS event-stream message: {0}")]
+    EventStream(&'static str),
 }
 
 /// Upper bound on one buffered line, so a stream without newlines cannot grow memory unbounded.

@@ -533,9 +533,22 @@ fn build_deployment(
             ))
         }
     };
-    let base_url = match (&entry.api_base, spec.as_ref().and_then(|s| s.default_base)) {
+    let api_key = entry.api_key.clone().or_else(|| {
+        let var = spec.as_ref()?.key_env?;
+        env(var).map(crate::config::Secret::new)
+    });
+    // Credentials and a region-dependent base URL (Bedrock), built once here.
+    let prepared = match (&entry.mock_response, spec.as_ref().and_then(|s| s.prepare)) {
+        (None, Some(prepare)) => prepare(entry, api_key.is_some(), env)
+            .map_err(|message| invalid("litellm_params", message))?,
+        _ => providers::Prepared::default(),
+    };
+    let default_base = prepared
+        .default_base
+        .or_else(|| spec.as_ref()?.default_base.map(str::to_owned));
+    let base_url = match (&entry.api_base, default_base) {
         (Some(base), _) => base.clone(),
-        (None, Some(default)) => default.to_owned(),
+        (None, Some(default)) => default,
         (None, None) if entry.mock_response.is_some() => String::new(),
         (None, None) => {
             return Err(invalid(
@@ -544,10 +557,6 @@ fn build_deployment(
             ))
         }
     };
-    let api_key = entry.api_key.clone().or_else(|| {
-        let var = spec.as_ref()?.key_env?;
-        env(var).map(crate::config::Secret::new)
-    });
     let mut headers = HeaderMap::new();
     for (name, value) in &entry.extra_headers {
         let (Ok(name), Ok(mut value)) = (
@@ -597,7 +606,7 @@ fn build_deployment(
             headers,
             drop_params: config.drop_params,
             max_output_tokens: entry.info.max_tokens,
-            credentials: None,
+            credentials: prepared.credentials,
         },
         timeout,
         stream_timeout: entry

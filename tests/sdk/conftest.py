@@ -97,6 +97,14 @@ model_list:
       model: gemini/gemini-2.5-flash
       api_base: {mock}/v1beta
       api_key: os.environ/MOCK_KEY
+  # Bedrock's Converse API, SigV4-signed with these (AWS's documented example) keys.
+  - model_name: claude-bedrock
+    litellm_params:
+      model: bedrock/converse/us.anthropic.claude-3-5-sonnet-20240620-v1:0
+      aws_bedrock_runtime_endpoint: {mock}
+      aws_access_key_id: AKIDEXAMPLE
+      aws_secret_access_key: wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+      aws_region_name: us-east-1
 general_settings:
   master_key: {master}
 # Off unless a request names it (test_guardrail_block_is_a_bad_request_error).
@@ -117,6 +125,7 @@ ALIASES = [
     "offline",
     "claude-sonnet",
     "gemini-flash",
+    "claude-bedrock",
 ]
 
 

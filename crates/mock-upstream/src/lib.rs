@@ -1,11 +1,12 @@
-//! Switchyard's mock upstream: a fake OpenAI, Anthropic and Gemini server with controllable
+//! Switchyard's mock upstream: a fake OpenAI, Anthropic, Gemini and Bedrock server with controllable
 //! latency and faults, for integration tests, benchmarks and load tests that should not cost
 //! money.
 //!
 //! It answers `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models` (also
 //! without `/v1`, and at Azure OpenAI's `/openai/deployments/{deployment}/...` paths), Anthropic's
 //! `/v1/messages`, and Gemini's `/v1beta/models/{model}:generateContent` /
-//! `:streamGenerateContent`, with deterministic bodies (tool calls included), streams real SSE,
+//! `:streamGenerateContent`, Bedrock's `/model/{modelId}/converse` and `/converse-stream` (AWS
+//! event-stream frames), with deterministic bodies (tool calls included), streams real SSE,
 //! and injects latency, errors, hangs and broken streams on command. Everything is also adjustable while it runs through `/__mock/config`; see
 //! `docs/mock-upstream.md`.
 //!
@@ -19,6 +20,7 @@
 //! ```
 
 mod anthropic;
+mod bedrock;
 mod config;
 mod control;
 mod embedding;
@@ -217,6 +219,7 @@ fn router(state: AppState) -> Router {
             get(openai::get_model).post(gemini::generate),
         )
         .route("/models/{model}", get(openai::get_model))
+        .route("/model/{model}/{method}", post(bedrock::converse))
         .route(
             "/__mock/config",
             get(control::get_config)

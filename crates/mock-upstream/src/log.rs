@@ -48,9 +48,10 @@ impl LogEntry {
                 .or_insert_with(|| value.into_owned());
         }
         let body: Option<Box<RawValue>> = serde_json::from_slice(body).ok();
-        // Gemini says "stream" in the method, not the body.
+        // Gemini and Bedrock say "stream" in the method, not the body.
         let stream = body.as_deref().is_some_and(asks_for_stream)
-            || uri.path().ends_with(":streamGenerateContent");
+            || uri.path().ends_with(":streamGenerateContent")
+            || uri.path().ends_with("/converse-stream");
         Self {
             id: 0,
             method: method.as_str().to_owned(),
