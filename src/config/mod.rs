@@ -525,6 +525,10 @@ impl<'a> Validator<'a> {
                 ));
             }
         }
+        if provider != "bedrock" {
+            // Only Bedrock reads them.
+            self.unsupported("model_list[].litellm_params.", &aws_values);
+        }
         let aws = self.aws_params(&aws_values, &at)?;
         let (price, price_entry) = self.price(&params, &info, &provider, &upstream_model, &at)?;
         let budget = match (params.max_budget, &params.budget_duration) {
