@@ -98,12 +98,14 @@ async fn chat_reaches_converse_signed() {
     );
     let authorization = seen["headers"]["authorization"].as_str().unwrap();
     assert!(
-        authorization.starts_with(
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"
-        ) && authorization.contains("/us-east-1/bedrock/aws4_request, SignedHeaders="),
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+            && authorization.contains("/us-east-1/bedrock/aws4_request, SignedHeaders="),
         "{authorization}"
     );
-    assert_eq!(seen["headers"]["x-amz-security-token"], "test-session-token");
+    assert_eq!(
+        seen["headers"]["x-amz-security-token"],
+        "test-session-token"
+    );
     assert_eq!(
         seen["body"],
         json!({
@@ -147,7 +149,10 @@ async fn streams_and_tool_calls() {
         seen["path"],
         "/model/us.anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse-stream"
     );
-    assert_eq!(seen["headers"]["accept"], "application/vnd.amazon.eventstream");
+    assert_eq!(
+        seen["headers"]["accept"],
+        "application/vnd.amazon.eventstream"
+    );
     assert_eq!(seen["stream"], true);
 
     // A forced tool call, streamed: id and name first, then the input in pieces.
@@ -356,7 +361,10 @@ async fn the_signature_verifies_with_the_secret() {
         },
     )
     .unwrap();
-    assert_eq!(headers["authorization"], HeaderValue::from_str(&got).unwrap());
+    assert_eq!(
+        headers["authorization"],
+        HeaderValue::from_str(&got).unwrap()
+    );
     // And a different secret gives a different signature.
     let mut other = HeaderMap::new();
     let wrong = AwsKeys {
@@ -405,7 +413,8 @@ async fn fallbacks_between_bedrock_and_openai() {
     let bedrock_mock = mock_upstream(&[]);
     let openai_mock = mock_upstream(&[]);
     let gw = gateway(&fallback_config(&bedrock_mock, &openai_mock), AWS_ENV);
-    let hello = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    let hello =
+        |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
 
     // Bedrock fails → the OpenAI deployment answers.
     Mock(&bedrock_mock)
@@ -413,7 +422,10 @@ async fn fallbacks_between_bedrock_and_openai() {
         .await;
     let response = post(&gw, &hello("claude")).await;
     assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["x-switchyard-model-id"], "openai-primary");
+    assert_eq!(
+        response.headers()["x-switchyard-model-id"],
+        "openai-primary"
+    );
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["choices"][0]["message"]["content"], REPLY);
     let tried = Mock(&bedrock_mock).requests().await;
@@ -445,7 +457,11 @@ async fn fallbacks_between_bedrock_and_openai() {
     let text: String = events[..events.len() - 1]
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert_eq!(text, REPLY);
 }
@@ -525,7 +541,11 @@ async fn hostile_event_streams_end_with_an_error_not_a_crash() {
     let mut truncated = good.clone();
     truncated.extend(&delta[..delta.len() / 2]);
 
-    for (name, body) in [("bad crc", bad_crc), ("huge", huge), ("truncated", truncated)] {
+    for (name, body) in [
+        ("bad crc", bad_crc),
+        ("huge", huge),
+        ("truncated", truncated),
+    ] {
         let upstream = hostile_upstream(body).await;
         let gw = gateway(
             &format!(

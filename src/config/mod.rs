@@ -847,9 +847,7 @@ impl<'a> Validator<'a> {
             let location = at(&format!("litellm_params.{key}"));
             match values.get(key) {
                 None | Some(serde_json::Value::Null) => Ok(None),
-                Some(serde_json::Value::String(value)) => {
-                    self.resolve(value, &location).map(Some)
-                }
+                Some(serde_json::Value::String(value)) => self.resolve(value, &location).map(Some),
                 Some(_) => Err(ConfigError::Invalid {
                     location,
                     message: "must be a string".into(),
@@ -857,8 +855,8 @@ impl<'a> Validator<'a> {
             }
         };
         let secret = |key: &str| get(key).map(|v| v.map(Secret::new));
-        let endpoint = get("aws_bedrock_runtime_endpoint")?
-            .map(|base| base.trim_end_matches('/').to_owned());
+        let endpoint =
+            get("aws_bedrock_runtime_endpoint")?.map(|base| base.trim_end_matches('/').to_owned());
         for (key, url) in [
             ("aws_bedrock_runtime_endpoint", &endpoint),
             ("aws_sts_endpoint", &get("aws_sts_endpoint")?),

@@ -315,7 +315,10 @@ mod tests {
         assert_eq!(
             decode(&[&exception, &error]).unwrap(),
             vec![
-                event("exception:throttlingException", r#"{"message":"slow down"}"#),
+                event(
+                    "exception:throttlingException",
+                    r#"{"message":"slow down"}"#
+                ),
                 event("error:InternalFailure", "boom"),
             ]
         );

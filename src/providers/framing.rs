@@ -32,9 +32,7 @@ impl FrameDecoder {
         match framing {
             Framing::Sse => FrameDecoder::Sse(SseDecoder::new()),
             Framing::NdJson => FrameDecoder::NdJson(NdJsonDecoder::default()),
-            Framing::AwsEventStream => {
-                FrameDecoder::AwsEventStream(EventStreamDecoder::default())
-            }
+            Framing::AwsEventStream => FrameDecoder::AwsEventStream(EventStreamDecoder::default()),
         }
     }
 

@@ -206,11 +206,9 @@ async fn answer(
         Some(name) => Choice::Named(name),
         None => Choice::Any,
     };
-    let answering = messages.last().is_some_and(|m| {
-        m.content
-            .iter()
-            .any(|b| b.get("toolResult").is_some())
-    });
+    let answering = messages
+        .last()
+        .is_some_and(|m| m.content.iter().any(|b| b.get("toolResult").is_some()));
     let call = tools::plan(&offered, choice, answering);
 
     let tool_use_id = format!("tooluse_mock{}", admission.id);
@@ -274,7 +272,11 @@ impl Answer {
                         json!({"contentBlockIndex": 0, "delta": {"text": word}}),
                     ));
                 }
-                (json!([{"text": reply}]), "end_turn", tokens::count_words(reply))
+                (
+                    json!([{"text": reply}]),
+                    "end_turn",
+                    tokens::count_words(reply),
+                )
             }
         };
         events.push(("contentBlockStop", json!({"contentBlockIndex": 0})));

@@ -222,9 +222,7 @@ pub fn resolve(
             "litellm_params",
         )
     } else if params.access_key_id.is_some() || params.secret_access_key.is_some() {
-        return Err(
-            "aws_access_key_id and aws_secret_access_key must be set together".to_owned(),
-        );
+        return Err("aws_access_key_id and aws_secret_access_key must be set together".to_owned());
     } else if let (Some(role), Some(token)) = (&params.role_name, &params.web_identity_token) {
         (
             web(role.clone(), Token::Inline(token.clone())),
@@ -334,7 +332,8 @@ impl Profile {
                 self.get("aws_session_token").map(Secret::new),
             ));
         }
-        if let (Some(role), Some(file)) = (self.get("role_arn"), self.get("web_identity_token_file"))
+        if let (Some(role), Some(file)) =
+            (self.get("role_arn"), self.get("web_identity_token_file"))
         {
             return Some(web(role, Token::File(PathBuf::from(file))));
         }
@@ -409,7 +408,12 @@ fn parse_timestamp(text: &str) -> Option<SystemTime> {
     let time = time.split('.').next()?;
     let mut time = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
     let (hour, minute, second) = (time.next()??, time.next()??, time.next()??);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -441,7 +445,10 @@ async fn assume_role(web: &WebIdentity) -> Result<AwsKeys, ProviderError> {
             .map_err(|e| {
                 failed(
                     401,
-                    format!("cannot read the web identity token file {}: {e}", path.display()),
+                    format!(
+                        "cannot read the web identity token file {}: {e}",
+                        path.display()
+                    ),
                 )
             })?
             .trim()
@@ -475,7 +482,11 @@ async fn assume_role(web: &WebIdentity) -> Result<AwsKeys, ProviderError> {
     if !(200..300).contains(&status) {
         let code = xml_text(&text, "Code").unwrap_or("unknown error");
         let message = xml_text(&text, "Message").unwrap_or("");
-        let status = if (400..500).contains(&status) { 401 } else { 503 };
+        let status = if (400..500).contains(&status) {
+            401
+        } else {
+            503
+        };
         return Err(failed(status, scrub(&format!("{code}: {message}"))));
     }
     let field = |tag: &str| {

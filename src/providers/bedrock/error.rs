@@ -16,7 +16,10 @@ fn classify(name: &str) -> (Option<&'static str>, u16) {
     match lower.trim_end_matches("exception") {
         "validation" => (Some("invalid_request_error"), 400),
         "accessdenied" => (Some("permission_error"), 403),
-        "unrecognizedclient" | "expiredtoken" | "invalidsignature" | "missingauthenticationtoken"
+        "unrecognizedclient"
+        | "expiredtoken"
+        | "invalidsignature"
+        | "missingauthenticationtoken"
         | "incompletesignature" => (Some("authentication_error"), 403),
         "resourcenotfound" => (Some("not_found_error"), 404),
         "throttling" | "toomanyrequests" => (Some("rate_limit_error"), 429),

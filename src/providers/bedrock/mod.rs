@@ -52,7 +52,9 @@ pub fn model_id(model: &str) -> Result<&str, ProviderError> {
         )));
     }
     if id.is_empty() {
-        return Err(ProviderError::Unsupported("the Bedrock model id is empty".into()));
+        return Err(ProviderError::Unsupported(
+            "the Bedrock model id is empty".into(),
+        ));
     }
     Ok(id)
 }
@@ -69,7 +71,11 @@ pub fn url(base: &str, model: &str, stream: bool) -> Result<String, ProviderErro
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    let method = if stream { "converse-stream" } else { "converse" };
+    let method = if stream {
+        "converse-stream"
+    } else {
+        "converse"
+    };
     Ok(format!(
         "{}/model/{encoded}/{method}",
         base.trim_end_matches('/')

@@ -121,7 +121,10 @@ pub fn to_converse(
             }
             Role::Tool => {
                 let id = message.tool_call_id.clone().ok_or_else(|| {
-                    invalid(&format!("{at}.tool_call_id"), "is required for a tool message")
+                    invalid(
+                        &format!("{at}.tool_call_id"),
+                        "is required for a tool message",
+                    )
                 })?;
                 let block = ContentBlock {
                     tool_result: Some(ToolResult {
@@ -164,7 +167,8 @@ pub fn to_converse(
             .insert("top_k".into(), top_k.clone());
     }
 
-    let forbids_tools = matches!(&request.tool_choice, Some(ToolChoice::Mode(mode)) if mode == "none");
+    let forbids_tools =
+        matches!(&request.tool_choice, Some(ToolChoice::Mode(mode)) if mode == "none");
     let tools: Vec<Tool> = request
         .tools
         .iter()
@@ -339,4 +343,3 @@ fn tool_result_content(message: &ChatMessage) -> ToolResultContent {
         },
     }
 }
-

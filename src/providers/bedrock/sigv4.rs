@@ -31,7 +31,8 @@ pub fn sign_request(
     keys: &AwsKeys,
     scope: &Scope<'_>,
 ) -> Result<(), ProviderError> {
-    let failed = |why: String| ProviderError::Unsupported(format!("cannot sign the request: {why}"));
+    let failed =
+        |why: String| ProviderError::Unsupported(format!("cannot sign the request: {why}"));
     // The signer needs an absolute URL (it panics without an authority).
     let uri: axum::http::Uri = url.parse().map_err(|_| failed("invalid URL".into()))?;
     if uri.scheme().is_none() || uri.authority().is_none() {
@@ -114,7 +115,8 @@ mod tests {
         .unwrap();
     }
 
-    const CREDENTIAL: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request";
+    const CREDENTIAL: &str =
+        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request";
 
     #[test]
     fn get_vanilla() {
@@ -160,6 +162,14 @@ mod tests {
     #[test]
     fn a_url_without_a_host_is_an_error_not_a_panic() {
         let mut headers = HeaderMap::new();
-        assert!(sign_request("POST", "/model/x/converse", &mut headers, b"", &keys(None), &scope()).is_err());
+        assert!(sign_request(
+            "POST",
+            "/model/x/converse",
+            &mut headers,
+            b"",
+            &keys(None),
+            &scope()
+        )
+        .is_err());
     }
 }

@@ -60,7 +60,10 @@ fn run_frames(bytes: &[u8]) -> (Vec<ChatChunk>, Option<ProviderError>) {
         }
     }
     if let Err(err) = framing {
-        return (chunks, Some(ProviderError::InvalidResponse(err.to_string())));
+        return (
+            chunks,
+            Some(ProviderError::InvalidResponse(err.to_string())),
+        );
     }
     let result = decoder.finish(&mut items);
     for item in items.drain(..) {
@@ -120,11 +123,17 @@ fn headers_accept_and_bearer_key() {
     let built = Bedrock.chat_request(&up, &hello(json!({}))).unwrap();
     assert_eq!(built.headers["accept"], "application/json");
     assert_eq!(built.headers["content-type"], "application/json");
-    assert!(built.headers.get("authorization").is_none(), "SigV4 signs later");
+    assert!(
+        built.headers.get("authorization").is_none(),
+        "SigV4 signs later"
+    );
     let built = Bedrock
         .chat_request(&up, &hello(json!({"stream": true})))
         .unwrap();
-    assert_eq!(built.headers["accept"], "application/vnd.amazon.eventstream");
+    assert_eq!(
+        built.headers["accept"],
+        "application/vnd.amazon.eventstream"
+    );
     assert!(built.url.ends_with("/converse-stream"));
     // A Bedrock API key is a bearer token.
     let up = upstream("amazon.nova-lite-v1:0");
@@ -135,10 +144,12 @@ fn headers_accept_and_bearer_key() {
 #[test]
 fn tool_choice_variants_and_none() {
     let tools = json!([{"type": "function", "function": {"name": "f"}}]);
-    let choice = |choice: Value| {
-        translate(&hello(json!({"tools": tools, "tool_choice": choice}))).unwrap()
-    };
-    assert_eq!(choice(json!("required"))["toolConfig"]["toolChoice"], json!({"any": {}}));
+    let choice =
+        |choice: Value| translate(&hello(json!({"tools": tools, "tool_choice": choice}))).unwrap();
+    assert_eq!(
+        choice(json!("required"))["toolConfig"]["toolChoice"],
+        json!({"any": {}})
+    );
     assert_eq!(
         choice(json!({"type": "function", "function": {"name": "f"}}))["toolConfig"]["toolChoice"],
         json!({"tool": {"name": "f"}})
@@ -154,7 +165,9 @@ fn tool_choice_variants_and_none() {
 
 #[test]
 fn unsupported_params_refused_or_dropped() {
-    let err = translate(&hello(json!({"seed": 7}))).unwrap_err().to_string();
+    let err = translate(&hello(json!({"seed": 7})))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`seed`"), "{err}");
     assert!(translate(&hello(json!({"n": 2}))).is_err());
     assert!(translate(&hello(json!({"response_format": {"type": "json_object"}}))).is_err());
@@ -211,7 +224,10 @@ fn images_must_be_data_urls_and_text_results_stay_text() {
         body["messages"][2]["content"][1]["toolResult"]["content"],
         json!([{"text": "(empty)"}])
     );
-    assert_eq!(body["messages"][1]["content"][0]["toolUse"]["input"], json!({}));
+    assert_eq!(
+        body["messages"][1]["content"][0]["toolUse"]["input"],
+        json!({})
+    );
     assert!(body.get("toolConfig").is_some());
     assert!(body.get("inferenceConfig").is_none());
 }
@@ -227,7 +243,11 @@ fn text_response() {
     assert_eq!(choice.finish_reason.as_deref(), Some("stop"));
     let usage = completion.usage.unwrap();
     assert_eq!(
-        (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens),
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
         (125, 60, 185)
     );
 }
@@ -329,7 +349,9 @@ fn errors_read_the_aws_error_type() {
     let mut headers = HeaderMap::new();
     headers.insert(
         "x-amzn-errortype",
-        HeaderValue::from_static("ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+        HeaderValue::from_static(
+            "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/",
+        ),
     );
     let err = Bedrock.error_response(
         400,
@@ -353,7 +375,10 @@ fn errors_read_the_aws_error_type() {
     }
     assert!(err.is_context_window_exceeded());
 
-    headers.insert("x-amzn-errortype", HeaderValue::from_static("ThrottlingException"));
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static("ThrottlingException"),
+    );
     headers.insert("retry-after", HeaderValue::from_static("3"));
     let err = Bedrock.error_response(429, &headers, br#"{"Message":"Rate exceeded"}"#);
     assert!(err.is_retryable());

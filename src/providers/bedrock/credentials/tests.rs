@@ -63,8 +63,12 @@ fn litellm_params_win_then_environment_then_profile() {
     assert!(resolve(&half, "bedrock", &env).is_err());
 
     // Nothing anywhere: an error that names what to set, and the default region.
-    let err = resolve(&AwsParams::default(), "bedrock", &env_of(&[("HOME", "/nonexistent")]))
-        .unwrap_err();
+    let err = resolve(
+        &AwsParams::default(),
+        "bedrock",
+        &env_of(&[("HOME", "/nonexistent")]),
+    )
+    .unwrap_err();
     assert!(err.contains("AWS_ACCESS_KEY_ID"), "{err}");
     assert_eq!(region(&AwsParams::default(), &env_of(&[])), "us-west-2");
 }
@@ -113,7 +117,11 @@ fn profiles_from_the_shared_files() {
 
     // AWS_SHARED_CREDENTIALS_FILE / AWS_CONFIG_FILE point elsewhere.
     let other = dir.join("other-credentials");
-    std::fs::write(&other, "[default]\naws_access_key_id=AKIAOTHER\naws_secret_access_key=s\n").unwrap();
+    std::fs::write(
+        &other,
+        "[default]\naws_access_key_id=AKIAOTHER\naws_secret_access_key=s\n",
+    )
+    .unwrap();
     let other = other.to_string_lossy().into_owned();
     let env = env_of(&[("HOME", &home), ("AWS_SHARED_CREDENTIALS_FILE", &other)]);
     let credentials = resolve(&AwsParams::default(), "bedrock", &env).unwrap();
@@ -272,9 +280,12 @@ async fn web_identity_token_file_and_failures_without_secrets() {
     assert!(!err.contains("wrong-token-that-is-secret"), "{err}");
 
     // An unreachable STS is a connect error, not a panic.
-    let credentials =
-        resolve(&web_identity("http://127.0.0.1:9", "good-token"), "bedrock", &env_of(&[]))
-            .unwrap();
+    let credentials = resolve(
+        &web_identity("http://127.0.0.1:9", "good-token"),
+        "bedrock",
+        &env_of(&[]),
+    )
+    .unwrap();
     assert!(credentials.keys().await.is_err());
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -283,7 +294,9 @@ async fn web_identity_token_file_and_failures_without_secrets() {
 async fn authorize_signs_with_the_current_keys() {
     let params = AwsParams {
         access_key_id: Some(Secret::new("AKIDEXAMPLE".into())),
-        secret_access_key: Some(Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into())),
+        secret_access_key: Some(Secret::new(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+        )),
         session_token: Some(Secret::new("session".into())),
         region_name: Some("us-east-1".into()),
         ..AwsParams::default()
