@@ -814,3 +814,49 @@ fn metrics_settings_from_litellm_keys_and_our_own() {
         assert!(err.contains(needle), "{yaml}: {err}");
     }
 }
+
+#[test]
+fn aws_params_are_read_for_bedrock_and_named_elsewhere() {
+    let yaml = "model_list:\n- model_name: claude\n  litellm_params:\n    model: bedrock/converse/us.anthropic.claude-3-5-sonnet-20240620-v1:0\n    aws_access_key_id: os.environ/KEY_ID\n    aws_secret_access_key: os.environ/SECRET\n    aws_region_name: eu-west-1\n    aws_bedrock_runtime_endpoint: http://127.0.0.1:9/\n- model_name: gpt\n  litellm_params: {model: openai/gpt, aws_region_name: us-east-1}\n";
+    let env = |name: &str| match name {
+        "KEY_ID" => Some("AKIAEXAMPLE".to_owned()),
+        "SECRET" => Some("secret-from-env".to_owned()),
+        _ => None,
+    };
+    let loaded = parse(yaml, &env).unwrap_or_else(|err| panic!("{err}"));
+    let bedrock = &loaded.config.deployments[0];
+    assert_eq!(bedrock.provider, "bedrock");
+    assert_eq!(
+        bedrock.upstream_model,
+        "converse/us.anthropic.claude-3-5-sonnet-20240620-v1:0"
+    );
+    assert_eq!(
+        bedrock.aws.access_key_id.as_ref().unwrap().expose(),
+        "AKIAEXAMPLE"
+    );
+    assert_eq!(
+        bedrock.aws.secret_access_key.as_ref().unwrap().expose(),
+        "secret-from-env"
+    );
+    assert_eq!(bedrock.aws.region_name.as_deref(), Some("eu-west-1"));
+    assert_eq!(
+        bedrock.aws.bedrock_runtime_endpoint.as_deref(),
+        Some("http://127.0.0.1:9")
+    );
+    let warned: Vec<&String> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.contains("aws_"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{:?}", loaded.warnings);
+    assert!(warned[0].contains("aws_region_name"), "{warned:?}");
+
+    let err = parse_err(
+        "model_list:\n- model_name: a\n  litellm_params: {model: bedrock/m, aws_region_name: 5}\n",
+    );
+    assert!(err.contains("litellm_params.aws_region_name"), "{err}");
+    let err = parse_err("model_list:\n- model_name: a\n  litellm_params: {model: bedrock/m, aws_sts_endpoint: 'sts.local'}\n");
+    assert!(err.contains("aws_sts_endpoint"), "{err}");
+    let err = parse_err("model_list:\n- model_name: a\n  litellm_params: {model: bedrock/m, aws_secret_access_key: os.environ/NOPE}\n");
+    assert!(err.contains("NOPE"), "{err}");
+}
