@@ -591,3 +591,32 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test]
+async fn anthropic_surface_and_cost_on_bedrock() {
+    let (mock, gw) = start();
+    let response = client()
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", MASTER_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({"model": "claude", "max_tokens": 99,
+                      "system": "Be brief.",
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Priced from the table's `us.anthropic...` entry (the `converse/` marker is not the name).
+    let cost: f64 = response.headers()["x-litellm-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cost > 0.0, "{cost}");
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["content"][0]["text"], REPLY);
+    assert_eq!(message["stop_reason"], "end_turn");
+    let sent = Mock(&mock).last_request().await["body"].clone();
+    assert_eq!(sent["system"], json!([{"text": "Be brief."}]));
+    assert_eq!(sent["inferenceConfig"]["maxTokens"], 99);
+}

@@ -669,6 +669,11 @@ impl<'a> Validator<'a> {
             None => None,
         };
         let model = base_model.as_deref().unwrap_or(upstream_model);
+        // LiteLLM's Bedrock route marker is not part of the model's name in the price table.
+        let model = match provider {
+            "bedrock" => model.strip_prefix("converse/").unwrap_or(model),
+            _ => model,
+        };
         Ok(match self.prices.resolve(provider, model, &overrides) {
             Some(resolved) => (Some(resolved.price), resolved.entry),
             None => (None, None),

@@ -839,6 +839,11 @@ fn aws_params_are_read_for_bedrock_and_named_elsewhere() {
         "secret-from-env"
     );
     assert_eq!(bedrock.aws.region_name.as_deref(), Some("eu-west-1"));
+    // Priced as the cross-region profile, without LiteLLM's `converse/` route marker.
+    assert_eq!(
+        bedrock.price_entry.as_deref(),
+        Some("us.anthropic.claude-3-5-sonnet-20240620-v1:0")
+    );
     assert_eq!(
         bedrock.aws.bedrock_runtime_endpoint.as_deref(),
         Some("http://127.0.0.1:9")
