@@ -39,6 +39,7 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/chat/completions", post(chat::chat_completions))
         .route("/completions", post(passthrough::completions))
         .route("/embeddings", post(passthrough::embeddings))
+        .route("/rerank", post(passthrough::rerank))
         .route("/messages", post(messages::messages))
         .route("/messages/count_tokens", post(messages::count_tokens))
         .route("/models", get(models::list))
@@ -46,6 +47,8 @@ pub fn routes(state: AppState) -> axum::Router {
     axum::Router::new()
         .nest("/v1", api.clone())
         .merge(api)
+        // Cohere's own path, which LiteLLM serves too.
+        .route("/v2/rerank", post(passthrough::rerank))
         .route("/health", get(health::deployments))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))

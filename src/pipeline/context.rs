@@ -445,6 +445,7 @@ fn route_allowed(allowed: &[String], path: &str) -> bool {
         "/chat/completions",
         "/completions",
         "/embeddings",
+        "/rerank",
         "/messages",
         "/messages/count_tokens",
         "/models",

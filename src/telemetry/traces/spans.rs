@@ -37,6 +37,7 @@ enum Operation {
     Chat,
     Embeddings,
     TextCompletion,
+    Rerank,
 }
 
 impl Operation {
@@ -45,6 +46,7 @@ impl Operation {
         match path {
             "/embeddings" => Operation::Embeddings,
             "/completions" => Operation::TextCompletion,
+            "/rerank" | "/v2/rerank" => Operation::Rerank,
             _ => Operation::Chat,
         }
     }
@@ -54,6 +56,7 @@ impl Operation {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
             Operation::TextCompletion => "text_completion",
+            Operation::Rerank => "rerank",
         }
     }
 }

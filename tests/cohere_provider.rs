@@ -1,0 +1,382 @@
+//! Cohere deployments (`cohere/...`, `cohere_chat/...`: Chat v2, `/v2/embed`, `/v2/rerank`) and
+//! the rerank surface (`POST /v1/rerank`, `/rerank`, `/v2/rerank` in Cohere's shape, routed to
+//! Cohere or to an OpenAI-compatible server's `/rerank`), through the real binary against the
+//! mock upstream.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const REPLY: &str = "Hello from the Switchyard mock upstream.";
+
+fn config(mock: &Proc, backup: &Proc) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: command
+    litellm_params:
+      model: cohere/command-a-03-2025
+      api_base: {url}
+    model_info:
+      id: cohere-command
+  - model_name: command-chat
+    litellm_params:
+      model: cohere_chat/command-r-plus
+      api_base: {url}/v2
+      api_key: co-inline-key
+  - model_name: cohere-embed
+    litellm_params:
+      model: cohere/embed-v4.0
+      api_base: {url}
+  - model_name: cohere-rerank
+    litellm_params:
+      model: cohere/rerank-v3.5
+      api_base: {url}
+    model_info:
+      id: cohere-rerank
+  - model_name: vllm-rerank
+    litellm_params:
+      model: hosted_vllm/BAAI/bge-reranker-v2-m3
+      api_base: {backup}/v1
+    model_info:
+      id: vllm-rerank
+  - model_name: chat-only
+    litellm_params:
+      model: anthropic/claude-sonnet-4-5
+      api_base: {backup}/v1
+      api_key: sk-ant
+  - model_name: cloud
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: {backup}/v1
+      api_key: sk-backup
+    model_info:
+      id: cloud
+  - model_name: command-backup
+    litellm_params:
+      model: cohere/command-r
+      api_base: {backup}
+    model_info:
+      id: cohere-backup
+router_settings:
+  fallbacks: [{{"command": ["cloud"]}}, {{"cloud": ["command-backup"]}}, {{"cohere-rerank": ["vllm-rerank"]}}]
+general_settings:
+  master_key: {MASTER_KEY}
+"#,
+        url = mock.url,
+        backup = backup.url
+    )
+}
+
+fn start() -> (Proc, Proc, Proc) {
+    let mock = mock_upstream(&[]);
+    let backup = mock_upstream(&[]);
+    let gw = gateway(
+        &config(&mock, &backup),
+        &[("COHERE_API_KEY", "co-key-from-env")],
+    );
+    (mock, backup, gw)
+}
+
+async fn post(gw: &Proc, path: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn weather_tool() -> Value {
+    json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}])
+}
+
+fn chunks(body: &str) -> Vec<Value> {
+    let events = sse_data(body);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{body}");
+    events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect()
+}
+
+fn rerank_body(model: &str) -> Value {
+    json!({"model": model, "query": "What is the capital of the United States?",
+           "documents": ["Carson City is the capital city of the American state of Nevada.",
+                         "The Commonwealth of the Northern Mariana Islands is a group of islands.",
+                         "Washington, D.C. is the capital of the United States."],
+           "top_n": 2, "return_documents": true})
+}
+
+#[tokio::test]
+async fn chat_stream_and_tools() {
+    let (mock, _backup, gw) = start();
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "command", "max_tokens": 64, "top_p": 0.5, "stop": "END",
+                "messages": [{"role": "system", "content": "Be brief."},
+                             {"role": "user", "content": "Say hello"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-model-id"],
+        "cohere-command"
+    );
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["model"], "command");
+    assert_eq!(answer["choices"][0]["message"]["content"], REPLY);
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["completion_tokens"], 6);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/v2/chat");
+    assert_eq!(seen["headers"]["authorization"], "Bearer co-key-from-env");
+    assert_eq!(
+        seen["body"],
+        json!({"model": "command-a-03-2025", "stream": false, "max_tokens": 64, "p": 0.5,
+               "stop_sequences": ["END"],
+               "messages": [{"role": "system", "content": "Be brief."},
+                            {"role": "user", "content": "Say hello"}]})
+    );
+
+    // cohere_chat/ is the same API; an api_base with /v2 works too.
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "command-chat", "stream": true, "stream_options": {"include_usage": true},
+                "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let chunks_seen = chunks(&response.text().await.unwrap());
+    let text: String = chunks_seen
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, REPLY);
+    assert_eq!(chunks_seen.last().unwrap()["usage"]["completion_tokens"], 6);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/v2/chat");
+    assert_eq!(seen["headers"]["authorization"], "Bearer co-inline-key");
+    assert_eq!(seen["body"]["stream"], true);
+
+    // Tools: a call, then its result answered.
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "command", "tools": weather_tool(), "tool_choice": "required",
+                "messages": [{"role": "user", "content": "Weather in Rome?"}]}),
+    )
+    .await;
+    let answer: Value = response.json().await.unwrap();
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let call = choice["message"]["tool_calls"][0].clone();
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(call["function"]["arguments"], "{\"city\":\"mock\"}");
+    assert_eq!(
+        Mock(&mock).last_request().await["body"]["tool_choice"],
+        "REQUIRED"
+    );
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "command", "tools": weather_tool(),
+                "messages": [{"role": "user", "content": "Weather in Rome?"},
+                             {"role": "assistant", "content": null, "tool_calls": [call]},
+                             {"role": "tool", "tool_call_id": call["id"], "content": "22C"}]}),
+    )
+    .await;
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["choices"][0]["message"]["content"], REPLY);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(
+        seen["body"]["messages"][2],
+        json!({"role": "tool", "tool_call_id": call["id"], "content": "22C"})
+    );
+
+    // Streamed tool call: arguments arrive in pieces.
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "command", "tools": weather_tool(), "stream": true,
+                "messages": [{"role": "user", "content": "Weather in Rome?"}]}),
+    )
+    .await;
+    let streamed = chunks(&response.text().await.unwrap());
+    let arguments: String = streamed
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(arguments, "{\"city\":\"mock\"}");
+    assert!(streamed
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+}
+
+#[tokio::test]
+async fn embeddings_through_v2_embed() {
+    let (mock, _backup, gw) = start();
+    let response = post(
+        &gw,
+        "/v1/embeddings",
+        &json!({"model": "cohere-embed", "input": ["hello", "goodbye"], "input_type": "search_query"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["object"], "list");
+    assert_eq!(answer["data"].as_array().unwrap().len(), 2);
+    assert_eq!(answer["data"][0]["embedding"].as_array().unwrap().len(), 8);
+    assert_eq!(answer["usage"]["prompt_tokens"], 2 + 2);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/v2/embed");
+    assert_eq!(
+        seen["body"],
+        json!({"model": "embed-v4.0", "texts": ["hello", "goodbye"], "input_type": "search_query",
+               "embedding_types": ["float"]})
+    );
+}
+
+#[tokio::test]
+async fn rerank_surface_routes_to_cohere_and_compatible_servers() {
+    let (mock, backup, gw) = start();
+    for path in ["/v1/rerank", "/rerank", "/v2/rerank"] {
+        let response = post(&gw, path, &rerank_body("cohere-rerank")).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["x-switchyard-model-id"], "cohere-rerank");
+        let answer: Value = response.json().await.unwrap();
+        let results = answer["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "top_n");
+        assert_eq!(results[0]["index"], 2, "the best match first: {answer}");
+        assert_eq!(
+            results[0]["document"]["text"],
+            "Washington, D.C. is the capital of the United States."
+        );
+        assert!(
+            results[0]["relevance_score"].as_f64().unwrap()
+                > results[1]["relevance_score"].as_f64().unwrap()
+        );
+        assert_eq!(answer["meta"]["billed_units"]["search_units"], 1);
+    }
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/v2/rerank");
+    assert_eq!(seen["headers"]["authorization"], "Bearer co-key-from-env");
+    assert_eq!(seen["body"]["model"], "rerank-v3.5");
+    assert!(
+        seen["body"].get("return_documents").is_none(),
+        "v2 has no such field"
+    );
+
+    // An OpenAI-compatible server's /rerank (vLLM, Jina) gets the body as sent.
+    let response = post(&gw, "/v1/rerank", &rerank_body("vllm-rerank")).await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["results"][0]["index"], 2);
+    let seen = Mock(&backup).last_request().await;
+    assert_eq!(seen["path"], "/v1/rerank");
+    assert_eq!(seen["body"]["model"], "BAAI/bge-reranker-v2-m3");
+    assert_eq!(seen["body"]["return_documents"], true);
+
+    // Cohere fails: the rerank fallback answers.
+    Mock(&mock)
+        .set(json!({"fail_next": 1, "error_status": 503}))
+        .await;
+    let response = post(&gw, "/v1/rerank", &rerank_body("cohere-rerank")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-model-id"], "vllm-rerank");
+
+    // Bad requests never reach an upstream; a deployment that cannot rerank says so.
+    let before = Mock(&mock).requests().await.len();
+    for (body, param) in [
+        (
+            json!({"model": "cohere-rerank", "documents": ["a"]}),
+            "query",
+        ),
+        (
+            json!({"model": "cohere-rerank", "query": "q", "documents": []}),
+            "documents",
+        ),
+        (
+            json!({"model": "cohere-rerank", "query": "q", "documents": ["a"], "top_n": 0}),
+            "top_n",
+        ),
+    ] {
+        let response = post(&gw, "/v1/rerank", &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["param"], param, "{error}");
+    }
+    assert_eq!(Mock(&mock).requests().await.len(), before);
+    let response = post(&gw, "/v1/rerank", &rerank_body("chat-only")).await;
+    assert_eq!(response.status(), 400);
+
+    // Authenticated like every model route.
+    let response = client()
+        .post(format!("{}/v1/rerank", gw.url))
+        .json(&rerank_body("cohere-rerank"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn rerank_is_spend_logged() {
+    let (_mock, _backup, gw) = start();
+    let response = post(&gw, "/v1/rerank", &rerank_body("vllm-rerank")).await;
+    assert_eq!(response.status(), 200);
+    let rows = spend_rows(&gw, "", 1).await;
+    assert!(
+        rows.iter().any(|r| r.to_string().contains("vllm-rerank")),
+        "{rows:?}"
+    );
+}
+
+#[tokio::test]
+async fn cross_provider_fallbacks_both_ways() {
+    let (mock, backup, gw) = start();
+    Mock(&mock)
+        .set(json!({"fail_next": 1, "error_status": 503}))
+        .await;
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "command", "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-model-id"], "cloud");
+    assert_eq!(
+        Mock(&backup).last_request().await["path"],
+        "/v1/chat/completions"
+    );
+
+    Mock(&backup)
+        .set(json!({"fail_next": 1, "error_status": 500}))
+        .await;
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "cloud", "stream": true,
+                "messages": [{"role": "user", "content": "Say hello"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-switchyard-model-id"], "cohere-backup");
+    let text: String = chunks(&response.text().await.unwrap())
+        .iter()
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, REPLY);
+    assert_eq!(Mock(&backup).last_request().await["path"], "/v2/chat");
+}
