@@ -395,3 +395,87 @@ async fn cross_provider_fallbacks_both_ways() {
     assert_eq!(seen["path"], "/api/chat");
     assert_eq!(seen["body"]["model"], "qwen3");
 }
+
+/// An "Ollama" that answers `/api/chat` with the hostile body named by the request's model.
+async fn hostile_ollama() -> String {
+    use axum::http::header::CONTENT_TYPE;
+    async fn answer(body: axum::body::Bytes) -> impl axum::response::IntoResponse {
+        let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let first = br#"{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}"#;
+        let payload: Vec<u8> = match request["model"].as_str().unwrap_or_default() {
+            "garbage-first" => b"{not json\n".to_vec(),
+            "garbage-later" => [&first[..], b"\n{\"done\": \"soon\"}\n"].concat(),
+            "cut" => [&first[..], b"\n"].concat(),
+            "not-utf8" => [&first[..], b"\n\xff\xfe\xfd\n"].concat(),
+            "error-line" => [&first[..], b"\n{\"error\":\"model runner crashed\"}\n"].concat(),
+            "endless-line" => vec![b'x'; 9 * 1024 * 1024],
+            "array" => b"[1,2,3]\n".to_vec(),
+            _ => b"{}".to_vec(),
+        };
+        ([(CONTENT_TYPE, "application/x-ndjson")], payload)
+    }
+    let app = axum::Router::new().route("/api/chat", axum::routing::post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn hostile_ndjson_upstreams_end_in_errors_and_the_gateway_keeps_serving() {
+    let hostile = hostile_ollama().await;
+    let mock = mock_upstream(&[]);
+    let cases = [
+        "garbage-first",
+        "garbage-later",
+        "cut",
+        "not-utf8",
+        "error-line",
+        "endless-line",
+        "array",
+    ];
+    let mut models = String::new();
+    for case in cases {
+        models.push_str(&format!(
+            "  - model_name: {case}\n    litellm_params:\n      model: ollama_chat/{case}\n      api_base: {hostile}\n"
+        ));
+    }
+    let gw = gateway(
+        &format!(
+            "model_list:\n{models}  - model_name: fine\n    litellm_params:\n      model: ollama_chat/llama3.2\n      api_base: {}\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+            mock.url
+        ),
+        &[],
+    );
+    for case in cases {
+        for stream in [true, false] {
+            let response = post(
+                &gw,
+                "/v1/chat/completions",
+                &json!({"model": case, "stream": stream,
+                        "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .await;
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            if status == 200 && stream {
+                // Output had started: the stream ends with an error event, never [DONE].
+                let events = sse_data(&text);
+                let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+                assert!(last["error"]["message"].is_string(), "{case}: {text}");
+                assert!(!text.contains("[DONE]"), "{case}: {text}");
+            } else {
+                assert!(status >= 500, "{case} stream={stream}: {status} {text}");
+                let error: Value = serde_json::from_str(&text).unwrap();
+                assert!(error["error"]["message"].is_string(), "{case}: {text}");
+            }
+        }
+    }
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "fine", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+}

@@ -103,6 +103,12 @@ impl HttpProvider for Ollama {
     fn chat_response(&self, body: &[u8]) -> Result<ChatCompletion, ProviderError> {
         let reply: Reply = serde_json::from_slice(body)
             .map_err(|err| ProviderError::InvalidResponse(format!("ollama response: {err}")))?;
+        if reply.done == Some(false) {
+            // One line of a stream where a whole answer was asked for: only its start.
+            return Err(ProviderError::InvalidResponse(
+                "the Ollama answer is incomplete (`done: false`)".into(),
+            ));
+        }
         Ok(response::to_completion(reply))
     }
 

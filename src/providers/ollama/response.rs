@@ -252,7 +252,7 @@ impl ChatStreamDecoder for OllamaStreamDecoder {
                 None,
             ));
         }
-        if reply.done {
+        if reply.done == Some(true) {
             self.done = true;
             let finish = finish_reason(reply.done_reason.as_deref(), self.tool_calls > 0);
             out.push(self.chunk(Delta::default(), Some(finish)));

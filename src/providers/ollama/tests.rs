@@ -479,4 +479,8 @@ fn embeddings_request_and_response() {
             b"{\"embeddings\": 3}"
         )
         .is_err());
+    // A streamed line where a whole answer was expected is not an answer.
+    assert!(provider
+        .chat_response(br#"{"message":{"content":"Hi"},"done":false}"#)
+        .is_err());
 }

@@ -88,8 +88,9 @@ pub struct Reply {
     /// `/api/generate` of a thinking model.
     #[serde(default)]
     pub thinking: Option<String>,
+    /// `false` on every streamed line but the last; a whole answer says `true`.
     #[serde(default)]
-    pub done: bool,
+    pub done: Option<bool>,
     #[serde(default)]
     pub done_reason: Option<String>,
     #[serde(default)]
