@@ -380,3 +380,70 @@ async fn cross_provider_fallbacks_both_ways() {
     assert_eq!(text, REPLY);
     assert_eq!(Mock(&backup).last_request().await["path"], "/v2/chat");
 }
+
+/// A "Cohere" that answers `/v2/chat` with the hostile event stream named by the model.
+async fn hostile_cohere() -> String {
+    use axum::http::header::CONTENT_TYPE;
+    async fn answer(body: axum::body::Bytes) -> impl axum::response::IntoResponse {
+        let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let start = "event: message-start\ndata: {\"type\":\"message-start\",\"id\":\"x\"}\n\nevent: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"text\":\"Hi\"}}}}\n\n";
+        let payload: Vec<u8> = match request["model"].as_str().unwrap_or_default() {
+            "garbage" => format!("{start}data: {{not json\n\n").into_bytes(),
+            "cut" => start.as_bytes().to_vec(),
+            "untyped" => format!("{start}data: {{\"delta\": {{}}}}\n\n").into_bytes(),
+            "not-utf8" => [start.as_bytes(), b"data: \xff\xfe\n\n"].concat(),
+            _ => b"data: {}\n\n".to_vec(),
+        };
+        ([(CONTENT_TYPE, "text/event-stream")], payload)
+    }
+    let app = axum::Router::new().route("/v2/chat", axum::routing::post(answer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn hostile_event_streams_end_in_errors_and_the_gateway_keeps_serving() {
+    let hostile = hostile_cohere().await;
+    let mock = mock_upstream(&[]);
+    let cases = ["garbage", "cut", "untyped", "not-utf8"];
+    let mut models = String::new();
+    for case in cases {
+        models.push_str(&format!(
+            "  - model_name: {case}\n    litellm_params:\n      model: cohere/{case}\n      api_base: {hostile}\n      api_key: k\n"
+        ));
+    }
+    let gw = gateway(
+        &format!(
+            "model_list:\n{models}  - model_name: fine\n    litellm_params:\n      model: cohere/command\n      api_base: {}\n      api_key: k\nrouter_settings:\n  num_retries: 0\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+            mock.url
+        ),
+        &[],
+    );
+    for case in cases {
+        let response = post(
+            &gw,
+            "/v1/chat/completions",
+            &json!({"model": case, "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        if status == 200 {
+            let events = sse_data(&text);
+            let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+            assert!(last["error"]["message"].is_string(), "{case}: {text}");
+            assert!(!text.contains("[DONE]"), "{case}: {text}");
+        } else {
+            assert!(status >= 500, "{case}: {status} {text}");
+        }
+    }
+    let response = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "fine", "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+}

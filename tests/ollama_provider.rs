@@ -479,3 +479,30 @@ async fn hostile_ndjson_upstreams_end_in_errors_and_the_gateway_keeps_serving() 
     .await;
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn anthropic_surface_reaches_ollama_translated() {
+    let (mock, _backup, gw) = start("");
+    let body = json!({"model": "local", "max_tokens": 50, "system": "Be brief.",
+                      "messages": [{"role": "user", "content": "Say hello"}]});
+    let response = client()
+        .post(format!("{}/v1/messages", gw.url))
+        .header("x-api-key", MASTER_KEY)
+        .header("anthropic-version", "2023-06-01")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["content"][0]["text"], REPLY);
+    assert_eq!(message["usage"]["output_tokens"], 6);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/api/chat");
+    assert_eq!(seen["body"]["options"]["num_predict"], 50);
+    assert_eq!(
+        seen["body"]["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+}
