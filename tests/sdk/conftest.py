@@ -108,6 +108,19 @@ model_list:
       api_base: {mock}
     model_info:
       mode: embedding
+  # Cohere's Chat v2 and /v2/embed, translated.
+  - model_name: cohere-command
+    litellm_params:
+      model: cohere/command-a-03-2025
+      api_base: {mock}
+      api_key: os.environ/MOCK_KEY
+  - model_name: cohere-embed
+    litellm_params:
+      model: cohere/embed-v4.0
+      api_base: {mock}
+      api_key: os.environ/MOCK_KEY
+    model_info:
+      mode: embedding
 general_settings:
   master_key: {master}
 # Off unless a request names it (test_guardrail_block_is_a_bad_request_error).
@@ -130,6 +143,8 @@ ALIASES = [
     "gemini-flash",
     "ollama-llama",
     "ollama-embed",
+    "cohere-command",
+    "cohere-embed",
 ]
 
 
