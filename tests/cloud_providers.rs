@@ -132,6 +132,20 @@ async fn deployment_drop_and_allow_lists() {
     assert!(seen["body"].get("user").is_none());
     assert_eq!(seen["body"]["top_p"], 0.5);
 
+    // The drop list applies to embeddings too.
+    let response = client()
+        .post(format!("{}/v1/embeddings", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&json!({"model": "deepinfra", "input": "hi", "user": "u1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/v1/embeddings");
+    assert!(seen["body"].get("user").is_none(), "{seen}");
+    assert_eq!(seen["body"]["input"], "hi");
+
     // Anthropic has no `seed`: refused by default, sent as is when the deployment allows it.
     let response = post(&gw, &hello("claude", json!({"seed": 3, "max_tokens": 10}))).await;
     assert_eq!(response.status(), 200);

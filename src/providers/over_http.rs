@@ -44,6 +44,26 @@ fn chat_request(
     Ok(built)
 }
 
+/// A completions, embeddings or rerank request without the deployment's
+/// `additional_drop_params` (its body is all `extra` but `model` and `stream`).
+fn without_dropped<'a>(
+    upstream: &super::Upstream,
+    request: &'a PassthroughRequest,
+) -> std::borrow::Cow<'a, PassthroughRequest> {
+    if !upstream
+        .additional_drop_params
+        .iter()
+        .any(|name| request.extra.contains_key(name))
+    {
+        return std::borrow::Cow::Borrowed(request);
+    }
+    let mut trimmed = request.clone();
+    for name in &upstream.additional_drop_params {
+        trimmed.extra.remove(name);
+    }
+    std::borrow::Cow::Owned(trimmed)
+}
+
 async fn send(
     provider: &dyn HttpProvider,
     call: &Call<'_>,
@@ -114,6 +134,7 @@ impl<P: HttpProvider> Provider for P {
         request: &'a PassthroughRequest,
     ) -> BoxFuture<'a, Result<PassthroughResponse, ProviderError>> {
         Box::pin(async move {
+            let request = &*without_dropped(call.upstream, request);
             let upstream_request = self.passthrough_request(call.upstream, endpoint, request)?;
             let body = send(self, &call, upstream_request).await?;
             self.passthrough_response(endpoint, request, &body)
@@ -127,6 +148,7 @@ impl<P: HttpProvider> Provider for P {
         request: &'a PassthroughRequest,
     ) -> BoxFuture<'a, Result<PassthroughStream, ProviderError>> {
         Box::pin(async move {
+            let request = &*without_dropped(call.upstream, request);
             let upstream_request = self.passthrough_request(call.upstream, endpoint, request)?;
             let events = open(self, &call, upstream_request).await?;
             let parsed = events
