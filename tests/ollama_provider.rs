@@ -506,3 +506,52 @@ async fn anthropic_surface_reaches_ollama_translated() {
         json!({"role": "system", "content": "Be brief."})
     );
 }
+
+#[tokio::test]
+async fn legacy_completions_over_api_generate() {
+    let (mock, _backup, gw) = start("");
+    let response = post(
+        &gw,
+        "/v1/completions",
+        &json!({"model": "local-generate", "prompt": "Say hello", "max_tokens": 16, "stop": "\n"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["object"], "text_completion");
+    assert_eq!(answer["model"], "local-generate");
+    assert_eq!(answer["choices"][0]["text"], REPLY);
+    assert_eq!(answer["choices"][0]["finish_reason"], "stop");
+    assert_eq!(answer["usage"]["completion_tokens"], 6);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/api/generate");
+    assert_eq!(
+        seen["body"],
+        json!({"model": "llama3.2", "prompt": "Say hello", "stream": false,
+               "options": {"num_predict": 16, "stop": ["\n"]}})
+    );
+
+    let response = post(
+        &gw,
+        "/v1/completions",
+        &json!({"model": "local-generate", "prompt": "Say hello", "stream": true}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let events = sse_data(&response.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, REPLY);
+    assert_eq!(
+        chunks.last().unwrap()["choices"][0]["finish_reason"],
+        "stop"
+    );
+    assert!(chunks.iter().all(|c| c["id"] == chunks[0]["id"]));
+}

@@ -446,6 +446,7 @@ fn route_allowed(allowed: &[String], path: &str) -> bool {
         "/completions",
         "/embeddings",
         "/rerank",
+        "/v2/rerank",
         "/messages",
         "/messages/count_tokens",
         "/models",

@@ -44,6 +44,10 @@ use http::{ChunkStream, EventStream, HttpClient};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Turns one event of a streamed pass-through answer into the client's, `None` at the end.
+pub type PassthroughDecoder =
+    Box<dyn FnMut(&str) -> Result<Option<PassthroughResponse>, ProviderError> + Send>;
+
 /// Events of a streamed `/v1/completions` answer.
 pub type PassthroughStream =
     Pin<Box<dyn Stream<Item = Result<PassthroughResponse, ProviderError>> + Send>>;
@@ -278,6 +282,20 @@ pub trait HttpProvider: Send + Sync + 'static {
     ) -> Result<PassthroughResponse, ProviderError> {
         serde_json::from_slice::<PassthroughResponse>(body).map_err(|err| {
             ProviderError::InvalidResponse(format!("{} response: {err}", endpoint.path()))
+        })
+    }
+
+    /// Reads the events of a streamed pass-through answer (`/v1/completions`), each to an
+    /// event for the client or `None` at the end marker. OpenAI-format upstreams' events pass as
+    /// they are; others translate theirs (the decoder may keep state across events).
+    fn passthrough_stream_decoder(&self, _endpoint: PassthroughEndpoint) -> PassthroughDecoder {
+        Box::new(|data: &str| {
+            if data.trim() == "[DONE]" {
+                return Ok(None);
+            }
+            serde_json::from_str::<PassthroughResponse>(data)
+                .map(Some)
+                .map_err(|err| ProviderError::InvalidResponse(format!("stream event: {err}")))
         })
     }
 

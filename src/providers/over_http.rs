@@ -151,17 +151,15 @@ impl<P: HttpProvider> Provider for P {
             let request = &*without_dropped(call.upstream, request);
             let upstream_request = self.passthrough_request(call.upstream, endpoint, request)?;
             let events = open(self, &call, upstream_request).await?;
+            // Until the end marker (or an error, which ends the stream after it is passed on).
+            let mut decode = self.passthrough_stream_decoder(endpoint);
             let parsed = events
-                .take_while(|event| {
-                    let done = matches!(event, Ok(e) if e.data.trim() == "[DONE]");
-                    std::future::ready(!done)
+                .map(move |event| match event {
+                    Ok(event) => decode(&event.data).transpose(),
+                    Err(err) => Some(Err(err)),
                 })
-                .map(|event| {
-                    let event = event?;
-                    serde_json::from_str::<PassthroughResponse>(&event.data).map_err(|err| {
-                        ProviderError::InvalidResponse(format!("stream event: {err}"))
-                    })
-                });
+                .take_while(|item| std::future::ready(item.is_some()))
+                .filter_map(std::future::ready);
             Ok(Box::pin(parsed) as PassthroughStream)
         })
     }

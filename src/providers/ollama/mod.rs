@@ -4,11 +4,13 @@
 //! hosted service, or a proxy in front of a local server) it is sent as a bearer token.
 //!
 //! `request.rs` maps an OpenAI chat request to Ollama's, `response.rs` maps the answers and
-//! streams back, `embed.rs` does embeddings, `wire.rs` holds the types.
+//! streams back, `embed.rs` does embeddings, `completions.rs` the legacy `/v1/completions`
+//! (over `/api/generate`), `wire.rs` holds the types.
 //!
 //! (An Ollama server also speaks OpenAI's format under `/v1`; `openai/<model>` with
 //! `api_base: http://host:11434/v1` uses that instead.)
 
+pub mod completions;
 pub mod embed;
 pub mod request;
 pub mod response;
@@ -19,8 +21,8 @@ use bytes::Bytes;
 
 use super::params::Dropped;
 use super::{
-    upstream_headers, ChatStreamDecoder, Framing, HttpProvider, KeyHeader, PassthroughEndpoint,
-    ProviderError, Upstream, UpstreamRequest,
+    upstream_headers, ChatStreamDecoder, Framing, HttpProvider, KeyHeader, PassthroughDecoder,
+    PassthroughEndpoint, ProviderError, Upstream, UpstreamRequest,
 };
 use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest, PassthroughResponse};
 pub use request::Api;
@@ -128,21 +130,33 @@ impl HttpProvider for Ollama {
                 headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
                 body: encode(&embed::to_embed(request, &upstream.model)?)?,
             }),
-            other => Err(ProviderError::Unsupported(format!(
-                "provider `{}` has no /v1/{} endpoint in Switchyard; use an `openai/` deployment with `api_base: http://HOST:11434/v1` for it",
-                self.api.provider(),
-                other.path()
+            PassthroughEndpoint::Completions => Ok(UpstreamRequest {
+                url: url(&upstream.base_url, "generate"),
+                headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
+                body: encode(&completions::to_generate(request, &upstream.model)?)?,
+            }),
+            PassthroughEndpoint::Rerank => Err(ProviderError::Unsupported(format!(
+                "provider `{}` has no rerank endpoint",
+                self.api.provider()
             ))),
         }
     }
 
     fn passthrough_response(
         &self,
-        _endpoint: PassthroughEndpoint,
+        endpoint: PassthroughEndpoint,
         request: &PassthroughRequest,
         body: &[u8],
     ) -> Result<PassthroughResponse, ProviderError> {
-        embed::from_embed(request, body)
+        match endpoint {
+            PassthroughEndpoint::Completions => completions::from_generate(body),
+            _ => embed::from_embed(request, body),
+        }
+    }
+
+    fn passthrough_stream_decoder(&self, _endpoint: PassthroughEndpoint) -> PassthroughDecoder {
+        // Only completions stream.
+        completions::stream_decoder()
     }
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {

@@ -470,7 +470,7 @@ fn embeddings_request_and_response() {
         .passthrough_request(&up, PassthroughEndpoint::Embeddings, &tokens)
         .is_err());
     assert!(provider
-        .passthrough_request(&up, PassthroughEndpoint::Completions, &request)
+        .passthrough_request(&up, PassthroughEndpoint::Rerank, &request)
         .is_err());
     assert!(provider
         .passthrough_response(
