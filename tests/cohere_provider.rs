@@ -332,9 +332,18 @@ async fn rerank_is_spend_logged() {
     let response = post(&gw, "/v1/rerank", &rerank_body("vllm-rerank")).await;
     assert_eq!(response.status(), 200);
     let rows = spend_rows(&gw, "", 1).await;
+    let row = rows
+        .iter()
+        .find(|r| r.to_string().contains("vllm-rerank"))
+        .unwrap_or_else(|| panic!("{rows:?}"));
+    // The vLLM-style answer reports `usage.total_tokens`: counted as input tokens.
+    let text = row.to_string();
     assert!(
-        rows.iter().any(|r| r.to_string().contains("vllm-rerank")),
-        "{rows:?}"
+        row["prompt_tokens"].as_i64().is_some_and(|n| n > 0)
+            || row["usage"]["prompt_tokens"]
+                .as_i64()
+                .is_some_and(|n| n > 0),
+        "{text}"
     );
 }
 
