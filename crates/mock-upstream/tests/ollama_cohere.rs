@@ -47,7 +47,10 @@ async fn ollama_chat_whole_and_streamed() {
     // Like Ollama, a request without `stream` is streamed, as NDJSON.
     let body = json!({"model": "llama3.2", "messages": [{"role": "user", "content": "hi"}]});
     let response = post(mock.addr, "/api/chat", &[], &body).await;
-    assert_eq!(response.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/x-ndjson")
+    );
     let lines = lines(&response.text());
     let text: String = lines
         .iter()
@@ -56,7 +59,10 @@ async fn ollama_chat_whole_and_streamed() {
     assert_eq!(text, REPLY);
     assert!(lines[..lines.len() - 1].iter().all(|l| l["done"] == false));
     let last = lines.last().unwrap();
-    assert_eq!((&last["done"], &last["eval_count"]), (&json!(true), &json!(6)));
+    assert_eq!(
+        (&last["done"], &last["eval_count"]),
+        (&json!(true), &json!(6))
+    );
 }
 
 #[tokio::test]
@@ -89,7 +95,13 @@ async fn ollama_tools_generate_embed_and_errors() {
     assert_eq!(answer["prompt_eval_count"], 2);
 
     configure(mock.addr, json!({"fail_next": 1, "error_status": 503})).await;
-    let response = post(mock.addr, "/api/chat", &[], &json!({"model": "m", "messages": []})).await;
+    let response = post(
+        mock.addr,
+        "/api/chat",
+        &[],
+        &json!({"model": "m", "messages": []}),
+    )
+    .await;
     assert_eq!(response.status, 503);
     assert!(response.json()["error"].is_string());
     let response = post(mock.addr, "/api/chat", &[], &json!({"messages": []})).await;
@@ -129,12 +141,16 @@ async fn cohere_chat_needs_a_key_and_streams_named_events() {
         "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}}}}]);
     let mut with_tools = streamed.clone();
     with_tools["tools"] = tools.clone();
-    let text = post(mock.addr, "/v2/chat", COHERE_KEY, &with_tools).await.text();
+    let text = post(mock.addr, "/v2/chat", COHERE_KEY, &with_tools)
+        .await
+        .text();
     assert!(text.contains("event: tool-call-start") && text.contains("TOOL_CALL"));
     let mut forbidden = body.clone();
     forbidden["tools"] = tools;
     forbidden["tool_choice"] = "NONE".into();
-    let answer = post(mock.addr, "/v2/chat", COHERE_KEY, &forbidden).await.json();
+    let answer = post(mock.addr, "/v2/chat", COHERE_KEY, &forbidden)
+        .await
+        .json();
     assert_eq!(answer["finish_reason"], "COMPLETE");
 }
 
@@ -146,19 +162,27 @@ async fn cohere_embed_and_rerank() {
     assert_eq!(response.status, 400, "input_type is required");
     let body = json!({"model": "embed-v4.0", "texts": ["hello"], "input_type": "search_query"});
     let answer = post(mock.addr, "/v2/embed", COHERE_KEY, &body).await.json();
-    assert_eq!(answer["embeddings"]["float"][0].as_array().unwrap().len(), 8);
+    assert_eq!(
+        answer["embeddings"]["float"][0].as_array().unwrap().len(),
+        8
+    );
     assert_eq!(answer["meta"]["billed_units"]["input_tokens"], 2);
 
     let body = json!({"model": "rerank-v3.5", "query": "capital of France", "top_n": 2,
                       "return_documents": true,
                       "documents": ["Berlin is in Germany", "Paris is the capital of France",
                                     {"text": "France has a capital"}]});
-    let answer = post(mock.addr, "/v2/rerank", COHERE_KEY, &body).await.json();
+    let answer = post(mock.addr, "/v2/rerank", COHERE_KEY, &body)
+        .await
+        .json();
     let results = answer["results"].as_array().unwrap();
     assert_eq!(results.len(), 2);
     assert_eq!(results[0]["index"], 1);
     assert_eq!(results[1]["index"], 2);
-    assert!(results[0].get("document").is_none(), "v2 returns no documents");
+    assert!(
+        results[0].get("document").is_none(),
+        "v2 returns no documents"
+    );
     assert_eq!(answer["meta"]["billed_units"]["search_units"], 1);
 
     // vLLM's and Jina's path: no key, documents and usage in the answer.
