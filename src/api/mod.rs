@@ -42,6 +42,7 @@ pub fn routes(state: AppState) -> axum::Router {
         ("/chat/completions", post(chat::chat_completions)),
         ("/completions", post(passthrough::completions)),
         ("/embeddings", post(passthrough::embeddings)),
+        ("/rerank", post(passthrough::rerank)),
         ("/messages", post(messages::messages)),
         ("/messages/count_tokens", post(messages::count_tokens)),
         ("/models", get(models::list)),
@@ -53,6 +54,8 @@ pub fn routes(state: AppState) -> axum::Router {
                 .route(&format!("/v1{path}"), method.clone())
                 .route(path, method)
         })
+        // Cohere's own path, which LiteLLM serves too.
+        .route("/v2/rerank", post(passthrough::rerank))
         .route("/health", get(health::deployments))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))

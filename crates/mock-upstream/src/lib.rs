@@ -5,7 +5,9 @@
 //! It answers `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models` (also
 //! without `/v1`, and at Azure OpenAI's `/openai/deployments/{deployment}/...` paths), Anthropic's
 //! `/v1/messages`, and Gemini's `/v1beta/models/{model}:generateContent` /
-//! `:streamGenerateContent`, with deterministic bodies (tool calls included), streams real SSE,
+//! `:streamGenerateContent`, Ollama's `/api/chat`, `/api/generate` and `/api/embed`, Cohere's
+//! `/v2/chat`, `/v2/embed` and `/v2/rerank` (and `/v1/rerank`, `/rerank` as vLLM serves it),
+//! with deterministic bodies (tool calls included), streams real SSE,
 //! and injects latency, errors, hangs and broken streams on command. Everything is also adjustable while it runs through `/__mock/config`; see
 //! `docs/mock-upstream.md`.
 //!
@@ -19,6 +21,7 @@
 //! ```
 
 mod anthropic;
+mod cohere;
 mod config;
 mod control;
 mod embedding;
@@ -26,6 +29,7 @@ mod error;
 mod faults;
 mod gemini;
 mod log;
+mod ollama;
 mod openai;
 mod shapes;
 mod state;
@@ -217,6 +221,14 @@ fn router(state: AppState) -> Router {
             get(openai::get_model).post(gemini::generate),
         )
         .route("/models/{model}", get(openai::get_model))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/embed", post(ollama::embed))
+        .route("/v2/chat", post(cohere::chat))
+        .route("/v2/embed", post(cohere::embed))
+        .route("/v2/rerank", post(cohere::rerank_v2))
+        .route("/v1/rerank", post(cohere::rerank_compatible))
+        .route("/rerank", post(cohere::rerank_compatible))
         .route(
             "/__mock/config",
             get(control::get_config)
