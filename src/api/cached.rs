@@ -59,9 +59,11 @@ pub(crate) fn chat(
         hit_headers(ctx, &mut reply.response, &hit);
         return Answered(Reply::Stream(reply));
     }
-    let usage = crate::schema::RawCompletion::parse(hit.entry.body.clone())
-        .ok()
-        .and_then(|raw| raw.usage);
+    let usage = hit.entry.usage(|body| {
+        crate::schema::RawCompletion::parse(body.clone())
+            .ok()
+            .and_then(|raw| raw.usage)
+    });
     Answered(whole(ctx, hit, usage))
 }
 
@@ -74,14 +76,21 @@ pub(crate) fn messages(ctx: &mut RequestContext, lookup: Lookup, stream: bool) -
         Lookup::Hit(hit) => hit,
     };
     // Only this endpoint writes its entries; one that does not parse (a foreign Redis value
-    // under our key) is a miss.
-    let Ok(message) = serde_json::from_slice::<MessageResponse>(&hit.entry.body) else {
+    // under our key) is a miss. A whole answer is sent as stored: only its usage is read, once.
+    let usage = hit.entry.usage(|body| {
+        serde_json::from_slice::<MessageResponse>(body)
+            .ok()
+            .map(|message| usage_to_openai(&message.usage))
+    });
+    if usage.is_none() {
         return Upstream(None);
-    };
-    let usage = Some(usage_to_openai(&message.usage));
+    }
     if !stream {
         return Answered(whole(ctx, hit, usage));
     }
+    let Ok(message) = serde_json::from_slice::<MessageResponse>(&hit.entry.body) else {
+        return Upstream(None);
+    };
     let events = crate::cache::message_stream::replay(&message);
     let frames = events
         .iter()
@@ -99,9 +108,11 @@ pub(crate) fn passthrough(ctx: &mut RequestContext, lookup: Lookup) -> Outcome {
         Lookup::Skip => Upstream(None),
         Lookup::Miss(pending) => Upstream(Some(pending)),
         Lookup::Hit(hit) => {
-            let usage = serde_json::from_slice::<PassthroughResponse>(&hit.entry.body)
-                .ok()
-                .and_then(|r| r.usage());
+            let usage = hit.entry.usage(|body| {
+                serde_json::from_slice::<PassthroughResponse>(body)
+                    .ok()
+                    .and_then(|r| r.usage())
+            });
             Answered(whole(ctx, hit, usage))
         }
     }
@@ -146,7 +157,7 @@ fn hit_headers(ctx: &RequestContext, response: &mut Response, hit: &Hit) {
     }
     let headers = response.headers_mut();
     headers.insert(CACHE, HeaderValue::from_static("hit"));
-    if let Ok(key) = HeaderValue::from_str(&hit.key.text()) {
+    if let Some(key) = hit.entry.key_header(&hit.key) {
         headers.insert(KEY, key);
     }
 }

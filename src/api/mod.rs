@@ -35,17 +35,27 @@ use crate::state::AppState;
 use error::ApiError;
 
 pub fn routes(state: AppState) -> axum::Router {
-    let api = axum::Router::new()
-        .route("/chat/completions", post(chat::chat_completions))
-        .route("/completions", post(passthrough::completions))
-        .route("/embeddings", post(passthrough::embeddings))
-        .route("/messages", post(messages::messages))
-        .route("/messages/count_tokens", post(messages::count_tokens))
-        .route("/models", get(models::list))
-        .route("/models/{*model}", get(models::retrieve));
-    axum::Router::new()
-        .nest("/v1", api.clone())
-        .merge(api)
+    // The model API at `/v1/...` and at the root, as OpenAI clients and LiteLLM use both. Each
+    // path is a route of its own rather than a nested `/v1` router: nesting rewrote every
+    // request's URI to strip the prefix (a new `Uri` per request, measured in bench/README.md).
+    let api = [
+        ("/chat/completions", post(chat::chat_completions)),
+        ("/completions", post(passthrough::completions)),
+        ("/embeddings", post(passthrough::embeddings)),
+        ("/rerank", post(passthrough::rerank)),
+        ("/messages", post(messages::messages)),
+        ("/messages/count_tokens", post(messages::count_tokens)),
+        ("/models", get(models::list)),
+        ("/models/{*model}", get(models::retrieve)),
+    ];
+    api.into_iter()
+        .fold(axum::Router::new(), |router, (path, method)| {
+            router
+                .route(&format!("/v1{path}"), method.clone())
+                .route(path, method)
+        })
+        // Cohere's own path, which LiteLLM serves too.
+        .route("/v2/rerank", post(passthrough::rerank))
         .route("/health", get(health::deployments))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))

@@ -1,5 +1,6 @@
-//! `POST /v1/completions` and `POST /v1/embeddings`: routed by `model`, forwarded with only the
-//! model rewritten.
+//! `POST /v1/completions`, `POST /v1/embeddings` and `POST /v1/rerank` (also `/rerank` and
+//! `/v2/rerank`, in Cohere's request shape): routed by `model`, forwarded with only the model
+//! rewritten to OpenAI-format upstreams, mapped by the providers that have their own format.
 
 use axum::body::Body;
 use axum::http::HeaderMap;
@@ -21,6 +22,10 @@ pub async fn completions(ctx: RequestContext, headers: HeaderMap, body: Body) ->
 
 pub async fn embeddings(ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
     handle(ctx, headers, body, PassthroughEndpoint::Embeddings).await
+}
+
+pub async fn rerank(ctx: RequestContext, headers: HeaderMap, body: Body) -> Response {
+    handle(ctx, headers, body, PassthroughEndpoint::Rerank).await
 }
 
 async fn handle(
@@ -51,12 +56,16 @@ async fn serve(
     let required = match endpoint {
         PassthroughEndpoint::Completions => "prompt",
         PassthroughEndpoint::Embeddings => "input",
+        PassthroughEndpoint::Rerank => "query",
     };
     if !request.extra.contains_key(required) {
         return Err(ApiError::bad_request(
             format!("invalid request: `{required}`: missing field `{required}`"),
             Some(required),
         ));
+    }
+    if endpoint == PassthroughEndpoint::Rerank {
+        check_rerank(&request)?;
     }
     // Only completions stream; embeddings have no streaming form.
     let stream = endpoint == PassthroughEndpoint::Completions && request.stream == Some(true);
@@ -91,11 +100,15 @@ async fn serve(
     // Stage 5: the response cache (streamed completions skip it, and so does a request with a
     // post-call guardrail: see docs/caching.md).
     let mut pending = None;
-    if let (Some(cache), false) = (&config.cache, stream || guard.wants_post_call()) {
-        let kind = match endpoint {
-            PassthroughEndpoint::Completions => crate::cache::Endpoint::Completions,
-            PassthroughEndpoint::Embeddings => crate::cache::Endpoint::Embeddings,
-        };
+    let cache_kind = match endpoint {
+        PassthroughEndpoint::Completions => Some(crate::cache::Endpoint::Completions),
+        PassthroughEndpoint::Embeddings => Some(crate::cache::Endpoint::Embeddings),
+        // Not cached (yet): docs/caching.md lists what is.
+        PassthroughEndpoint::Rerank => None,
+    };
+    if let (Some(cache), Some(kind), false) =
+        (&config.cache, cache_kind, stream || guard.wants_post_call())
+    {
         let lookup = cache
             .lookup(
                 kind,
@@ -152,4 +165,33 @@ async fn serve(
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
     Ok(Reply::Whole(response))
+}
+
+/// Cohere's rerank request, checked before it is routed: a text `query` and a list of
+/// `documents` (strings, or objects with a `text`), `top_n` a positive integer.
+fn check_rerank(request: &PassthroughRequest) -> Result<(), ApiError> {
+    if !request.extra.get("query").is_some_and(|q| q.is_string()) {
+        return Err(ApiError::bad_request(
+            "invalid request: `query` must be a string",
+            Some("query"),
+        ));
+    }
+    match request.extra.get("documents") {
+        Some(serde_json::Value::Array(documents)) if !documents.is_empty() => {}
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid request: `documents` must be a non-empty list",
+                Some("documents"),
+            ))
+        }
+    }
+    if let Some(top_n) = request.extra.get("top_n").filter(|v| !v.is_null()) {
+        if top_n.as_u64().is_none_or(|n| n == 0) {
+            return Err(ApiError::bad_request(
+                "invalid request: `top_n` must be a positive integer",
+                Some("top_n"),
+            ));
+        }
+    }
+    Ok(())
 }

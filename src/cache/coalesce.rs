@@ -194,11 +194,7 @@ mod tests {
     use std::time::Duration;
 
     fn entry() -> Arc<Entry> {
-        Arc::new(Entry {
-            body: Bytes::from_static(b"{}"),
-            deployment: "d".into(),
-            stored_ms: 1,
-        })
+        Arc::new(Entry::new(Bytes::from_static(b"{}"), "d".into(), 1))
     }
 
     #[tokio::test]

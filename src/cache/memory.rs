@@ -80,11 +80,7 @@ mod tests {
     use bytes::Bytes;
 
     fn entry(size: usize) -> Arc<Entry> {
-        Arc::new(Entry {
-            body: Bytes::from(vec![b'x'; size]),
-            deployment: "d".into(),
-            stored_ms: 0,
-        })
+        Arc::new(Entry::new(Bytes::from(vec![b'x'; size]), "d".into(), 0))
     }
 
     #[test]

@@ -271,11 +271,7 @@ impl Pending {
         if !store && !leader.as_ref().is_some_and(Leader::followed) {
             return;
         }
-        let entry = Arc::new(Entry {
-            body,
-            deployment: deployment.into(),
-            stored_ms: now_ms(),
-        });
+        let entry = Arc::new(Entry::new(body, deployment.into(), now_ms()));
         if let Some(leader) = &leader {
             leader.answer(entry.clone());
         }

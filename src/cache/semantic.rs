@@ -149,11 +149,11 @@ mod tests {
     use serde_json::json;
 
     fn entry(tag: &'static str) -> Arc<Entry> {
-        Arc::new(Entry {
-            body: Bytes::from_static(tag.as_bytes()),
-            deployment: "d".into(),
-            stored_ms: 0,
-        })
+        Arc::new(Entry::new(
+            Bytes::from_static(tag.as_bytes()),
+            "d".into(),
+            0,
+        ))
     }
 
     fn angle(degrees: f32) -> Box<[f32]> {

@@ -224,6 +224,7 @@ fn call_type(path: &str) -> Option<&'static str> {
         "/chat/completions" => "acompletion",
         "/completions" => "atext_completion",
         "/embeddings" => "aembedding",
+        "/rerank" | "/v2/rerank" => "arerank",
         "/messages" => "anthropic_messages",
         _ => return None,
     })

@@ -99,6 +99,11 @@ pub struct RawLitellmParams {
     /// A deployment budget in dollars, over `budget_duration` (LiteLLM's provider budget routing).
     pub max_budget: Option<f64>,
     pub budget_duration: Option<String>,
+    /// LiteLLM: request parameters always removed before this deployment is called.
+    pub additional_drop_params: Option<Vec<String>>,
+    /// LiteLLM: parameters sent to this deployment even where its provider's translation would
+    /// refuse or drop them.
+    pub allowed_openai_params: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: ExtraParams,
 }

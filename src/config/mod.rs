@@ -125,6 +125,10 @@ pub struct DeploymentConfig {
     pub canary_share: Option<f64>,
     pub extra_headers: Vec<(String, Secret)>,
     pub mock_response: Option<String>,
+    /// `litellm_params.additional_drop_params`.
+    pub additional_drop_params: Vec<String>,
+    /// `litellm_params.allowed_openai_params`.
+    pub allowed_openai_params: Vec<String>,
     pub info: ModelInfo,
     /// What a token costs here: the price table's entry for the model (`base_model` when set)
     /// with the deployment's own prices over it; `None` when nothing prices it.
@@ -585,6 +589,8 @@ impl<'a> Validator<'a> {
             canary_share: info.canary_share,
             extra_headers,
             mock_response,
+            additional_drop_params: params.additional_drop_params.clone().unwrap_or_default(),
+            allowed_openai_params: params.allowed_openai_params.clone().unwrap_or_default(),
             info: ModelInfo {
                 input_cost_per_token: info.input_cost_per_token,
                 output_cost_per_token: info.output_cost_per_token,

@@ -445,6 +445,8 @@ fn route_allowed(allowed: &[String], path: &str) -> bool {
         "/chat/completions",
         "/completions",
         "/embeddings",
+        "/rerank",
+        "/v2/rerank",
         "/messages",
         "/messages/count_tokens",
         "/models",

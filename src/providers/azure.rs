@@ -83,6 +83,11 @@ impl HttpProvider for Azure {
         endpoint: PassthroughEndpoint,
         request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError> {
+        if endpoint == PassthroughEndpoint::Rerank {
+            return Err(ProviderError::Unsupported(
+                "Azure OpenAI has no rerank endpoint".into(),
+            ));
+        }
         Ok(UpstreamRequest {
             url: Self::url(upstream, endpoint.path()),
             headers: Self::headers(upstream)?,
@@ -124,6 +129,8 @@ mod tests {
             model: "my gpt/4o".into(),
             headers: HeaderMap::new(),
             drop_params: false,
+            additional_drop_params: Vec::new(),
+            allowed_openai_params: Vec::new(),
             max_output_tokens: None,
             credentials: None,
         };

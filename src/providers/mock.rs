@@ -259,6 +259,24 @@ pub fn passthrough(
                 .collect();
             json!({"object": "list", "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
         }
+        PassthroughEndpoint::Rerank => {
+            // Documents in the order given, scores falling: deterministic and well-formed.
+            let count = request
+                .extra
+                .get("documents")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let top_n = request
+                .extra
+                .get("top_n")
+                .and_then(Value::as_u64)
+                .map_or(count, |n| (n as usize).min(count));
+            let results: Vec<Value> = (0..top_n)
+                .map(|index| json!({"index": index, "relevance_score": 1.0 / (index as f64 + 1.0)}))
+                .collect();
+            json!({"id": format!("rerank-mock-{:016x}", fastrand::u64(..)), "results": results,
+                   "meta": {"billed_units": {"search_units": 1}}})
+        }
     };
     match serde_json::from_value::<PassthroughResponse>(body) {
         Ok(response) => response,

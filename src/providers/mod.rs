@@ -6,12 +6,15 @@
 pub mod anthropic;
 mod azure;
 pub mod bedrock;
+pub mod cohere;
 mod error;
 pub mod eventstream;
 pub mod framing;
 pub mod gemini;
 pub mod http;
+mod mistral;
 pub mod mock;
+pub mod ollama;
 mod openai;
 mod over_http;
 pub mod params;
@@ -43,6 +46,10 @@ use http::{ChunkStream, EventStream, HttpClient};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Turns one event of a streamed pass-through answer into the client's, `None` at the end.
+pub type PassthroughDecoder =
+    Box<dyn FnMut(&str) -> Result<Option<PassthroughResponse>, ProviderError> + Send>;
+
 /// Events of a streamed `/v1/completions` answer.
 pub type PassthroughStream =
     Pin<Box<dyn Stream<Item = Result<PassthroughResponse, ProviderError>> + Send>>;
@@ -61,6 +68,11 @@ pub struct Upstream {
     /// named in the `x-switchyard-dropped-params` response header) instead of failing the
     /// request with a 400.
     pub drop_params: bool,
+    /// LiteLLM's `additional_drop_params`: removed from every request before translation.
+    pub additional_drop_params: Vec<String>,
+    /// LiteLLM's `allowed_openai_params`: never refused; sent in the upstream body as the client
+    /// wrote them.
+    pub allowed_openai_params: Vec<String>,
     /// `model_info.max_tokens`: the model's output limit, used where a provider requires an
     /// output cap and the request sets none (Anthropic).
     pub max_output_tokens: Option<u64>,
@@ -173,11 +185,15 @@ pub trait Provider: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 }
 
-/// Endpoints whose bodies pass through with only `model` rewritten.
+/// Endpoints whose bodies pass through with only `model` rewritten (OpenAI-format upstreams),
+/// or that a provider maps to its own (Ollama's and Cohere's embeddings, Cohere's rerank).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassthroughEndpoint {
     Completions,
     Embeddings,
+    /// Cohere's rerank shape (`query`, `documents`, `top_n`), which vLLM, Jina and other
+    /// OpenAI-compatible servers also serve at `/rerank`.
+    Rerank,
 }
 
 impl PassthroughEndpoint {
@@ -185,6 +201,7 @@ impl PassthroughEndpoint {
         match self {
             PassthroughEndpoint::Completions => "completions",
             PassthroughEndpoint::Embeddings => "embeddings",
+            PassthroughEndpoint::Rerank => "rerank",
         }
     }
 }
@@ -257,6 +274,33 @@ pub trait HttpProvider: Send + Sync + 'static {
         request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError>;
 
+    /// Reads a pass-through answer. OpenAI-format upstreams' bodies are kept as sent (only
+    /// `model` is rewritten later); providers with their own embeddings format translate theirs.
+    fn passthrough_response(
+        &self,
+        endpoint: PassthroughEndpoint,
+        _request: &PassthroughRequest,
+        body: &[u8],
+    ) -> Result<PassthroughResponse, ProviderError> {
+        serde_json::from_slice::<PassthroughResponse>(body).map_err(|err| {
+            ProviderError::InvalidResponse(format!("{} response: {err}", endpoint.path()))
+        })
+    }
+
+    /// Reads the events of a streamed pass-through answer (`/v1/completions`), each to an
+    /// event for the client or `None` at the end marker. OpenAI-format upstreams' events pass as
+    /// they are; others translate theirs (the decoder may keep state across events).
+    fn passthrough_stream_decoder(&self, _endpoint: PassthroughEndpoint) -> PassthroughDecoder {
+        Box::new(|data: &str| {
+            if data.trim() == "[DONE]" {
+                return Ok(None);
+            }
+            serde_json::from_str::<PassthroughResponse>(data)
+                .map(Some)
+                .map_err(|err| ProviderError::InvalidResponse(format!("stream event: {err}")))
+        })
+    }
+
     /// Reads an upstream error body into a [`ProviderError::Status`].
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError;
 
@@ -285,8 +329,9 @@ pub struct ProviderSpec {
     pub provider: Arc<dyn Provider>,
     /// Used when the deployment sets no `api_base`.
     pub default_base: Option<&'static str>,
-    /// Environment variable read when the deployment sets no `api_key` (LiteLLM's convention).
-    pub key_env: Option<&'static str>,
+    /// Environment variables read, in order, when the deployment sets no `api_key` (LiteLLM's
+    /// names for the provider; the first one set wins).
+    pub key_env: &'static [&'static str],
     /// Builds what a deployment needs beyond a static key, once at start-up: credentials that
     /// sign each request, and a default base URL that depends on them (Bedrock's region).
     pub prepare: Option<Prepare>,
@@ -307,87 +352,146 @@ pub struct Prepared {
     pub credentials: Option<Arc<dyn Credentials>>,
 }
 
-/// The provider registry: one line per provider prefix.
+/// The provider registry: one line per provider prefix. Default bases and key variables are
+/// LiteLLM's (`get_llm_provider_logic.py` and each provider's config), so a LiteLLM config
+/// that relies on them works unchanged.
 pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
-    let openai = |name, default_base, key_env| ProviderSpec {
-        provider: Arc::new(openai::OpenAiCompatible { name }),
+    let spec = |provider: Arc<dyn Provider>,
+                default_base: Option<&'static str>,
+                key_env: &'static [&'static str]| ProviderSpec {
+        provider,
         default_base,
         key_env,
         prepare: None,
+    };
+    let openai = |name: &'static str,
+                  default_base: Option<&'static str>,
+                  key_env: &'static [&'static str]| {
+        spec(
+            Arc::new(openai::OpenAiCompatible { name }),
+            default_base,
+            key_env,
+        )
     };
     Some(match prefix {
         "openai" => openai(
             "openai",
             Some("https://api.openai.com/v1"),
-            Some("OPENAI_API_KEY"),
+            &["OPENAI_API_KEY"],
         ),
-        "custom_openai" => openai("custom_openai", None, None),
-        "hosted_vllm" => openai("hosted_vllm", None, Some("HOSTED_VLLM_API_KEY")),
+        // LiteLLM's name for OpenAI's legacy completions models (`gpt-3.5-turbo-instruct`).
+        "text-completion-openai" => openai(
+            "text-completion-openai",
+            Some("https://api.openai.com/v1"),
+            &["OPENAI_API_KEY"],
+        ),
+        "custom_openai" => openai("custom_openai", None, &[]),
+        "hosted_vllm" => openai("hosted_vllm", None, &["HOSTED_VLLM_API_KEY"]),
         "lm_studio" => openai(
             "lm_studio",
             Some("http://localhost:1234/v1"),
-            Some("LM_STUDIO_API_KEY"),
+            &["LM_STUDIO_API_KEY"],
         ),
-        "llamafile" => openai("llamafile", Some("http://127.0.0.1:8080/v1"), None),
+        "llamafile" => openai("llamafile", Some("http://127.0.0.1:8080/v1"), &[]),
         "groq" => openai(
             "groq",
             Some("https://api.groq.com/openai/v1"),
-            Some("GROQ_API_KEY"),
+            &["GROQ_API_KEY"],
         ),
-        "mistral" => openai(
-            "mistral",
+        "mistral" => spec(
+            Arc::new(mistral::Mistral { name: "mistral" }),
             Some("https://api.mistral.ai/v1"),
-            Some("MISTRAL_API_KEY"),
+            &["MISTRAL_API_KEY"],
         ),
+        "codestral" => spec(
+            Arc::new(mistral::Mistral { name: "codestral" }),
+            Some("https://codestral.mistral.ai/v1"),
+            &["CODESTRAL_API_KEY"],
+        ),
+        // LiteLLM's default: the beta base, which serves everything `/v1` does.
         "deepseek" => openai(
             "deepseek",
-            Some("https://api.deepseek.com/v1"),
-            Some("DEEPSEEK_API_KEY"),
+            Some("https://api.deepseek.com/beta"),
+            &["DEEPSEEK_API_KEY"],
         ),
         "together_ai" => openai(
             "together_ai",
-            Some("https://api.together.xyz/v1"),
-            Some("TOGETHERAI_API_KEY"),
+            Some("https://api.together.ai/v1"),
+            &[
+                "TOGETHER_API_KEY",
+                "TOGETHER_AI_API_KEY",
+                "TOGETHERAI_API_KEY",
+            ],
         ),
         "fireworks_ai" => openai(
             "fireworks_ai",
             Some("https://api.fireworks.ai/inference/v1"),
-            Some("FIREWORKS_AI_API_KEY"),
+            &[
+                "FIREWORKS_API_KEY",
+                "FIREWORKS_AI_API_KEY",
+                "FIREWORKSAI_API_KEY",
+                "FIREWORKS_AI_TOKEN",
+            ],
         ),
         "openrouter" => openai(
             "openrouter",
             Some("https://openrouter.ai/api/v1"),
-            Some("OPENROUTER_API_KEY"),
+            &["OPENROUTER_API_KEY", "OR_API_KEY"],
         ),
-        "xai" => openai("xai", Some("https://api.x.ai/v1"), Some("XAI_API_KEY")),
+        "xai" => openai("xai", Some("https://api.x.ai/v1"), &["XAI_API_KEY"]),
         "perplexity" => openai(
             "perplexity",
             Some("https://api.perplexity.ai"),
-            Some("PERPLEXITYAI_API_KEY"),
+            &["PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"],
         ),
-        "azure" => ProviderSpec {
-            provider: Arc::new(azure::Azure),
-            default_base: None,
-            key_env: Some("AZURE_API_KEY"),
-            prepare: None,
-        },
-        "anthropic" => ProviderSpec {
-            provider: Arc::new(anthropic::Anthropic),
-            default_base: Some("https://api.anthropic.com/v1"),
-            key_env: Some("ANTHROPIC_API_KEY"),
-            prepare: None,
-        },
-        "gemini" => ProviderSpec {
-            provider: Arc::new(gemini::Gemini),
-            default_base: Some("https://generativelanguage.googleapis.com/v1beta"),
-            key_env: Some("GEMINI_API_KEY"),
-            prepare: None,
-        },
+        "cerebras" => openai(
+            "cerebras",
+            Some("https://api.cerebras.ai/v1"),
+            &["CEREBRAS_API_KEY"],
+        ),
+        "deepinfra" => openai(
+            "deepinfra",
+            Some("https://api.deepinfra.com/v1/openai"),
+            &["DEEPINFRA_API_KEY"],
+        ),
+        "azure" => spec(Arc::new(azure::Azure), None, &["AZURE_API_KEY"]),
+        "anthropic" => spec(
+            Arc::new(anthropic::Anthropic),
+            Some("https://api.anthropic.com/v1"),
+            &["ANTHROPIC_API_KEY"],
+        ),
+        "gemini" => spec(
+            Arc::new(gemini::Gemini),
+            Some("https://generativelanguage.googleapis.com/v1beta"),
+            &["GEMINI_API_KEY"],
+        ),
+        "cohere" => spec(
+            Arc::new(cohere::Cohere { name: "cohere" }),
+            Some(cohere::DEFAULT_BASE),
+            &["COHERE_API_KEY"],
+        ),
+        "cohere_chat" => spec(
+            Arc::new(cohere::Cohere {
+                name: "cohere_chat",
+            }),
+            Some(cohere::DEFAULT_BASE),
+            &["COHERE_API_KEY"],
+        ),
+        "ollama" => spec(
+            Arc::new(ollama::Ollama::generate()),
+            Some(ollama::DEFAULT_BASE),
+            &["OLLAMA_API_KEY"],
+        ),
+        "ollama_chat" => spec(
+            Arc::new(ollama::Ollama::chat()),
+            Some(ollama::DEFAULT_BASE),
+            &["OLLAMA_API_KEY"],
+        ),
         "bedrock" => ProviderSpec {
             provider: Arc::new(bedrock::Bedrock),
             default_base: None,
             // Bedrock API keys (bearer tokens) instead of SigV4, when set.
-            key_env: Some("AWS_BEARER_TOKEN_BEDROCK"),
+            key_env: &["AWS_BEARER_TOKEN_BEDROCK"],
             prepare: Some(bedrock::prepare),
         },
         _ => return None,
@@ -446,21 +550,29 @@ pub(crate) fn upstream_headers(
 /// Every prefix [`lookup`] knows, for error messages.
 pub const KNOWN_PREFIXES: &[&str] = &[
     "openai",
+    "text-completion-openai",
     "custom_openai",
     "hosted_vllm",
     "lm_studio",
     "llamafile",
     "groq",
     "mistral",
+    "codestral",
     "deepseek",
     "together_ai",
     "fireworks_ai",
     "openrouter",
     "xai",
     "perplexity",
+    "cerebras",
+    "deepinfra",
     "azure",
     "anthropic",
     "gemini",
+    "cohere",
+    "cohere_chat",
+    "ollama",
+    "ollama_chat",
     "bedrock",
 ];
 
@@ -486,5 +598,98 @@ mod tests {
             assert_eq!(spec.provider.name(), *prefix);
         }
         assert!(lookup("nope").is_none());
+    }
+
+    /// Base URL and key variables of the OpenAI-compatible clouds, as LiteLLM has them.
+    #[test]
+    fn clouds_resolve_to_litellm_bases_and_keys() {
+        let expected: &[(&str, Option<&str>, &[&str])] = &[
+            (
+                "openai",
+                Some("https://api.openai.com/v1"),
+                &["OPENAI_API_KEY"],
+            ),
+            (
+                "text-completion-openai",
+                Some("https://api.openai.com/v1"),
+                &["OPENAI_API_KEY"],
+            ),
+            (
+                "groq",
+                Some("https://api.groq.com/openai/v1"),
+                &["GROQ_API_KEY"],
+            ),
+            (
+                "mistral",
+                Some("https://api.mistral.ai/v1"),
+                &["MISTRAL_API_KEY"],
+            ),
+            (
+                "codestral",
+                Some("https://codestral.mistral.ai/v1"),
+                &["CODESTRAL_API_KEY"],
+            ),
+            (
+                "deepseek",
+                Some("https://api.deepseek.com/beta"),
+                &["DEEPSEEK_API_KEY"],
+            ),
+            (
+                "together_ai",
+                Some("https://api.together.ai/v1"),
+                &[
+                    "TOGETHER_API_KEY",
+                    "TOGETHER_AI_API_KEY",
+                    "TOGETHERAI_API_KEY",
+                ],
+            ),
+            (
+                "fireworks_ai",
+                Some("https://api.fireworks.ai/inference/v1"),
+                &[
+                    "FIREWORKS_API_KEY",
+                    "FIREWORKS_AI_API_KEY",
+                    "FIREWORKSAI_API_KEY",
+                    "FIREWORKS_AI_TOKEN",
+                ],
+            ),
+            (
+                "openrouter",
+                Some("https://openrouter.ai/api/v1"),
+                &["OPENROUTER_API_KEY", "OR_API_KEY"],
+            ),
+            ("xai", Some("https://api.x.ai/v1"), &["XAI_API_KEY"]),
+            (
+                "perplexity",
+                Some("https://api.perplexity.ai"),
+                &["PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"],
+            ),
+            (
+                "cerebras",
+                Some("https://api.cerebras.ai/v1"),
+                &["CEREBRAS_API_KEY"],
+            ),
+            (
+                "deepinfra",
+                Some("https://api.deepinfra.com/v1/openai"),
+                &["DEEPINFRA_API_KEY"],
+            ),
+            ("hosted_vllm", None, &["HOSTED_VLLM_API_KEY"]),
+            (
+                "cohere",
+                Some("https://api.cohere.com"),
+                &["COHERE_API_KEY"],
+            ),
+            (
+                "ollama_chat",
+                Some("http://localhost:11434"),
+                &["OLLAMA_API_KEY"],
+            ),
+        ];
+        for (prefix, base, keys) in expected {
+            let spec = lookup(prefix).unwrap();
+            assert_eq!(spec.default_base, *base, "{prefix}");
+            assert_eq!(spec.key_env, *keys, "{prefix}");
+        }
     }
 }

@@ -231,6 +231,8 @@ mod tests {
             model: "gpt-4o-mini".into(),
             headers: HeaderMap::new(),
             drop_params: false,
+            additional_drop_params: Vec::new(),
+            allowed_openai_params: Vec::new(),
             max_output_tokens: None,
             credentials: None,
         }

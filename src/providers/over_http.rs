@@ -16,6 +16,7 @@ use super::{
     ProviderError, UpstreamRequest,
 };
 use crate::providers::anthropic::request::OpenAiDialect;
+use crate::providers::params::DeploymentParams;
 use crate::schema::{ChatAnswer, ChatRequest, PassthroughRequest, PassthroughResponse};
 
 /// Lets the deployment's credentials sign or stamp a built request (a no-op for static keys,
@@ -28,6 +29,39 @@ async fn authorize(
         credentials.authorize(&mut request).await?;
     }
     Ok(request)
+}
+
+/// The upstream chat request: the deployment's parameter lists applied, the provider's
+/// translation, then the allowed parameters written into the body.
+fn chat_request(
+    provider: &dyn HttpProvider,
+    upstream: &super::Upstream,
+    request: &ChatRequest,
+) -> Result<UpstreamRequest, ProviderError> {
+    let params = DeploymentParams::apply(upstream, request)?;
+    let mut built = provider.chat_request(upstream, &params.request)?;
+    built.body = params.complete_body(built.body)?;
+    Ok(built)
+}
+
+/// A completions, embeddings or rerank request without the deployment's
+/// `additional_drop_params` (its body is all `extra` but `model` and `stream`).
+fn without_dropped<'a>(
+    upstream: &super::Upstream,
+    request: &'a PassthroughRequest,
+) -> std::borrow::Cow<'a, PassthroughRequest> {
+    if !upstream
+        .additional_drop_params
+        .iter()
+        .any(|name| request.extra.contains_key(name))
+    {
+        return std::borrow::Cow::Borrowed(request);
+    }
+    let mut trimmed = request.clone();
+    for name in &upstream.additional_drop_params {
+        trimmed.extra.remove(name);
+    }
+    std::borrow::Cow::Owned(trimmed)
 }
 
 async fn send(
@@ -70,7 +104,7 @@ impl<P: HttpProvider> Provider for P {
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChatAnswer, ProviderError>> {
         Box::pin(async move {
-            let upstream_request = self.chat_request(call.upstream, request)?;
+            let upstream_request = chat_request(self, call.upstream, request)?;
             let body = send(self, &call, upstream_request).await?;
             // OpenAI-format upstreams' bytes pass through (only `model` changes); other
             // providers are translated.
@@ -87,7 +121,7 @@ impl<P: HttpProvider> Provider for P {
         request: &'a ChatRequest,
     ) -> BoxFuture<'a, Result<ChunkStream, ProviderError>> {
         Box::pin(async move {
-            let upstream_request = self.chat_request(call.upstream, request)?;
+            let upstream_request = chat_request(self, call.upstream, request)?;
             let events = open(self, &call, upstream_request).await?;
             Ok(decode_chat(events, self.chat_stream_decoder()))
         })
@@ -100,11 +134,10 @@ impl<P: HttpProvider> Provider for P {
         request: &'a PassthroughRequest,
     ) -> BoxFuture<'a, Result<PassthroughResponse, ProviderError>> {
         Box::pin(async move {
+            let request = &*without_dropped(call.upstream, request);
             let upstream_request = self.passthrough_request(call.upstream, endpoint, request)?;
             let body = send(self, &call, upstream_request).await?;
-            serde_json::from_slice::<PassthroughResponse>(&body).map_err(|err| {
-                ProviderError::InvalidResponse(format!("{} response: {err}", endpoint.path()))
-            })
+            self.passthrough_response(endpoint, request, &body)
         })
     }
 
@@ -115,19 +148,18 @@ impl<P: HttpProvider> Provider for P {
         request: &'a PassthroughRequest,
     ) -> BoxFuture<'a, Result<PassthroughStream, ProviderError>> {
         Box::pin(async move {
+            let request = &*without_dropped(call.upstream, request);
             let upstream_request = self.passthrough_request(call.upstream, endpoint, request)?;
             let events = open(self, &call, upstream_request).await?;
+            // Until the end marker (or an error, which ends the stream after it is passed on).
+            let mut decode = self.passthrough_stream_decoder(endpoint);
             let parsed = events
-                .take_while(|event| {
-                    let done = matches!(event, Ok(e) if e.data.trim() == "[DONE]");
-                    std::future::ready(!done)
+                .map(move |event| match event {
+                    Ok(event) => decode(&event.data).transpose(),
+                    Err(err) => Some(Err(err)),
                 })
-                .map(|event| {
-                    let event = event?;
-                    serde_json::from_str::<PassthroughResponse>(&event.data).map_err(|err| {
-                        ProviderError::InvalidResponse(format!("stream event: {err}"))
-                    })
-                });
+                .take_while(|item| std::future::ready(item.is_some()))
+                .filter_map(std::future::ready);
             Ok(Box::pin(parsed) as PassthroughStream)
         })
     }
@@ -155,7 +187,18 @@ impl<P: HttpProvider> Provider for P {
     }
 
     fn dropped_params(&self, upstream: &super::Upstream, request: &ChatRequest) -> Vec<String> {
-        HttpProvider::dropped_params(self, upstream, request)
+        match DeploymentParams::apply(upstream, request) {
+            Ok(params) => {
+                let mut names = params.dropped;
+                for name in HttpProvider::dropped_params(self, upstream, &params.request) {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+                names
+            }
+            Err(_) => HttpProvider::dropped_params(self, upstream, request),
+        }
     }
 
     fn openai_dialect(&self, upstream: &super::Upstream) -> OpenAiDialect {
@@ -183,6 +226,9 @@ impl<P: HttpProvider> Provider for P {
                 HealthCheck::Passthrough(endpoint) => {
                     let body = match endpoint {
                         PassthroughEndpoint::Embeddings => json!({"model": "", "input": "ping"}),
+                        PassthroughEndpoint::Rerank => {
+                            json!({"model": "", "query": "ping", "documents": ["ping"]})
+                        }
                         PassthroughEndpoint::Completions => {
                             json!({"model": "", "prompt": "ping", "max_tokens": 1})
                         }

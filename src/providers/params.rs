@@ -12,10 +12,19 @@
 //!
 //! Parameters sent with their neutral value (`n: 1`, `logprobs: false`, `presence_penalty: 0`)
 //! are no-ops and are neither refused nor reported.
+//!
+//! Two per-deployment lists (LiteLLM's `litellm_params`) apply before any provider translates:
+//! `additional_drop_params` are always removed (and named in the header), and
+//! `allowed_openai_params` are never refused: they are taken out of the request the provider
+//! sees and written into the upstream body as the client sent them ([`DeploymentParams`]).
 
-use serde_json::Value;
+use std::borrow::Cow;
 
-use super::ProviderError;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use super::{ProviderError, Upstream};
+use crate::schema::ChatRequest;
 
 /// The response header that names what translation dropped.
 pub const DROPPED_PARAMS_HEADER: &str = "x-switchyard-dropped-params";
@@ -93,6 +102,74 @@ pub fn is_neutral(name: &str, value: &Value) -> bool {
     }
 }
 
+/// Fields a deployment's lists can never remove: without them there is no request.
+const ESSENTIAL: &[&str] = &["model", "messages"];
+
+/// A chat request with a deployment's `additional_drop_params` and `allowed_openai_params`
+/// applied: what the provider translates, what was dropped, and what goes into the body as is.
+pub struct DeploymentParams<'a> {
+    pub request: Cow<'a, ChatRequest>,
+    pub dropped: Vec<String>,
+    pub allowed: Vec<(String, Value)>,
+}
+
+impl<'a> DeploymentParams<'a> {
+    pub fn apply(
+        upstream: &Upstream,
+        request: &'a ChatRequest,
+    ) -> Result<DeploymentParams<'a>, ProviderError> {
+        if upstream.additional_drop_params.is_empty() && upstream.allowed_openai_params.is_empty() {
+            return Ok(DeploymentParams {
+                request: Cow::Borrowed(request),
+                dropped: Vec::new(),
+                allowed: Vec::new(),
+            });
+        }
+        let encode_error =
+            |err: serde_json::Error| ProviderError::Unsupported(format!("request: {err}"));
+        let Value::Object(mut fields) = serde_json::to_value(request).map_err(encode_error)? else {
+            return Err(ProviderError::Unsupported("request: not an object".into()));
+        };
+        let mut dropped = Vec::new();
+        for name in &upstream.additional_drop_params {
+            if !ESSENTIAL.contains(&name.as_str()) && fields.remove(name).is_some() {
+                dropped.push(name.clone());
+            }
+        }
+        let mut allowed = Vec::new();
+        for name in &upstream.allowed_openai_params {
+            if ESSENTIAL.contains(&name.as_str()) {
+                continue;
+            }
+            if let Some(value) = fields.remove(name) {
+                allowed.push((name.clone(), value));
+            }
+        }
+        let request = serde_json::from_value(Value::Object(fields)).map_err(encode_error)?;
+        Ok(DeploymentParams {
+            request: Cow::Owned(request),
+            dropped,
+            allowed,
+        })
+    }
+
+    /// `body` (a built upstream JSON body) with the allowed parameters added where the
+    /// translation did not already set them.
+    pub fn complete_body(&self, body: Bytes) -> Result<Bytes, ProviderError> {
+        if self.allowed.is_empty() {
+            return Ok(body);
+        }
+        let mut fields: Map<String, Value> = serde_json::from_slice(&body)
+            .map_err(|err| ProviderError::Unsupported(format!("request body: {err}")))?;
+        for (name, value) in &self.allowed {
+            fields.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+        serde_json::to_vec(&fields)
+            .map(Bytes::from)
+            .map_err(|err| ProviderError::Unsupported(format!("request body: {err}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +188,38 @@ mod tests {
         lenient.unsupported("seed").unwrap();
         lenient.note("store");
         assert_eq!(lenient.names(), ["seed", "store"]);
+    }
+
+    #[test]
+    fn deployment_lists_drop_and_allow() {
+        let mut upstream = crate::providers::testing::upstream("m");
+        let request: ChatRequest = serde_json::from_value(json!({
+            "model": "a", "messages": [], "temperature": 0.5, "logit_bias": {"1": 2},
+            "user": "u", "seed": 3
+        }))
+        .unwrap();
+        let plain = DeploymentParams::apply(&upstream, &request).unwrap();
+        assert!(matches!(plain.request, Cow::Borrowed(_)));
+        upstream.additional_drop_params = vec![
+            "temperature".into(),
+            "user".into(),
+            "messages".into(),
+            "absent".into(),
+        ];
+        upstream.allowed_openai_params = vec!["logit_bias".into()];
+        let applied = DeploymentParams::apply(&upstream, &request).unwrap();
+        assert_eq!(applied.dropped, ["temperature", "user"]);
+        assert!(applied.request.temperature.is_none() && applied.request.user.is_none());
+        assert!(!applied.request.extra.contains_key("logit_bias"));
+        assert_eq!(applied.request.extra["seed"], 3);
+        let body = applied
+            .complete_body(Bytes::from_static(br#"{"model":"m","seed":3}"#))
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"model": "m", "seed": 3, "logit_bias": {"1": 2}})
+        );
     }
 
     #[test]

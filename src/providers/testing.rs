@@ -22,6 +22,8 @@ pub fn upstream(model: &str) -> Upstream {
         model: model.into(),
         headers: HeaderMap::new(),
         drop_params: false,
+        additional_drop_params: Vec::new(),
+        allowed_openai_params: Vec::new(),
         max_output_tokens: None,
         credentials: None,
     }

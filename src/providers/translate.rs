@@ -55,6 +55,30 @@ pub fn random_id(prefix: &str) -> String {
     format!("{prefix}{:024x}", fastrand::u128(..) >> 32)
 }
 
+/// Little-endian `f32` bytes in standard base64: OpenAI's `encoding_format: "base64"` for
+/// embeddings (what its SDKs ask for by default), for providers that answer with numbers.
+pub fn base64_f32(values: &[f32]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +99,9 @@ mod tests {
         assert!(data_url("data:image/png,raw", "u").is_err());
         assert!(data_url("data:;base64,AAA", "u").is_err());
         assert_eq!(random_id("call_").len(), 5 + 24);
+        // 1.0f32 is 00 00 80 3f.
+        assert_eq!(base64_f32(&[1.0]), "AACAPw==");
+        assert_eq!(base64_f32(&[1.0, 1.0]), "AACAPwAAgD8=");
+        assert_eq!(base64_f32(&[]), "");
     }
 }

@@ -73,6 +73,7 @@ impl Router {
             Some("completion") => {
                 providers::HealthCheck::Passthrough(PassthroughEndpoint::Completions)
             }
+            Some("rerank") => providers::HealthCheck::Passthrough(PassthroughEndpoint::Rerank),
             _ => providers::HealthCheck::Chat,
         };
         let call = Call {

@@ -534,8 +534,10 @@ fn build_deployment(
         }
     };
     let api_key = entry.api_key.clone().or_else(|| {
-        let var = spec.as_ref()?.key_env?;
-        env(var).map(crate::config::Secret::new)
+        let vars = spec.as_ref()?.key_env;
+        vars.iter()
+            .find_map(|var| env(var))
+            .map(crate::config::Secret::new)
     });
     // Credentials and a region-dependent base URL (Bedrock), built once here.
     let prepared = match (&entry.mock_response, spec.as_ref().and_then(|s| s.prepare)) {
@@ -605,6 +607,8 @@ fn build_deployment(
             model: entry.upstream_model.clone(),
             headers,
             drop_params: config.drop_params,
+            additional_drop_params: entry.additional_drop_params.clone(),
+            allowed_openai_params: entry.allowed_openai_params.clone(),
             max_output_tokens: entry.info.max_tokens,
             credentials: prepared.credentials,
         },

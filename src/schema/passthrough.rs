@@ -27,8 +27,32 @@ pub struct PassthroughResponse {
 
 impl PassthroughResponse {
     /// The token usage, when the upstream reported one (embeddings report no completion tokens).
+    /// Rerank servers (vLLM, Jina) report only `total_tokens`: those are input tokens.
     pub fn usage(&self) -> Option<Usage> {
         let usage = self.extra.get("usage")?;
-        Usage::deserialize(usage).ok()
+        let mut usage = Usage::deserialize(usage).ok()?;
+        if usage.prompt_tokens == 0 && usage.completion_tokens == 0 {
+            usage.prompt_tokens = usage.total_tokens;
+        }
+        Some(usage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_of_embeddings_and_rerank_answers() {
+        let answer = |usage: serde_json::Value| PassthroughResponse {
+            model: None,
+            extra: [("usage".to_owned(), usage)].into_iter().collect(),
+        };
+        let embeddings = answer(serde_json::json!({"prompt_tokens": 5, "total_tokens": 5}));
+        assert_eq!(embeddings.usage().unwrap().prompt_tokens, 5);
+        let rerank = answer(serde_json::json!({"total_tokens": 7}));
+        let usage = rerank.usage().unwrap();
+        assert_eq!((usage.prompt_tokens, usage.total_tokens), (7, 7));
+        assert!(answer(serde_json::json!("none")).usage().is_none());
     }
 }

@@ -67,6 +67,7 @@ mod sql;
 pub mod memory;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_spend;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

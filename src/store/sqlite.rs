@@ -42,10 +42,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// The spend-log writer's own connection: SQLite writes one transaction at a time anyway,
-    /// and on one connection its INSERT statements are prepared (and held in memory) once, not
-    /// once for each pooled connection the writer happens to take.
-    spend_pool: SqlitePool,
+    /// The spend-log writer's own connection (`sqlite_spend.rs`): SQLite writes one
+    /// transaction at a time anyway, and on one connection its INSERT statements are prepared
+    /// (and held in memory) once.
+    spend: super::sqlite_spend::SpendWriter,
     path: PathBuf,
 }
 
@@ -64,7 +64,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.clone())
+            .connect_with(options)
             .await
             .map_err(|e| {
                 StoreError::Unavailable(format!(
@@ -76,30 +76,10 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migration(format!("{}: {e}", path.display())))?;
-        let spend_pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            // Prepared before the first batch, so a batch of a size not seen yet does not pay
-            // for parsing a statement of hundreds of rows.
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    for sql in spend::insert_statements() {
-                        sqlx::Executor::prepare(&mut *conn, sqlx::SqlSafeStr::into_sql_str(sql))
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot open the SQLite database {}: {e}",
-                    path.display()
-                ))
-            })?;
+        let spend = super::sqlite_spend::SpendWriter::open(path, BUSY_TIMEOUT)?;
         Ok(SqliteStore {
             pool,
-            spend_pool,
+            spend,
             path: path.to_owned(),
         })
     }
@@ -112,7 +92,7 @@ impl SqliteStore {
     /// Closes every connection (tests reopen the file; the gateway just drops the store).
     pub async fn close(&self) {
         self.pool.close().await;
-        self.spend_pool.close().await;
+        self.spend.close();
     }
 
     /// Deletes a row and leaves a tombstone, in one transaction.
@@ -555,7 +535,7 @@ impl Store for SqliteStore {
     }
 
     fn write_spend<'a>(&'a self, rows: &'a [SpendRow]) -> BoxFuture<'a, Result<u64, StoreError>> {
-        Box::pin(spend::write_spend(&self.spend_pool, rows))
+        Box::pin(async move { super::sqlite_spend::blocking(|| self.spend.write(rows)) })
     }
 
     fn spend_total<'a>(
@@ -589,7 +569,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_spend_before(&self, before: Millis) -> BoxFuture<'_, Result<u64, StoreError>> {
-        Box::pin(spend::delete_spend_before(&self.spend_pool, before))
+        Box::pin(spend::delete_spend_before(&self.pool, before))
     }
 }
 

@@ -97,6 +97,30 @@ model_list:
       model: gemini/gemini-2.5-flash
       api_base: {mock}/v1beta
       api_key: os.environ/MOCK_KEY
+  # Ollama's native API (/api/chat, NDJSON streams), keyless like a local server.
+  - model_name: ollama-llama
+    litellm_params:
+      model: ollama_chat/llama3.2
+      api_base: {mock}
+  - model_name: ollama-embed
+    litellm_params:
+      model: ollama/all-minilm
+      api_base: {mock}
+    model_info:
+      mode: embedding
+  # Cohere's Chat v2 and /v2/embed, translated.
+  - model_name: cohere-command
+    litellm_params:
+      model: cohere/command-a-03-2025
+      api_base: {mock}
+      api_key: os.environ/MOCK_KEY
+  - model_name: cohere-embed
+    litellm_params:
+      model: cohere/embed-v4.0
+      api_base: {mock}
+      api_key: os.environ/MOCK_KEY
+    model_info:
+      mode: embedding
   # Bedrock's Converse API, SigV4-signed with these (AWS's documented example) keys.
   - model_name: claude-bedrock
     litellm_params:
@@ -125,6 +149,10 @@ ALIASES = [
     "offline",
     "claude-sonnet",
     "gemini-flash",
+    "ollama-llama",
+    "ollama-embed",
+    "cohere-command",
+    "cohere-embed",
     "claude-bedrock",
 ]
 

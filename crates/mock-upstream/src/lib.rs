@@ -5,8 +5,10 @@
 //! It answers `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` and `/v1/models` (also
 //! without `/v1`, and at Azure OpenAI's `/openai/deployments/{deployment}/...` paths), Anthropic's
 //! `/v1/messages`, and Gemini's `/v1beta/models/{model}:generateContent` /
-//! `:streamGenerateContent`, Bedrock's `/model/{modelId}/converse` and `/converse-stream` (AWS
-//! event-stream frames), with deterministic bodies (tool calls included), streams real SSE,
+//! `:streamGenerateContent`, Ollama's `/api/chat`, `/api/generate` and `/api/embed`, Cohere's
+//! `/v2/chat`, `/v2/embed` and `/v2/rerank` (and `/v1/rerank`, `/rerank` as vLLM serves it),
+//! Bedrock's `/model/{modelId}/converse` and `/converse-stream` (AWS event-stream frames),
+//! with deterministic bodies (tool calls included), streams real SSE,
 //! and injects latency, errors, hangs and broken streams on command. Everything is also adjustable while it runs through `/__mock/config`; see
 //! `docs/mock-upstream.md`.
 //!
@@ -21,6 +23,7 @@
 
 mod anthropic;
 mod bedrock;
+mod cohere;
 mod config;
 mod control;
 mod embedding;
@@ -28,6 +31,7 @@ mod error;
 mod faults;
 mod gemini;
 mod log;
+mod ollama;
 mod openai;
 mod shapes;
 mod state;
@@ -220,6 +224,14 @@ fn router(state: AppState) -> Router {
         )
         .route("/models/{model}", get(openai::get_model))
         .route("/model/{model}/{method}", post(bedrock::converse))
+        .route("/api/chat", post(ollama::chat))
+        .route("/api/generate", post(ollama::generate))
+        .route("/api/embed", post(ollama::embed))
+        .route("/v2/chat", post(cohere::chat))
+        .route("/v2/embed", post(cohere::embed))
+        .route("/v2/rerank", post(cohere::rerank_v2))
+        .route("/v1/rerank", post(cohere::rerank_compatible))
+        .route("/rerank", post(cohere::rerank_compatible))
         .route(
             "/__mock/config",
             get(control::get_config)

@@ -37,6 +37,7 @@ enum Operation {
     Chat,
     Embeddings,
     TextCompletion,
+    Rerank,
 }
 
 impl Operation {
@@ -45,6 +46,7 @@ impl Operation {
         match path {
             "/embeddings" => Operation::Embeddings,
             "/completions" => Operation::TextCompletion,
+            "/rerank" | "/v2/rerank" => Operation::Rerank,
             _ => Operation::Chat,
         }
     }
@@ -54,6 +56,7 @@ impl Operation {
             Operation::Chat => "chat",
             Operation::Embeddings => "embeddings",
             Operation::TextCompletion => "text_completion",
+            Operation::Rerank => "rerank",
         }
     }
 }
@@ -149,7 +152,9 @@ fn provider_name(provider: &str) -> Cow<'static, str> {
         "gemini" => "gcp.gemini".into(),
         "vertex_ai" => "gcp.vertex_ai".into(),
         "bedrock" => "aws.bedrock".into(),
-        "mistral" => "mistral_ai".into(),
+        "mistral" | "codestral" => "mistral_ai".into(),
+        "cohere" | "cohere_chat" => "cohere".into(),
+        "ollama" | "ollama_chat" => "ollama".into(),
         "groq" => "groq".into(),
         "deepseek" => "deepseek".into(),
         "anthropic" => "anthropic".into(),
