@@ -12,6 +12,7 @@ pub mod error;
 mod health;
 pub mod management;
 mod messages;
+mod model_info;
 mod models;
 mod passthrough;
 pub mod spend;
@@ -56,6 +57,9 @@ pub fn routes(state: AppState) -> axum::Router {
         })
         // Cohere's own path, which LiteLLM serves too.
         .route("/v2/rerank", post(passthrough::rerank))
+        .route("/model/info", get(model_info::model_info))
+        .route("/v1/model/info", get(model_info::model_info))
+        .route("/model_group/info", get(model_info::model_group_info))
         .route("/health", get(health::deployments))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
