@@ -15,6 +15,7 @@ mod messages;
 mod model_info;
 mod models;
 mod passthrough;
+mod provider_passthrough;
 pub mod spend;
 mod sse;
 
@@ -75,6 +76,7 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/user/daily/activity", get(activity::user))
         .route("/team/daily/activity", get(activity::team))
         .merge(management::routes())
+        .merge(provider_passthrough::routes())
         .merge(crate::ui::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

@@ -16,6 +16,7 @@ pub mod ollama;
 mod openai;
 mod over_http;
 pub mod params;
+pub mod passthrough;
 pub mod sse;
 #[cfg(test)]
 mod testing;
