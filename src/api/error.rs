@@ -63,7 +63,7 @@ pub enum ApiError {
     #[error("pass-through to {provider}: {error}")]
     PassthroughUpstream {
         provider: &'static str,
-        error: ProviderError,
+        error: Box<ProviderError>,
     },
 }
 

@@ -150,7 +150,7 @@ async fn forward(
         .await
         .map_err(|error| ApiError::PassthroughUpstream {
             provider: provider.name(),
-            error,
+            error: Box::new(error),
         })?;
     Ok(answer.into_parts())
 }
