@@ -357,3 +357,44 @@ async fn model_info_lists_what_the_caller_may_use_without_secrets() {
         .unwrap();
     assert_eq!(response.status(), 401);
 }
+
+/// A pass-through call is charged to the key's budget; once it is spent, the next call is
+/// refused before anything is sent.
+#[tokio::test]
+async fn a_spent_key_budget_refuses_pass_through_calls() {
+    let (mock, gw) = start();
+    let response: Value = client()
+        .post(format!("{}/key/generate", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&json!({"max_budget": 0.000001}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = response["key"].as_str().unwrap().to_owned();
+    let call = || {
+        client()
+            .post(format!("{}/openai/v1/chat/completions", gw.url))
+            .bearer_auth(&key)
+            .json(&chat_body("gpt-4o-mini", false))
+            .send()
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+    // The charge lands when the answer's body has ended on the gateway's side.
+    let until = Instant::now() + Duration::from_secs(5);
+    let refused = loop {
+        let response = call().await.unwrap();
+        if response.status() != 200 || Instant::now() > until {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "budget_exceeded", "{body}");
+    let sent = Mock(&mock).requests().await.len();
+    assert!(call().await.unwrap().status() == 429);
+    assert_eq!(Mock(&mock).requests().await.len(), sent);
+}

@@ -72,6 +72,7 @@ async fn handle(
         requested_model: String::new(),
         stream: false,
         first_byte: None,
+        budget_hold: None,
     };
     match forward(&mut report, parts, body).await {
         Ok((head, body)) => {
@@ -96,7 +97,15 @@ async fn handle(
             response
         }
         Err(error) => {
+            // Only a spent budget: one held by requests in flight stays a 429 to retry.
+            let spent = matches!(
+                error,
+                ApiError::Budget(crate::policy::budget::BudgetError::Exceeded { .. })
+            );
             let mut response = Surface::OpenAi.render(error);
+            if spent {
+                *response.status_mut() = report.config.config.budget_exceeded_status;
+            }
             report.emit(response.status().as_u16(), Outcome::Failed, None, None);
             response.extensions_mut().insert(Reported);
             response
@@ -112,6 +121,20 @@ async fn forward(
     body: Body,
 ) -> Result<(axum::http::response::Parts, hyper::body::Incoming), ApiError> {
     let provider = report.provider;
+    // The key's (team's, user's) budgets hold as on every model route: a spent one refuses the
+    // call; what the call cost is charged when it ends. What it will cost is not known before
+    // the answer, so nothing more is reserved.
+    let budgets =
+        crate::policy::budget::checks(&report.principal, None, crate::auth::cache::now_ms());
+    if !budgets.is_empty() {
+        let hold = report
+            .state
+            .budgets
+            .reserve(&budgets, crate::money::Nanos::ZERO)
+            .await
+            .map_err(ApiError::Budget)?;
+        report.budget_hold = Some(hold);
+    }
     let limit = report.config.max_request_bytes;
     let body = axum::body::to_bytes(body, limit)
         .await
@@ -168,11 +191,12 @@ struct Report {
     requested_model: String,
     stream: bool,
     first_byte: Option<Duration>,
+    budget_hold: Option<crate::policy::budget::Reservation>,
 }
 
 impl Report {
     /// Emits the request's finished event: its spend row, metrics and access log line.
-    fn emit(self, status: u16, outcome: Outcome, usage: Option<Usage>, model: Option<String>) {
+    fn emit(mut self, status: u16, outcome: Outcome, usage: Option<Usage>, model: Option<String>) {
         let model = if self.requested_model.is_empty() {
             model.unwrap_or_default()
         } else {
@@ -189,6 +213,10 @@ impl Report {
                 .map(|(_, entry)| entry.price.clone());
             crate::money::cost::of_request(price.as_deref(), Some(usage), 0, 0)
         });
+        if let Some(hold) = self.budget_hold.take() {
+            let charged = cost.map_or(crate::money::Nanos::ZERO, |c| c.total);
+            self.state.budgets.settle(hold, charged);
+        }
         let event = Finished {
             request_id: self.request_id.to_str().unwrap_or(""),
             method: self.method.as_str(),
