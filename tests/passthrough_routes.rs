@@ -398,3 +398,40 @@ async fn a_spent_key_budget_refuses_pass_through_calls() {
     assert!(call().await.unwrap().status() == 429);
     assert_eq!(Mock(&mock).requests().await.len(), sent);
 }
+
+/// An upstream stream that goes quiet for longer than the request timeout is cut (the caller's
+/// connection is not held forever), and its row says the stream failed.
+#[tokio::test]
+async fn a_stream_that_goes_quiet_is_cut_after_the_request_timeout() {
+    let mock = mock_upstream(&[]);
+    let yaml = config(&mock).replace(
+        "general_settings:",
+        "router_settings:\n  timeout: 1\ngeneral_settings:",
+    );
+    let gw = gateway(&yaml, &[]);
+    Mock(&mock).set(json!({"chunk_delay_ms": 2500})).await;
+    let started = Instant::now();
+    let mut response = client()
+        .post(format!("{}/openai/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&chat_body("gpt-4o-mini", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let ended = loop {
+        match response.chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break "ended",
+            Err(_) => break "cut",
+        }
+    };
+    assert_eq!(ended, "cut");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let rows = spend_rows(&gw, "", 1).await;
+    assert_eq!(rows[0]["outcome"], "stream_failed", "{}", rows[0]);
+}

@@ -20,6 +20,7 @@ use axum::routing::any;
 use bytes::Bytes;
 use futures_util::Stream;
 use http_body_util::BodyExt;
+use std::future::Future as _;
 
 use super::error::ApiError;
 use crate::auth::Principal;
@@ -84,11 +85,15 @@ async fn handle(
             report.stream = content_type.starts_with("text/event-stream");
             let meter = UsageMeter::new(content_type);
             let status = head.status;
+            let idle_timeout = report.config.config.request_timeout;
             let metered = Metered {
                 body: body.into_data_stream(),
                 meter: Some(meter),
                 report: Some(report),
                 status: status.as_u16(),
+                idle: Box::pin(tokio::time::sleep(idle_timeout)),
+                idle_timeout,
+                cut: false,
             };
             let mut response = Response::new(Body::from_stream(metered));
             *response.status_mut() = status;
@@ -246,14 +251,22 @@ impl Report {
 }
 
 /// The upstream's body on its way to the caller, chunk by chunk as it arrives (never
-/// buffered), read for usage on the way; when it ends, fails or the caller goes away, the
-/// request is reported once.
+/// buffered), read for usage on the way; when it ends, fails, goes quiet for longer than the
+/// request timeout, or the caller goes away, the request is reported once.
 struct Metered {
     body: http_body_util::BodyDataStream<hyper::body::Incoming>,
     meter: Option<UsageMeter>,
     report: Option<Report>,
     status: u16,
+    /// Fires when the upstream has sent nothing for `idle_timeout`: the body is then cut
+    /// rather than holding the caller's connection forever.
+    idle: Pin<Box<tokio::time::Sleep>>,
+    idle_timeout: Duration,
+    /// The body was cut for silence: it is over.
+    cut: bool,
 }
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Metered {
     fn finish(&mut self, outcome: Outcome) {
@@ -270,12 +283,17 @@ impl Metered {
 }
 
 impl Stream for Metered {
-    type Item = Result<Bytes, hyper::Error>;
+    type Item = Result<Bytes, BoxError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        if this.cut {
+            return Poll::Ready(None);
+        }
         match Pin::new(&mut this.body).poll_next(cx) {
             Poll::Ready(Some(Ok(bytes))) => {
+                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
                 if let Some(report) = this.report.as_mut() {
                     if report.first_byte.is_none() {
                         report.first_byte = Some(report.started.elapsed());
@@ -288,13 +306,24 @@ impl Stream for Metered {
             }
             Poll::Ready(Some(Err(error))) => {
                 this.finish(Outcome::StreamFailed);
-                Poll::Ready(Some(Err(error)))
+                Poll::Ready(Some(Err(error.into())))
             }
             Poll::Ready(None) => {
                 this.finish(Outcome::Answered);
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                if this.report.is_some() && this.idle.as_mut().poll(cx).is_ready() {
+                    this.finish(Outcome::StreamFailed);
+                    this.cut = true;
+                    let quiet = std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the upstream sent nothing within the request timeout",
+                    );
+                    return Poll::Ready(Some(Err(quiet.into())));
+                }
+                Poll::Pending
+            }
         }
     }
 }
