@@ -112,6 +112,7 @@ async fn openai_requests_go_with_the_gateways_key_and_make_a_spend_row() {
     assert_eq!(row["prompt_tokens"], 3, "{row}");
     assert_eq!(row["completion_tokens"], 6, "{row}");
     assert_eq!(row["key_alias"], "team-tool");
+    assert_eq!(row["custom_llm_provider"], "openai");
     assert_eq!(row["http_status"], 200);
     // gpt-4o-mini is in the shipped price table.
     assert_eq!(row["cost_source"], "reported", "{row}");

@@ -235,6 +235,7 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
             surface: Surface::of_path(uri.path()),
             requested_model: "",
             deployment: None,
+            passthrough_provider: None,
             attempts: 0,
             usage: None,
             status: response.status().as_u16(),

@@ -230,6 +230,7 @@ impl Report {
             surface: Surface::OpenAi,
             requested_model: &model,
             deployment: None,
+            passthrough_provider: Some(self.provider.name()),
             attempts: 1,
             usage: usage.as_ref(),
             status,
