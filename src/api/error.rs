@@ -58,6 +58,13 @@ pub enum ApiError {
     /// An external guardrail that fails closed could not give a verdict (docs/guardrails.md).
     #[error("guardrail `{0}` could not check the request (its service failed) and fails closed; the request was not sent")]
     GuardrailUnavailable(std::sync::Arc<str>),
+    /// A provider pass-through route (`/openai/*` ...) could not get an answer from its
+    /// upstream. (An answer, error statuses included, is passed back as it is.)
+    #[error("pass-through to {provider}: {error}")]
+    PassthroughUpstream {
+        provider: &'static str,
+        error: Box<ProviderError>,
+    },
 }
 
 impl From<crate::guardrails::Blocked> for ApiError {
@@ -127,7 +134,9 @@ impl ApiError {
                 | crate::policy::budget::BudgetError::Reserved { scope, .. },
             ) => ("budget", Some(scope.as_str())),
             ApiError::Route(RouteError::Unavailable(_)) => ("unavailable", None),
-            ApiError::Route(RouteError::Upstream(_)) => ("upstream", None),
+            ApiError::Route(RouteError::Upstream(_)) | ApiError::PassthroughUpstream { .. } => {
+                ("upstream", None)
+            }
             ApiError::Internal => ("internal", None),
             ApiError::Guardrail(_) => ("guardrail", None),
             ApiError::GuardrailUnavailable(_) => ("guardrail_unavailable", None),
@@ -158,6 +167,7 @@ impl ApiError {
             ApiError::Guardrail(_) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::InvalidOptions { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Route(RouteError::Upstream(failure)) => upstream_status(&failure.error),
+            ApiError::PassthroughUpstream { error, .. } => upstream_status(error),
             ApiError::Route(RouteError::Unavailable(unavailable)) => match unavailable.reason {
                 NoPick::CoolingDown {
                     rate_limited: true, ..
@@ -297,6 +307,9 @@ impl ApiError {
                 upstream_body(&group, failure.attempts, &failure.error)
             }
             ApiError::Route(RouteError::Unavailable(unavailable)) => unavailable_body(unavailable),
+            ApiError::PassthroughUpstream { provider, error } => {
+                upstream_body(&format!("the {provider} pass-through"), 1, error)
+            }
         };
         json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
     }

@@ -12,8 +12,10 @@ pub mod error;
 mod health;
 pub mod management;
 mod messages;
+mod model_info;
 mod models;
 mod passthrough;
+mod provider_passthrough;
 pub mod spend;
 mod sse;
 
@@ -56,6 +58,9 @@ pub fn routes(state: AppState) -> axum::Router {
         })
         // Cohere's own path, which LiteLLM serves too.
         .route("/v2/rerank", post(passthrough::rerank))
+        .route("/model/info", get(model_info::model_info))
+        .route("/v1/model/info", get(model_info::model_info))
+        .route("/model_group/info", get(model_info::model_group_info))
         .route("/health", get(health::deployments))
         .route("/health/liveliness", get(health::liveliness))
         .route("/health/liveness", get(health::liveliness))
@@ -71,6 +76,7 @@ pub fn routes(state: AppState) -> axum::Router {
         .route("/user/daily/activity", get(activity::user))
         .route("/team/daily/activity", get(activity::team))
         .merge(management::routes())
+        .merge(provider_passthrough::routes())
         .merge(crate::ui::routes())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -229,6 +235,7 @@ async fn edge(State(state): State<AppState>, mut request: Request, next: Next) -
             surface: Surface::of_path(uri.path()),
             requested_model: "",
             deployment: None,
+            passthrough_provider: None,
             attempts: 0,
             usage: None,
             status: response.status().as_u16(),

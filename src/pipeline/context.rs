@@ -399,6 +399,7 @@ impl RequestContext {
             surface: self.surface,
             requested_model: &self.requested_model,
             deployment: self.served.as_ref().map(|(d, _)| d),
+            passthrough_provider: None,
             attempts: self.served.as_ref().map_or(0, |(_, attempts)| *attempts),
             usage: self.usage.as_ref(),
             status,

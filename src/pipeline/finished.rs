@@ -52,6 +52,8 @@ pub struct Finished<'a> {
     /// The deployment that answered (its group is the group that served: aliases, route rules
     /// and fallbacks make it differ from `requested_model`).
     pub deployment: Option<&'a Arc<Deployment>>,
+    /// The provider a call went to without a deployment (a pass-through route: `openai` ...).
+    pub passthrough_provider: Option<&'static str>,
     pub attempts: u32,
     pub usage: Option<&'a Usage>,
     pub status: u16,

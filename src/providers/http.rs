@@ -302,6 +302,40 @@ impl HttpClient {
             .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
     }
 
+    /// Sends a request as the caller made it (any method, the body as is) and returns the
+    /// answer's head within `head_timeout`, its body unread: the provider pass-through routes
+    /// forward it as it arrives. The URL is parsed here, not cached: pass-through URLs are as
+    /// many as callers make.
+    pub async fn forward(
+        &self,
+        method: Method,
+        url: &str,
+        headers: hyper::HeaderMap,
+        body: Bytes,
+        head_timeout: Duration,
+    ) -> Result<UpstreamResponse, ProviderError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|err| ProviderError::Unsupported(format!("invalid upstream URL: {err}")))?;
+        if uri.scheme().is_none() || uri.authority().is_none() {
+            return Err(ProviderError::Unsupported(
+                "invalid upstream URL: it needs a scheme and a host".into(),
+            ));
+        }
+        let mut builder = hyper::Request::builder().method(method).uri(uri);
+        if let Some(map) = builder.headers_mut() {
+            *map = headers;
+            crate::telemetry::traces::inject(map);
+        }
+        let request = builder.body(Full::new(body)).map_err(|err| {
+            ProviderError::Unsupported(format!("cannot build the upstream request: {err}"))
+        })?;
+        match tokio::time::timeout(head_timeout, self.client.request(request)).await {
+            Ok(answer) => answer.map_err(|err| ProviderError::Connect(describe(&err))),
+            Err(_) => Err(ProviderError::Timeout(head_timeout)),
+        }
+    }
+
     async fn start(&self, request: UpstreamRequest) -> Result<UpstreamResponse, ProviderError> {
         let uri = self.uris.get(&request.url)?;
         let mut builder = hyper::Request::builder().method(Method::POST).uri(uri);

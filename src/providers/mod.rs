@@ -18,6 +18,7 @@ pub mod ollama;
 mod openai;
 mod over_http;
 pub mod params;
+pub mod passthrough;
 pub mod sse;
 #[cfg(test)]
 mod testing;

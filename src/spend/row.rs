@@ -78,7 +78,9 @@ impl SpendRow {
             requested_model: event.requested_model.to_owned(),
             model_group: deployment.map(|d| d.model_name.clone()),
             deployment_id: deployment.map(|d| d.id.clone()),
-            provider: deployment.map(|d| d.provider_name.clone()),
+            provider: deployment
+                .map(|d| d.provider_name.clone())
+                .or_else(|| event.passthrough_provider.map(str::to_owned)),
             prompt_tokens: usage.map_or(0, |u| tokens(u.prompt_tokens)),
             completion_tokens: usage.map_or(0, |u| tokens(u.completion_tokens)),
             cached_tokens,
@@ -131,6 +133,7 @@ mod tests {
             surface: Surface::OpenAi,
             requested_model: "gpt",
             deployment: None,
+            passthrough_provider: None,
             attempts: 1,
             usage,
             status: 200,

@@ -474,6 +474,7 @@ mod tests {
             surface: crate::pipeline::Surface::OpenAi,
             requested_model: model,
             deployment: None,
+            passthrough_provider: None,
             attempts: 0,
             usage: None,
             status,

@@ -140,6 +140,9 @@ pub fn write_config(yaml: &str) -> PathBuf {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
+    // A directory left by an earlier run whose process had the same id would hand this test
+    // its SQLite database, spend rows included: start empty.
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("config.yaml");
     std::fs::write(&path, yaml).unwrap();
