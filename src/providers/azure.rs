@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::anthropic::request::OpenAiDialect;
 use super::openai::{
-    chat_body, parse_completion, parse_error, parse_raw_completion, to_body, OpenAiStreamDecoder,
+    chat_body, parse_completion, parse_error, parse_raw_completion, OpenAiStreamDecoder,
 };
 use super::{
     ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, Upstream, UpstreamRequest,
@@ -91,7 +91,7 @@ impl HttpProvider for Azure {
         Ok(UpstreamRequest {
             url: Self::url(upstream, endpoint.path()),
             headers: Self::headers(upstream)?,
-            body: to_body(&WithModel {
+            body: super::json_body(&WithModel {
                 request,
                 model: &upstream.model,
             })?,

@@ -17,9 +17,7 @@ use axum::http::header::HeaderMap;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::openai::{
-    parse_completion, parse_error, parse_raw_completion, to_body, OpenAiStreamDecoder,
-};
+use super::openai::{parse_completion, parse_error, parse_raw_completion, OpenAiStreamDecoder};
 use super::params::{self, Dropped};
 use super::{
     upstream_headers, ChatStreamDecoder, HttpProvider, KeyHeader, PassthroughEndpoint,
@@ -122,7 +120,7 @@ impl HttpProvider for Mistral {
         Ok(UpstreamRequest {
             url: format!("{}/chat/completions", upstream.base_url),
             headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
-            body: to_body(&body)?,
+            body: super::json_body(&body)?,
         })
     }
 
@@ -145,16 +143,12 @@ impl HttpProvider for Mistral {
         request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError> {
         if endpoint != PassthroughEndpoint::Embeddings {
-            return Err(ProviderError::Unsupported(format!(
-                "provider `{}` has no /v1/{} endpoint",
-                self.name,
-                endpoint.path()
-            )));
+            return Err(super::no_endpoint(self.name, endpoint));
         }
         Ok(UpstreamRequest {
             url: format!("{}/embeddings", upstream.base_url),
             headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
-            body: to_body(&WithModel {
+            body: super::json_body(&WithModel {
                 request,
                 model: &upstream.model,
             })?,

@@ -499,6 +499,22 @@ pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
     })
 }
 
+/// A request body as JSON. Encoding a wire type fails only on a bug (a map with non-string
+/// keys), reported as a request the provider cannot take.
+pub(crate) fn json_body(value: &impl serde::Serialize) -> Result<Bytes, ProviderError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|err| ProviderError::Unsupported(format!("cannot encode the request: {err}")))
+}
+
+/// What a provider answers for a `/v1/...` endpoint it does not have.
+pub(crate) fn no_endpoint(provider: &str, endpoint: PassthroughEndpoint) -> ProviderError {
+    ProviderError::Unsupported(format!(
+        "provider `{provider}` has no /v1/{} endpoint",
+        endpoint.path()
+    ))
+}
+
 /// Where a provider expects the deployment's key.
 pub(crate) enum KeyHeader {
     /// `Authorization: Bearer KEY` (OpenAI and compatible servers).

@@ -71,7 +71,7 @@ impl HttpProvider for OpenAiCompatible {
         Ok(UpstreamRequest {
             url: format!("{}/{}", upstream.base_url, endpoint.path()),
             headers: bearer_headers(upstream)?,
-            body: to_body(&WithModel {
+            body: super::json_body(&WithModel {
                 request,
                 model: &upstream.model,
             })?,
@@ -99,21 +99,15 @@ pub(super) fn chat_body(
             .stream_options
             .get_or_insert_with(Default::default)
             .include_usage = Some(true);
-        return to_body(&WithModel {
+        return super::json_body(&WithModel {
             request: &with_usage,
             model: &upstream.model,
         });
     }
-    to_body(&WithModel {
+    super::json_body(&WithModel {
         request,
         model: &upstream.model,
     })
-}
-
-pub(super) fn to_body(value: &impl serde::Serialize) -> Result<Bytes, ProviderError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|err| ProviderError::Unsupported(format!("cannot encode the request: {err}")))
 }
 
 pub(super) fn parse_raw_completion(body: Bytes) -> Result<RawCompletion, ProviderError> {

@@ -72,12 +72,6 @@ fn headers(
     upstream_headers(upstream, key_header, &provider_headers)
 }
 
-fn encode(body: &MessagesBody<'_>) -> Result<bytes::Bytes, ProviderError> {
-    serde_json::to_vec(body)
-        .map(bytes::Bytes::from)
-        .map_err(|err| ProviderError::Unsupported(format!("cannot encode the request: {err}")))
-}
-
 impl HttpProvider for Anthropic {
     fn name(&self) -> &'static str {
         "anthropic"
@@ -96,7 +90,7 @@ impl HttpProvider for Anthropic {
         Ok(UpstreamRequest {
             url: url(&upstream.base_url, MessagesEndpoint::Create),
             headers: headers(upstream, None)?,
-            body: encode(&MessagesBody {
+            body: super::json_body(&MessagesBody {
                 model: &upstream.model,
                 request: &messages,
             })?,
@@ -119,10 +113,7 @@ impl HttpProvider for Anthropic {
         endpoint: PassthroughEndpoint,
         _request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError> {
-        Err(ProviderError::Unsupported(format!(
-            "provider `anthropic` has no /v1/{} endpoint",
-            endpoint.path()
-        )))
+        Err(super::no_endpoint("anthropic", endpoint))
     }
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
@@ -147,7 +138,7 @@ impl HttpProvider for Anthropic {
             Ok(UpstreamRequest {
                 url: url(&upstream.base_url, endpoint),
                 headers: headers(upstream, Some(client))?,
-                body: encode(&MessagesBody {
+                body: super::json_body(&MessagesBody {
                     model: &upstream.model,
                     request,
                 })?,

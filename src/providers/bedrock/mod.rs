@@ -143,11 +143,7 @@ impl HttpProvider for Bedrock {
         Ok(UpstreamRequest {
             url: url(&upstream.base_url, &upstream.model, stream)?,
             headers,
-            body: serde_json::to_vec(&body)
-                .map(bytes::Bytes::from)
-                .map_err(|err| {
-                    ProviderError::Unsupported(format!("cannot encode the request: {err}"))
-                })?,
+            body: super::json_body(&body)?,
         })
     }
 
@@ -167,10 +163,7 @@ impl HttpProvider for Bedrock {
         endpoint: PassthroughEndpoint,
         _request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError> {
-        Err(ProviderError::Unsupported(format!(
-            "provider `bedrock` has no /v1/{} endpoint in Switchyard yet",
-            endpoint.path()
-        )))
+        Err(super::no_endpoint("bedrock", endpoint))
     }
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {

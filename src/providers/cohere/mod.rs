@@ -11,7 +11,6 @@ pub mod response;
 pub mod wire;
 
 use axum::http::header::HeaderMap;
-use bytes::Bytes;
 
 use super::params::Dropped;
 use super::{
@@ -40,12 +39,6 @@ pub fn url(base: &str, route: &str) -> String {
     format!("{base}/v2/{route}")
 }
 
-fn encode(value: &serde_json::Value) -> Result<Bytes, ProviderError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|err| ProviderError::Unsupported(format!("cannot encode the request: {err}")))
-}
-
 impl HttpProvider for Cohere {
     fn name(&self) -> &'static str {
         self.name
@@ -61,7 +54,7 @@ impl HttpProvider for Cohere {
         Ok(UpstreamRequest {
             url: url(&upstream.base_url, "chat"),
             headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
-            body: encode(&body)?,
+            body: super::json_body(&body)?,
         })
     }
 
@@ -96,7 +89,7 @@ impl HttpProvider for Cohere {
         Ok(UpstreamRequest {
             url: url(&upstream.base_url, route),
             headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
-            body: encode(&body)?,
+            body: super::json_body(&body)?,
         })
     }
 

@@ -70,11 +70,7 @@ impl HttpProvider for Gemini {
         Ok(UpstreamRequest {
             url: url(&upstream.base_url, &upstream.model, request.is_stream()),
             headers: headers(upstream)?,
-            body: serde_json::to_vec(&body)
-                .map(bytes::Bytes::from)
-                .map_err(|err| {
-                    ProviderError::Unsupported(format!("cannot encode the request: {err}"))
-                })?,
+            body: super::json_body(&body)?,
         })
     }
 
@@ -94,10 +90,7 @@ impl HttpProvider for Gemini {
         endpoint: PassthroughEndpoint,
         _request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError> {
-        Err(ProviderError::Unsupported(format!(
-            "provider `gemini` has no /v1/{} endpoint in Switchyard yet",
-            endpoint.path()
-        )))
+        Err(super::no_endpoint("gemini", endpoint))
     }
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {

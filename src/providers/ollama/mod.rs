@@ -17,7 +17,6 @@ pub mod response;
 pub mod wire;
 
 use axum::http::header::HeaderMap;
-use bytes::Bytes;
 
 use super::params::Dropped;
 use super::{
@@ -60,12 +59,6 @@ pub fn url(base: &str, route: &str) -> String {
     format!("{base}/api/{route}")
 }
 
-fn encode(value: &impl serde::Serialize) -> Result<Bytes, ProviderError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|err| ProviderError::Unsupported(format!("cannot encode the request: {err}")))
-}
-
 impl HttpProvider for Ollama {
     fn name(&self) -> &'static str {
         self.api.provider()
@@ -84,11 +77,11 @@ impl HttpProvider for Ollama {
         let (route, body) = match self.api {
             Api::Chat => (
                 "chat",
-                encode(&request::to_chat(request, &upstream.model, &mut dropped)?)?,
+                super::json_body(&request::to_chat(request, &upstream.model, &mut dropped)?)?,
             ),
             Api::Generate => (
                 "generate",
-                encode(&request::to_generate(
+                super::json_body(&request::to_generate(
                     request,
                     &upstream.model,
                     &mut dropped,
@@ -128,12 +121,12 @@ impl HttpProvider for Ollama {
             PassthroughEndpoint::Embeddings => Ok(UpstreamRequest {
                 url: url(&upstream.base_url, "embed"),
                 headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
-                body: encode(&embed::to_embed(request, &upstream.model)?)?,
+                body: super::json_body(&embed::to_embed(request, &upstream.model)?)?,
             }),
             PassthroughEndpoint::Completions => Ok(UpstreamRequest {
                 url: url(&upstream.base_url, "generate"),
                 headers: upstream_headers(upstream, KeyHeader::Bearer, &[])?,
-                body: encode(&completions::to_generate(request, &upstream.model)?)?,
+                body: super::json_body(&completions::to_generate(request, &upstream.model)?)?,
             }),
             PassthroughEndpoint::Rerank => Err(ProviderError::Unsupported(format!(
                 "provider `{}` has no rerank endpoint",
