@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Time to first byte of streamed answers, for bench/run.
 
-    ttfb.py URL BODY_FILE [-n N] [-H "Name: value" ...]
+    ttfb.py URL BODY_FILE [-n N] [-H "Name: value" ...] [--vary START]
 
 Sends N streaming POSTs one after the other over one keep-alive connection (after 20 unmeasured
 ones), each timed from the moment the request is written to the moment the first byte of the
 response body (the first server-sent event) arrives, and reads each stream to its end before the
-next. Prints one tab-separated line: p50_ms p90_ms p99_ms count.
+next. Prints one tab-separated line: p50_ms p90_ms p99_ms count. With --vary START, every
+`VARY` in the body is replaced by a number, START for the first request and one more for each
+after it, so no two requests are the same (bench/instructions' cache-store case).
 
 Standard library only. The client's own overhead is in every number equally, so compare rows
 measured in the same run, not absolute values.
@@ -34,9 +36,12 @@ def main(argv):
     url, body_file, rest = argv[0], argv[1], argv[2:]
     count = 500
     headers = {"Content-Type": "application/json"}
+    vary = None
     while rest:
         if rest[0] == "-n" and len(rest) > 1:
             count, rest = int(rest[1]), rest[2:]
+        elif rest[0] == "--vary" and len(rest) > 1:
+            vary, rest = int(rest[1]), rest[2:]
         elif rest[0] == "-H" and len(rest) > 1:
             name, _, value = rest[1].partition(":")
             headers[name.strip()] = value.strip()
@@ -51,8 +56,9 @@ def main(argv):
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     samples = []
     for i in range(WARMUP + count):
+        sent = body if vary is None else body.replace(b"VARY", str(vary + i).encode())
         start = time.perf_counter()
-        conn.request("POST", path, body=body, headers=headers)
+        conn.request("POST", path, body=sent, headers=headers)
         response = conn.getresponse()
         first = response.read1(1)
         elapsed = time.perf_counter() - start
