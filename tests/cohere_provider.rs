@@ -35,6 +35,7 @@ model_list:
       api_base: {url}
     model_info:
       id: cohere-rerank
+      input_cost_per_query: 0.002
   - model_name: vllm-rerank
     litellm_params:
       model: hosted_vllm/BAAI/bge-reranker-v2-m3
@@ -250,6 +251,10 @@ async fn rerank_surface_routes_to_cohere_and_compatible_servers() {
         let response = post(&gw, path, &rerank_body("cohere-rerank")).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.headers()["x-switchyard-model-id"], "cohere-rerank");
+        let response_cost = response.headers()["x-litellm-response-cost"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let answer: Value = response.json().await.unwrap();
         let results = answer["results"].as_array().unwrap();
         assert_eq!(results.len(), 2, "top_n");
@@ -262,6 +267,9 @@ async fn rerank_surface_routes_to_cohere_and_compatible_servers() {
             results[0]["relevance_score"].as_f64().unwrap()
                 > results[1]["relevance_score"].as_f64().unwrap()
         );
+        // Priced per search (`model_info.input_cost_per_query`), as LiteLLM prices rerank.
+        let cost: f64 = response_cost.parse().unwrap();
+        assert!((cost - 0.002).abs() < 1e-9, "{path}: cost {cost}");
         assert_eq!(answer["meta"]["billed_units"]["search_units"], 1);
     }
     let seen = Mock(&mock).last_request().await;

@@ -94,6 +94,8 @@ pub struct RawLitellmParams {
     pub output_cost_per_token: Option<f64>,
     pub cache_read_input_token_cost: Option<f64>,
     pub cache_creation_input_token_cost: Option<f64>,
+    /// Dollars per rerank call (LiteLLM's per-search price of Cohere-style rerank models).
+    pub input_cost_per_query: Option<f64>,
     /// The model name the price table is searched for (an Azure deployment's real model).
     pub base_model: Option<String>,
     /// A deployment budget in dollars, over `budget_duration` (LiteLLM's provider budget routing).
@@ -115,6 +117,7 @@ pub struct RawModelInfo {
     pub output_cost_per_token: Option<f64>,
     pub cache_read_input_token_cost: Option<f64>,
     pub cache_creation_input_token_cost: Option<f64>,
+    pub input_cost_per_query: Option<f64>,
     /// The model name the price table is searched for (LiteLLM's Azure convention).
     pub base_model: Option<String>,
     pub max_tokens: Option<u64>,

@@ -669,6 +669,11 @@ impl<'a> Validator<'a> {
                 info.cache_creation_input_token_cost,
                 "cache_creation_input_token_cost",
             )?,
+            per_query: pico(
+                params.input_cost_per_query,
+                info.input_cost_per_query,
+                "input_cost_per_query",
+            )?,
         };
         let base_model = match params.base_model.as_deref().or(info.base_model.as_deref()) {
             Some(name) => Some(self.resolve(name, &at("model_info.base_model"))?),

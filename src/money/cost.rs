@@ -80,6 +80,7 @@ pub fn nanos(price: &Price, tokens: &Tokens) -> Nanos {
         ),
         times(tokens.completion, price.output_per_token),
         u128::from(price.per_request),
+        u128::from(price.per_query),
     ]
     .into_iter()
     .fold(0u128, u128::saturating_add);

@@ -41,6 +41,9 @@ pub struct Price {
     pub cache_creation_per_token: Option<u64>,
     /// `input_cost_per_request` plus `output_cost_per_request`.
     pub per_request: u64,
+    /// `input_cost_per_query`: what a rerank call costs (LiteLLM prices Cohere-style rerank
+    /// models per search, not per token). Charged once per call, as `per_request` is.
+    pub per_query: u64,
     pub max_input_tokens: Option<u64>,
     pub max_output_tokens: Option<u64>,
 }
@@ -168,6 +171,7 @@ fn parse_entry(value: &Value) -> Result<PriceEntry, String> {
             cache_read_per_token: price("cache_read_input_token_cost")?,
             cache_creation_per_token: price("cache_creation_input_token_cost")?,
             per_request,
+            per_query: price("input_cost_per_query")?.unwrap_or(0),
             max_input_tokens: tokens("max_input_tokens")?,
             max_output_tokens: tokens("max_output_tokens")?,
         }),
@@ -241,6 +245,7 @@ pub struct PriceOverrides {
     pub output_per_token: Option<u64>,
     pub cache_read_per_token: Option<u64>,
     pub cache_creation_per_token: Option<u64>,
+    pub per_query: Option<u64>,
 }
 
 impl PriceOverrides {
@@ -356,6 +361,9 @@ impl Prices {
         }
         if let Some(p) = overrides.cache_creation_per_token {
             price.cache_creation_per_token = Some(p);
+        }
+        if let Some(p) = overrides.per_query {
+            price.per_query = p;
         }
         Some(Resolved {
             price: Arc::new(price),
@@ -560,6 +568,24 @@ mod tests {
             output_per_token: Some(5_000_000),
             ..PriceOverrides::default()
         };
+        let rerank = table(
+            r#"{"rr": {"input_cost_per_query": 0.002, "input_cost_per_token": 0.0, "mode": "rerank"}}"#,
+        );
+        // 0.002 dollars a search, in pico-dollars; a deployment's own replaces it.
+        let found = rerank.resolve("cohere", "rr", &PriceOverrides::default());
+        assert_eq!(found.unwrap().price.per_query, 2_000_000_000);
+        let own = PriceOverrides {
+            per_query: Some(1_000_000_000),
+            ..PriceOverrides::default()
+        };
+        assert_eq!(
+            rerank
+                .resolve("cohere", "rr", &own)
+                .unwrap()
+                .price
+                .per_query,
+            1_000_000_000
+        );
         let resolved = prices.resolve("openai", "m", &overrides).unwrap();
         assert_eq!(resolved.entry.as_deref(), Some("m"));
         assert_eq!(resolved.price.input_per_token, 1_000_000);
