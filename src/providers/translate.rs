@@ -5,6 +5,37 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::ProviderError;
+use crate::schema::{Extra, ResponseMessage, Role, ToolCall};
+
+/// The assistant's message of a translated answer: `content` is `null` when the model only
+/// called tools (OpenAI's shape), and `tool_calls` is absent when it called none.
+pub fn assistant_message(text: String, calls: Vec<ToolCall>, extra: Extra) -> ResponseMessage {
+    ResponseMessage {
+        role: Role::Assistant,
+        content: if text.is_empty() && !calls.is_empty() {
+            None
+        } else {
+            Some(text)
+        },
+        tool_calls: (!calls.is_empty()).then_some(calls),
+        extra,
+    }
+}
+
+/// The OpenAI error `type` of an upstream status, for providers whose error bodies carry none.
+pub fn error_type(status: u16) -> Option<String> {
+    Some(
+        match status {
+            400 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            _ => return None,
+        }
+        .to_owned(),
+    )
+}
 
 /// A request the provider cannot express, naming where (`messages[2].content[0]`).
 pub fn invalid(at: &str, message: impl std::fmt::Display) -> ProviderError {

@@ -6,8 +6,8 @@
 use serde_json::json;
 
 use super::wire::{ConverseResponse, TokenUsage};
-use crate::providers::translate::{random_id, unix_now};
-use crate::schema::{ChatCompletion, Choice, Extra, ResponseMessage, Role, ToolCall, Usage};
+use crate::providers::translate::{assistant_message, random_id, unix_now};
+use crate::schema::{ChatCompletion, Choice, Extra, ToolCall, Usage};
 
 /// Converse's `stopReason` as OpenAI's `finish_reason`.
 pub fn finish_reason(reason: &str) -> &'static str {
@@ -81,16 +81,7 @@ pub fn to_completion(response: ConverseResponse) -> ChatCompletion {
         model: String::new(),
         choices: vec![Choice {
             index: 0,
-            message: ResponseMessage {
-                role: Role::Assistant,
-                content: if text.is_empty() && !calls.is_empty() {
-                    None
-                } else {
-                    Some(text)
-                },
-                tool_calls: (!calls.is_empty()).then_some(calls),
-                extra,
-            },
+            message: assistant_message(text, calls, extra),
             finish_reason: Some(finish.to_owned()),
             extra: Extra::new(),
         }],

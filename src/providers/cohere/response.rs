@@ -15,11 +15,11 @@ use serde_json::Value;
 
 use super::wire::{ChatResponse, CohereUsage, ErrorBody, StreamEvent};
 use crate::providers::openai::{excerpt, retry_after};
-use crate::providers::translate::{random_id, unix_now};
+use crate::providers::translate::{assistant_message, error_type, random_id, unix_now};
 use crate::providers::{ChatStreamDecoder, ProviderError, SseEvent, StreamItem};
 use crate::schema::{
-    ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta, Extra, FunctionCallDelta,
-    ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
+    ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta, Extra, FunctionCallDelta, Role,
+    ToolCall, ToolCallDelta, Usage,
 };
 
 pub fn finish_reason(reason: Option<&str>, called_tools: bool) -> &'static str {
@@ -91,35 +91,12 @@ pub fn to_completion(response: ChatResponse) -> ChatCompletion {
         usage: response.usage.as_ref().map(usage),
         choices: vec![Choice {
             index: 0,
-            message: ResponseMessage {
-                role: Role::Assistant,
-                content: if text.is_empty() && !calls.is_empty() {
-                    None
-                } else {
-                    Some(text)
-                },
-                tool_calls: (!calls.is_empty()).then_some(calls),
-                extra,
-            },
+            message: assistant_message(text, calls, extra),
             finish_reason: Some(finish.to_owned()),
             extra: Extra::new(),
         }],
         extra: Extra::new(),
     }
-}
-
-fn error_type(status: u16) -> Option<String> {
-    Some(
-        match status {
-            400 | 422 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            429 => "rate_limit_error",
-            _ => return None,
-        }
-        .to_owned(),
-    )
 }
 
 /// Reads Cohere's `{"message": "..."}` error body; anything else becomes a short excerpt.

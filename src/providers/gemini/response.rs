@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::wire::{Candidate, GenerateContentResponse, Part, UsageMetadata};
-use crate::providers::translate::{random_id, unix_now};
+use crate::providers::translate::{assistant_message, random_id, unix_now};
 use crate::schema::{ChatCompletion, Choice, Extra, ResponseMessage, Role, ToolCall, Usage};
 
 /// Gemini's `finishReason` as OpenAI's `finish_reason`. `called_tools`: the candidate contains
@@ -102,16 +102,7 @@ fn choice(position: usize, candidate: Candidate) -> Choice {
     }
     Choice {
         index: candidate.index.unwrap_or(position as u32),
-        message: ResponseMessage {
-            role: Role::Assistant,
-            content: if text.is_empty() && !calls.is_empty() {
-                None
-            } else {
-                Some(text)
-            },
-            tool_calls: (!calls.is_empty()).then_some(calls),
-            extra,
-        },
+        message: assistant_message(text, calls, extra),
         finish_reason: Some(finish.to_owned()),
         extra: Extra::new(),
     }

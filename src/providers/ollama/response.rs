@@ -15,11 +15,11 @@ use serde_json::Value;
 
 use super::wire::{ErrorBody, Reply, ToolCall as OllamaToolCall};
 use crate::providers::openai::{excerpt, retry_after};
-use crate::providers::translate::{random_id, unix_now};
+use crate::providers::translate::{assistant_message, error_type, random_id, unix_now};
 use crate::providers::{ChatStreamDecoder, ProviderError, SseEvent, StreamItem};
 use crate::schema::{
-    ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta, Extra, FunctionCallDelta,
-    ResponseMessage, Role, ToolCall, ToolCallDelta, Usage,
+    ChatChunk, ChatCompletion, Choice, ChunkChoice, Delta, Extra, FunctionCallDelta, Role,
+    ToolCall, ToolCallDelta, Usage,
 };
 
 /// `done_reason` as OpenAI's `finish_reason`.
@@ -94,36 +94,12 @@ pub fn to_completion(mut reply: Reply) -> ChatCompletion {
         usage: usage(&reply),
         choices: vec![Choice {
             index: 0,
-            message: ResponseMessage {
-                role: Role::Assistant,
-                content: if text.is_empty() && !calls.is_empty() {
-                    None
-                } else {
-                    Some(text)
-                },
-                tool_calls: (!calls.is_empty()).then_some(calls),
-                extra,
-            },
+            message: assistant_message(text, calls, extra),
             finish_reason: Some(finish.to_owned()),
             extra: Extra::new(),
         }],
         extra: Extra::new(),
     }
-}
-
-/// The OpenAI error `type` for an Ollama status.
-fn error_type(status: u16) -> Option<String> {
-    Some(
-        match status {
-            400 => "invalid_request_error",
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            429 => "rate_limit_error",
-            _ => return None,
-        }
-        .to_owned(),
-    )
 }
 
 /// Reads Ollama's `{"error": "..."}` body; anything else becomes a short excerpt.
