@@ -64,8 +64,12 @@ pub async fn serve(
         std::time::Duration::from_secs(5),
     ));
     tokio::spawn(health_checks(state.clone()));
+    // Signal handlers are installed before the listening line: a SIGTERM or SIGHUP sent as soon as
+    // the gateway says it listens must reach them, not the default action (exit, losing the log
+    // lines and spend rows still queued).
+    let signals = Signals::install();
     #[cfg(unix)]
-    tokio::spawn(reload_on_sighup(state.clone()));
+    tokio::spawn(reload_on_sighup(state.clone(), signals.hangup));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     {
@@ -83,8 +87,9 @@ pub async fn serve(
     let server = axum::serve(listener, crate::api::routes(state.clone()))
         .with_graceful_shutdown({
             let stopping = stopping.clone();
+            let (interrupt, terminate) = (signals.interrupt, signals.terminate);
             async move {
-                shutdown_signal().await;
+                shutdown_signal(interrupt, terminate).await;
                 stopping.cancel();
             }
         })
@@ -202,9 +207,43 @@ async fn health_checks(state: AppState) {
 }
 
 #[cfg(unix)]
-async fn reload_on_sighup(state: AppState) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+/// The process signals the gateway acts on, installed once at start (`None` where a handler
+/// cannot be installed: that signal keeps its default action).
+struct Signals {
+    interrupt: Option<Signal>,
+    terminate: Option<Signal>,
+    hangup: Option<Signal>,
+}
+
+#[cfg(unix)]
+type Signal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Signal = std::convert::Infallible;
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+            hangup: signal(SignalKind::hangup()).ok(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> Signals {
+        Signals {
+            interrupt: None,
+            terminate: None,
+            hangup: None,
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(state: AppState, hangup: Option<Signal>) {
+    let Some(mut hangup) = hangup else {
         tracing::warn!("cannot listen for SIGHUP; reload with POST /config/reload instead");
         return;
     };
@@ -216,24 +255,27 @@ async fn reload_on_sighup(state: AppState) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on the first SIGINT or SIGTERM (Ctrl-C elsewhere).
+async fn shutdown_signal(interrupt: Option<Signal>, terminate: Option<Signal>) {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        async fn next(signal: Option<Signal>) {
+            match signal {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        tokio::select! {
+            () = next(interrupt) => {},
+            () = next(terminate) => {},
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    {
+        let _ = (interrupt, terminate);
+        let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutting down");
 }

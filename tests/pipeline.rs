@@ -287,6 +287,32 @@ fn stream_in_flight(
     (mock, gw, stream)
 }
 
+/// A SIGTERM or SIGHUP sent the moment the gateway says it listens reaches its handlers: SIGTERM
+/// is a graceful shutdown (logged, exit 0, the log flushed), SIGHUP a reload, never the default
+/// action of killing the process.
+#[test]
+fn signals_sent_right_after_start_are_handled() {
+    let path = write_config(&config(&[offline("chat", "c1", "hi", "", "")], ""));
+    for round in 0..5 {
+        let gw = serve_file(&path, &[], &[]);
+        gw.signal("HUP");
+        let mut gw = gw;
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            gw.wait_exit(Duration::from_millis(10)).is_none(),
+            "round {round}: SIGHUP killed the gateway"
+        );
+        gw.signal("TERM");
+        let status = gw
+            .wait_exit(Duration::from_secs(10))
+            .expect("exits after SIGTERM");
+        assert!(status.success(), "round {round}: {status:?}");
+        let log = gw.stop();
+        assert!(log.contains("shutting down"), "round {round}:\n{log}");
+        assert!(log.contains("SIGHUP: reloading"), "round {round}:\n{log}");
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_a_stream_in_flight_then_exits() {
     // A stream that takes about 1.5 s: SIGTERM arrives in the middle, the drain lets it end.
