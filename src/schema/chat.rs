@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::open::open_struct;
 use super::Extra;
 
 /// `POST /v1/chat/completions` request body.
@@ -10,7 +11,7 @@ use super::Extra;
 /// is absent (or `null`, which OpenAI treats the same) is not written back, so the OpenAI
 /// pass-through sends what the client sent. Sampling numbers are kept as JSON numbers, not
 /// `f64`, so `1` stays `1` and is not rewritten as `1.0`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<Message>,
@@ -104,7 +105,7 @@ impl Stop {
 
 /// One entry of `tools`. Only function tools are typed; other kinds (`custom` ...) keep their
 /// fields in `extra`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Tool {
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
@@ -114,7 +115,7 @@ pub struct Tool {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FunctionDefinition {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +137,7 @@ pub enum ToolChoice {
     Named(NamedToolChoice),
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NamedToolChoice {
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
@@ -146,7 +147,7 @@ pub struct NamedToolChoice {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FunctionName {
     pub name: String,
     #[serde(flatten)]
@@ -154,7 +155,7 @@ pub struct FunctionName {
 }
 
 /// `response_format`: `{"type": "text" | "json_object"}` or `{"type": "json_schema", ...}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ResponseFormat {
     #[serde(rename = "type")]
     pub kind: String,
@@ -164,7 +165,7 @@ pub struct ResponseFormat {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct JsonSchemaFormat {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -178,7 +179,7 @@ pub struct JsonSchemaFormat {
     pub extra: Extra,
 }
 
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StreamOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_usage: Option<bool>,
@@ -198,7 +199,7 @@ pub enum Role {
 }
 
 /// One message of the conversation.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Message {
     pub role: Role,
     /// `null` is legal for assistant messages that only carry tool calls.
@@ -771,4 +772,86 @@ mod tests {
         assert!(chunk(r#"{"reasoning_content":"thinking"}"#).has_output());
         assert!(chunk(r#"{"content":"Hi"}"#).has_output());
     }
+}
+
+// The types above keep unknown fields in `extra`; `open.rs` says why they are not derived.
+open_struct! {
+    ChatRequest("struct ChatRequest") {
+        model: "model" [required],
+        messages: "messages" [required],
+        stream: "stream" [optional],
+        stream_options: "stream_options" [optional],
+        max_tokens: "max_tokens" [optional],
+        max_completion_tokens: "max_completion_tokens" [optional],
+        temperature: "temperature" [optional],
+        top_p: "top_p" [optional],
+        n: "n" [optional],
+        stop: "stop" [optional],
+        user: "user" [optional],
+        tools: "tools" [optional],
+        tool_choice: "tool_choice" [optional],
+        parallel_tool_calls: "parallel_tool_calls" [optional],
+        response_format: "response_format" [optional],
+}
+}
+
+open_struct! {
+    Message("struct Message") {
+        role: "role" [required],
+        content: "content" [optional],
+        name: "name" [optional],
+        tool_calls: "tool_calls" [optional],
+        tool_call_id: "tool_call_id" [optional],
+}
+}
+
+open_struct! {
+    Tool("struct Tool") {
+        kind: "type" [default function_type()],
+        function: "function" [optional],
+}
+}
+
+open_struct! {
+    FunctionDefinition("struct FunctionDefinition") {
+        name: "name" [required],
+        description: "description" [optional],
+        parameters: "parameters" [optional],
+        strict: "strict" [optional],
+}
+}
+
+open_struct! {
+    NamedToolChoice("struct NamedToolChoice") {
+        kind: "type" [default function_type()],
+        function: "function" [optional],
+}
+}
+
+open_struct! {
+    FunctionName("struct FunctionName") {
+        name: "name" [required],
+}
+}
+
+open_struct! {
+    ResponseFormat("struct ResponseFormat") {
+        kind: "type" [required],
+        json_schema: "json_schema" [optional],
+}
+}
+
+open_struct! {
+    JsonSchemaFormat("struct JsonSchemaFormat") {
+        name: "name" [optional],
+        description: "description" [optional],
+        schema: "schema" [optional],
+        strict: "strict" [optional],
+}
+}
+
+open_struct! {
+    StreamOptions("struct StreamOptions") {
+        include_usage: "include_usage" [optional],
+}
 }

@@ -3,6 +3,7 @@
 //! unchanged. This module depends on no other module of the crate.
 
 mod chat;
+pub(crate) mod open;
 mod passthrough;
 mod raw;
 
