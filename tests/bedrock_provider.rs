@@ -620,3 +620,117 @@ async fn anthropic_surface_and_cost_on_bedrock() {
     assert_eq!(sent["system"], json!([{"text": "Be brief."}]));
     assert_eq!(sent["inferenceConfig"]["maxTokens"], 99);
 }
+
+/// Embeddings on Bedrock through `InvokeModel`: Titan v2 takes one text a call, so a list of
+/// five inputs is five signed calls whose vectors come back in input order with their token
+/// counts added and priced; Cohere on Bedrock takes the list in one call. An embedding model
+/// asked to chat, or a chat model asked to embed, gets a clear error.
+#[tokio::test]
+async fn titan_and_cohere_embeddings_through_invoke() {
+    let mock = mock_upstream(&[]);
+    let entry = |name: &str, model: &str| {
+        format!(
+            r#"
+  - model_name: {name}
+    litellm_params:
+      model: bedrock/{model}
+      aws_bedrock_runtime_endpoint: {}
+      aws_access_key_id: os.environ/TEST_AWS_ACCESS_KEY_ID
+      aws_secret_access_key: os.environ/TEST_AWS_SECRET_ACCESS_KEY
+      aws_region_name: us-east-1
+      input_cost_per_token: 0.0000001
+"#,
+            mock.url
+        )
+    };
+    let gw = gateway(
+        &format!(
+            "model_list:{}{}{}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+            entry("titan", "amazon.titan-embed-text-v2:0"),
+            entry("cohere-embed", "cohere.embed-english-v3"),
+            bedrock_entry("claude", "bedrock-primary", &mock.url)
+        ),
+        AWS_ENV,
+    );
+    let embed = |body: Value| {
+        let url = format!("{}/v1/embeddings", gw.url);
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(MASTER_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let inputs = ["one", "two", "three", "four", "five"];
+    let response = embed(json!({"model": "titan", "input": inputs, "dimensions": 256})).await;
+    assert_eq!(response.status(), 200);
+    let cost: f64 = response.headers()["x-litellm-response-cost"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let answer: Value = response.json().await.unwrap();
+    let data = answer["data"].as_array().unwrap();
+    assert_eq!(data.len(), 5);
+    for (i, item) in data.iter().enumerate() {
+        assert_eq!(item["index"], i);
+        assert_eq!(item["embedding"].as_array().unwrap().len(), 256);
+    }
+    let tokens = answer["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(tokens >= 5, "{answer}");
+    assert!(
+        (cost - tokens as f64 * 1e-7).abs() < 1e-12,
+        "{cost} for {tokens}"
+    );
+    let calls = Mock(&mock).requests().await;
+    assert_eq!(calls.len(), 5, "one call per text");
+    let mut sent: Vec<String> = calls
+        .iter()
+        .map(|c| {
+            assert_eq!(c["path"], "/model/amazon.titan-embed-text-v2%3A0/invoke");
+            assert!(c["headers"]["authorization"]
+                .as_str()
+                .unwrap()
+                .starts_with("AWS4-HMAC-SHA256"));
+            assert_eq!(c["body"]["dimensions"], 256);
+            c["body"]["inputText"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    sent.sort();
+    let mut expected: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(sent, expected);
+    // In input order: the third vector is the one "three" gets alone.
+    let alone: Value = embed(json!({"model": "titan", "input": "three", "dimensions": 256}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alone["data"][0]["embedding"], data[2]["embedding"]);
+
+    let response =
+        embed(json!({"model": "cohere-embed", "input": ["a", "b"], "encoding_format": "base64"}))
+            .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["data"].as_array().unwrap().len(), 2);
+    assert!(answer["data"][1]["embedding"].is_string(), "base64");
+    let last = Mock(&mock).last_request().await;
+    assert_eq!(last["path"], "/model/cohere.embed-english-v3/invoke");
+    assert_eq!(
+        last["body"],
+        json!({"texts": ["a", "b"], "input_type": "search_document"})
+    );
+
+    // Token ids are not text; a chat model has no embeddings here.
+    let response = embed(json!({"model": "titan", "input": [[1, 2, 3]]})).await;
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("input"), "{text}");
+    let response = embed(json!({"model": "claude", "input": "x"})).await;
+    assert!(response.status().is_client_error(), "{}", response.status());
+    gw.stop();
+}

@@ -275,6 +275,13 @@ pub trait HttpProvider: Send + Sync + 'static {
         request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError>;
 
+    /// How many inputs one embeddings call of this upstream takes, when it limits them (Titan
+    /// on Bedrock embeds one text a call): a longer `input` list is sent as several calls and
+    /// their answers joined (`over_http.rs`). `None`: any number.
+    fn embeddings_per_call(&self, _upstream: &Upstream) -> Option<usize> {
+        None
+    }
+
     /// Reads a pass-through answer. OpenAI-format upstreams' bodies are kept as sent (only
     /// `model` is rewritten later); providers with their own embeddings format translate theirs.
     fn passthrough_response(

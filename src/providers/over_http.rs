@@ -64,6 +64,90 @@ fn without_dropped<'a>(
     std::borrow::Cow::Owned(trimmed)
 }
 
+/// Calls an embeddings request's parts may have in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+
+/// An embeddings request whose `input` list is longer than the upstream takes in one call, as
+/// one request per `limit` inputs, in order; `None` when one call takes it.
+fn split_inputs(request: &PassthroughRequest, limit: usize) -> Option<Vec<PassthroughRequest>> {
+    let serde_json::Value::Array(inputs) = request.extra.get("input")? else {
+        return None;
+    };
+    if inputs.len() <= limit.max(1) {
+        return None;
+    }
+    Some(
+        inputs
+            .chunks(limit.max(1))
+            .map(|chunk| {
+                let mut part = PassthroughRequest {
+                    model: request.model.clone(),
+                    stream: request.stream,
+                    extra: request.extra.clone(),
+                };
+                part.extra.insert("input".into(), chunk.to_vec().into());
+                part
+            })
+            .collect(),
+    )
+}
+
+/// Sends the parts (a few at a time, in batches), then joins their OpenAI-format answers into one: the
+/// vectors in input order, numbered from 0, and the token counts added (no `usage` when a part
+/// reported none, so the gateway estimates the whole). Any part failing fails the request, so
+/// the router retries or falls back with all of it.
+async fn embed_in_parts(
+    provider: &dyn HttpProvider,
+    call: &Call<'_>,
+    parts: Vec<PassthroughRequest>,
+) -> Result<PassthroughResponse, ProviderError> {
+    let mut answers = Vec::with_capacity(parts.len());
+    for batch in parts.chunks(PARTS_IN_FLIGHT) {
+        let sent = batch.iter().map(|part| embed_part(provider, call, part));
+        answers.extend(futures_util::future::try_join_all(sent).await?);
+    }
+    let mut data = Vec::new();
+    let mut tokens = Some(0u64);
+    let mut model = None;
+    for answer in answers {
+        tokens = tokens
+            .zip(answer.usage())
+            .map(|(sum, u)| sum + u.prompt_tokens);
+        model = model.or(answer.model);
+        let Some(serde_json::Value::Array(items)) = answer.extra.get("data") else {
+            return Err(ProviderError::InvalidResponse(
+                "embeddings response: no `data` list".into(),
+            ));
+        };
+        for item in items {
+            let mut item = item.clone();
+            item["index"] = data.len().into();
+            data.push(item);
+        }
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("object".into(), "list".into());
+    extra.insert("data".into(), data.into());
+    if let Some(tokens) = tokens {
+        extra.insert(
+            "usage".into(),
+            json!({"prompt_tokens": tokens, "total_tokens": tokens}),
+        );
+    }
+    Ok(PassthroughResponse { model, extra })
+}
+
+async fn embed_part(
+    provider: &dyn HttpProvider,
+    call: &Call<'_>,
+    part: &PassthroughRequest,
+) -> Result<PassthroughResponse, ProviderError> {
+    let built =
+        provider.passthrough_request(call.upstream, PassthroughEndpoint::Embeddings, part)?;
+    let body = send(provider, call, built).await?;
+    provider.passthrough_response(PassthroughEndpoint::Embeddings, part, &body)
+}
+
 async fn send(
     provider: &dyn HttpProvider,
     call: &Call<'_>,
@@ -135,6 +219,14 @@ impl<P: HttpProvider> Provider for P {
     ) -> BoxFuture<'a, Result<PassthroughResponse, ProviderError>> {
         Box::pin(async move {
             let request = &*without_dropped(call.upstream, request);
+            if endpoint == PassthroughEndpoint::Embeddings {
+                if let Some(parts) = self
+                    .embeddings_per_call(call.upstream)
+                    .and_then(|limit| split_inputs(request, limit))
+                {
+                    return embed_in_parts(self, &call, parts).await;
+                }
+            }
             let upstream_request = self.passthrough_request(call.upstream, endpoint, request)?;
             let body = send(self, &call, upstream_request).await?;
             self.passthrough_response(endpoint, request, &body)

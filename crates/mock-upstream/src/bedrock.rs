@@ -1,6 +1,7 @@
 //! AWS Bedrock's Converse API: `POST /model/{modelId}/converse` (JSON) and
 //! `POST /model/{modelId}/converse-stream` (AWS's binary event-stream framing:
-//! `messageStart`, `contentBlockStart`/`Delta`/`Stop`, `messageStop`, `metadata`).
+//! `messageStart`, `contentBlockStart`/`Delta`/`Stop`, `messageStop`, `metadata`), and
+//! `POST /model/{modelId}/invoke` for the Titan and Cohere embedding models.
 //!
 //! Like Bedrock, the mock refuses a request that is not signed (no `Authorization:
 //! AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...` with an `x-amz-date`;
@@ -20,6 +21,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::embedding::{self, EmbeddingItem};
 use crate::error::ApiError;
 use crate::faults;
 use crate::openai::{finish, sse_response, ApiRequest};
@@ -149,6 +151,16 @@ async fn answer(
     let stream = match method.as_str() {
         "converse" => false,
         "converse-stream" => true,
+        "invoke" => {
+            if !is_signed(request) {
+                return Err((
+                    ApiError::new(StatusCode::FORBIDDEN, "Missing Authentication Token"),
+                    Some("MissingAuthenticationTokenException"),
+                ));
+            }
+            faults::gate(state).await.map_err(|e| (e, None))?;
+            return invoke_embeddings(state, &model, body);
+        }
         other => {
             return Err((
                 ApiError::new(
@@ -227,6 +239,82 @@ async fn answer(
         HeaderValue::from_static("application/vnd.amazon.eventstream"),
     );
     Ok(response)
+}
+
+/// `POST /model/{modelId}/invoke` for the embedding models: Titan's `{"inputText"}` (one text;
+/// `dimensions` 256/512/1024 on v2) and Cohere's `{"texts", "input_type"}` (at most 96 texts;
+/// `input_type` required), answered in each family's own shape with the mock's deterministic
+/// vectors. Other models' invoke bodies are not served.
+fn invoke_embeddings(state: &AppState, model: &str, body: &[u8]) -> Result<Response, Failure> {
+    let invalid = |message: &str| (ApiError::bad_request(message, None), None);
+    let parsed: Value = crate::openai::parse_body(body).map_err(|e| (e, None))?;
+    let id = model.rsplit('/').next().unwrap_or(model);
+    state.note_model(model);
+    if id.contains("amazon.titan-embed") {
+        let text = parsed
+            .get("inputText")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                invalid("Malformed input request: required key [inputText] not found")
+            })?;
+        let dimensions = match parsed.get("dimensions") {
+            None => 1024,
+            Some(d) if id.contains("text-v2") => match d.as_u64() {
+                Some(n @ (256 | 512 | 1024)) => n as usize,
+                _ => {
+                    return Err(invalid(
+                        "Malformed input request: dimensions must be 256, 512 or 1024",
+                    ))
+                }
+            },
+            Some(_) => {
+                return Err(invalid(
+                    "Malformed input request: extraneous key [dimensions] is not permitted",
+                ))
+            }
+        };
+        let item = EmbeddingItem::Text(text);
+        let vector = embedding::embed(item, dimensions);
+        return Ok(Json(json!({
+            "embedding": vector,
+            "embeddingsByType": {"float": vector},
+            "inputTextTokenCount": item.tokens(),
+        }))
+        .into_response());
+    }
+    if id.contains("cohere.embed") {
+        let texts: Vec<&str> = parsed
+            .get("texts")
+            .and_then(Value::as_array)
+            .map(|texts| texts.iter().filter_map(Value::as_str).collect())
+            .ok_or_else(|| invalid("Malformed input request: required key [texts] not found"))?;
+        if texts.len() > 96 {
+            return Err(invalid("Malformed input request: expected maxLength: 96"));
+        }
+        if parsed.get("input_type").and_then(Value::as_str).is_none() {
+            return Err(invalid(
+                "Malformed input request: required key [input_type] not found",
+            ));
+        }
+        let vectors: Vec<Vec<f32>> = texts
+            .iter()
+            .map(|t| embedding::embed(EmbeddingItem::Text(t), 1024))
+            .collect();
+        return Ok(Json(json!({
+            "embeddings": vectors,
+            "id": "mock-cohere-embed",
+            "response_type": "embeddings_floats",
+            "texts": texts,
+        }))
+        .into_response());
+    }
+    Err((
+        ApiError::bad_request(
+            format!("The mock upstream has no invoke body for model {id}"),
+            None,
+        ),
+        None,
+    ))
 }
 
 struct Answer {

@@ -13,6 +13,7 @@
 //! finds and refreshes the AWS credentials, `sigv4.rs` signs.
 
 pub mod credentials;
+pub mod embed;
 pub mod error;
 pub mod request;
 pub mod response;
@@ -30,7 +31,7 @@ use super::{
     Prepared, ProviderError, Upstream, UpstreamRequest,
 };
 use crate::config::DeploymentConfig;
-use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest};
+use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest, PassthroughResponse};
 use wire::ConverseResponse;
 
 pub struct Bedrock;
@@ -62,6 +63,16 @@ pub fn model_id(model: &str) -> Result<&str, ProviderError> {
 /// `{base}/model/{modelId}/converse[-stream]`, the model id percent-encoded whole (`:` →
 /// `%3A`, `/` → `%2F`), as the AWS SDKs send it.
 pub fn url(base: &str, model: &str, stream: bool) -> Result<String, ProviderError> {
+    let method = if stream {
+        "converse-stream"
+    } else {
+        "converse"
+    };
+    model_url(base, model, method)
+}
+
+/// `{base}/model/{modelId}/{method}` (`invoke` for the embedding models' own bodies).
+pub fn model_url(base: &str, model: &str, method: &str) -> Result<String, ProviderError> {
     let id = model_id(model)?;
     let mut encoded = String::with_capacity(id.len() + 8);
     for byte in id.bytes() {
@@ -71,11 +82,6 @@ pub fn url(base: &str, model: &str, stream: bool) -> Result<String, ProviderErro
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    let method = if stream {
-        "converse-stream"
-    } else {
-        "converse"
-    };
     Ok(format!(
         "{}/model/{encoded}/{method}",
         base.trim_end_matches('/')
@@ -159,11 +165,41 @@ impl HttpProvider for Bedrock {
 
     fn passthrough_request(
         &self,
-        _upstream: &Upstream,
+        upstream: &Upstream,
         endpoint: PassthroughEndpoint,
-        _request: &PassthroughRequest,
+        request: &PassthroughRequest,
     ) -> Result<UpstreamRequest, ProviderError> {
-        Err(super::no_endpoint("bedrock", endpoint))
+        let family = embed::Family::of(model_id(&upstream.model)?);
+        let (PassthroughEndpoint::Embeddings, Some(family)) = (endpoint, family) else {
+            return Err(super::no_endpoint("bedrock", endpoint));
+        };
+        let texts = embed::inputs(request)?;
+        let mut headers = upstream_headers(upstream, KeyHeader::Bearer, &[])?;
+        headers
+            .entry(ACCEPT)
+            .or_insert(HeaderValue::from_static("application/json"));
+        Ok(UpstreamRequest {
+            url: model_url(&upstream.base_url, &upstream.model, "invoke")?,
+            headers,
+            body: super::json_body(&embed::to_invoke(family, request, &texts)?)?,
+        })
+    }
+
+    fn embeddings_per_call(&self, upstream: &Upstream) -> Option<usize> {
+        let family = embed::Family::of(model_id(&upstream.model).ok()?)?;
+        Some(embed::batch_limit(family))
+    }
+
+    fn passthrough_response(
+        &self,
+        endpoint: PassthroughEndpoint,
+        request: &PassthroughRequest,
+        body: &[u8],
+    ) -> Result<PassthroughResponse, ProviderError> {
+        // Only embeddings get here: `passthrough_request` refuses the rest.
+        debug_assert_eq!(endpoint, PassthroughEndpoint::Embeddings);
+        let (vectors, tokens) = embed::from_invoke(body)?;
+        Ok(embed::to_openai(request, &request.model, vectors, tokens))
     }
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
