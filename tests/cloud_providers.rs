@@ -157,3 +157,56 @@ async fn deployment_drop_and_allow_lists() {
     assert_eq!(seen["path"], "/v1/messages");
     assert_eq!(seen["body"]["seed"], 3);
 }
+
+/// LiteLLM's per-request `allowed_openai_params`: the request names a parameter the provider
+/// would refuse, it reaches the upstream as written, and the list itself never does (an OpenAI
+/// upstream would refuse an unknown field). A list that is not names is a 400 naming it.
+#[tokio::test]
+async fn a_request_allows_a_parameter_for_itself() {
+    let (mock, gw) = start("");
+    let response = post(&gw, &hello("mistral", json!({"logit_bias": {"42": 5}}))).await;
+    assert_eq!(response.status(), 400, "refused without the list");
+    let response = post(
+        &gw,
+        &hello(
+            "mistral",
+            json!({"logit_bias": {"42": 5}, "allowed_openai_params": ["logit_bias"]}),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["body"]["logit_bias"], json!({"42": 5}));
+    assert!(seen["body"].get("allowed_openai_params").is_none());
+
+    // Added to the deployment's own list (`seed` on the Claude deployment).
+    let response = post(
+        &gw,
+        &hello(
+            "claude",
+            json!({"seed": 3, "logit_bias": {"1": 1}, "allowed_openai_params": ["logit_bias"]}),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], "/v1/messages");
+    assert_eq!(seen["body"]["seed"], 3);
+    assert_eq!(seen["body"]["logit_bias"], json!({"1": 1}));
+    assert!(seen["body"].get("allowed_openai_params").is_none());
+
+    let response = post(
+        &gw,
+        &hello("mistral", json!({"allowed_openai_params": "logit_bias"})),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_openai_params"),
+        "{error}"
+    );
+}

@@ -16,7 +16,9 @@
 //! Two per-deployment lists (LiteLLM's `litellm_params`) apply before any provider translates:
 //! `additional_drop_params` are always removed (and named in the header), and
 //! `allowed_openai_params` are never refused: they are taken out of the request the provider
-//! sees and written into the upstream body as the client sent them ([`DeploymentParams`]).
+//! sees and written into the upstream body as the client sent them ([`DeploymentParams`]). A
+//! request may name more in its own `allowed_openai_params` body field (LiteLLM's per-request
+//! form): they add to the deployment's, and the field itself is never sent upstream.
 
 use std::borrow::Cow;
 
@@ -102,6 +104,9 @@ pub fn is_neutral(name: &str, value: &Value) -> bool {
     }
 }
 
+/// The request body field that names parameters to send as written, for this request.
+pub const REQUEST_ALLOWED: &str = "allowed_openai_params";
+
 /// Fields a deployment's lists can never remove: without them there is no request.
 const ESSENTIAL: &[&str] = &["model", "messages"];
 
@@ -118,7 +123,11 @@ impl<'a> DeploymentParams<'a> {
         upstream: &Upstream,
         request: &'a ChatRequest,
     ) -> Result<DeploymentParams<'a>, ProviderError> {
-        if upstream.additional_drop_params.is_empty() && upstream.allowed_openai_params.is_empty() {
+        let asked = request.extra.get(REQUEST_ALLOWED);
+        if upstream.additional_drop_params.is_empty()
+            && upstream.allowed_openai_params.is_empty()
+            && asked.is_none()
+        {
             return Ok(DeploymentParams {
                 request: Cow::Borrowed(request),
                 dropped: Vec::new(),
@@ -136,9 +145,28 @@ impl<'a> DeploymentParams<'a> {
                 dropped.push(name.clone());
             }
         }
+        // The request's own list (LiteLLM's per-request `allowed_openai_params`) adds to the
+        // deployment's; it is the gateway's, never sent upstream.
+        let asked = match fields.remove(REQUEST_ALLOWED) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(names)) => names
+                .into_iter()
+                .map(|name| match name {
+                    Value::String(name) => Ok(name),
+                    _ => Err(ProviderError::Unsupported(format!(
+                        "`{REQUEST_ALLOWED}` must be a list of parameter names"
+                    ))),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => {
+                return Err(ProviderError::Unsupported(format!(
+                    "`{REQUEST_ALLOWED}` must be a list of parameter names"
+                )))
+            }
+        };
         let mut allowed = Vec::new();
-        for name in &upstream.allowed_openai_params {
-            if ESSENTIAL.contains(&name.as_str()) {
+        for name in upstream.allowed_openai_params.iter().chain(&asked) {
+            if ESSENTIAL.contains(&name.as_str()) || allowed.iter().any(|(n, _)| n == name) {
                 continue;
             }
             if let Some(value) = fields.remove(name) {
@@ -220,6 +248,34 @@ mod tests {
             body,
             json!({"model": "m", "seed": 3, "logit_bias": {"1": 2}})
         );
+    }
+
+    #[test]
+    fn a_request_allows_more_and_its_list_stays_here() {
+        let upstream = crate::providers::testing::upstream("m");
+        let request: ChatRequest = serde_json::from_value(json!({
+            "model": "a", "messages": [], "logit_bias": {"1": 2}, "seed": 3,
+            "allowed_openai_params": ["logit_bias", "messages", "absent"]
+        }))
+        .unwrap();
+        let applied = DeploymentParams::apply(&upstream, &request).unwrap();
+        assert!(!applied.request.extra.contains_key("allowed_openai_params"));
+        assert!(!applied.request.extra.contains_key("logit_bias"));
+        assert_eq!(
+            applied.allowed,
+            [("logit_bias".to_owned(), json!({"1": 2}))]
+        );
+        for bad in [json!("logit_bias"), json!([1]), json!({"a": 1})] {
+            let request: ChatRequest = serde_json::from_value(
+                json!({"model": "a", "messages": [], "allowed_openai_params": bad}),
+            )
+            .unwrap();
+            let err = DeploymentParams::apply(&upstream, &request)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains("allowed_openai_params"), "{err}");
+        }
     }
 
     #[test]
