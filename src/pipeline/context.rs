@@ -169,6 +169,11 @@ impl RequestContext {
         }
     }
 
+    /// The stored Responses conversations (`previous_response_id`).
+    pub fn conversations(&self) -> &Arc<crate::providers::responses::store::Conversations> {
+        &self.state.conversations
+    }
+
     pub fn max_request_bytes(&self) -> usize {
         self.config.max_request_bytes
     }
