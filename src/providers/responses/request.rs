@@ -96,20 +96,21 @@ fn input_at(request: &ResponsesRequest, index: usize) -> String {
 fn push_item(messages: &mut Vec<Message>, item: &InputItem, at: &str) -> Result<(), Invalid> {
     match item.kind() {
         "message" => {
-            let role =
-                match item.role.as_deref() {
-                    Some("user") => Role::User,
-                    Some("assistant") => Role::Assistant,
-                    Some("system") => Role::System,
-                    Some("developer") => Role::Developer,
-                    Some(other) => return Err(invalid(
+            let role = match item.role.as_deref() {
+                Some("user") => Role::User,
+                Some("assistant") => Role::Assistant,
+                Some("system") => Role::System,
+                Some("developer") => Role::Developer,
+                Some(other) => {
+                    return Err(invalid(
                         format!("{at}.role"),
                         format!(
                             "unknown role `{other}`: expected user, assistant, system or developer"
                         ),
-                    )),
-                    None => return Err(invalid(format!("{at}.role"), "a message needs a `role`")),
-                };
+                    ))
+                }
+                None => return Err(invalid(format!("{at}.role"), "a message needs a `role`")),
+            };
             let Some(content) = &item.content else {
                 return Err(invalid(
                     format!("{at}.content"),
