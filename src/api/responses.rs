@@ -79,7 +79,16 @@ impl<'a> Prepared<'a> {
         };
         self.native.get_or_init(|| {
             let mut expanded = self.request.clone();
-            let mut items = history.to_vec();
+            // The gateway's item ids mean nothing to the upstream, which checks the ids it
+            // is sent: the items go without them.
+            let mut items: Vec<InputItem> = history
+                .iter()
+                .cloned()
+                .map(|mut item| {
+                    item.id = None;
+                    item
+                })
+                .collect();
             items.extend(self.request.input_items());
             expanded.input = Some(Input::Items(items));
             expanded.previous_response_id = None;
