@@ -507,6 +507,15 @@ async fn hostile_bodies_get_clear_400s_in_openais_shape() {
             assert_eq!(error["error"]["param"], param, "{body}: {error}");
         }
     }
+    let response = post(&gw, MASTER_KEY, &json!({"model": "claude", "input": 3})).await;
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("a string or a list of input items"),
+        "{error}"
+    );
     let raw = client()
         .post(format!("{}/v1/responses", gw.url))
         .bearer_auth(MASTER_KEY)
@@ -526,4 +535,34 @@ async fn hostile_bodies_get_clear_400s_in_openais_shape() {
         .await
         .unwrap();
     assert_eq!(unauthenticated.status(), 401);
+}
+
+#[tokio::test]
+async fn native_upstream_errors_and_cut_streams_reach_the_client_in_openais_shape() {
+    let (mock, gw) = start();
+    Mock(&mock)
+        .set(json!({"fail_next": 1, "error_status": 429, "retry_after": 2}))
+        .await;
+    let response = post(&gw, MASTER_KEY, &json!({"model": "gpt", "input": "Hi"})).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+
+    // Cut after the fourth event: the client gets those four, then an `error` event.
+    Mock(&mock)
+        .set(json!({"fail_mid_stream_after": 4, "retry_after": null}))
+        .await;
+    let response = post(
+        &gw,
+        MASTER_KEY,
+        &json!({"model": "gpt", "input": "Hi", "stream": true}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let events = parse_events(&response.text().await.unwrap());
+    assert_eq!(events.len(), 5, "{events:#?}");
+    assert_eq!(events[3]["type"], "response.content_part.added");
+    assert_eq!(events[4]["type"], "error");
+    assert_eq!(events[4]["sequence_number"], 4);
 }

@@ -454,3 +454,23 @@ fn native_stream_tap_rewrites_the_model_reads_usage_and_requires_the_end() {
         })
         .is_err());
 }
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    let err =
+        serde_json::from_value::<ResponsesRequest>(json!({"model": "m", "input": 3})).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a string or a list of input items"),
+        "{err}"
+    );
+    let err = serde_json::from_value::<ResponsesRequest>(
+        json!({"model": "m", "input": [{"role": "user", "content": {"text": "x"}}]}),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("a string or a list of content parts"),
+        "{err}"
+    );
+}

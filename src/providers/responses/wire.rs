@@ -57,11 +57,22 @@ impl ResponsesRequest {
 }
 
 /// `input`: a string, or a list of items.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Input {
     Text(String),
     Items(Vec<InputItem>),
+}
+
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_seq(deserializer, "a string or a list of input items").map(
+            |either| match either {
+                Ok(text) => Input::Text(text),
+                Err(items) => Input::Items(items),
+            },
+        )
+    }
 }
 
 /// One input item. One flat struct rather than an enum over `type`: a message may come without
@@ -109,11 +120,55 @@ impl InputItem {
 }
 
 /// A message's content: a string, or a list of parts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum ItemContent {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+impl<'de> Deserialize<'de> for ItemContent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        string_or_seq(deserializer, "a string or a list of content parts").map(
+            |either| match either {
+                Ok(text) => ItemContent::Text(text),
+                Err(parts) => ItemContent::Parts(parts),
+            },
+        )
+    }
+}
+
+/// A string or a list, read by the JSON type (`#[serde(untagged)]` would say only "data did
+/// not match any variant", and lose the path of an error inside the list).
+fn string_or_seq<'de, D, T>(
+    deserializer: D,
+    expecting: &'static str,
+) -> Result<Result<String, Vec<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Visitor<T>(&'static str, std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+        type Value = Result<String, Vec<T>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            Ok(Ok(text.to_owned()))
+        }
+
+        fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+            Ok(Ok(text))
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(Err)
+        }
+    }
+    deserializer.deserialize_any(Visitor(expecting, std::marker::PhantomData))
 }
 
 /// A content part: `input_text`, `input_image`, `input_file`, or (in an assistant message sent
