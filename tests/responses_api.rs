@@ -566,3 +566,62 @@ async fn native_upstream_errors_and_cut_streams_reach_the_client_in_openais_shap
     assert_eq!(events[4]["type"], "error");
     assert_eq!(events[4]["sequence_number"], 4);
 }
+
+/// Pre-call guardrails read the input whichever way it goes; one that reads the answer (PII
+/// given back) makes an OpenAI deployment's request translated, so no answer skips it.
+#[tokio::test]
+async fn guardrails_apply_to_the_input_and_the_answer() {
+    let mock = mock_upstream(&[]);
+    let yaml = format!(
+        r#"{}
+guardrails:
+  - guardrail_name: pii-mask
+    litellm_params:
+      guardrail: pii
+      mode: [pre_call, post_call]
+      default_on: true
+      output_parse_pii: true
+      pii_entities_config: {{EMAIL_ADDRESS: MASK}}
+  - guardrail_name: banned-words
+    litellm_params:
+      guardrail: litellm_content_filter
+      mode: pre_call
+      default_on: true
+      blocked_words:
+        - keyword: project falcon
+          action: BLOCK
+"#,
+        config(&mock)
+    );
+    let gw = gateway(&yaml, &[]);
+    Mock(&mock)
+        .set(json!({"reply": "I will write to <EMAIL_ADDRESS_1> today."}))
+        .await;
+    for model in ["gpt", "claude"] {
+        let response = create(
+            &gw,
+            &json!({"model": model, "instructions": "Be brief.",
+                    "input": [{"role": "user", "content": [{"type": "input_text", "text": "Mail jane.doe@example.com please"}]}]}),
+        )
+        .await;
+        assert_eq!(
+            output_text(&response),
+            "I will write to jane.doe@example.com today.",
+            "{model}"
+        );
+        let seen = Mock(&mock).last_request().await;
+        let sent = seen["body"].to_string();
+        assert!(!sent.contains("jane.doe@example.com"), "{model}: {sent}");
+        assert!(sent.contains("<EMAIL_ADDRESS_1>"), "{model}: {sent}");
+        if model == "gpt" {
+            assert_eq!(seen["path"], "/v1/chat/completions", "translated");
+        }
+    }
+    let blocked = post(
+        &gw,
+        MASTER_KEY,
+        &json!({"model": "gpt", "input": "Tell me about Project Falcon"}),
+    )
+    .await;
+    assert_eq!(blocked.status(), 400);
+}

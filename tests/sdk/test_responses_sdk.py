@@ -144,3 +144,19 @@ def test_unknown_previous_response_id_is_a_bad_request(client: openai.OpenAI):
     with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model=CLAUDE, previous_response_id="resp_missing", input="Hi")
     assert "resp_missing" in str(raised.value)
+
+
+@BOTH
+def test_output_items_fed_back_as_input(client: openai.OpenAI, mock, model):
+    """OpenAI's documented function-calling loop: append `response.output` to the input."""
+    conversation = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.responses.create(model=model, input=conversation, tools=[WEATHER])
+    conversation += first.output
+    for item in first.output:
+        if item.type == "function_call":
+            conversation.append({"type": "function_call_output", "call_id": item.call_id, "output": "sunny"})
+    second = client.responses.create(model=model, input=conversation, tools=[WEATHER])
+    assert second.output_text == MOCK_REPLY
+    if model == CLAUDE:
+        sent = mock.requests_to("/v1/messages")[-1]
+        assert [m["role"] for m in sent.body["messages"]] == ["user", "assistant", "user"]
