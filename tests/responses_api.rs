@@ -162,13 +162,19 @@ async fn openai_and_azure_deployments_get_the_request_natively_whole_and_streame
         "Hello from the Switchyard mock upstream."
     );
 
-    let response = create(&gw, &json!({"model": "azure-gpt", "input": "Hi"})).await;
+    // The gateway's metadata (tags, feature) is read, and never sent upstream, as on chat.
+    let response = create(
+        &gw,
+        &json!({"model": "azure-gpt", "input": "Hi", "metadata": {"tags": ["beta"]}}),
+    )
+    .await;
     assert_eq!(response["model"], "azure-gpt");
     let seen = Mock(&mock).last_request().await;
     assert_eq!(seen["path"], "/openai/responses");
     assert_eq!(seen["query"], "api-version=2025-04-01-preview");
     assert_eq!(seen["headers"]["api-key"], "sk-azure-upstream");
     assert_eq!(seen["body"]["model"], "gpt-41-deployment");
+    assert!(seen["body"].get("metadata").is_none(), "{seen}");
 }
 
 #[tokio::test]
@@ -178,10 +184,12 @@ async fn anthropic_gets_it_translated_with_a_tool_call_and_its_output_sent_back(
         &gw,
         &json!({"model": "claude", "instructions": "You are terse.",
                 "input": [{"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]}],
-                "tools": weather_tool(), "max_output_tokens": 200}),
+                "tools": weather_tool(), "max_output_tokens": 200,
+                "metadata": {"feature": "weather"}}),
     )
     .await;
     assert_eq!(first["object"], "response");
+    assert_eq!(first["metadata"], json!({"feature": "weather"}), "echoed");
     assert_eq!(first["status"], "completed");
     assert_eq!(first["model"], "claude");
     assert!(first["id"].as_str().unwrap().starts_with("resp_"));

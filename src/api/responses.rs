@@ -63,6 +63,9 @@ fn owner(principal: &Principal) -> String {
 /// The request as each kind of deployment gets it, made at most once however many are tried.
 struct Prepared<'a> {
     request: &'a ResponsesRequest,
+    /// The request's `metadata`: the gateway's (tags, feature ...; read by `admit` and, as on
+    /// chat, never sent upstream), echoed on a translated Response as OpenAI echoes it.
+    metadata: serde_json::Map<String, serde_json::Value>,
     /// The stored conversation `previous_response_id` names, when this instance has it.
     history: Option<Arc<[InputItem]>>,
     /// For native deployments: with a stored conversation, its items go in `input` (the
@@ -125,6 +128,18 @@ impl<'a> Prepared<'a> {
         translated
             .as_ref()
             .map_err(|invalid| bad_request(invalid.message.clone(), &invalid.param, None))
+    }
+
+    /// A Response to this request, not answered yet.
+    fn started(&self, alias: &str) -> ResponseObject {
+        let mut response = ResponseObject::started(
+            self.request,
+            new_id("resp"),
+            crate::providers::translate::unix_now(),
+            alias,
+        );
+        response.metadata.clone_from(&self.metadata);
+        response
     }
 
     /// Every item of the conversation so far, this request's input last.
@@ -200,12 +215,12 @@ async fn handle(
     // Stage 4: guardrails on the prompt as it will be sent, whichever way it goes.
     let mut guard = guardrails::select(ctx, &mut request.extra)?;
     guardrails::pre_call(ctx, &mut guard, |g| pre_call(g, &mut request)).await?;
-    // The echo of the client's metadata on a translated Response (the gateway read it).
-    if let Some(metadata) = metadata {
-        request.extra.insert("metadata".into(), metadata);
-    }
     let prepared = Prepared {
         request: &request,
+        metadata: match metadata {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        },
         history,
         native: OnceLock::new(),
         strict: OnceLock::new(),
@@ -301,12 +316,7 @@ async fn whole_reply(
             if guard.wants_post_call() {
                 guard.post_call_chat(&mut completion)?;
             }
-            let mut response = ResponseObject::started(
-                request,
-                new_id("resp"),
-                crate::providers::translate::unix_now(),
-                &served.deployment.model_name,
-            );
+            let mut response = prepared.started(&served.deployment.model_name);
             complete(&mut response, &completion);
             let body: Bytes = serde_json::to_vec(&response)
                 .map_err(|err| {
@@ -411,12 +421,7 @@ async fn stream_reply(
                         seq: Some(seq.clone()),
                         dropped,
                     };
-                    let response = ResponseObject::started(
-                        request,
-                        new_id("resp"),
-                        crate::providers::translate::unix_now(),
-                        &alias,
-                    );
+                    let response = prepared.started(&alias);
                     let encoder = ResponsesStreamEncoder::new(response, seq);
                     let on_done = store.map(|(conversations, owner)| {
                         let items = prepared.conversation();

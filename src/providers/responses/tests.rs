@@ -211,6 +211,8 @@ fn chat_answer_as_a_response() {
         "metadata": {"k": "v"}, "max_output_tokens": 50}),
     );
     let mut response = ResponseObject::started(&req, "resp_1".into(), 1_741_476_542, "claude");
+    // The surface echoes the metadata it read (it is the gateway's, not in `extra` any more).
+    response.metadata.insert("k".into(), "v".into());
     complete(
         &mut response,
         &completion(json!({

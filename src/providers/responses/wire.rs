@@ -302,10 +302,6 @@ impl ResponseObject {
             }
             None => serde_json::json!({"format": {"type": "text"}}),
         };
-        let metadata = match request.extra.get("metadata") {
-            Some(Value::Object(map)) => map.clone(),
-            _ => Map::new(),
-        };
         ResponseObject {
             id,
             object: "response".into(),
@@ -333,7 +329,7 @@ impl ResponseObject {
             truncation: "disabled".into(),
             usage: None,
             user: request.user.clone(),
-            metadata,
+            metadata: Map::new(),
         }
     }
 
