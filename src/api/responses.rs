@@ -332,9 +332,6 @@ async fn whole_reply(
             (body, dropped)
         }
     };
-    if ctx.usage.is_none() {
-        ctx.output_bytes = body.len() as u64;
-    }
     let mut response = super::json_answer(body);
     served_headers(&mut response, &served.deployment, served.attempts);
     route_headers(&mut response, &served.report);
