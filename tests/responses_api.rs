@@ -379,6 +379,19 @@ async fn previous_response_ids_the_gateway_does_not_have_are_a_400_naming_them()
             .contains("resp_nope"),
         "{body}"
     );
+    // What translation leaves out is named, not dropped silently.
+    let response = post(
+        &gw,
+        MASTER_KEY,
+        &json!({"model": "claude", "input": "Hi", "include": ["reasoning.encrypted_content"],
+                "truncation": "auto"}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["x-switchyard-dropped-params"],
+        "include, truncation"
+    );
     // Another key cannot continue someone else's conversation.
     let first = create(&gw, &json!({"model": "offline", "input": "Hi"})).await;
     assert_eq!(output_text(&first), "Offline answer.");

@@ -316,6 +316,9 @@ async fn whole_reply(
             if guard.wants_post_call() {
                 guard.post_call_chat(&mut completion)?;
             }
+            if let Some(trace) = ctx.trace.as_ref().filter(|t| t.sampled) {
+                trace.note_answer(&crate::schema::ChatAnswer::Typed(completion.clone()));
+            }
             let mut response = prepared.started(&served.deployment.model_name);
             complete(&mut response, &completion);
             let body: Bytes = serde_json::to_vec(&response)

@@ -348,26 +348,15 @@ fn response_format(format: &TextFormat) -> Result<Option<ResponseFormat>, Invali
     Ok(Some(format))
 }
 
-/// The request fields that have no chat equivalent at all and are left out of the translation
-/// (OpenAI-side features: `store`, `include`, `truncation` ...), for the dropped-params header.
+/// The request fields the translation leaves out, for the dropped-params header: every field
+/// it does not map (OpenAI-side features such as `include`, `truncation`, `service_tier`, and
+/// any field it does not know). The gateway's own fields (`metadata`, `fallbacks` ...) are
+/// already gone when this runs.
 pub fn untranslated(request: &ResponsesRequest) -> Vec<String> {
-    const IGNORED: &[&str] = &[
-        "include",
-        "truncation",
-        "background",
-        "service_tier",
-        "prompt_cache_key",
-        "safety_identifier",
-        "max_tool_calls",
-        "top_logprobs",
-        "prompt",
-        "conversation",
-        "stream_options",
-    ];
     request
         .extra
         .iter()
-        .filter(|(name, value)| IGNORED.contains(&name.as_str()) && !value.is_null())
+        .filter(|(name, value)| name.as_str() != "reasoning" && !value.is_null())
         .map(|(name, _)| name.clone())
         .collect()
 }

@@ -3,8 +3,8 @@
 //! items after the earlier turns', then its output items) and the Response object itself.
 //!
 //! In memory, per instance, bounded both ways: entries expire [`TTL_MS`] after they were
-//! stored, and the store holds at most [`MAX_BYTES`] of them (S3-FIFO eviction by
-//! `quick_cache`, as the response cache's memory backend). A conversation is only visible to
+//! stored, and the store holds at most [`MAX_BYTES`] of them and [`MAX_ENTRIES`] (S3-FIFO
+//! eviction by `quick_cache`, as the response cache's memory backend). A conversation is only visible to
 //! the key that made it. Behind a load balancer, a follow-up turn must reach the same instance
 //! (sticky sessions) or get a 400 naming the id: see docs/responses-api.md.
 
@@ -21,6 +21,9 @@ pub const TTL_MS: i64 = 60 * 60 * 1000;
 /// What the store holds at most, counted as the JSON size of its entries: 64 MiB.
 pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// How many responses the store holds at most, however small.
+pub const MAX_ENTRIES: u64 = 10_000;
+
 /// One stored response.
 pub struct Stored {
     /// Who made it (a key's hash, or `master` / `open`): only they can continue or read it.
@@ -32,12 +35,16 @@ pub struct Stored {
     expires_ms: i64,
 }
 
+/// An entry weighs its bytes, and at least `max_bytes / max_entries`: so the store's byte
+/// bound is also a bound on its count.
 #[derive(Clone)]
-struct ByBytes;
+struct ByBytes {
+    min_weight: u64,
+}
 
 impl Weighter<String, Arc<Stored>> for ByBytes {
     fn weight(&self, key: &String, value: &Arc<Stored>) -> u64 {
-        value.bytes + key.len() as u64
+        (value.bytes + key.len() as u64).max(self.min_weight)
     }
 }
 
@@ -48,18 +55,20 @@ pub struct Conversations {
 
 impl Default for Conversations {
     fn default() -> Self {
-        Conversations::new(MAX_BYTES, TTL_MS)
+        Conversations::new(MAX_BYTES, MAX_ENTRIES, TTL_MS)
     }
 }
 
 impl Conversations {
-    pub fn new(max_bytes: u64, ttl_ms: i64) -> Self {
-        let items = (max_bytes / 8192).clamp(16, 1 << 20) as usize;
+    pub fn new(max_bytes: u64, max_entries: u64, ttl_ms: i64) -> Self {
+        let max_entries = max_entries.max(1);
         Conversations {
             entries: Cache::with(
-                items,
+                max_entries.min(1 << 20) as usize,
                 max_bytes,
-                ByBytes,
+                ByBytes {
+                    min_weight: max_bytes / max_entries,
+                },
                 foldhash::fast::RandomState::default(),
                 DefaultLifecycle::default(),
             ),
@@ -118,7 +127,7 @@ mod tests {
 
     #[test]
     fn expires_belongs_to_its_owner_and_stays_bounded() {
-        let store = Conversations::new(64 * 1024, 1_000);
+        let store = Conversations::new(64 * 1024, 1_000, 1_000);
         store.put(
             "k1",
             vec![InputItem::user_text("hi".into())],
@@ -142,5 +151,23 @@ mod tests {
         assert!(store.get("resp_999", "k1", 1).is_some(), "the newest stay");
         assert!(store.remove("resp_999", "k1", 1));
         assert!(store.get("resp_999", "k1", 1).is_none());
+    }
+
+    #[test]
+    fn the_count_is_bounded_too() {
+        let store = Conversations::new(1 << 20, 10, 1_000);
+        for i in 0..100 {
+            store.put(
+                "k",
+                vec![InputItem::user_text("hi".into())],
+                response(&format!("resp_{i}")),
+                0,
+            );
+        }
+        let kept = (0..100)
+            .filter(|i| store.get(&format!("resp_{i}"), "k", 1).is_some())
+            .count();
+        assert!(kept <= 10, "{kept}");
+        assert!(store.get("resp_99", "k", 1).is_some());
     }
 }

@@ -476,3 +476,14 @@ fn wrong_types_say_what_was_expected() {
         "{err}"
     );
 }
+
+#[test]
+fn openai_only_fields_are_named_as_dropped() {
+    let req = request(
+        json!({"model": "m", "input": "x", "include": ["reasoning.encrypted_content"],
+        "truncation": "auto", "service_tier": null, "seed": 1}),
+    );
+    let mut dropped = super::request::untranslated(&req);
+    dropped.sort();
+    assert_eq!(dropped, ["include", "seed", "truncation"]);
+}
