@@ -646,3 +646,34 @@ guardrails:
     .await;
     assert_eq!(blocked.status(), 400);
 }
+
+/// An id the upstream made goes upstream as it is; a conversation the gateway stored goes to a
+/// native deployment as `input` items (the upstream has never seen that id).
+#[tokio::test]
+async fn previous_response_id_on_native_deployments() {
+    let (mock, gw) = start();
+    create(
+        &gw,
+        &json!({"model": "gpt", "previous_response_id": "resp_upstream_1", "input": "Go on"}),
+    )
+    .await;
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["body"]["previous_response_id"], "resp_upstream_1");
+    assert_eq!(seen["body"]["input"], "Go on");
+
+    let first = create(&gw, &json!({"model": "offline", "input": "Hi"})).await;
+    create(
+        &gw,
+        &json!({"model": "gpt", "previous_response_id": first["id"], "input": "Go on"}),
+    )
+    .await;
+    let seen = Mock(&mock).last_request().await;
+    assert!(seen["body"].get("previous_response_id").is_none(), "{seen}");
+    let input = seen["body"]["input"].as_array().unwrap();
+    assert_eq!(input.len(), 3, "{input:#?}");
+    assert_eq!(input[0]["role"], "user");
+    assert_eq!(input[1]["role"], "assistant");
+    assert_eq!(input[1]["content"][0]["text"], "Offline answer.");
+    assert!(input[1].get("id").is_none(), "the gateway's ids stay here");
+    assert_eq!(input[2]["content"], "Go on");
+}
