@@ -645,6 +645,23 @@ guardrails:
     )
     .await;
     assert_eq!(blocked.status(), 400);
+
+    // A stored conversation holds the answer as the client got it (PII given back); continuing
+    // it masks that again before it goes upstream.
+    let first = create(
+        &gw,
+        &json!({"model": "claude", "input": "Mail jane.doe@example.com please"}),
+    )
+    .await;
+    assert!(output_text(&first).contains("jane.doe@example.com"));
+    create(
+        &gw,
+        &json!({"model": "claude", "previous_response_id": first["id"], "input": "Thanks"}),
+    )
+    .await;
+    let sent = Mock(&mock).last_request().await["body"].to_string();
+    assert!(!sent.contains("jane.doe@example.com"), "{sent}");
+    assert!(sent.contains("Thanks"), "{sent}");
 }
 
 /// An id the upstream made goes upstream as it is; a conversation the gateway stored goes to a

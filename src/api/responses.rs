@@ -176,11 +176,11 @@ async fn handle(
     let metadata = request.extra.get("metadata").cloned();
     let owner = owner(&ctx.principal);
     let now_ms = crate::auth::cache::now_ms();
-    let history: Option<Arc<[InputItem]>> = request
+    let mut history: Option<Vec<InputItem>> = request
         .previous_response_id
         .as_deref()
         .and_then(|id| ctx.conversations().get(id, &owner, now_ms))
-        .map(|stored| stored.items.clone().into());
+        .map(|stored| stored.items.clone());
     let items = history.as_ref().map_or(0, |h| h.len())
         + match &request.input {
             Some(Input::Items(items)) => items.len(),
@@ -212,9 +212,18 @@ async fn handle(
         .await?;
     options.prompt_tokens = Some(prompt_tokens);
     ctx.prompt_tokens_estimate = prompt_tokens;
-    // Stage 4: guardrails on the prompt as it will be sent, whichever way it goes.
+    // Stage 4: guardrails on the prompt as it will be sent, whichever way it goes, the stored
+    // conversation included (its answers were stored as the client got them, PII given back).
     let mut guard = guardrails::select(ctx, &mut request.extra)?;
-    guardrails::pre_call(ctx, &mut guard, |g| pre_call(g, &mut request)).await?;
+    guardrails::pre_call(ctx, &mut guard, |g| {
+        pre_call(g, &mut request)?;
+        match history.as_mut() {
+            Some(items) => pre_call_items(g, items),
+            None => Ok(()),
+        }
+    })
+    .await?;
+    let history: Option<Arc<[InputItem]>> = history.map(Into::into);
     let prepared = Prepared {
         request: &request,
         metadata: match metadata {
@@ -231,6 +240,21 @@ async fn handle(
         return stream_reply(ctx, &prepared, &options, &guard, store).await;
     }
     whole_reply(ctx, &prepared, &options, guard, store).await
+}
+
+/// Stage 4 on a stored conversation's items.
+fn pre_call_items(
+    g: &mut guardrails::Run,
+    items: &mut Vec<InputItem>,
+) -> Result<(), guardrails::Blocked> {
+    let Ok(mut value) = serde_json::to_value(&*items) else {
+        return Ok(());
+    };
+    let result = g.pre_call_json(&mut value);
+    if let Ok(masked) = serde_json::from_value(value) {
+        *items = masked;
+    }
+    result
 }
 
 /// Stage 4 on the input and instructions, as JSON (native deployments get them as they are).
