@@ -446,12 +446,27 @@ async fn spend_is_recorded_and_a_keys_limits_and_models_apply() {
     let body: Value = limited.json().await.unwrap();
     assert!(body["error"]["message"].is_string(), "{body}");
 
+    // LiteLLM's `llm_api_routes` includes this surface.
+    let routed = new_key(&gw, json!({"allowed_routes": ["llm_api_routes"]})).await;
+    let response = post(&gw, &routed, &json!({"model": "offline", "input": "Hi"})).await;
+    assert_eq!(response.status(), 200);
+    let id = response.json::<Value>().await.unwrap()["id"].clone();
+    let got = client()
+        .get(format!("{}/v1/responses/{}", gw.url, id.as_str().unwrap()))
+        .bearer_auth(&routed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
     let other = new_key(&gw, json!({"models": ["gpt"]})).await;
     let denied = post(&gw, &other, &json!({"model": "claude", "input": "Hi"})).await;
     assert_eq!(denied.status(), 403);
 
-    let rows = spend_rows(&gw, "status=success", 2).await;
-    let rows: Vec<&Value> = rows.iter().filter(|r| r["status"] == "success").collect();
+    let rows = spend_rows(&gw, "status=success", 3).await;
+    let rows: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["status"] == "success" && r["model"] != "offline")
+        .collect();
     assert_eq!(rows.len(), 2, "{rows:#?}");
     for row in &rows {
         assert!(row["spend"].as_f64().unwrap() > 0.0, "{row}");
@@ -465,7 +480,7 @@ async fn spend_is_recorded_and_a_keys_limits_and_models_apply() {
     )
     .await;
     response.text().await.unwrap();
-    let rows = spend_rows(&gw, "", 5).await;
+    let rows = spend_rows(&gw, "", 6).await;
     assert!(
         rows.iter()
             .any(|r| r["stream"] == true && r["spend"].as_f64().unwrap() > 0.0),
