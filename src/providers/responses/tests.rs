@@ -487,3 +487,93 @@ fn openai_only_fields_are_named_as_dropped() {
     dropped.sort();
     assert_eq!(dropped, ["include", "seed", "truncation"]);
 }
+
+// ------------------------------------------------------------------------------------------
+// Fixtures: the API reference's Response object and a stream of its events
+// (`tests/fixtures/openai_responses/`).
+// ------------------------------------------------------------------------------------------
+
+const RESPONSE_TEXT: &str =
+    include_str!("../../../tests/fixtures/openai_responses/response_text.json");
+const STREAM_TEXT: &str = include_str!("../../../tests/fixtures/openai_responses/stream_text.sse");
+
+#[test]
+fn a_native_answer_gets_the_alias_and_counts_its_usage() {
+    let (body, usage) = super::native::whole(RESPONSE_TEXT.as_bytes(), "gpt").unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let mut expected: Value = serde_json::from_str(RESPONSE_TEXT).unwrap();
+    expected["model"] = "gpt".into();
+    assert_eq!(body, expected, "only `model` changes");
+    let usage = usage.unwrap();
+    assert_eq!(
+        (
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.total_tokens
+        ),
+        (36, 87, 123)
+    );
+    assert!(super::native::whole(b"[1]", "gpt").is_err());
+    assert!(super::native::whole(b"<html>", "gpt").is_err());
+}
+
+#[test]
+fn a_native_stream_passes_event_by_event() {
+    use super::native::NativeStreamTap;
+    let mut decoder = crate::providers::SseDecoder::new();
+    let mut events = Vec::new();
+    decoder.feed(STREAM_TEXT.as_bytes(), &mut events).unwrap();
+    let mut tap = NativeStreamTap::new("gpt".into(), Default::default());
+    let mut usage = None;
+    let mut passed = Vec::new();
+    for event in &events {
+        if let Some(p) = tap.event(event).unwrap() {
+            usage = p.usage.or(usage);
+            passed.push(p.bytes);
+        }
+    }
+    tap.finish().unwrap();
+    let out = self::events(&passed);
+    let original: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    assert_eq!(out.len(), original.len());
+    for (sent, came) in out.iter().zip(&original) {
+        let mut came = came.clone();
+        if let Some(response) = came.get_mut("response") {
+            response["model"] = "gpt".into();
+        }
+        assert_eq!(sent, &came);
+    }
+    assert_eq!(usage.unwrap().total_tokens, 39);
+}
+
+/// A translated Response has the reference's fields, and no field the reference lacks.
+#[test]
+fn a_translated_response_has_the_reference_shape() {
+    let reference: Value = serde_json::from_str(RESPONSE_TEXT).unwrap();
+    let req = request(json!({"model": "claude", "input": "Tell me a story"}));
+    let mut response = ResponseObject::started(&req, "resp_1".into(), 1, "claude");
+    complete(
+        &mut response,
+        &completion(json!({"choices": [{"index": 0,
+        "message": {"role": "assistant", "content": "Once"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})),
+    );
+    let ours = serde_json::to_value(&response).unwrap();
+    let keys = |v: &Value| {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys(&ours), keys(&reference));
+    assert_eq!(keys(&ours["output"][0]), keys(&reference["output"][0]));
+    assert_eq!(
+        keys(&ours["output"][0]["content"][0]),
+        keys(&reference["output"][0]["content"][0])
+    );
+    assert_eq!(keys(&ours["usage"]), keys(&reference["usage"]));
+    assert_eq!(ours["reasoning"], reference["reasoning"]);
+    assert_eq!(ours["text"], reference["text"]);
+}
