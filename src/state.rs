@@ -46,6 +46,9 @@ pub struct Inner {
     pub config_path: Option<PathBuf>,
     /// Cancelled when a shutdown's drain time is over: open streams end with an error event.
     pub streams_cut: CancellationToken,
+    /// The conversations `previous_response_id` continues on translated deployments
+    /// (`providers/responses/store.rs`); kept across config reloads.
+    pub conversations: Arc<crate::providers::responses::store::Conversations>,
     /// Serialises reloads, so two at once cannot interleave their diffs.
     pub(crate) reload_lock: tokio::sync::Mutex<()>,
 }
@@ -155,6 +158,7 @@ impl AppState {
             traffic: crate::telemetry::timeseries::Traffic::new(),
             config_path,
             streams_cut: CancellationToken::new(),
+            conversations: Arc::new(Default::default()),
             reload_lock: tokio::sync::Mutex::new(()),
         })))
     }

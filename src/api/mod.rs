@@ -16,6 +16,7 @@ mod model_info;
 mod models;
 mod passthrough;
 mod provider_passthrough;
+mod responses;
 pub mod spend;
 mod sse;
 
@@ -47,6 +48,11 @@ pub fn routes(state: AppState) -> axum::Router {
         ("/rerank", post(passthrough::rerank)),
         ("/messages", post(messages::messages)),
         ("/messages/count_tokens", post(messages::count_tokens)),
+        ("/responses", post(responses::create)),
+        (
+            "/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        ),
         ("/models", get(models::list)),
         ("/models/{*model}", get(models::retrieve)),
     ];

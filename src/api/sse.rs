@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -125,6 +126,16 @@ pub fn anthropic_stream(frames: Pin<Box<dyn Stream<Item = Rendered> + Send>>) ->
     reply(frames, Dialect::Anthropic)
 }
 
+/// A stream for the Responses surface: frames already rendered as Responses events (see
+/// `providers/responses/stream.rs`); no `[DONE]`, and a failure is an `error` event numbered
+/// with `seq`, the counter the events were numbered with.
+pub fn responses_stream(
+    frames: Pin<Box<dyn Stream<Item = Rendered> + Send>>,
+    seq: Arc<AtomicU64>,
+) -> StreamReply {
+    reply(frames, Dialect::Responses(seq))
+}
+
 /// One Anthropic event: `event: <type>` then `data: <json>` (Anthropic's SDKs skip events
 /// without a name).
 pub fn anthropic_event(event: &crate::providers::anthropic::wire::StreamEvent) -> Bytes {
@@ -172,12 +183,15 @@ pub fn passthrough_stream(events: PassthroughStream) -> StreamReply {
 pub type Rendered = Result<(Option<Bytes>, Option<Usage>), ProviderError>;
 
 /// How the stream ends and how a failure is told, per API surface.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 enum Dialect {
     /// `data: [DONE]` at the end; a failure is an OpenAI error object in a `data:` event.
     OpenAi,
     /// The events themselves end the stream (`message_stop`); a failure is an `error` event.
     Anthropic,
+    /// The events end the stream (`response.completed`); a failure is an `error` event
+    /// numbered after the last event sent (the counter the events were numbered with).
+    Responses(Arc<AtomicU64>),
 }
 
 /// The body stream: forwards rendered events, appends `[DONE]` or an error event, and keeps the
@@ -205,9 +219,18 @@ impl SseBody {
             "stream ended early: {error}"
         );
         let api_error = ApiError::Route(RouteError::upstream(group, 1, id, error));
-        let event = match self.dialect {
+        let event = match &self.dialect {
             Dialect::OpenAi => data_event(&api_error.body()),
             Dialect::Anthropic => anthropic_frame("error", &api_error.anthropic_body().to_string()),
+            Dialect::Responses(seq) => {
+                let body = api_error.body();
+                let error = &body["error"];
+                crate::providers::responses::stream::error_event(
+                    seq.fetch_add(1, Ordering::Relaxed),
+                    error["code"].as_str().or(error["type"].as_str()),
+                    error["message"].as_str().unwrap_or("the upstream failed"),
+                )
+            }
         };
         self.ctx.emit(200, outcome);
         event
@@ -252,7 +275,7 @@ impl Stream for SseBody {
                     self.ctx.emit(200, Outcome::Answered);
                     return Poll::Ready(match self.dialect {
                         Dialect::OpenAi => Some(Ok(Bytes::from_static(b"data: [DONE]\n\n"))),
-                        Dialect::Anthropic => None,
+                        Dialect::Anthropic | Dialect::Responses(_) => None,
                     });
                 }
             }

@@ -169,6 +169,11 @@ impl RequestContext {
         }
     }
 
+    /// The stored Responses conversations (`previous_response_id`).
+    pub fn conversations(&self) -> &Arc<crate::providers::responses::store::Conversations> {
+        &self.state.conversations
+    }
+
     pub fn max_request_bytes(&self) -> usize {
         self.config.max_request_bytes
     }
@@ -450,6 +455,7 @@ fn route_allowed(allowed: &[String], path: &str) -> bool {
         "/v2/rerank",
         "/messages",
         "/messages/count_tokens",
+        "/responses",
         "/models",
     ];
     const INFO: &[&str] = &[
@@ -460,7 +466,9 @@ fn route_allowed(allowed: &[String], path: &str) -> bool {
         "/health",
     ];
     allowed.iter().any(|entry| match entry.as_str() {
-        "llm_api_routes" => LLM.contains(&bare) || bare.starts_with("/models/"),
+        "llm_api_routes" => {
+            LLM.contains(&bare) || bare.starts_with("/models/") || bare.starts_with("/responses/")
+        }
         "info_routes" => INFO.contains(&bare),
         "management_routes" => ["/key/", "/team/", "/user/", "/customer/", "/end_user/"]
             .iter()

@@ -1,5 +1,5 @@
 //! The one path every model request takes, whatever its surface (OpenAI or Anthropic, whole
-//! or streamed, chat, completions, embeddings, messages, count_tokens):
+//! or streamed, chat, completions, embeddings, messages, count_tokens, responses):
 //!
 //! | # | stage | where |
 //! |---|---|---|

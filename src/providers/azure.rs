@@ -10,6 +10,7 @@ use super::anthropic::request::OpenAiDialect;
 use super::openai::{
     chat_body, parse_completion, parse_error, parse_raw_completion, OpenAiStreamDecoder,
 };
+use super::responses::wire::{native_body, ResponsesRequest};
 use super::{
     ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, Upstream, UpstreamRequest,
 };
@@ -17,6 +18,10 @@ use crate::schema::{ChatCompletion, ChatRequest, PassthroughRequest, RawCompleti
 
 /// Used when a deployment sets no `api_version`: the latest GA data-plane version.
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
+
+/// Used for `/openai/responses` when a deployment sets no `api_version`: the first version
+/// with the Responses API (the chat default above predates it).
+pub const RESPONSES_API_VERSION: &str = "2025-04-01-preview";
 
 pub struct Azure;
 
@@ -100,6 +105,32 @@ impl HttpProvider for Azure {
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
         parse_error(status, headers, body)
+    }
+
+    /// Azure's Responses API is per resource, not per deployment:
+    /// `{api_base}/openai/responses?api-version=...`, the deployment named by `model`.
+    fn native_responses_request(
+        &self,
+        upstream: &Upstream,
+        request: &ResponsesRequest,
+    ) -> Option<Result<UpstreamRequest, ProviderError>> {
+        let version = upstream
+            .api_version
+            .as_deref()
+            .unwrap_or(RESPONSES_API_VERSION);
+        Some((|| {
+            Ok(UpstreamRequest {
+                url: format!(
+                    "{}/openai/responses?api-version={}",
+                    upstream.base_url,
+                    encode_path_segment(version)
+                ),
+                headers: Self::headers(upstream)?,
+                body: native_body(request, &upstream.model).map_err(|err| {
+                    ProviderError::Unsupported(format!("cannot encode the request: {err}"))
+                })?,
+            })
+        })())
     }
 }
 

@@ -19,6 +19,7 @@ mod openai;
 mod over_http;
 pub mod params;
 pub mod passthrough;
+pub mod responses;
 pub mod sse;
 #[cfg(test)]
 mod testing;
@@ -164,6 +165,26 @@ pub trait Provider: Send + Sync + 'static {
         _call: Call<'a>,
         _request: &'a anthropic::wire::MessagesRequest,
         _client: &'a anthropic::ClientHeaders,
+    ) -> Option<BoxFuture<'a, Result<EventStream, ProviderError>>> {
+        None
+    }
+
+    /// A Responses API request sent natively (the answer's bytes as the upstream sent them),
+    /// for providers that serve `/responses` (OpenAI, Azure OpenAI); `None` means: translate
+    /// it to a chat request.
+    fn responses<'a>(
+        &'a self,
+        _call: Call<'a>,
+        _request: &'a responses::wire::ResponsesRequest,
+    ) -> Option<BoxFuture<'a, Result<Bytes, ProviderError>>> {
+        None
+    }
+
+    /// [`Provider::responses`] streamed: the upstream's events as they come.
+    fn responses_stream<'a>(
+        &'a self,
+        _call: Call<'a>,
+        _request: &'a responses::wire::ResponsesRequest,
     ) -> Option<BoxFuture<'a, Result<EventStream, ProviderError>>> {
         None
     }
@@ -327,6 +348,17 @@ pub trait HttpProvider: Send + Sync + 'static {
         _endpoint: anthropic::MessagesEndpoint,
         _request: &anthropic::wire::MessagesRequest,
         _client: &anthropic::ClientHeaders,
+    ) -> Option<Result<UpstreamRequest, ProviderError>> {
+        None
+    }
+
+    /// A request to the upstream's own Responses API (`/responses`), for providers that serve
+    /// it: the client's body with `model` rewritten. `None` for providers that need it
+    /// translated to a chat request.
+    fn native_responses_request(
+        &self,
+        _upstream: &Upstream,
+        _request: &responses::wire::ResponsesRequest,
     ) -> Option<Result<UpstreamRequest, ProviderError>> {
         None
     }

@@ -10,6 +10,7 @@ use axum::http::header::HeaderMap;
 use bytes::Bytes;
 use serde::Deserialize;
 
+use super::responses::wire::{native_body, ResponsesRequest};
 use super::{
     ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, SseEvent, StreamItem,
     Upstream, UpstreamRequest,
@@ -80,6 +81,28 @@ impl HttpProvider for OpenAiCompatible {
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {
         parse_error(status, headers, body)
+    }
+
+    /// Only `openai/` deployments: OpenAI serves `/responses` (and so do the servers people
+    /// point an `openai/` deployment at, vLLM among them); the other OpenAI-compatible clouds
+    /// (Groq, DeepSeek, Together ...) mostly do not, and get the request as a chat request.
+    fn native_responses_request(
+        &self,
+        upstream: &Upstream,
+        request: &ResponsesRequest,
+    ) -> Option<Result<UpstreamRequest, ProviderError>> {
+        if self.name != "openai" {
+            return None;
+        }
+        Some((|| {
+            Ok(UpstreamRequest {
+                url: format!("{}/responses", upstream.base_url),
+                headers: bearer_headers(upstream)?,
+                body: native_body(request, &upstream.model).map_err(|err| {
+                    ProviderError::Unsupported(format!("cannot encode the request: {err}"))
+                })?,
+            })
+        })())
     }
 }
 

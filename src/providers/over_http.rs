@@ -11,6 +11,7 @@ use serde_json::json;
 use super::anthropic::wire::MessagesRequest;
 use super::anthropic::{ClientHeaders, MessagesEndpoint};
 use super::http::{decode_chat, ChunkStream, EventStream};
+use super::responses::wire::ResponsesRequest;
 use super::{
     BoxFuture, Call, HealthCheck, HttpProvider, PassthroughEndpoint, PassthroughStream, Provider,
     ProviderError, UpstreamRequest,
@@ -275,6 +276,24 @@ impl<P: HttpProvider> Provider for P {
     ) -> Option<BoxFuture<'a, Result<EventStream, ProviderError>>> {
         let native =
             self.native_messages_request(call.upstream, MessagesEndpoint::Create, request, client)?;
+        Some(Box::pin(async move { open(self, &call, native?).await }))
+    }
+
+    fn responses<'a>(
+        &'a self,
+        call: Call<'a>,
+        request: &'a ResponsesRequest,
+    ) -> Option<BoxFuture<'a, Result<Bytes, ProviderError>>> {
+        let native = self.native_responses_request(call.upstream, request)?;
+        Some(Box::pin(async move { send(self, &call, native?).await }))
+    }
+
+    fn responses_stream<'a>(
+        &'a self,
+        call: Call<'a>,
+        request: &'a ResponsesRequest,
+    ) -> Option<BoxFuture<'a, Result<EventStream, ProviderError>>> {
+        let native = self.native_responses_request(call.upstream, request)?;
         Some(Box::pin(async move { open(self, &call, native?).await }))
     }
 

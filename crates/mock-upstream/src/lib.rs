@@ -33,6 +33,7 @@ mod gemini;
 mod log;
 mod ollama;
 mod openai;
+mod responses;
 mod shapes;
 mod state;
 mod stream;
@@ -213,6 +214,9 @@ fn router(state: AppState) -> Router {
             "/openai/deployments/{deployment}/embeddings",
             post(openai::azure_embeddings),
         )
+        .route("/v1/responses", post(responses::responses))
+        .route("/responses", post(responses::responses))
+        .route("/openai/responses", post(responses::responses))
         .route("/v1/models", get(openai::list_models))
         .route("/models", get(openai::list_models))
         .route("/v1/messages", post(anthropic::messages))

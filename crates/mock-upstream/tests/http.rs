@@ -701,3 +701,57 @@ async fn control_endpoint_patches_validates_and_resets() {
     let after = post_json(mock.addr, "/v1/chat/completions", &chat_body(false)).await;
     assert_eq!(after.json()["id"], "chatcmpl-mock-2");
 }
+
+#[tokio::test]
+async fn responses_api_whole_streamed_and_with_a_tool() {
+    let mock = start_default().await;
+    // "Be brief." (9) + "Say hello" (9) = 18 chars → 5 input tokens.
+    let body = json!({"model": "gpt-4.1", "instructions": "Be brief.", "input": "Say hello"});
+    let response = post_json(mock.addr, "/v1/responses", &body).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let answer = response.json();
+    assert_eq!(answer["id"], "resp_mock_1");
+    assert_eq!(answer["object"], "response");
+    assert_eq!(answer["status"], "completed");
+    assert_eq!(answer["model"], "gpt-4.1");
+    assert_eq!(answer["output"][0]["content"][0]["text"], DEFAULT_REPLY);
+    assert_eq!(answer["usage"]["input_tokens"], 5);
+    assert_eq!(answer["usage"]["output_tokens"], reply_words());
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let response = post_json(mock.addr, "/responses", &streamed).await;
+    // Named events (`event: <type>` then `data: ...`), as OpenAI sends them.
+    let events: Vec<Value> = response
+        .text()
+        .split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["type"], "response.created");
+    assert_eq!(events.last().unwrap()["type"], "response.completed");
+    for (i, event) in events.iter().enumerate() {
+        assert_eq!(event["sequence_number"], i as u64);
+    }
+    let text: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .map(|e| e["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, DEFAULT_REPLY);
+
+    let tool = json!({"model": "gpt-4.1", "input": "Weather?", "tools": [{"type": "function",
+        "name": "get_weather", "parameters": {"type": "object",
+        "properties": {"city": {"type": "string"}}, "required": ["city"]}}]});
+    let call = post_json(
+        mock.addr,
+        "/openai/responses?api-version=2025-04-01-preview",
+        &tool,
+    )
+    .await
+    .json();
+    assert_eq!(call["output"][0]["type"], "function_call");
+    assert_eq!(call["output"][0]["arguments"], "{\"city\":\"mock\"}");
+    let missing = post_json(mock.addr, "/v1/responses", &json!({"model": "m"})).await;
+    assert_eq!(missing.status, 400);
+}
