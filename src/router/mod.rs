@@ -545,10 +545,12 @@ fn build_deployment(
             .map_err(|message| invalid("litellm_params", message))?,
         _ => providers::Prepared::default(),
     };
+    let provider = prepared.provider.unwrap_or(provider);
     let default_base = prepared
         .default_base
         .or_else(|| spec.as_ref()?.default_base.map(str::to_owned));
     let base_url = match (&entry.api_base, default_base) {
+        _ if prepared.base_url.is_some() => prepared.base_url.unwrap_or_default(),
         (Some(base), _) => base.clone(),
         (None, Some(default)) => default,
         (None, None) if entry.mock_response.is_some() => String::new(),
