@@ -235,14 +235,65 @@ struct AccessToken {
     expires_at: Instant,
 }
 
+/// The current token of one set of credentials, shared by every deployment (and every config
+/// reload) that uses them: N deployments of one service account make one token request.
+#[derive(Default)]
+struct TokenCache {
+    cached: ArcSwapOption<AccessToken>,
+    /// Held by the one caller that fetches a token.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// The cache of the credentials with this fingerprint, created on first use and dropped with
+/// the last deployment that uses it.
+fn shared_cache(fingerprint: String) -> Arc<TokenCache> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, Weak};
+    static CACHES: OnceLock<Mutex<HashMap<String, Weak<TokenCache>>>> = OnceLock::new();
+    let mut caches = CACHES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    caches.retain(|_, cache| cache.strong_count() > 0);
+    if let Some(cache) = caches.get(&fingerprint).and_then(Weak::upgrade) {
+        return cache;
+    }
+    let cache = Arc::new(TokenCache::default());
+    caches.insert(fingerprint, Arc::downgrade(&cache));
+    cache
+}
+
+/// Who the credentials are, without any secret in the clear: the same account, key and token
+/// endpoint give the same fingerprint.
+fn fingerprint(key: &GoogleKey) -> String {
+    match key {
+        GoogleKey::ServiceAccount {
+            client_email,
+            key,
+            token_uri,
+            ..
+        } => format!(
+            "sa|{client_email}|{token_uri}|{}",
+            blake3::hash(key.public().as_ref()).to_hex()
+        ),
+        GoogleKey::AuthorizedUser {
+            client_id,
+            refresh_token,
+            token_uri,
+            ..
+        } => format!(
+            "au|{client_id}|{token_uri}|{}",
+            blake3::hash(refresh_token.expose().as_bytes()).to_hex()
+        ),
+    }
+}
+
 /// OAuth credentials of one Vertex AI deployment: a bearer token on every request.
 pub struct GoogleCredentials {
     key: GoogleKey,
     /// Where the credentials came from (a file path, `inline`), for logs and errors.
     origin: String,
-    cached: ArcSwapOption<AccessToken>,
-    /// Held by the one caller that fetches a token.
-    refreshing: tokio::sync::Mutex<()>,
+    cache: Arc<TokenCache>,
 }
 
 impl std::fmt::Debug for GoogleCredentials {
@@ -256,12 +307,8 @@ impl std::fmt::Debug for GoogleCredentials {
 
 impl GoogleCredentials {
     pub fn new(key: GoogleKey, origin: String) -> GoogleCredentials {
-        GoogleCredentials {
-            key,
-            origin,
-            cached: ArcSwapOption::empty(),
-            refreshing: tokio::sync::Mutex::new(()),
-        }
+        let cache = shared_cache(fingerprint(&key));
+        GoogleCredentials { key, origin, cache }
     }
 
     pub fn key(&self) -> &GoogleKey {
@@ -280,20 +327,20 @@ impl GoogleCredentials {
                 .filter(|t| Instant::now() < t.refresh_at)
                 .map(|t| t.header.clone())
         };
-        if let Some(header) = fresh(&self.cached.load_full()) {
+        if let Some(header) = fresh(&self.cache.cached.load_full()) {
             return Ok(header);
         }
         // An async mutex held across the token call on purpose: callers arriving meanwhile wait
         // for its token instead of asking for their own.
-        let _refreshing = self.refreshing.lock().await;
-        let current = self.cached.load_full();
+        let _refreshing = self.cache.refreshing.lock().await;
+        let current = self.cache.cached.load_full();
         if let Some(header) = fresh(&current) {
             return Ok(header);
         }
         match self.fetch().await {
             Ok(token) => {
                 let header = token.header.clone();
-                self.cached.store(Some(Arc::new(token)));
+                self.cache.cached.store(Some(Arc::new(token)));
                 Ok(header)
             }
             Err(err) => match current {
