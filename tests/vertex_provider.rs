@@ -396,3 +396,75 @@ general_settings:
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{text}");
 }
+
+/// `/vertex_ai/*` (LiteLLM's Vertex pass-through): the caller's virtual key is checked, the
+/// request goes on with the configured deployment's OAuth token instead.
+#[tokio::test]
+async fn vertex_passthrough_uses_the_deployment_token() {
+    let (mock, gw) = start(3600);
+    let path = format!(
+        "/v1/projects/{PROJECT}/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent"
+    );
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]});
+    let response = client()
+        .post(format!("{}/vertex_ai{path}", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["candidates"][0]["content"]["parts"][0]["text"], REPLY);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(seen["path"], path);
+    let bearer = seen["headers"]["authorization"].as_str().unwrap();
+    assert!(bearer.starts_with("Bearer ya29.mock-"), "{bearer}");
+    assert!(!bearer.contains(MASTER_KEY));
+
+    // Streamed (the query goes on), and Claude's rawPredict.
+    let response = client()
+        .post(format!(
+            "{}/vertex_ai{}?alt=sse",
+            gw.url,
+            path.replace(":generateContent", ":streamGenerateContent")
+        ))
+        .bearer_auth(MASTER_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(response.text().await.unwrap().contains("finishReason"));
+    let response = client()
+        .post(format!(
+            "{}/vertex_ai/v1/projects/{PROJECT}/locations/us-central1/publishers/anthropic/models/claude-3-5-haiku@20241022:rawPredict",
+            gw.url
+        ))
+        .bearer_auth(MASTER_KEY)
+        .json(&json!({"anthropic_version": "vertex-2023-10-16", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let message: Value = response.json().await.unwrap();
+    assert_eq!(message["content"][0]["text"], REPLY);
+    assert_eq!(token_requests(&mock).await, 1);
+
+    // A wrong caller key never reaches the upstream.
+    let before = Mock(&mock).requests().await.len();
+    let response = client()
+        .post(format!("{}/vertex_ai{path}", gw.url))
+        .bearer_auth("sk-wrong")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(Mock(&mock).requests().await.len(), before);
+}
