@@ -624,7 +624,10 @@ async fn anthropic_surface_and_cost_on_bedrock() {
 /// Recomputes the SigV4 signature of a recorded request with the test secret.
 fn assert_signed(seen: &Seen, method: &str, path_and_query: &str) {
     let got = seen.headers["authorization"].to_str().unwrap().to_owned();
-    assert!(got.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{got}");
+    assert!(
+        got.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{got}"
+    );
     let signed: Vec<&str> = got
         .split("SignedHeaders=")
         .nth(1)
@@ -664,7 +667,10 @@ fn assert_signed(seen: &Seen, method: &str, path_and_query: &str) {
         },
     )
     .unwrap();
-    assert_eq!(headers["authorization"], HeaderValue::from_str(&got).unwrap());
+    assert_eq!(
+        headers["authorization"],
+        HeaderValue::from_str(&got).unwrap()
+    );
 }
 
 /// `/bedrock/*` (LiteLLM's Bedrock pass-through): the Bedrock deployment's endpoint and AWS

@@ -15,7 +15,10 @@ const REPLY: &str = "Hello from the Switchyard mock upstream.";
 const PROJECT: &str = "test-project";
 
 fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/vertex/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/tests/fixtures/vertex/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 /// A mock whose token endpoint checks signatures with the test public key.
@@ -44,7 +47,13 @@ fn service_account_file(mock: &Proc, client_email: &str) -> PathBuf {
     path
 }
 
-fn entry(name: &str, id: &str, model: &str, mock_url: &str, credentials: &std::path::Path) -> String {
+fn entry(
+    name: &str,
+    id: &str,
+    model: &str,
+    mock_url: &str,
+    credentials: &std::path::Path,
+) -> String {
     format!(
         r#"
   - model_name: {name}
@@ -66,7 +75,13 @@ fn start(expires_in: u64) -> (Proc, Proc) {
     let gw = gateway(
         &format!(
             "model_list:{}{}{}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
-            entry("gemini", "vertex-gemini", "gemini-2.0-flash", &mock.url, &sa),
+            entry(
+                "gemini",
+                "vertex-gemini",
+                "gemini-2.0-flash",
+                &mock.url,
+                &sa
+            ),
             entry(
                 "claude",
                 "vertex-claude",
@@ -74,7 +89,13 @@ fn start(expires_in: u64) -> (Proc, Proc) {
                 &mock.url,
                 &sa
             ),
-            entry("embed", "vertex-embed", "text-embedding-004", &mock.url, &sa),
+            entry(
+                "embed",
+                "vertex-embed",
+                "text-embedding-004",
+                &mock.url,
+                &sa
+            ),
         ),
         &[],
     );
@@ -107,7 +128,11 @@ fn streamed_text(body: &str) -> String {
     events[..events.len() - 1]
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -139,7 +164,10 @@ async fn gemini_claude_and_embeddings_on_vertex_share_one_token() {
         seen["path"],
         format!("{base}/google/models/gemini-2.0-flash:generateContent")
     );
-    let bearer = seen["headers"]["authorization"].as_str().unwrap().to_owned();
+    let bearer = seen["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(bearer.starts_with("Bearer ya29.mock-"), "{bearer}");
     assert!(seen["headers"].get("x-goog-api-key").is_none());
     assert_eq!(seen["body"]["contents"][0]["parts"][0]["text"], "Say hello");
@@ -271,11 +299,17 @@ async fn concurrent_first_calls_wait_for_one_token_and_expiry_fetches_another() 
     tokio::time::sleep(Duration::from_millis(1300)).await;
     for _ in 0..3 {
         assert_eq!(
-            post(&gw, "/v1/chat/completions", &hello("claude")).await.status(),
+            post(&gw, "/v1/chat/completions", &hello("claude"))
+                .await
+                .status(),
             200
         );
     }
-    assert_eq!(token_requests(&mock).await, 2, "refreshed once after expiry");
+    assert_eq!(
+        token_requests(&mock).await,
+        2,
+        "refreshed once after expiry"
+    );
     let second = Mock(&mock).last_request().await["headers"]["authorization"].clone();
     assert_ne!(first, second);
 }
@@ -288,7 +322,13 @@ async fn a_refused_token_is_a_clear_error_without_secrets() {
     let gw = gateway(
         &format!(
             "model_list:{}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
-            entry("gemini", "vertex-gemini", "gemini-2.0-flash", &mock.url, &sa)
+            entry(
+                "gemini",
+                "vertex-gemini",
+                "gemini-2.0-flash",
+                &mock.url,
+                &sa
+            )
         ),
         &[],
     );
@@ -297,10 +337,16 @@ async fn a_refused_token_is_a_clear_error_without_secrets() {
     let text = response.text().await.unwrap();
     assert!(status == 401 || status == 502, "{status} {text}");
     assert!(text.contains("invalid_grant"), "{text}");
-    assert!(!text.contains("PRIVATE KEY") && !text.contains("MII"), "{text}");
+    assert!(
+        !text.contains("PRIVATE KEY") && !text.contains("MII"),
+        "{text}"
+    );
     assert!(model_requests(&Mock(&mock).requests().await).is_empty());
     let log = gw.stop();
-    assert!(!log.contains("PRIVATE KEY") && !log.contains("ya29."), "{log}");
+    assert!(
+        !log.contains("PRIVATE KEY") && !log.contains("ya29."),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -324,7 +370,13 @@ router_settings:
 general_settings:
   master_key: {MASTER_KEY}
 "#,
-            vertex = entry("gemini", "vertex-gemini", "gemini-2.0-flash", &mock.url, &sa),
+            vertex = entry(
+                "gemini",
+                "vertex-gemini",
+                "gemini-2.0-flash",
+                &mock.url,
+                &sa
+            ),
             openai = openai.url
         ),
         &[],
@@ -337,7 +389,10 @@ general_settings:
         body["stream"] = json!(stream);
         let response = post(&gw, "/v1/chat/completions", &body).await;
         assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["x-switchyard-model-id"], "openai-primary");
+        assert_eq!(
+            response.headers()["x-switchyard-model-id"],
+            "openai-primary"
+        );
     }
     let tried = model_requests(&Mock(&mock).requests().await).len();
     assert_eq!(tried, 2, "vertex was tried first each time");
@@ -353,7 +408,10 @@ async fn bad_credentials_stop_the_start_with_a_clear_message() {
     )
     .unwrap();
     for (credentials, expected) in [
-        ("/nonexistent/sa.json".to_owned(), "cannot read the credentials file"),
+        (
+            "/nonexistent/sa.json".to_owned(),
+            "cannot read the credentials file",
+        ),
         (broken.display().to_string(), "private_key"),
     ] {
         let path = write_config(&format!(
@@ -415,7 +473,10 @@ async fn vertex_passthrough_uses_the_deployment_token() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
-    assert_eq!(answer["candidates"][0]["content"]["parts"][0]["text"], REPLY);
+    assert_eq!(
+        answer["candidates"][0]["content"]["parts"][0]["text"],
+        REPLY
+    );
     let seen = Mock(&mock).last_request().await;
     assert_eq!(seen["path"], path);
     let bearer = seen["headers"]["authorization"].as_str().unwrap();

@@ -155,7 +155,16 @@ async fn forward(
     let headers = upstream::request_headers(&parts.headers);
     let (url, (mut headers, body)) = match provider {
         PassProvider::VertexAi | PassProvider::Bedrock => {
-            signed(report, provider, &parts.method, path, query.as_deref(), headers, body).await?
+            signed(
+                report,
+                provider,
+                &parts.method,
+                path,
+                query.as_deref(),
+                headers,
+                body,
+            )
+            .await?
         }
         _ => {
             let target = upstream::target(provider, &report.config.config.deployments, &|name| {

@@ -480,9 +480,7 @@ impl<'a> Validator<'a> {
         let other_params: BTreeMap<String, ()> = params
             .extra
             .keys()
-            .filter(|key| {
-                !AWS_KEYS.contains(&key.as_str()) && !VERTEX_KEYS.contains(&key.as_str())
-            })
+            .filter(|key| !AWS_KEYS.contains(&key.as_str()) && !VERTEX_KEYS.contains(&key.as_str()))
             .map(|key| (key.clone(), ()))
             .collect();
         self.unsupported("model_list[].litellm_params.", &other_params);

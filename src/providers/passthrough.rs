@@ -367,7 +367,11 @@ pub fn request_model(path: &str, body: &[u8]) -> Option<String> {
     }
     // Bedrock's `/model/{modelId}/{operation}`, the id percent-encoded.
     let after = path.split("/model/").nth(1)?;
-    let model = after.split('/').next()?.replace("%3A", ":").replace("%3a", ":");
+    let model = after
+        .split('/')
+        .next()?
+        .replace("%3A", ":")
+        .replace("%3a", ":");
     (!model.is_empty()).then_some(model)
 }
 

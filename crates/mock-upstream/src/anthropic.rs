@@ -273,8 +273,8 @@ fn answer_parsed(
     );
     let id = format!("msg_mock_{}", admission.id);
     if parsed.stream == Some(true) {
-        let events = stream_events(&id, &model, &config, call.as_ref(), input_tokens);
-        return Ok(sse_response(state, admission, &config, events.into_iter()));
+        let events = stream_events(&id, &model, config, call.as_ref(), input_tokens);
+        return Ok(sse_response(state, admission, config, events.into_iter()));
     }
     let (content, stop_reason, output_tokens) = match &call {
         Some(call) => (

@@ -143,7 +143,12 @@ pub struct Admission {
 impl AppState {
     #[cfg(test)]
     pub fn new(startup: RuntimeConfig, seed: Option<u64>, max_log: usize) -> Self {
-        Self::with_tokens(startup, seed, max_log, crate::vertex::TokenIssuer::new(None, 3600))
+        Self::with_tokens(
+            startup,
+            seed,
+            max_log,
+            crate::vertex::TokenIssuer::new(None, 3600),
+        )
     }
 
     pub fn with_tokens(

@@ -58,7 +58,8 @@ impl TokenIssuer {
     /// Reads a PEM public key: `BEGIN RSA PUBLIC KEY` (PKCS#1) or `BEGIN PUBLIC KEY` (SPKI, from
     /// which the PKCS#1 key is taken).
     pub fn read_public_key(path: &FsPath) -> std::io::Result<Vec<u8>> {
-        let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+        let invalid =
+            |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
         let pem = std::fs::read_to_string(path)?;
         let body: String = pem
             .lines()
@@ -93,7 +94,9 @@ impl TokenIssuer {
 
     fn valid(&self, token: &str) -> bool {
         let issued = self.issued.lock().unwrap_or_else(|e| e.into_inner());
-        issued.get(token).is_some_and(|until| *until > Instant::now())
+        issued
+            .get(token)
+            .is_some_and(|until| *until > Instant::now())
     }
 }
 
@@ -149,7 +152,9 @@ fn token_answer(state: &AppState, request: &ApiRequest) -> Response {
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or("");
     match field("grant_type") {
         "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-            if let Err(why) = check_assertion(field("assertion"), state.tokens.public_key.as_deref()) {
+            if let Err(why) =
+                check_assertion(field("assertion"), state.tokens.public_key.as_deref())
+            {
                 return token_error("invalid_grant", &why);
             }
         }
@@ -200,13 +205,18 @@ fn check_assertion(assertion: &str, public_key: Option<&[u8]>) -> Result<(), Str
     if !claims["iss"].as_str().is_some_and(|iss| iss.contains('@')) {
         return Err("Invalid JWT: iss must be the service account's email".into());
     }
-    if !claims["scope"]
-        .as_str()
-        .is_some_and(|s| s.split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform"))
-    {
-        return Err("Invalid JWT: scope must include https://www.googleapis.com/auth/cloud-platform".into());
+    if !claims["scope"].as_str().is_some_and(|s| {
+        s.split(' ')
+            .any(|s| s == "https://www.googleapis.com/auth/cloud-platform")
+    }) {
+        return Err(
+            "Invalid JWT: scope must include https://www.googleapis.com/auth/cloud-platform".into(),
+        );
     }
-    if !claims["aud"].as_str().is_some_and(|aud| aud.ends_with("/token")) {
+    if !claims["aud"]
+        .as_str()
+        .is_some_and(|aud| aud.ends_with("/token"))
+    {
         return Err("Invalid JWT: aud must be the token endpoint".into());
     }
     let now = SystemTime::now()
@@ -230,10 +240,9 @@ fn check_assertion(assertion: &str, public_key: Option<&[u8]>) -> Result<(), Str
     Ok(())
 }
 
+/// The parts of a model path the mock reads (any project and location are served).
 #[derive(Deserialize)]
 pub struct ModelPath {
-    project: String,
-    location: String,
     publisher: String,
     target: String,
 }
@@ -252,7 +261,6 @@ pub async fn model(
     request: ApiRequest,
 ) -> Response {
     let admission = request.admit(&state);
-    let _ = (&path.project, &path.location);
     let authorized = match request
         .headers()
         .get("authorization")
@@ -323,10 +331,9 @@ async fn predict(state: &AppState, request: &ApiRequest) -> Result<Response, Api
     let body = request.body()?;
     crate::faults::gate(state).await?;
     let parsed: PredictRequest = crate::openai::parse_body(body)?;
-    let instances = parsed
-        .instances
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| ApiError::bad_request("instances: at least one instance is required", None))?;
+    let instances = parsed.instances.filter(|i| !i.is_empty()).ok_or_else(|| {
+        ApiError::bad_request("instances: at least one instance is required", None)
+    })?;
     let dimensions = parsed
         .parameters
         .and_then(|p| p.output_dimensionality)
@@ -344,5 +351,8 @@ async fn predict(state: &AppState, request: &ApiRequest) -> Result<Response, Api
             "statistics": {"token_count": item.tokens(), "truncated": false},
         }}));
     }
-    Ok(Json(json!({"predictions": predictions, "metadata": {"billableCharacterCount": 0}})).into_response())
+    Ok(
+        Json(json!({"predictions": predictions, "metadata": {"billableCharacterCount": 0}}))
+            .into_response(),
+    )
 }

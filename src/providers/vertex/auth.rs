@@ -218,9 +218,7 @@ pub fn assertion(
         signing_input.as_bytes(),
         &mut signature,
     )
-    .map_err(|_| {
-        ProviderError::Unsupported("cannot sign the Google OAuth assertion".to_owned())
-    })?;
+    .map_err(|_| ProviderError::Unsupported("cannot sign the Google OAuth assertion".to_owned()))?;
     Ok(format!(
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(signature)
@@ -424,16 +422,32 @@ impl GoogleCredentials {
                 scrub(what)
             };
             return Err(token_error(
-                if (400..500).contains(&status) { 401 } else { 503 },
-                format!("the token endpoint refused the credentials from {}: {what}", self.origin),
+                if (400..500).contains(&status) {
+                    401
+                } else {
+                    503
+                },
+                format!(
+                    "the token endpoint refused the credentials from {}: {what}",
+                    self.origin
+                ),
             ));
         }
         let token = answer
             .access_token
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| token_error(503, "the token endpoint answered without an access_token".into()))?;
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| token_error(503, "the token endpoint answered an unusable access_token".into()))?;
+            .ok_or_else(|| {
+                token_error(
+                    503,
+                    "the token endpoint answered without an access_token".into(),
+                )
+            })?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            token_error(
+                503,
+                "the token endpoint answered an unusable access_token".into(),
+            )
+        })?;
         header.set_sensitive(true);
         let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
         let margin = REFRESH_BEFORE.min(lifetime / 2);

@@ -82,7 +82,11 @@ fn assertion_is_an_rs256_jwt_that_the_public_key_verifies() {
     );
     verifier.verify(signed.as_bytes(), &signature).unwrap();
     // A changed claim no longer verifies.
-    let forged = format!("{}.{}", parts[0], URL_SAFE_NO_PAD.encode(b"{\"iss\":\"x\"}"));
+    let forged = format!(
+        "{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(b"{\"iss\":\"x\"}")
+    );
     assert!(verifier.verify(forged.as_bytes(), &signature).is_err());
 }
 
@@ -92,7 +96,10 @@ fn credentials_json_kinds_and_their_errors() {
     assert_eq!(key.project_id(), Some("sa-project"));
     assert_eq!(key.token_uri(), "http://127.0.0.1:9/token");
     let shown = format!("{key:?}");
-    assert!(!shown.contains("PRIVATE KEY") && !shown.contains("MII"), "{shown}");
+    assert!(
+        !shown.contains("PRIVATE KEY") && !shown.contains("MII"),
+        "{shown}"
+    );
 
     let user = GoogleKey::from_json(
         r#"{"type":"authorized_user","client_id":"cid","client_secret":"csecret-value","refresh_token":"1//refresh-value","quota_project_id":"quota-p"}"#,
@@ -111,7 +118,10 @@ fn credentials_json_kinds_and_their_errors() {
     broken["private_key"] = pem.replace("MII", "!!!").into();
     let err = GoogleKey::from_json(&broken.to_string()).unwrap_err();
     assert!(err.contains("private_key"), "{err}");
-    assert!(!err.contains("!!!"), "the key never appears in the error: {err}");
+    assert!(
+        !err.contains("!!!"),
+        "the key never appears in the error: {err}"
+    );
     broken["private_key"] = pem[..200].into();
     let err = GoogleKey::from_json(&broken.to_string()).unwrap_err();
     assert!(err.contains("private_key"), "{err}");
@@ -141,7 +151,12 @@ fn urls_for_each_location_and_model_kind() {
         "https://aiplatform.googleapis.com/v1/projects/my-proj/locations/global"
     );
     assert_eq!(
-        project_base(Some("http://127.0.0.1:8080/"), "v1beta1", "p", "europe-west4"),
+        project_base(
+            Some("http://127.0.0.1:8080/"),
+            "v1beta1",
+            "p",
+            "europe-west4"
+        ),
         "http://127.0.0.1:8080/v1beta1/projects/p/locations/europe-west4"
     );
     assert_eq!(
@@ -153,7 +168,12 @@ fn urls_for_each_location_and_model_kind() {
         format!("{base}/publishers/google/models/gemini-2.0-flash:generateContent")
     );
     assert_eq!(
-        url(&base, Kind::of("gemini/gemini-2.0-flash"), "gemini/gemini-2.0-flash", "predict"),
+        url(
+            &base,
+            Kind::of("gemini/gemini-2.0-flash"),
+            "gemini/gemini-2.0-flash",
+            "predict"
+        ),
         format!("{base}/publishers/google/models/gemini-2.0-flash:predict")
     );
     assert_eq!(
@@ -163,7 +183,9 @@ fn urls_for_each_location_and_model_kind() {
             "claude-3-5-sonnet-v2@20241022",
             "streamRawPredict"
         ),
-        format!("{base}/publishers/anthropic/models/claude-3-5-sonnet-v2@20241022:streamRawPredict")
+        format!(
+            "{base}/publishers/anthropic/models/claude-3-5-sonnet-v2@20241022:streamRawPredict"
+        )
     );
     assert_eq!(Kind::of("text-embedding-004"), Kind::Gemini);
     assert_eq!(
@@ -197,13 +219,16 @@ fn gemini_on_vertex_is_the_gemini_body_at_the_vertex_url() {
     );
     assert!(!built.headers.contains_key("x-goog-api-key"));
     let body: Value = serde_json::from_slice(&built.body).unwrap();
-    let expected = gemini::request::to_gemini(&request, &mut Dropped::new("gemini", false)).unwrap();
+    let expected =
+        gemini::request::to_gemini(&request, &mut Dropped::new("gemini", false)).unwrap();
     assert_eq!(body, serde_json::to_value(expected).unwrap());
     assert_eq!(body["systemInstruction"]["parts"][0]["text"], "Be brief.");
     assert_eq!(body["contents"][0]["role"], "user");
     assert_eq!(body["generationConfig"]["maxOutputTokens"], 50);
 
-    let stream = chat(json!({"model": "g", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}));
+    let stream = chat(
+        json!({"model": "g", "stream": true, "messages": [{"role": "user", "content": "Hi"}]}),
+    );
     let built = provider
         .chat_request(&vertex_upstream("gemini-2.0-flash"), &stream)
         .unwrap();
@@ -273,7 +298,12 @@ fn claude_on_vertex_is_anthropic_messages_with_the_vertex_version_and_no_model()
     );
     // Gemini deployments translate `/v1/messages` instead.
     assert!(Vertex::new("vertex_ai", Kind::Gemini)
-        .native_messages_request(&up, MessagesEndpoint::Create, &native, &ClientHeaders::default())
+        .native_messages_request(
+            &up,
+            MessagesEndpoint::Create,
+            &native,
+            &ClientHeaders::default()
+        )
         .is_none());
 }
 
@@ -287,7 +317,10 @@ fn answers_and_errors_are_read_in_each_family_format() {
                 "modelVersion":"gemini-2.0-flash"}"#,
         )
         .unwrap();
-    assert_eq!(completion.choices[0].message.content.as_deref(), Some("Hello"));
+    assert_eq!(
+        completion.choices[0].message.content.as_deref(),
+        Some("Hello")
+    );
     let claude = Vertex::new("vertex_ai", Kind::Anthropic);
     let completion = claude
         .chat_response(
@@ -296,7 +329,10 @@ fn answers_and_errors_are_read_in_each_family_format() {
                 "usage":{"input_tokens":5,"output_tokens":3}}"#,
         )
         .unwrap();
-    assert_eq!(completion.choices[0].message.content.as_deref(), Some("Hi there"));
+    assert_eq!(
+        completion.choices[0].message.content.as_deref(),
+        Some("Hi there")
+    );
     assert!(gemini.chat_response(b"{not json").is_err());
 
     let headers = HeaderMap::new();
@@ -305,7 +341,10 @@ fn answers_and_errors_are_read_in_each_family_format() {
     assert!(err.to_string().contains("Quota exceeded"), "{err}");
     let anthropic = br#"{"type":"error","error":{"type":"invalid_request_error","message":"max_tokens: Field required"}}"#;
     let err = claude.error_response(400, &headers, anthropic);
-    assert!(err.to_string().contains("max_tokens: Field required"), "{err}");
+    assert!(
+        err.to_string().contains("max_tokens: Field required"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -344,7 +383,10 @@ fn embeddings_map_to_predict_and_back() {
     assert_eq!(value["object"], "list");
     assert_eq!(value["data"][1]["index"], 1);
     assert_eq!(value["data"][1]["embedding"], json!([0.125, 1.0]));
-    assert_eq!(value["usage"], json!({"prompt_tokens": 5, "total_tokens": 5}));
+    assert_eq!(
+        value["usage"],
+        json!({"prompt_tokens": 5, "total_tokens": 5})
+    );
     assert_eq!(response.usage().unwrap().prompt_tokens, 5);
 
     for bad in [json!([1, 2, 3]), json!([]), json!(42)] {
@@ -428,24 +470,36 @@ fn prepare_reads_project_location_and_credentials_as_litellm_does() {
     // No credentials: an error that says what to set; with an api_key (express mode), none
     // needed.
     let err = prepare(&d, false, &|_| None).err().unwrap();
-    assert!(err.contains("vertex_credentials") && err.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{err}");
+    assert!(
+        err.contains("vertex_credentials") && err.contains("GOOGLE_APPLICATION_CREDENTIALS"),
+        "{err}"
+    );
     let err = prepare(&d, true, &|_| None).err().unwrap();
     assert!(err.contains("vertex_project"), "{err}");
     let d = deployment("    model: vertex_ai/gemini-2.0-flash\n    vertex_project: p\n");
     assert!(prepare(&d, true, &|_| None).unwrap().credentials.is_none());
 
     // Unreadable and invalid credentials: errors naming the problem, never the key.
-    let d = deployment("    model: vertex_ai/gemini-2.0-flash\n    vertex_credentials: /nonexistent/sa.json\n");
+    let d = deployment(
+        "    model: vertex_ai/gemini-2.0-flash\n    vertex_credentials: /nonexistent/sa.json\n",
+    );
     let err = prepare(&d, false, &|_| None).err().unwrap();
-    assert!(err.contains("/nonexistent/sa.json") && err.contains("cannot read"), "{err}");
+    assert!(
+        err.contains("/nonexistent/sa.json") && err.contains("cannot read"),
+        "{err}"
+    );
     let mut bad: Value = serde_json::from_str(&service_account("http://x/token")).unwrap();
-    bad["private_key"] = "-----BEGIN PRIVATE KEY-----\nMIIBroken\n-----END PRIVATE KEY-----\n".into();
+    bad["private_key"] =
+        "-----BEGIN PRIVATE KEY-----\nMIIBroken\n-----END PRIVATE KEY-----\n".into();
     std::fs::write(&file, bad.to_string()).unwrap();
     let d = deployment(&format!(
         "    model: vertex_ai/gemini-2.0-flash\n    vertex_credentials: {}\n",
         file.display()
     ));
     let err = prepare(&d, false, &|_| None).err().unwrap();
-    assert!(err.contains("private_key") && !err.contains("MIIBroken"), "{err}");
+    assert!(
+        err.contains("private_key") && !err.contains("MIIBroken"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
