@@ -714,10 +714,14 @@ impl<'a> Validator<'a> {
             None => None,
         };
         let model = base_model.as_deref().unwrap_or(upstream_model);
-        // LiteLLM's Bedrock route marker is not part of the model's name in the price table.
-        let model = match provider {
-            "bedrock" => model.strip_prefix("converse/").unwrap_or(model),
-            _ => model,
+        // LiteLLM's route markers (Bedrock's `converse/`, Vertex's `gemini/`) are not part of
+        // the model's name in the price table; Vertex's beta API is priced as Vertex.
+        let (provider, model) = match provider {
+            "bedrock" => (provider, model.strip_prefix("converse/").unwrap_or(model)),
+            "vertex_ai" | "vertex_ai_beta" => {
+                ("vertex_ai", model.strip_prefix("gemini/").unwrap_or(model))
+            }
+            _ => (provider, model),
         };
         Ok(match self.prices.resolve(provider, model, &overrides) {
             Some(resolved) => (Some(resolved.price), resolved.entry),

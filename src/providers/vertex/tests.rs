@@ -503,3 +503,25 @@ fn prepare_reads_project_location_and_credentials_as_litellm_does() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn vertex_models_are_priced_from_the_table() {
+    for (model, entry) in [
+        ("vertex_ai/gemini-2.0-flash", "gemini-2.0-flash"),
+        ("vertex_ai/gemini/gemini-2.0-flash", "gemini-2.0-flash"),
+        ("vertex_ai_beta/gemini-2.0-flash", "gemini-2.0-flash"),
+        (
+            "vertex_ai/claude-sonnet-4-5@20250929",
+            "vertex_ai/claude-sonnet-4-5@20250929",
+        ),
+        ("vertex_ai/text-embedding-004", "text-embedding-004"),
+    ] {
+        let d = deployment(&format!("    model: {model}\n"));
+        assert!(d.price.is_some(), "{model}");
+        let found = d.price_entry.unwrap();
+        assert!(
+            found == entry || found == format!("vertex_ai/{entry}"),
+            "{model}: {found}"
+        );
+    }
+}
