@@ -529,3 +529,44 @@ async fn vertex_passthrough_uses_the_deployment_token() {
     assert_eq!(response.status(), 401);
     assert_eq!(Mock(&mock).requests().await.len(), before);
 }
+
+/// `authorized_user` credentials (what `gcloud auth application-default login` writes), given
+/// through GOOGLE_APPLICATION_CREDENTIALS: a refresh-token grant, the project from the
+/// environment.
+#[tokio::test]
+async fn authorized_user_credentials_from_the_environment() {
+    let mock = vertex_mock(3600);
+    let dir = write_config("").parent().unwrap().to_path_buf();
+    let adc = dir.join("application_default_credentials.json");
+    std::fs::write(
+        &adc,
+        json!({"type": "authorized_user", "client_id": "cid.apps.googleusercontent.com",
+               "client_secret": "test-client-secret", "refresh_token": "1//test-refresh-token",
+               "token_uri": format!("{}/token", mock.url)})
+        .to_string(),
+    )
+    .unwrap();
+    let gw = gateway(
+        &format!(
+            "model_list:\n  - model_name: gemini\n    litellm_params:\n      model: vertex_ai/gemini-2.0-flash\n      api_base: {}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+            mock.url
+        ),
+        &[
+            ("GOOGLE_APPLICATION_CREDENTIALS", adc.to_str().unwrap()),
+            ("VERTEXAI_PROJECT", "env-project"),
+            ("VERTEXAI_LOCATION", "europe-west4"),
+        ],
+    );
+    let response = post(&gw, "/v1/chat/completions", &hello("gemini")).await;
+    assert_eq!(response.status(), 200);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(
+        seen["path"],
+        "/v1/projects/env-project/locations/europe-west4/publishers/google/models/gemini-2.0-flash:generateContent"
+    );
+    assert!(seen["headers"]["authorization"]
+        .as_str()
+        .unwrap()
+        .starts_with("Bearer ya29.mock-"));
+    assert_eq!(token_requests(&mock).await, 1);
+}
