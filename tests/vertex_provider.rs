@@ -570,3 +570,85 @@ async fn authorized_user_credentials_from_the_environment() {
         .starts_with("Bearer ya29.mock-"));
     assert_eq!(token_requests(&mock).await, 1);
 }
+
+/// The mock's token endpoint is a real check: a JWT signed with the test key passes, the same
+/// claims with a forged signature or a wrong audience do not, and a token it did not issue (or
+/// that expired) is refused on the model paths.
+#[tokio::test]
+async fn the_mock_token_endpoint_checks_signature_and_claims() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use switchyard::providers::vertex::auth::{assertion, key_pair_from_pem};
+
+    let mock = vertex_mock(1);
+    let key = key_pair_from_pem(
+        &std::fs::read_to_string(fixture("TEST-ONLY-service-account-key.pem")).unwrap(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token_uri = format!("{}/token", mock.url);
+    let ask = |jwt: String| {
+        let token_uri = token_uri.clone();
+        async move {
+            let response = client()
+                .post(&token_uri)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!(
+                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={jwt}"
+                ))
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let email = "gateway@test-project.iam.gserviceaccount.com";
+    let good = assertion(email, None, &key, &token_uri, now).unwrap();
+    let (status, answer) = ask(good.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["expires_in"], 1);
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+
+    // Same header and claims, another signature.
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    parts[2] = URL_SAFE_NO_PAD.encode([7u8; 256]);
+    let (status, answer) = ask(parts.join(".")).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"], "invalid_grant");
+    assert_eq!(answer["error_description"], "Invalid JWT Signature.");
+    // A wrong audience, or an assertion from long ago.
+    let (status, _) =
+        ask(assertion(email, None, &key, "https://elsewhere.example/x", now).unwrap()).await;
+    assert_eq!(status, 400);
+    let (status, _) = ask(assertion(email, None, &key, &token_uri, now - 7200).unwrap()).await;
+    assert_eq!(status, 400);
+
+    let call = |bearer: String| {
+        let url = format!(
+            "{}/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.0-flash:generateContent",
+            mock.url
+        );
+        async move {
+            client()
+                .post(url)
+                .bearer_auth(bearer)
+                .json(&json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(call(token.clone()).await, 200);
+    assert_eq!(call("ya29.not-issued".into()).await, 401);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(call(token).await, 401, "expired");
+}
