@@ -200,7 +200,7 @@ pub async fn serve_on(listener: TcpListener, args: MockArgs) -> io::Result<()> {
         .as_deref()
         .map(vertex::TokenIssuer::read_public_key)
         .transpose()?;
-    let tokens = vertex::TokenIssuer::new(public_key, args.token_expires_in.max(1));
+    let tokens = vertex::TokenIssuer::new(public_key, args.token_expires_in.clamp(1, 86_400 * 365));
     let state = AppState::with_tokens(args.runtime_config()?, args.seed, args.max_log, tokens);
     // Streams are many small writes; without TCP_NODELAY, Nagle's algorithm holds chunks back.
     let listener = listener.tap_io(|tcp| {

@@ -41,6 +41,8 @@ pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// Lifetime of a JWT assertion (Google's maximum).
 const ASSERTION_LIFETIME: u64 = 3600;
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a token is kept, whatever `expires_in` says (Google's last an hour).
+const MAX_LIFETIME: u64 = 24 * 3600;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Google credentials, read from their JSON.
@@ -404,10 +406,15 @@ impl GoogleCredentials {
             .await
             .map_err(|why| ProviderError::Connect(format!("Google OAuth token endpoint: {why}")))?;
         let answer: TokenAnswer = serde_json::from_slice(&answer).unwrap_or_default();
+        // An endpoint may echo what it was sent, raw or form-encoded.
+        let secrets: Vec<String> = secrets
+            .into_iter()
+            .flat_map(|secret| [form_encode(&secret), secret])
+            .filter(|secret| secret.len() >= 8)
+            .collect();
         let scrub = |text: String| {
             secrets
                 .iter()
-                .filter(|s| s.len() >= 8)
                 .fold(text, |text, secret| text.replace(secret.as_str(), "****"))
         };
         if !(200..300).contains(&status) {
@@ -449,7 +456,8 @@ impl GoogleCredentials {
             )
         })?;
         header.set_sensitive(true);
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        // Bounded: a hostile or broken endpoint's `expires_in` must not overflow the clock.
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600).min(MAX_LIFETIME));
         let margin = REFRESH_BEFORE.min(lifetime / 2);
         tracing::debug!(credentials = %self.origin, expires_in = lifetime.as_secs(), "fetched a Google access token");
         Ok(AccessToken {

@@ -525,3 +525,76 @@ fn vertex_models_are_priced_from_the_table() {
         );
     }
 }
+
+/// A token endpoint on loopback that answers `answer` (status, body) and counts its calls.
+async fn token_endpoint(
+    status: u16,
+    answer: fn(&str) -> String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = axum::Router::new().fallback(move |body: String| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                answer(&body),
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, calls)
+}
+
+#[tokio::test]
+async fn token_errors_never_echo_secrets_and_odd_lifetimes_do_not_panic() {
+    use std::sync::atomic::Ordering;
+    // An endpoint that echoes the whole form (refresh token, client secret) in its error.
+    let (url, _) = token_endpoint(400, |body| {
+        json!({"error": "invalid_grant", "error_description": body}).to_string()
+    })
+    .await;
+    let user = format!(
+        r#"{{"type":"authorized_user","client_id":"cid","client_secret":"csecret-value-1","refresh_token":"1//refresh-value-2","token_uri":"{url}"}}"#
+    );
+    let credentials = load_credentials(&user, "test").unwrap();
+    let err = credentials.bearer().await.unwrap_err().to_string();
+    assert!(err.contains("invalid_grant"), "{err}");
+    assert!(
+        !err.contains("csecret-value-1") && !err.contains("refresh-value-2"),
+        "{err}"
+    );
+    // The same for a service account's assertion.
+    let (url, _) = token_endpoint(401, |body| {
+        json!({"error": "invalid_client", "error_description": body}).to_string()
+    })
+    .await;
+    let credentials = load_credentials(&service_account(&url), "test").unwrap();
+    let err = credentials.bearer().await.unwrap_err().to_string();
+    assert!(err.contains("invalid_client"), "{err}");
+    assert!(!err.contains("eyJ"), "no JWT in the error: {err}");
+
+    // A lifetime that would overflow the clock is bounded; the token is then reused.
+    let (url, calls) = token_endpoint(200, |_| {
+        r#"{"access_token":"ya29.long","expires_in":18446744073709551615,"token_type":"Bearer"}"#
+            .to_owned()
+    })
+    .await;
+    let credentials =
+        load_credentials(&service_account(&url).replace("gateway@", "long@"), "t").unwrap();
+    for _ in 0..3 {
+        assert_eq!(credentials.bearer().await.unwrap(), "Bearer ya29.long");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // No access token, or not JSON: clear errors.
+    let (url, _) = token_endpoint(200, |_| "<html>".to_owned()).await;
+    let credentials =
+        load_credentials(&service_account(&url).replace("gateway@", "html@"), "t").unwrap();
+    let err = credentials.bearer().await.unwrap_err().to_string();
+    assert!(err.contains("without an access_token"), "{err}");
+}
