@@ -549,12 +549,13 @@ fn build_deployment(
     let default_base = prepared
         .default_base
         .or_else(|| spec.as_ref()?.default_base.map(str::to_owned));
-    let base_url = match (&entry.api_base, default_base) {
-        _ if prepared.base_url.is_some() => prepared.base_url.unwrap_or_default(),
-        (Some(base), _) => base.clone(),
-        (None, Some(default)) => default,
-        (None, None) if entry.mock_response.is_some() => String::new(),
-        (None, None) => {
+    let base_url = match (prepared.base_url, &entry.api_base, default_base) {
+        // The provider built the whole base from `api_base` itself (Vertex AI).
+        (Some(whole), _, _) => whole,
+        (None, Some(base), _) => base.clone(),
+        (None, None, Some(default)) => default,
+        (None, None, None) if entry.mock_response.is_some() => String::new(),
+        (None, None, None) => {
             return Err(invalid(
                 "litellm_params.api_base",
                 format!("is required for provider `{}`", entry.provider),
