@@ -166,10 +166,7 @@ fn credentials_source(
 ) -> Option<(String, &'static str)> {
     let non_empty = |v: String| (!v.trim().is_empty()).then_some(v);
     if let Some(value) = &deployment.vertex.credentials {
-        return Some((
-            value.expose().to_owned(),
-            "litellm_params.vertex_credentials",
-        ));
+        return Some((value.expose().to_owned(), "vertex_credentials"));
     }
     if let Some(value) = env("VERTEXAI_CREDENTIALS").and_then(non_empty) {
         return Some((value, "VERTEXAI_CREDENTIALS"));
