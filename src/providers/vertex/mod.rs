@@ -210,8 +210,16 @@ pub fn prepare(
         _ => ("vertex_ai", "v1"),
     };
     let model = &deployment.upstream_model;
-    if model_id(model).is_empty() {
+    let id = model_id(model);
+    if id.is_empty() {
         return Err("the Vertex AI model name is empty".into());
+    }
+    // LiteLLM's other Vertex routes: Model Garden partners (`meta/llama-...`, `mistral-...` via
+    // OpenAI-compatible endpoints) and numeric endpoint ids of deployed models.
+    if id.contains('/') || id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "Vertex AI model `{id}` is not supported: only Google's models (`vertex_ai/gemini-...`, embeddings) and Claude (`vertex_ai/claude-...`) are"
+        ));
     }
     let non_empty = |v: String| (!v.trim().is_empty()).then_some(v);
     let credentials = match credentials_source(deployment, env) {

@@ -478,6 +478,16 @@ fn prepare_reads_project_location_and_credentials_as_litellm_does() {
     assert!(err.contains("vertex_project"), "{err}");
     let d = deployment("    model: vertex_ai/gemini-2.0-flash\n    vertex_project: p\n");
     assert!(prepare(&d, true, &|_| None).unwrap().credentials.is_none());
+    for unsupported in [
+        "vertex_ai/meta/llama-3.1-405b-instruct-maas",
+        "vertex_ai/1234567890",
+    ] {
+        let d = deployment(&format!(
+            "    model: {unsupported}\n    vertex_project: p\n"
+        ));
+        let err = prepare(&d, true, &|_| None).err().unwrap();
+        assert!(err.contains("not supported"), "{err}");
+    }
 
     // Unreadable and invalid credentials: errors naming the problem, never the key.
     let d = deployment(
