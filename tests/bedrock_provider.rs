@@ -734,3 +734,110 @@ async fn titan_and_cohere_embeddings_through_invoke() {
     assert!(response.status().is_client_error(), "{}", response.status());
     gw.stop();
 }
+
+/// Recomputes the SigV4 signature of a recorded request with the test secret.
+fn assert_signed(seen: &Seen, method: &str, path_and_query: &str) {
+    let got = seen.headers["authorization"].to_str().unwrap().to_owned();
+    assert!(
+        got.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{got}"
+    );
+    let signed: Vec<&str> = got
+        .split("SignedHeaders=")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .split(';')
+        .collect();
+    let mut headers = HeaderMap::new();
+    for name in &signed {
+        if !matches!(*name, "host" | "x-amz-date" | "x-amz-security-token") {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                seen.headers[*name].clone(),
+            );
+        }
+    }
+    let host = seen.headers["host"].to_str().unwrap();
+    let keys = AwsKeys {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
+        session_token: Some(Secret::new("test-session-token".into())),
+        expires_at: None,
+    };
+    let date = seen.headers["x-amz-date"].to_str().unwrap();
+    sign_request(
+        method,
+        &format!("http://{host}{path_and_query}"),
+        &mut headers,
+        &seen.body,
+        &keys,
+        &Scope {
+            region: "us-east-1",
+            service: "bedrock",
+            time: amz_date(date),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        headers["authorization"],
+        HeaderValue::from_str(&got).unwrap()
+    );
+}
+
+/// `/bedrock/*` (LiteLLM's Bedrock pass-through): the Bedrock deployment's endpoint and AWS
+/// credentials sign the caller's request; the caller's own key never goes upstream.
+#[tokio::test]
+async fn bedrock_passthrough_is_signed_with_the_deployment_credentials() {
+    let (upstream, seen) = recording_upstream().await;
+    let gw = gateway(
+        &format!(
+            "model_list:{}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+            bedrock_entry("claude", "bedrock-primary", &upstream)
+        ),
+        AWS_ENV,
+    );
+    let path = "/model/us.anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse";
+    let response = client()
+        .post(format!("{}/bedrock{path}", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .header("x-caller-header", "kept")
+        .json(&json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["output"]["message"]["content"][0]["text"], "signed");
+    let recorded = seen.lock().unwrap().clone();
+    assert_eq!(recorded.path, path);
+    assert_eq!(recorded.headers["x-caller-header"], "kept");
+    assert!(!recorded.headers["authorization"]
+        .to_str()
+        .unwrap()
+        .contains(MASTER_KEY));
+    assert_signed(&recorded, "POST", path);
+
+    // A GET is signed as a GET.
+    let response = client()
+        .get(format!("{}/bedrock/foundation-models", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let recorded = seen.lock().unwrap().clone();
+    assert_signed(&recorded, "GET", "/foundation-models");
+
+    // A wrong caller key is refused before anything is sent.
+    let response = client()
+        .post(format!("{}/bedrock{path}", gw.url))
+        .bearer_auth("sk-wrong")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}

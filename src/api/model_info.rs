@@ -71,6 +71,9 @@ fn deployment_info(deployment: &DeploymentConfig) -> Value {
     put("weight", json!(deployment.weight));
     put("order", json!(deployment.order));
     put("region_name", json!(deployment.region));
+    // Where a Vertex deployment runs; its credentials are never shown.
+    put("vertex_project", json!(deployment.vertex.project));
+    put("vertex_location", json!(deployment.vertex.location));
     put("mock_response", json!(deployment.mock_response));
     let price = deployment.price.as_deref();
     let info = &deployment.info;

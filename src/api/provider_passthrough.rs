@@ -1,5 +1,6 @@
 //! The provider pass-through routes, as LiteLLM has them: `/openai/{*path}`,
-//! `/anthropic/{*path}`, `/gemini/{*path}`, `/cohere/{*path}`, `/mistral/{*path}`, any method.
+//! `/anthropic/{*path}`, `/gemini/{*path}`, `/cohere/{*path}`, `/mistral/{*path}`,
+//! `/vertex_ai/{*path}`, `/bedrock/{*path}`, any method.
 //! The caller's key is checked as on every route (`Caller`); the request then goes to the
 //! provider as it came (body, query, the caller's other headers) with the gateway's key in place
 //! of the caller's, and the answer comes back as it arrives, error statuses included. What the
@@ -147,23 +148,41 @@ async fn forward(
     let prefix_len = provider.name().len() + 1;
     let path = parts.uri.path().get(prefix_len..).unwrap_or("/");
     report.requested_model = upstream::request_model(path, &body).unwrap_or_default();
-    let target = upstream::target(provider, &report.config.config.deployments, &|name| {
-        std::env::var(name).ok()
-    });
     let query = parts.uri.query().map(|q| match provider {
-        PassProvider::Gemini => upstream::query_without_key(q),
+        PassProvider::Gemini | PassProvider::VertexAi => upstream::query_without_key(q),
         _ => q.to_owned(),
     });
-    let url = upstream::upstream_url(&target.base_url, path, query.as_deref())
-        .map_err(|err| ApiError::bad_request(err.to_string(), None))?;
-    let mut headers = upstream::request_headers(&parts.headers);
-    if let Some((name, value)) = target
-        .api_key
-        .as_ref()
-        .and_then(|k| provider.auth_header(k))
-    {
-        headers.insert(name, value);
-    }
+    let headers = upstream::request_headers(&parts.headers);
+    let (url, (mut headers, body)) = match provider {
+        PassProvider::VertexAi | PassProvider::Bedrock => {
+            signed(
+                report,
+                provider,
+                &parts.method,
+                path,
+                query.as_deref(),
+                headers,
+                body,
+            )
+            .await?
+        }
+        _ => {
+            let target = upstream::target(provider, &report.config.config.deployments, &|name| {
+                std::env::var(name).ok()
+            });
+            let url = upstream::upstream_url(&target.base_url, path, query.as_deref())
+                .map_err(|err| ApiError::bad_request(err.to_string(), None))?;
+            let mut headers = headers;
+            if let Some((name, value)) = target
+                .api_key
+                .as_ref()
+                .and_then(|k| provider.auth_header(k))
+            {
+                headers.insert(name, value);
+            }
+            (url, (headers, body))
+        }
+    };
     if provider == PassProvider::Anthropic && !headers.contains_key("anthropic-version") {
         headers.insert(
             "anthropic-version",
@@ -181,6 +200,69 @@ async fn forward(
             error: Box::new(error),
         })?;
     Ok(answer.into_parts())
+}
+
+/// The URL, headers and body of a Vertex AI or Bedrock pass-through request, authorized with a
+/// configured deployment's credentials: a Google OAuth token, or a SigV4 signature over the
+/// final method, URL, headers and body.
+async fn signed(
+    report: &Report,
+    provider: PassProvider,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<(String, (axum::http::HeaderMap, Bytes)), ApiError> {
+    let deployments: Vec<(&str, &crate::providers::Upstream)> = report
+        .config
+        .router
+        .deployments()
+        .iter()
+        .filter(|d| !d.is_mock())
+        .map(|d| (d.provider_name.as_str(), &d.upstream))
+        .collect();
+    let target = match provider {
+        PassProvider::VertexAi => upstream::vertex_target(&deployments, path),
+        _ => upstream::bedrock_target(&deployments),
+    }
+    .ok_or_else(|| {
+        ApiError::bad_request(
+            format!(
+                "/{} needs a `{}` deployment in model_list: its credentials sign the request",
+                provider.name(),
+                provider.name()
+            ),
+            None,
+        )
+    })?;
+    let url = upstream::upstream_url(&target.base_url, path, query)
+        .map_err(|err| ApiError::bad_request(err.to_string(), None))?;
+    let mut request = crate::providers::UpstreamRequest { url, headers, body };
+    let failed = |error| ApiError::PassthroughUpstream {
+        provider: provider.name(),
+        error: Box::new(error),
+    };
+    match (&target.credentials, &target.api_key) {
+        (Some(credentials), _) => credentials
+            .authorize_method(method.as_str(), &mut request)
+            .await
+            .map_err(failed)?,
+        (None, Some(key)) => {
+            let (name, value) = match provider {
+                PassProvider::VertexAi => ("x-goog-api-key", key.expose().to_owned()),
+                _ => ("authorization", format!("Bearer {}", key.expose())),
+            };
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(true);
+                request
+                    .headers
+                    .insert(axum::http::HeaderName::from_static(name), value);
+            }
+        }
+        (None, None) => {}
+    }
+    Ok((request.url, (request.headers, request.body)))
 }
 
 /// What the request's finished event needs, carried to the end of the answer's body.

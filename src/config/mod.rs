@@ -139,7 +139,32 @@ pub struct DeploymentConfig {
     pub budget: Option<crate::router::budget::DeploymentBudget>,
     /// LiteLLM's `aws_*` keys (Bedrock), resolved.
     pub aws: AwsParams,
+    /// LiteLLM's `vertex_*` keys (Vertex AI), resolved.
+    pub vertex: VertexParams,
 }
+
+/// LiteLLM's `vertex_*` `litellm_params` (Vertex AI), with `os.environ/` resolved. What is not
+/// set here comes from the environment (`providers/vertex/mod.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct VertexParams {
+    /// `vertex_project` (or `vertex_ai_project`).
+    pub project: Option<String>,
+    /// `vertex_location` (or `vertex_ai_location`).
+    pub location: Option<String>,
+    /// `vertex_credentials` (or `vertex_ai_credentials`): a path to a credentials JSON file, or
+    /// the JSON itself (a string, or a YAML mapping written back as JSON).
+    pub credentials: Option<Secret>,
+}
+
+/// The `vertex_*` keys [`VertexParams`] reads (LiteLLM's names and their `vertex_ai_` aliases).
+const VERTEX_KEYS: &[&str] = &[
+    "vertex_project",
+    "vertex_ai_project",
+    "vertex_location",
+    "vertex_ai_location",
+    "vertex_credentials",
+    "vertex_ai_credentials",
+];
 
 /// LiteLLM's `aws_*` `litellm_params` (Bedrock), with `os.environ/` resolved. What is not set
 /// here comes from the environment and the shared AWS files (`providers/bedrock/credentials.rs`).
@@ -448,10 +473,14 @@ impl<'a> Validator<'a> {
             .iter()
             .filter_map(|key| Some(((*key).to_owned(), params.extra.get(*key)?.clone())))
             .collect();
+        let vertex_values: BTreeMap<String, serde_json::Value> = VERTEX_KEYS
+            .iter()
+            .filter_map(|key| Some(((*key).to_owned(), params.extra.get(*key)?.clone())))
+            .collect();
         let other_params: BTreeMap<String, ()> = params
             .extra
             .keys()
-            .filter(|key| !AWS_KEYS.contains(&key.as_str()))
+            .filter(|key| !AWS_KEYS.contains(&key.as_str()) && !VERTEX_KEYS.contains(&key.as_str()))
             .map(|key| (key.clone(), ()))
             .collect();
         self.unsupported("model_list[].litellm_params.", &other_params);
@@ -534,6 +563,10 @@ impl<'a> Validator<'a> {
             self.unsupported("model_list[].litellm_params.", &aws_values);
         }
         let aws = self.aws_params(&aws_values, &at)?;
+        if !provider.starts_with("vertex_ai") {
+            self.unsupported("model_list[].litellm_params.", &vertex_values);
+        }
+        let vertex = self.vertex_params(&vertex_values, &at)?;
         let (price, price_entry) = self.price(&params, &info, &provider, &upstream_model, &at)?;
         let budget = match (params.max_budget, &params.budget_duration) {
             (None, None) => None,
@@ -563,6 +596,7 @@ impl<'a> Validator<'a> {
         };
         Ok(DeploymentConfig {
             aws,
+            vertex,
             budget,
             price,
             price_entry,
@@ -680,10 +714,14 @@ impl<'a> Validator<'a> {
             None => None,
         };
         let model = base_model.as_deref().unwrap_or(upstream_model);
-        // LiteLLM's Bedrock route marker is not part of the model's name in the price table.
-        let model = match provider {
-            "bedrock" => model.strip_prefix("converse/").unwrap_or(model),
-            _ => model,
+        // LiteLLM's route markers (Bedrock's `converse/`, Vertex's `gemini/`) are not part of
+        // the model's name in the price table; Vertex's beta API is priced as Vertex.
+        let (provider, model) = match provider {
+            "bedrock" => (provider, model.strip_prefix("converse/").unwrap_or(model)),
+            "vertex_ai" | "vertex_ai_beta" => {
+                ("vertex_ai", model.strip_prefix("gemini/").unwrap_or(model))
+            }
+            _ => (provider, model),
         };
         Ok(match self.prices.resolve(provider, model, &overrides) {
             Some(resolved) => (Some(resolved.price), resolved.entry),
@@ -897,6 +935,41 @@ impl<'a> Validator<'a> {
             web_identity_token: secret("aws_web_identity_token")?,
             sts_endpoint: get("aws_sts_endpoint")?,
             bedrock_runtime_endpoint: endpoint,
+        })
+    }
+
+    /// The `vertex_*` keys of one deployment: strings (or `os.environ/NAME`); the credentials
+    /// may also be a mapping (the credentials JSON written as YAML).
+    fn vertex_params(
+        &self,
+        values: &BTreeMap<String, serde_json::Value>,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<VertexParams, ConfigError> {
+        let get = |keys: [&str; 2]| -> Result<Option<String>, ConfigError> {
+            for key in keys {
+                let location = at(&format!("litellm_params.{key}"));
+                match values.get(key) {
+                    None | Some(serde_json::Value::Null) => continue,
+                    Some(serde_json::Value::String(value)) => {
+                        return self.resolve(value, &location).map(Some)
+                    }
+                    Some(serde_json::Value::Object(map)) if key.ends_with("credentials") => {
+                        return Ok(Some(serde_json::Value::Object(map.clone()).to_string()))
+                    }
+                    Some(_) => {
+                        return Err(ConfigError::Invalid {
+                            location,
+                            message: "must be a string".into(),
+                        })
+                    }
+                }
+            }
+            Ok(None)
+        };
+        Ok(VertexParams {
+            project: get(["vertex_project", "vertex_ai_project"])?,
+            location: get(["vertex_location", "vertex_ai_location"])?,
+            credentials: get(["vertex_credentials", "vertex_ai_credentials"])?.map(Secret::new),
         })
     }
 

@@ -24,6 +24,7 @@ pub mod sse;
 #[cfg(test)]
 mod testing;
 pub mod translate;
+pub mod vertex;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -91,6 +92,17 @@ pub trait Credentials: Send + Sync + std::fmt::Debug {
         &'a self,
         request: &'a mut UpstreamRequest,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// [`Credentials::authorize`] for a request of any method (the pass-through routes forward
+    /// GETs and DELETEs too). Only credentials that sign the method (SigV4) need more than the
+    /// default.
+    fn authorize_method<'a>(
+        &'a self,
+        _method: &'a str,
+        request: &'a mut UpstreamRequest,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.authorize(request)
+    }
 }
 
 /// Everything one attempt needs besides the request: the shared client, where and as whom,
@@ -389,7 +401,13 @@ pub type Prepare = fn(
 #[derive(Default)]
 pub struct Prepared {
     pub default_base: Option<String>,
+    /// The whole base URL, `api_base` already taken into account: wins over both (Vertex AI,
+    /// where `api_base` is a host and the project's path follows it).
+    pub base_url: Option<String>,
     pub credentials: Option<Arc<dyn Credentials>>,
+    /// The provider for this deployment when it depends on the model (Vertex AI serves Gemini
+    /// and Claude, each in its own format); `None` keeps the registry's.
+    pub provider: Option<Arc<dyn Provider>>,
 }
 
 /// The provider registry: one line per provider prefix. Default bases and key variables are
@@ -534,6 +552,19 @@ pub fn lookup(prefix: &str) -> Option<ProviderSpec> {
             key_env: &["AWS_BEARER_TOKEN_BEDROCK"],
             prepare: Some(bedrock::prepare),
         },
+        "vertex_ai" => ProviderSpec {
+            provider: Arc::new(vertex::Vertex::new("vertex_ai", vertex::Kind::Gemini)),
+            default_base: None,
+            key_env: &[],
+            prepare: Some(vertex::prepare),
+        },
+        // LiteLLM's spelling for Vertex's beta API (`v1beta1`).
+        "vertex_ai_beta" => ProviderSpec {
+            provider: Arc::new(vertex::Vertex::new("vertex_ai_beta", vertex::Kind::Gemini)),
+            default_base: None,
+            key_env: &[],
+            prepare: Some(vertex::prepare),
+        },
         _ => return None,
     })
 }
@@ -630,6 +661,8 @@ pub const KNOWN_PREFIXES: &[&str] = &[
     "ollama",
     "ollama_chat",
     "bedrock",
+    "vertex_ai",
+    "vertex_ai_beta",
 ];
 
 /// Replaces every occurrence of the deployment's key in an upstream message: some providers

@@ -1,17 +1,23 @@
 //! The provider pass-through routes' upstream side (`/openai/*`, `/anthropic/*`, `/gemini/*`,
-//! `/cohere/*`, `/mistral/*`, as LiteLLM has them): where a provider lives and with which key
-//! the gateway calls it, which of the caller's headers may go on, and what usage an answer
-//! reports. Pure functions; `api/provider_passthrough.rs` sends and meters.
+//! `/cohere/*`, `/mistral/*`, `/vertex_ai/*`, `/bedrock/*`, as LiteLLM has them): where a
+//! provider lives and with which key the gateway calls it, which of the caller's headers may go
+//! on, and what usage an answer reports. Pure functions; `api/provider_passthrough.rs` sends,
+//! signs and meters.
 //!
 //! Credentials follow LiteLLM (`pass_through_endpoints/llm_passthrough_endpoints.py`,
 //! `passthrough_endpoint_router.py`): a deployment of that provider in `model_list` lends its
 //! `api_key` and `api_base`; else `{PROVIDER}_API_KEY` and `{PROVIDER}_API_BASE` from the
-//! environment; else the provider's public URL.
+//! environment; else the provider's public URL. Vertex AI and Bedrock have no static key: a
+//! configured deployment lends its credentials (Google OAuth, AWS SigV4), see
+//! [`vertex_target`] and [`bedrock_target`].
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
+use std::sync::Arc;
+
 use crate::config::{DeploymentConfig, Secret};
+use crate::providers::{Credentials, Upstream};
 use crate::schema::Usage;
 
 /// A provider with a pass-through route.
@@ -22,15 +28,19 @@ pub enum PassProvider {
     Gemini,
     Cohere,
     Mistral,
+    VertexAi,
+    Bedrock,
 }
 
 impl PassProvider {
-    pub const ALL: [PassProvider; 5] = [
+    pub const ALL: [PassProvider; 7] = [
         PassProvider::OpenAi,
         PassProvider::Anthropic,
         PassProvider::Gemini,
         PassProvider::Cohere,
         PassProvider::Mistral,
+        PassProvider::VertexAi,
+        PassProvider::Bedrock,
     ];
 
     /// The route prefix, LiteLLM's provider name and the price table's.
@@ -41,6 +51,8 @@ impl PassProvider {
             PassProvider::Gemini => "gemini",
             PassProvider::Cohere => "cohere",
             PassProvider::Mistral => "mistral",
+            PassProvider::VertexAi => "vertex_ai",
+            PassProvider::Bedrock => "bedrock",
         }
     }
 
@@ -52,6 +64,8 @@ impl PassProvider {
             PassProvider::OpenAi => &["openai"],
             PassProvider::Anthropic => &["anthropic"],
             PassProvider::Mistral => &["mistral"],
+            PassProvider::VertexAi => &["vertex_ai", "vertex_ai_beta"],
+            PassProvider::Bedrock => &["bedrock"],
         }
     }
 
@@ -63,6 +77,8 @@ impl PassProvider {
             PassProvider::Gemini => "https://generativelanguage.googleapis.com",
             PassProvider::Cohere => "https://api.cohere.com",
             PassProvider::Mistral => "https://api.mistral.ai",
+            PassProvider::VertexAi => "https://aiplatform.googleapis.com",
+            PassProvider::Bedrock => "https://bedrock-runtime.us-west-2.amazonaws.com",
         }
     }
 
@@ -73,6 +89,8 @@ impl PassProvider {
             PassProvider::Gemini => "GEMINI",
             PassProvider::Cohere => "COHERE",
             PassProvider::Mistral => "MISTRAL",
+            PassProvider::VertexAi => "VERTEXAI",
+            PassProvider::Bedrock => "BEDROCK",
         }
     }
 
@@ -133,6 +151,88 @@ pub fn target(
                 .flatten()
         });
     Target { base_url, api_key }
+}
+
+/// Where a Vertex AI or Bedrock pass-through request goes, and the credentials that sign it.
+pub struct SignedTarget {
+    /// The host (and any path prefix) the caller's path is appended to.
+    pub base_url: String,
+    pub credentials: Option<Arc<dyn Credentials>>,
+    /// A static key instead (Vertex's express mode in `x-goog-api-key`, a Bedrock API key as
+    /// a bearer token).
+    pub api_key: Option<Secret>,
+}
+
+impl std::fmt::Debug for SignedTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedTarget")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `{segment}` after `/{name}/` in a path (`projects`, `locations`).
+fn segment_after<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let mut parts = path.split('/');
+    parts.find(|part| *part == name)?;
+    parts.next().filter(|s| !s.is_empty())
+}
+
+/// `/vertex_ai/{path}` (LiteLLM's `vertex_proxy_route`): the path is Vertex's REST path
+/// (`/v1/projects/{project}/locations/{location}/...`). The configured Vertex AI deployment of
+/// that project and location lends its credentials (else the first Vertex AI deployment).
+/// The host is the path's location's (`{location}-aiplatform.googleapis.com`), or the
+/// deployment's `api_base` when it has one. `None`: no Vertex AI deployment is configured.
+pub fn vertex_target(deployments: &[(&str, &Upstream)], path: &str) -> Option<SignedTarget> {
+    let project = segment_after(path, "projects");
+    let location = segment_after(path, "locations");
+    let vertex: Vec<&Upstream> = deployments
+        .iter()
+        .filter(|(provider, upstream)| {
+            PassProvider::VertexAi.config_prefixes().contains(provider)
+                && (upstream.credentials.is_some() || upstream.api_key.is_some())
+        })
+        .map(|(_, upstream)| *upstream)
+        .collect();
+    let wanted = match (project, location) {
+        (Some(p), Some(l)) => Some(format!("/projects/{p}/locations/{l}")),
+        _ => None,
+    };
+    let upstream = wanted
+        .and_then(|wanted| {
+            vertex
+                .iter()
+                .find(|u| u.base_url.ends_with(&wanted))
+                .copied()
+        })
+        .or_else(|| vertex.first().copied())?;
+    let host = crate::providers::vertex::host_of(&upstream.base_url);
+    let base_url = match location {
+        // Google's own host: the path's location decides the region.
+        Some(location) if host.ends_with("aiplatform.googleapis.com") => {
+            crate::providers::vertex::location_host(location)
+        }
+        _ => host.to_owned(),
+    };
+    Some(SignedTarget {
+        base_url,
+        credentials: upstream.credentials.clone(),
+        api_key: upstream.api_key.clone(),
+    })
+}
+
+/// `/bedrock/{path}` (LiteLLM's `bedrock_proxy_route`): the path is the Bedrock runtime's
+/// (`/model/{modelId}/converse` ...). The first Bedrock deployment lends its endpoint and its
+/// credentials (SigV4, or its Bedrock API key); `None` when there is none.
+pub fn bedrock_target(deployments: &[(&str, &Upstream)]) -> Option<SignedTarget> {
+    let (_, upstream) = deployments.iter().find(|(provider, upstream)| {
+        *provider == "bedrock" && (upstream.credentials.is_some() || upstream.api_key.is_some())
+    })?;
+    Some(SignedTarget {
+        base_url: upstream.base_url.trim_end_matches('/').to_owned(),
+        credentials: upstream.credentials.clone(),
+        api_key: upstream.api_key.clone(),
+    })
 }
 
 /// Why a pass-through path is refused before anything is sent.
@@ -261,9 +361,18 @@ pub fn request_model(path: &str, body: &[u8]) -> Option<String> {
             return Some(model.to_owned());
         }
     }
-    let after = path.split("/models/").nth(1)?;
-    let model = after.split([':', '/']).next()?;
-    (!model.is_empty()).then(|| model.to_owned())
+    if let Some(after) = path.split("/models/").nth(1) {
+        let model = after.split([':', '/']).next()?;
+        return (!model.is_empty()).then(|| model.to_owned());
+    }
+    // Bedrock's `/model/{modelId}/{operation}`, the id percent-encoded.
+    let after = path.split("/model/").nth(1)?;
+    let model = after
+        .split('/')
+        .next()?
+        .replace("%3A", ":")
+        .replace("%3a", ":");
+    (!model.is_empty()).then_some(model)
 }
 
 /// Largest answer (or SSE line) kept to read usage from; a larger one goes unmetered.
@@ -391,8 +500,18 @@ impl UsageMeter {
         for usage in candidates.into_iter().flatten() {
             let usage = usage.get("tokens").unwrap_or(usage);
             let count = |names: &[&str]| names.iter().find_map(|n| usage.get(*n)?.as_u64());
-            let prompt = count(&["prompt_tokens", "input_tokens", "promptTokenCount"]);
-            let completion = count(&["completion_tokens", "output_tokens", "candidatesTokenCount"]);
+            let prompt = count(&[
+                "prompt_tokens",
+                "input_tokens",
+                "promptTokenCount",
+                "inputTokens",
+            ]);
+            let completion = count(&[
+                "completion_tokens",
+                "output_tokens",
+                "candidatesTokenCount",
+                "outputTokens",
+            ]);
             if prompt.is_none() && completion.is_none() {
                 continue;
             }

@@ -545,14 +545,17 @@ fn build_deployment(
             .map_err(|message| invalid("litellm_params", message))?,
         _ => providers::Prepared::default(),
     };
+    let provider = prepared.provider.unwrap_or(provider);
     let default_base = prepared
         .default_base
         .or_else(|| spec.as_ref()?.default_base.map(str::to_owned));
-    let base_url = match (&entry.api_base, default_base) {
-        (Some(base), _) => base.clone(),
-        (None, Some(default)) => default,
-        (None, None) if entry.mock_response.is_some() => String::new(),
-        (None, None) => {
+    let base_url = match (prepared.base_url, &entry.api_base, default_base) {
+        // The provider built the whole base from `api_base` itself (Vertex AI).
+        (Some(whole), _, _) => whole,
+        (None, Some(base), _) => base.clone(),
+        (None, None, Some(default)) => default,
+        (None, None, None) if entry.mock_response.is_some() => String::new(),
+        (None, None, None) => {
             return Err(invalid(
                 "litellm_params.api_base",
                 format!("is required for provider `{}`", entry.provider),

@@ -129,6 +129,22 @@ model_list:
       aws_access_key_id: AKIDEXAMPLE
       aws_secret_access_key: wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
       aws_region_name: us-east-1
+  # Vertex AI: Gemini and Claude, OAuth from a (test-only) service account whose token_uri
+  # is the mock's /token, which checks the JWT's signature with the matching public key.
+  - model_name: vertex-gemini
+    litellm_params:
+      model: vertex_ai/gemini-2.0-flash
+      vertex_project: sdk-project
+      vertex_location: us-central1
+      vertex_credentials: {vertex_credentials}
+      api_base: {mock}
+  - model_name: vertex-claude
+    litellm_params:
+      model: vertex_ai/claude-sonnet-4-5@20250929
+      vertex_project: sdk-project
+      vertex_location: us-east5
+      vertex_credentials: {vertex_credentials}
+      api_base: {mock}
 general_settings:
   master_key: {master}
 # Off unless a request names it (test_guardrail_block_is_a_bad_request_error).
@@ -389,7 +405,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mock_upstream(workdir: Path):
-    service = start_service("mock-upstream", ["mock-upstream", "--port", "0"], "mock-upstream", workdir)
+    public_key = REPO_ROOT / "tests/fixtures/vertex/TEST-ONLY-service-account-key.pub.pem"
+    service = start_service(
+        "mock-upstream",
+        ["mock-upstream", "--port", "0", "--vertex-public-key", str(public_key)],
+        "mock-upstream",
+        workdir,
+    )
     try:
         yield MockUpstream(service)
     finally:
@@ -398,9 +420,28 @@ def mock_upstream(workdir: Path):
 
 @pytest.fixture(scope="session")
 def config_path(workdir: Path, mock_upstream: MockUpstream) -> Path:
+    private_key = (REPO_ROOT / "tests/fixtures/vertex/TEST-ONLY-service-account-key.pem").read_text()
+    vertex_credentials = workdir / "vertex-service-account.json"
+    vertex_credentials.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "sdk-project",
+                "private_key_id": "test-key-id",
+                "private_key": private_key,
+                "client_email": "sdk@sdk-project.iam.gserviceaccount.com",
+                "token_uri": f"{mock_upstream.url}/token",
+            }
+        )
+    )
     path = workdir / "config.yaml"
     path.write_text(
-        CONFIG_TEMPLATE.format(mock=mock_upstream.url, offline=OFFLINE_REPLY, master=MASTER_KEY)
+        CONFIG_TEMPLATE.format(
+            mock=mock_upstream.url,
+            offline=OFFLINE_REPLY,
+            master=MASTER_KEY,
+            vertex_credentials=vertex_credentials,
+        )
     )
     return path
 

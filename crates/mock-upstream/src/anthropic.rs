@@ -59,6 +59,9 @@ fn error_response(error: &ApiError, admission: &Admission) -> Response {
 struct MessagesRequest {
     #[serde(default)]
     model: Option<String>,
+    /// Vertex AI's version field (Anthropic's API takes it as a header).
+    #[serde(default)]
+    anthropic_version: Option<String>,
     #[serde(default)]
     max_tokens: Option<u64>,
     #[serde(default)]
@@ -161,22 +164,68 @@ fn check_headers(request: &ApiRequest) -> Result<(), ApiError> {
 /// `POST /v1/messages`.
 pub async fn messages(State(state): State<AppState>, request: ApiRequest) -> Response {
     let admission = request.admit(&state);
-    let response = match answer(&state, &admission, &request).await {
+    let response = match answer(&state, &admission, &request, None).await {
         Ok(response) => response,
         Err(error) => error_response(&error, &admission),
     };
     finish(&state, &admission, response)
 }
 
+/// Vertex AI's `rawPredict`/`streamRawPredict` for `model` (its caller checked the bearer
+/// token): the body must carry `anthropic_version: vertex-2023-10-16` and no `model`.
+pub async fn vertex_raw_predict(
+    state: &AppState,
+    admission: &Admission,
+    request: &ApiRequest,
+    model: &str,
+) -> Response {
+    match answer(state, admission, request, Some(model)).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error, admission),
+    }
+}
+
 async fn answer(
     state: &AppState,
     admission: &Admission,
     request: &ApiRequest,
+    vertex_model: Option<&str>,
 ) -> Result<Response, ApiError> {
     let body = request.body()?;
-    check_headers(request)?;
+    if vertex_model.is_none() {
+        check_headers(request)?;
+    }
     let config = faults::gate(state).await?;
     let parsed: MessagesRequest = crate::openai::parse_body(body)?;
+    if let Some(model) = vertex_model {
+        if parsed.anthropic_version.as_deref() != Some("vertex-2023-10-16") {
+            return Err(ApiError::bad_request(
+                "anthropic_version: Field required (Vertex AI takes `vertex-2023-10-16` in the body)",
+                Some("anthropic_version"),
+            ));
+        }
+        if parsed.model.is_some() {
+            return Err(ApiError::bad_request(
+                "model: Extra inputs are not permitted (on Vertex AI the model is in the URL)",
+                Some("model"),
+            ));
+        }
+        return answer_parsed(state, admission, parsed, model.to_owned(), &config);
+    }
+    let model = parsed
+        .model
+        .clone()
+        .unwrap_or_else(|| DEFAULT_MODEL.to_owned());
+    answer_parsed(state, admission, parsed, model, &config)
+}
+
+fn answer_parsed(
+    state: &AppState,
+    admission: &Admission,
+    parsed: MessagesRequest,
+    model: String,
+    config: &std::sync::Arc<crate::config::RuntimeConfig>,
+) -> Result<Response, ApiError> {
     let messages = parsed
         .messages
         .ok_or_else(|| ApiError::bad_request("messages: Field required", Some("messages")))?;
@@ -192,7 +241,6 @@ async fn answer(
             Some("max_tokens"),
         ));
     }
-    let model = parsed.model.unwrap_or_else(|| DEFAULT_MODEL.to_owned());
     state.note_model(&model);
     let chars = parsed.system.as_ref().map_or(0, text_chars)
         + messages
@@ -225,8 +273,8 @@ async fn answer(
     );
     let id = format!("msg_mock_{}", admission.id);
     if parsed.stream == Some(true) {
-        let events = stream_events(&id, &model, &config, call.as_ref(), input_tokens);
-        return Ok(sse_response(state, admission, &config, events.into_iter()));
+        let events = stream_events(&id, &model, config, call.as_ref(), input_tokens);
+        return Ok(sse_response(state, admission, config, events.into_iter()));
     }
     let (content, stop_reason, output_tokens) = match &call {
         Some(call) => (

@@ -120,21 +120,38 @@ pub async fn generate(
     request: ApiRequest,
 ) -> Response {
     let admission = request.admit(&state);
-    let response = match answer(&state, &admission, target, &request).await {
+    let target = target
+        .map(|Path(target)| target)
+        .map_err(|r| ApiError::bad_request(r.body_text(), None));
+    let response = match answer(&state, &admission, target, &request, Auth::ApiKey).await {
         Ok(response) => response,
         Err(error) => error_response(&error),
     };
     finish(&state, &admission, response)
 }
 
-async fn answer(
+/// How a Gemini request proves who it is: an API key (Gemini API), or a bearer token the
+/// caller (Vertex AI) already checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    ApiKey,
+    Checked,
+}
+
+pub fn google_error(error: &ApiError) -> Response {
+    error_response(error)
+}
+
+/// Answers `{model}:{method}` (`generateContent`, `streamGenerateContent`).
+pub async fn answer(
     state: &AppState,
     admission: &Admission,
-    target: Result<Path<String>, PathRejection>,
+    target: Result<String, ApiError>,
     request: &ApiRequest,
+    auth: Auth,
 ) -> Result<Response, ApiError> {
     let body = request.body()?;
-    let Path(target) = target.map_err(|r| ApiError::bad_request(r.body_text(), None))?;
+    let target = target?;
     let (model, method) = target.rsplit_once(':').ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -153,7 +170,7 @@ async fn answer(
     };
     let query = request.uri().query().unwrap_or("");
     let key_in_query = query.split('&').any(|pair| pair.starts_with("key="));
-    if !request.headers().contains_key("x-goog-api-key") && !key_in_query {
+    if auth == Auth::ApiKey && !request.headers().contains_key("x-goog-api-key") && !key_in_query {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",

@@ -39,6 +39,7 @@ mod state;
 mod stream;
 mod tokens;
 mod tools;
+mod vertex;
 
 use std::io::{self, Write};
 
@@ -108,6 +109,15 @@ pub struct MockArgs {
     /// How many requests `/__mock/requests` keeps; 0 turns logging off (for benchmarks).
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_log: usize,
+
+    /// The service account's public key (PEM: `RSA PUBLIC KEY` or `PUBLIC KEY`) the token
+    /// endpoint checks JWT signatures with; without it, only the claims are checked.
+    #[arg(long, value_name = "PEM_FILE")]
+    pub vertex_public_key: Option<std::path::PathBuf>,
+
+    /// `expires_in` of the access tokens the token endpoint issues, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub token_expires_in: u64,
 }
 
 impl Default for MockArgs {
@@ -126,6 +136,8 @@ impl Default for MockArgs {
             reply: DEFAULT_REPLY.to_owned(),
             seed: None,
             max_log: 1000,
+            vertex_public_key: None,
+            token_expires_in: 3600,
         }
     }
 }
@@ -184,7 +196,13 @@ pub async fn serve(args: MockArgs) -> io::Result<()> {
 /// Serves on an already bound listener (tests bind `127.0.0.1:0`). `host` and `port` are ignored;
 /// nothing is printed.
 pub async fn serve_on(listener: TcpListener, args: MockArgs) -> io::Result<()> {
-    let state = AppState::new(args.runtime_config()?, args.seed, args.max_log);
+    let public_key = args
+        .vertex_public_key
+        .as_deref()
+        .map(vertex::TokenIssuer::read_public_key)
+        .transpose()?;
+    let tokens = vertex::TokenIssuer::new(public_key, args.token_expires_in.clamp(1, 86_400 * 365));
+    let state = AppState::with_tokens(args.runtime_config()?, args.seed, args.max_log, tokens);
     // Streams are many small writes; without TCP_NODELAY, Nagle's algorithm holds chunks back.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -228,6 +246,15 @@ fn router(state: AppState) -> Router {
         )
         .route("/models/{model}", get(openai::get_model))
         .route("/model/{model}/{method}", post(bedrock::converse))
+        .route("/token", post(vertex::token))
+        .route(
+            "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}",
+            post(vertex::model),
+        )
+        .route(
+            "/v1beta1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}",
+            post(vertex::model),
+        )
         .route("/api/chat", post(ollama::chat))
         .route("/api/generate", post(ollama::generate))
         .route("/api/embed", post(ollama::embed))

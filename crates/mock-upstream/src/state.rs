@@ -30,6 +30,8 @@ pub struct Stats {
     pub streams_completed: AtomicU64,
     pub streams_aborted: AtomicU64,
     pub injected_errors: AtomicU64,
+    /// Requests to the OAuth token endpoint (`/token`).
+    pub token_requests: AtomicU64,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,6 +42,7 @@ pub struct StatsView {
     pub streams_completed: u64,
     pub streams_aborted: u64,
     pub injected_errors: u64,
+    pub token_requests: u64,
 }
 
 impl Stats {
@@ -51,6 +54,7 @@ impl Stats {
             streams_completed: self.streams_completed.load(Relaxed),
             streams_aborted: self.streams_aborted.load(Relaxed),
             injected_errors: self.injected_errors.load(Relaxed),
+            token_requests: self.token_requests.load(Relaxed),
         }
     }
 
@@ -63,6 +67,7 @@ impl Stats {
             &self.streams_completed,
             &self.streams_aborted,
             &self.injected_errors,
+            &self.token_requests,
         ] {
             counter.store(0, Relaxed);
         }
@@ -84,6 +89,8 @@ pub struct Shared {
     next_id: AtomicU64,
     rng: Mutex<fastrand::Rng>,
     models_seen: Mutex<Vec<String>>,
+    /// Vertex AI's OAuth token endpoint.
+    pub tokens: crate::vertex::TokenIssuer,
 }
 
 /// Cheap to clone: one `Arc`.
@@ -134,7 +141,22 @@ pub struct Admission {
 }
 
 impl AppState {
+    #[cfg(test)]
     pub fn new(startup: RuntimeConfig, seed: Option<u64>, max_log: usize) -> Self {
+        Self::with_tokens(
+            startup,
+            seed,
+            max_log,
+            crate::vertex::TokenIssuer::new(None, 3600),
+        )
+    }
+
+    pub fn with_tokens(
+        startup: RuntimeConfig,
+        seed: Option<u64>,
+        max_log: usize,
+        tokens: crate::vertex::TokenIssuer,
+    ) -> Self {
         Self(Arc::new(Shared {
             config: Mutex::new(Arc::new(startup.clone())),
             startup,
@@ -146,6 +168,7 @@ impl AppState {
             next_id: AtomicU64::new(0),
             rng: Mutex::new(new_rng(seed)),
             models_seen: Mutex::new(Vec::new()),
+            tokens,
         }))
     }
 

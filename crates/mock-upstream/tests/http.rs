@@ -695,7 +695,7 @@ async fn control_endpoint_patches_validates_and_resets() {
     assert_eq!(
         stats(mock.addr).await,
         json!({"requests": 0, "in_flight": 0, "streams_cancelled": 0,
-               "streams_completed": 0, "streams_aborted": 0, "injected_errors": 0})
+               "streams_completed": 0, "streams_aborted": 0, "injected_errors": 0, "token_requests": 0})
     );
     // Ids keep counting after a reset, so they never collide with earlier responses.
     let after = post_json(mock.addr, "/v1/chat/completions", &chat_body(false)).await;

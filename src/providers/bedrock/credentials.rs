@@ -142,6 +142,14 @@ impl Credentials for SigV4Credentials {
         &'a self,
         request: &'a mut UpstreamRequest,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.authorize_method("POST", request)
+    }
+
+    fn authorize_method<'a>(
+        &'a self,
+        method: &'a str,
+        request: &'a mut UpstreamRequest,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
             let keys = self.keys().await?;
             let scope = Scope {
@@ -150,7 +158,7 @@ impl Credentials for SigV4Credentials {
                 time: SystemTime::now(),
             };
             sign_request(
-                "POST",
+                method,
                 &request.url,
                 &mut request.headers,
                 &request.body,
@@ -379,7 +387,7 @@ fn sts_client() -> Result<&'static HttpClient, ProviderError> {
 }
 
 /// `application/x-www-form-urlencoded` value encoding.
-fn form_encode(value: &str) -> String {
+pub(crate) fn form_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -105,6 +105,7 @@ pub fn prepare(
         return Ok(Prepared {
             default_base: Some(default_base),
             credentials: None,
+            ..Prepared::default()
         });
     }
     let credentials = credentials::resolve(aws, SIGNING_NAME, env)?;
@@ -117,6 +118,7 @@ pub fn prepare(
     Ok(Prepared {
         default_base: Some(default_base),
         credentials: Some(Arc::new(credentials)),
+        ..Prepared::default()
     })
 }
 
