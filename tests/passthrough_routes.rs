@@ -436,3 +436,55 @@ async fn a_stream_that_goes_quiet_is_cut_after_the_request_timeout() {
     let rows = spend_rows(&gw, "", 1).await;
     assert_eq!(rows[0]["outcome"], "stream_failed", "{}", rows[0]);
 }
+
+/// LiteLLM's `use_in_pass_through: true`: the marked deployment lends its key and base to its
+/// provider's route even when another deployment of that provider comes first in the config.
+#[tokio::test]
+async fn the_deployment_marked_use_in_pass_through_lends_its_key() {
+    let mock = mock_upstream(&[]);
+    let gw = gateway(
+        &format!(
+            r#"
+model_list:
+  - model_name: gpt
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: http://127.0.0.1:9/v1
+      api_key: sk-chat-only
+  - model_name: gpt-tools
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: {url}/v1
+      api_key: sk-for-pass-through
+      use_in_pass_through: true
+general_settings:
+  master_key: {MASTER_KEY}
+"#,
+            url = mock.url
+        ),
+        &[],
+    );
+    let response = client()
+        .post(format!("{}/openai/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&chat_body("gpt-4o", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = Mock(&mock).last_request().await;
+    assert_eq!(
+        seen["headers"]["authorization"],
+        "Bearer sk-for-pass-through"
+    );
+    // The flag changes nothing on the model routes.
+    let response = client()
+        .post(format!("{}/v1/chat/completions", gw.url))
+        .bearer_auth(MASTER_KEY)
+        .json(&chat_body("gpt-tools", false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    gw.stop();
+}

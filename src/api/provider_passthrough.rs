@@ -214,12 +214,22 @@ async fn signed(
     headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<(String, (axum::http::HeaderMap, Bytes)), ApiError> {
-    let deployments: Vec<(&str, &crate::providers::Upstream)> = report
-        .config
-        .router
-        .deployments()
+    // Deployments marked `use_in_pass_through` lend their credentials first (LiteLLM registers
+    // only those); without any marked one of the provider, every one of it may.
+    let configs = &report.config.config.deployments;
+    let marked = |id: &str| configs.iter().any(|c| c.id == id && c.use_in_pass_through);
+    let usable = |d: &&std::sync::Arc<crate::router::Deployment>| {
+        !d.is_mock()
+            && provider
+                .config_prefixes()
+                .contains(&d.provider_name.as_str())
+    };
+    let all = report.config.router.deployments();
+    let any_marked = all.iter().filter(usable).any(|d| marked(&d.id));
+    let deployments: Vec<(&str, &crate::providers::Upstream)> = all
         .iter()
-        .filter(|d| !d.is_mock())
+        .filter(usable)
+        .filter(|d| !any_marked || marked(&d.id))
         .map(|d| (d.provider_name.as_str(), &d.upstream))
         .collect();
     let target = match provider {

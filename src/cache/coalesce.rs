@@ -22,8 +22,8 @@ type Answer = Option<Arc<Entry>>;
 /// A key's digest (it covers the namespace: see `key.rs`).
 type Digest = [u8; 32];
 
-/// foldhash (seeded per process), not SipHash: the keys are digests already.
-type InFlight = HashMap<Digest, Slot, foldhash::fast::RandomState>;
+/// The keys are digests already: hashed by their first bytes (`key::DigestHash`).
+type InFlight = HashMap<Digest, Slot, super::key::DigestHash>;
 
 /// One key in flight.
 struct Slot {

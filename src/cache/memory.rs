@@ -31,9 +31,9 @@ impl Weighter<Digest, Stored> for ByBytes {
     }
 }
 
-/// foldhash (seeded per process) rather than std's SipHash: the keys are already digests, and
-/// SipHash over 32 bytes was a measurable share of a miss.
-type Hasher = foldhash::fast::RandomState;
+/// The keys are digests already: hashed by their first bytes (`key::DigestHash`), not
+/// again by SipHash or foldhash.
+type Hasher = super::key::DigestHash;
 
 pub struct MemoryStore {
     entries: Cache<Digest, Stored, ByBytes, Hasher>,

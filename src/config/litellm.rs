@@ -106,6 +106,8 @@ pub struct RawLitellmParams {
     /// LiteLLM: parameters sent to this deployment even where its provider's translation would
     /// refuse or drop them.
     pub allowed_openai_params: Option<Vec<String>>,
+    /// LiteLLM: this deployment lends its credentials to its provider's pass-through route.
+    pub use_in_pass_through: Option<bool>,
     #[serde(flatten)]
     pub extra: ExtraParams,
 }

@@ -129,6 +129,9 @@ pub struct DeploymentConfig {
     pub additional_drop_params: Vec<String>,
     /// `litellm_params.allowed_openai_params`.
     pub allowed_openai_params: Vec<String>,
+    /// `litellm_params.use_in_pass_through`: its credentials serve its provider's pass-through
+    /// route (`/openai/*`, `/vertex_ai/*` ...) before any unmarked deployment's.
+    pub use_in_pass_through: bool,
     pub info: ModelInfo,
     /// What a token costs here: the price table's entry for the model (`base_model` when set)
     /// with the deployment's own prices over it; `None` when nothing prices it.
@@ -625,6 +628,7 @@ impl<'a> Validator<'a> {
             mock_response,
             additional_drop_params: params.additional_drop_params.clone().unwrap_or_default(),
             allowed_openai_params: params.allowed_openai_params.clone().unwrap_or_default(),
+            use_in_pass_through: params.use_in_pass_through.unwrap_or(false),
             info: ModelInfo {
                 input_cost_per_token: info.input_cost_per_token,
                 output_cost_per_token: info.output_cost_per_token,

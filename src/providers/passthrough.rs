@@ -57,7 +57,7 @@ impl PassProvider {
     }
 
     /// Deployment prefixes in `model_list` whose credentials this route may borrow.
-    fn config_prefixes(self) -> &'static [&'static str] {
+    pub fn config_prefixes(self) -> &'static [&'static str] {
         match self {
             PassProvider::Cohere => &["cohere", "cohere_chat"],
             PassProvider::Gemini => &["gemini"],
@@ -121,16 +121,22 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// The upstream of `provider`'s route: the first deployment of that provider in the config
-/// (not a `mock_response` one) lends its base and key, the environment fills what it lacks.
+/// The upstream of `provider`'s route: the first deployment of that provider marked
+/// `use_in_pass_through` (LiteLLM's flag), else the first of that provider in the config (not a
+/// `mock_response` one), lends its base and key; the environment fills what it lacks.
 pub fn target(
     provider: PassProvider,
     deployments: &[DeploymentConfig],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Target {
-    let deployment = deployments.iter().find(|d| {
+    let of_provider = |d: &&DeploymentConfig| {
         d.mock_response.is_none() && provider.config_prefixes().contains(&d.provider.as_str())
-    });
+    };
+    let deployment = deployments
+        .iter()
+        .filter(of_provider)
+        .find(|d| d.use_in_pass_through)
+        .or_else(|| deployments.iter().find(of_provider));
     let prefix = provider.env_prefix();
     let non_empty = |v: String| (!v.trim().is_empty()).then_some(v);
     let base_url = deployment
