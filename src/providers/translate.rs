@@ -110,6 +110,43 @@ pub fn base64_f32(values: &[f32]) -> String {
     out
 }
 
+/// OpenAI's embeddings answer from a provider's vectors: `data` in input order, numbered from 0
+/// (each vector base64-encoded when the client asked with `encoding_format: base64`), and
+/// `usage` when the provider counted the input tokens (else the gateway estimates the cost).
+pub fn openai_embeddings<V: AsRef<[f64]>>(
+    request: &crate::schema::PassthroughRequest,
+    model: Option<String>,
+    vectors: impl IntoIterator<Item = V>,
+    tokens: Option<u64>,
+) -> crate::schema::PassthroughResponse {
+    use serde_json::{json, Value};
+    let base64 = request.extra.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let vector = vector.as_ref();
+            let embedding = if base64 {
+                let floats: Vec<f32> = vector.iter().map(|v| *v as f32).collect();
+                Value::from(base64_f32(&floats))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
+        .collect();
+    let mut extra = serde_json::Map::new();
+    extra.insert("object".into(), "list".into());
+    extra.insert("data".into(), data.into());
+    if let Some(tokens) = tokens {
+        extra.insert(
+            "usage".into(),
+            json!({"prompt_tokens": tokens, "total_tokens": tokens}),
+        );
+    }
+    crate::schema::PassthroughResponse { model, extra }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

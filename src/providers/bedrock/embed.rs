@@ -19,9 +19,9 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::providers::translate::{base64_f32, invalid};
+use crate::providers::translate::invalid;
 use crate::providers::ProviderError;
-use crate::schema::{PassthroughRequest, PassthroughResponse};
+use crate::schema::PassthroughRequest;
 
 /// Which body an embedding model on Bedrock takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,45 +175,10 @@ pub fn from_invoke(body: &[u8]) -> Result<(Vec<Vec<f64>>, Option<u64>), Provider
     })
 }
 
-/// OpenAI's embeddings list from the vectors of every call, in input order.
-pub fn to_openai(
-    request: &PassthroughRequest,
-    model: &str,
-    vectors: Vec<Vec<f64>>,
-    tokens: Option<u64>,
-) -> PassthroughResponse {
-    let base64 = request.extra.get("encoding_format").and_then(Value::as_str) == Some("base64");
-    let data: Vec<Value> = vectors
-        .into_iter()
-        .enumerate()
-        .map(|(index, vector)| {
-            let embedding = if base64 {
-                let floats: Vec<f32> = vector.iter().map(|v| *v as f32).collect();
-                Value::from(base64_f32(&floats))
-            } else {
-                json!(vector)
-            };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
-        })
-        .collect();
-    let mut extra = Map::new();
-    extra.insert("object".into(), "list".into());
-    extra.insert("data".into(), data.into());
-    if let Some(tokens) = tokens {
-        extra.insert(
-            "usage".into(),
-            json!({"prompt_tokens": tokens, "total_tokens": tokens}),
-        );
-    }
-    PassthroughResponse {
-        model: Some(model.to_owned()),
-        extra,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::translate::openai_embeddings;
 
     fn request(body: Value) -> PassthroughRequest {
         serde_json::from_value(body).unwrap()
@@ -295,11 +260,11 @@ mod tests {
             assert!(from_invoke(hostile).is_err());
         }
         let r = request(json!({"model": "e", "input": "a", "encoding_format": "base64"}));
-        let answer = to_openai(&r, "m", vec![vec![1.0]], Some(2));
+        let answer = openai_embeddings(&r, None, vec![vec![1.0]], Some(2));
         assert_eq!(answer.extra["data"][0]["embedding"], "AACAPw==");
         assert_eq!(answer.usage().unwrap().prompt_tokens, 2);
         let plain = request(json!({"model": "e", "input": "a"}));
-        let answer = to_openai(&plain, "m", vec![vec![1.0]], None);
+        let answer = openai_embeddings(&plain, None, vec![vec![1.0]], None);
         assert_eq!(answer.extra["data"][0]["embedding"], json!([1.0]));
         assert!(answer.usage().is_none());
     }

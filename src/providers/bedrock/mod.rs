@@ -201,7 +201,12 @@ impl HttpProvider for Bedrock {
         // Only embeddings get here: `passthrough_request` refuses the rest.
         debug_assert_eq!(endpoint, PassthroughEndpoint::Embeddings);
         let (vectors, tokens) = embed::from_invoke(body)?;
-        Ok(embed::to_openai(request, &request.model, vectors, tokens))
+        Ok(super::translate::openai_embeddings(
+            request,
+            Some(request.model.clone()),
+            vectors,
+            tokens,
+        ))
     }
 
     fn error_response(&self, status: u16, headers: &HeaderMap, body: &[u8]) -> ProviderError {

@@ -15,7 +15,7 @@
 use serde_json::{json, Map, Value};
 
 use super::wire::EmbedResponse;
-use crate::providers::translate::{base64_f32, invalid};
+use crate::providers::translate::{invalid, openai_embeddings};
 use crate::providers::ProviderError;
 use crate::schema::{PassthroughRequest, PassthroughResponse};
 
@@ -59,38 +59,17 @@ pub fn from_embed(
 ) -> Result<PassthroughResponse, ProviderError> {
     let response: EmbedResponse = serde_json::from_slice(body)
         .map_err(|err| ProviderError::InvalidResponse(format!("cohere embed response: {err}")))?;
-    let base64 = request.extra.get("encoding_format").and_then(Value::as_str) == Some("base64");
-    let data: Vec<Value> = response
-        .embeddings
-        .float
-        .iter()
-        .enumerate()
-        .map(|(index, vector)| {
-            let embedding = if base64 {
-                let floats: Vec<f32> = vector.iter().map(|v| *v as f32).collect();
-                Value::from(base64_f32(&floats))
-            } else {
-                json!(vector)
-            };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
-        })
-        .collect();
     let tokens = response
         .meta
         .and_then(|m| m.billed_units)
         .and_then(|u| u.input_tokens)
         .map_or(0, |n| n.max(0.0) as u64);
-    let mut extra = Map::new();
-    extra.insert("object".into(), "list".into());
-    extra.insert("data".into(), data.into());
-    extra.insert(
-        "usage".into(),
-        json!({"prompt_tokens": tokens, "total_tokens": tokens}),
-    );
-    Ok(PassthroughResponse {
-        model: Some(model.to_owned()),
-        extra,
-    })
+    Ok(openai_embeddings(
+        request,
+        Some(model.to_owned()),
+        &response.embeddings.float,
+        Some(tokens),
+    ))
 }
 
 /// A document of a rerank request as text: a string, the `text` of an object, or the object

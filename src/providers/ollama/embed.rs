@@ -4,10 +4,10 @@
 //! `encoding_format: "base64"`, as the OpenAI SDKs do by default), `prompt_eval_count` its
 //! usage.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::wire::{EmbedRequest, EmbedResponse};
-use crate::providers::translate::{base64_f32, invalid};
+use crate::providers::translate::{invalid, openai_embeddings};
 use crate::providers::ProviderError;
 use crate::schema::{PassthroughRequest, PassthroughResponse};
 
@@ -50,31 +50,11 @@ pub fn from_embed(
 ) -> Result<PassthroughResponse, ProviderError> {
     let response: EmbedResponse = serde_json::from_slice(body)
         .map_err(|err| ProviderError::InvalidResponse(format!("ollama embed response: {err}")))?;
-    let base64 = request.extra.get("encoding_format").and_then(Value::as_str) == Some("base64");
-    let data: Vec<Value> = response
-        .embeddings
-        .iter()
-        .enumerate()
-        .map(|(index, vector)| {
-            let embedding = if base64 {
-                let floats: Vec<f32> = vector.iter().map(|v| *v as f32).collect();
-                Value::from(base64_f32(&floats))
-            } else {
-                json!(vector)
-            };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
-        })
-        .collect();
     let tokens = response.prompt_eval_count.unwrap_or(0);
-    let mut extra = Map::new();
-    extra.insert("object".into(), "list".into());
-    extra.insert("data".into(), data.into());
-    extra.insert(
-        "usage".into(),
-        json!({"prompt_tokens": tokens, "total_tokens": tokens}),
-    );
-    Ok(PassthroughResponse {
-        model: response.model,
-        extra,
-    })
+    Ok(openai_embeddings(
+        request,
+        response.model,
+        &response.embeddings,
+        Some(tokens),
+    ))
 }

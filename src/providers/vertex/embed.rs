@@ -10,7 +10,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::providers::translate::{base64_f32, invalid};
+use crate::providers::translate::{invalid, openai_embeddings};
 use crate::providers::ProviderError;
 use crate::schema::{PassthroughRequest, PassthroughResponse};
 
@@ -93,37 +93,16 @@ pub fn from_predict(
     let response: PredictResponse = serde_json::from_slice(body).map_err(|err| {
         ProviderError::InvalidResponse(format!("vertex embeddings response: {err}"))
     })?;
-    let base64 = request.extra.get("encoding_format").and_then(Value::as_str) == Some("base64");
-    let mut tokens = 0u64;
-    let data: Vec<Value> = response
+    let tokens = response
         .predictions
         .iter()
-        .enumerate()
-        .map(|(index, prediction)| {
-            let embeddings = &prediction.embeddings;
-            tokens += embeddings
-                .statistics
-                .as_ref()
-                .and_then(|s| s.token_count)
-                .map_or(0, |n| n.max(0.0) as u64);
-            let embedding = if base64 {
-                let floats: Vec<f32> = embeddings.values.iter().map(|v| *v as f32).collect();
-                Value::from(base64_f32(&floats))
-            } else {
-                json!(embeddings.values)
-            };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
-        })
-        .collect();
-    let mut extra = Map::new();
-    extra.insert("object".into(), "list".into());
-    extra.insert("data".into(), data.into());
-    extra.insert(
-        "usage".into(),
-        json!({"prompt_tokens": tokens, "total_tokens": tokens}),
-    );
-    Ok(PassthroughResponse {
-        model: Some(model.to_owned()),
-        extra,
-    })
+        .filter_map(|p| p.embeddings.statistics.as_ref()?.token_count)
+        .map(|n| n.max(0.0) as u64)
+        .sum();
+    Ok(openai_embeddings(
+        request,
+        Some(model.to_owned()),
+        response.predictions.iter().map(|p| &p.embeddings.values),
+        Some(tokens),
+    ))
 }
