@@ -190,7 +190,7 @@ async fn a_stream_passes_through_as_it_arrives() {
 
     let rows = spend_rows(&gw, "", 1).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0]["call_type"], "acompletion_stream");
+    assert_eq!(rows[0]["call_type"], "pass_through_endpoint");
     assert!(
         rows[0]["prompt_tokens"].as_i64().unwrap() > 0,
         "{}",

@@ -497,6 +497,7 @@ fn row(id: &str, key: &str, cost: i64) -> SpendRow {
         outcome: "answered".into(),
         stream: false,
         cache_hit: false,
+        call_type: None,
         metadata: serde_json::from_value(json!({"feature": "search", "tags": ["a", "b"]})).ok(),
     }
 }
@@ -504,11 +505,13 @@ fn row(id: &str, key: &str, cost: i64) -> SpendRow {
 /// The store's half: a retried batch adds no row and no spend twice; totals per owner; sums
 /// and groups taken by the database; retention.
 async fn store_contract(store: &dyn Store) {
-    let batch = vec![
+    let mut batch = vec![
         row("r1", "k1", 1_000),
         row("r2", "k1", 2_500),
         row("r3", "k2", 1),
     ];
+    // Read back as written (`r1 == batch[0]` below), with and without a call type.
+    batch[0].call_type = Some("aembedding".into());
     assert_eq!(store.write_spend(&batch).await.unwrap(), 3);
     // Retried (its commit's answer was lost): nothing new.
     assert_eq!(store.write_spend(&batch).await.unwrap(), 0);
@@ -1300,4 +1303,53 @@ async fn a_full_batch_is_written_before_the_interval() {
         "the fourth row filled the batch and woke the writer"
     );
     log.shutdown().await;
+}
+
+/// Each row says which route it was, with LiteLLM's `call_type` names: a chat completion, a
+/// streamed one, an embeddings call and a Responses API call (LiteLLM's SpendLogs column).
+#[tokio::test]
+async fn rows_name_their_route_as_litellm_does() {
+    let mock = mock_upstream(&[]);
+    let gw = gateway(
+        &format!(
+            "model_list:\n  - model_name: gpt\n    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{}/v1', api_key: k}}\nswitchyard_spend: {{flush_interval_ms: 50}}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n",
+            mock.url
+        ),
+        &[],
+    );
+    let post = |path: &str, body: Value| {
+        let url = format!("{}{path}", gw.url);
+        async move {
+            let response = client()
+                .post(url)
+                .bearer_auth(MASTER_KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap()
+        }
+    };
+    post("/v1/chat/completions", chat_body("gpt")).await;
+    let mut stream = chat_body("gpt");
+    stream["stream"] = json!(true);
+    post("/v1/chat/completions", stream).await;
+    post("/v1/embeddings", json!({"model": "gpt", "input": "hi"})).await;
+    post("/v1/responses", json!({"model": "gpt", "input": "hi"})).await;
+    let rows = spend_rows(&gw, "", 4).await;
+    let mut call_types: Vec<&str> = rows
+        .iter()
+        .map(|r| r["call_type"].as_str().unwrap())
+        .collect();
+    call_types.sort();
+    assert_eq!(
+        call_types,
+        [
+            "acompletion",
+            "acompletion_stream",
+            "aembedding",
+            "aresponses"
+        ]
+    );
 }

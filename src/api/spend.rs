@@ -130,7 +130,12 @@ fn row_json(row: &SpendRow) -> Value {
     let end = row.started_at + row.latency_ms;
     json!({
         "request_id": row.request_id,
-        "call_type": if row.stream { "acompletion_stream" } else { "acompletion" },
+        "call_type": match (row.call_type.as_deref(), row.stream) {
+            // Rows from before the column: every one was a chat completion then.
+            (None | Some("acompletion"), true) => "acompletion_stream",
+            (None, false) => "acompletion",
+            (Some(call_type), _) => call_type,
+        },
         "api_key": row.api_key,
         "spend": Nanos(row.cost_nanos).as_usd(),
         "total_tokens": row.prompt_tokens.saturating_add(row.completion_tokens),

@@ -58,7 +58,7 @@ impl Record {
     /// The record of a finished model request; `None` for everything else (health, metrics,
     /// management routes, token counting).
     pub fn from_event(event: &Finished<'_>) -> Option<Record> {
-        let call_type = call_type(event.path)?;
+        let call_type = crate::pipeline::call_type(event.path)?;
         let principal = event.principal;
         let key = principal.and_then(|p| p.key());
         let team = principal.and_then(|p| p.team());
@@ -215,19 +215,6 @@ impl Record {
             )
         })
     }
-}
-
-/// LiteLLM's `call_type` of a model route; `None` for routes that are not model calls.
-fn call_type(path: &str) -> Option<&'static str> {
-    let bare = path.strip_prefix("/v1").unwrap_or(path);
-    Some(match bare {
-        "/chat/completions" => "acompletion",
-        "/completions" => "atext_completion",
-        "/embeddings" => "aembedding",
-        "/rerank" | "/v2/rerank" => "arerank",
-        "/messages" => "anthropic_messages",
-        _ => return None,
-    })
 }
 
 /// Time-ordered and unique: milliseconds, then 64 random bits.

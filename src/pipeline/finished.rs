@@ -38,6 +38,21 @@ impl Outcome {
     }
 }
 
+/// LiteLLM's `call_type` of a model route (what its spend logs and callbacks call it); `None` for
+/// routes that are not model calls.
+pub fn call_type(path: &str) -> Option<&'static str> {
+    let bare = path.strip_prefix("/v1").unwrap_or(path);
+    Some(match bare {
+        "/chat/completions" => "acompletion",
+        "/completions" => "atext_completion",
+        "/embeddings" => "aembedding",
+        "/rerank" | "/v2/rerank" => "arerank",
+        "/messages" => "anthropic_messages",
+        "/responses" => "aresponses",
+        _ => return None,
+    })
+}
+
 /// Everything known about one finished request.
 #[derive(Debug)]
 pub struct Finished<'a> {

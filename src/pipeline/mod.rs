@@ -24,7 +24,7 @@ use std::time::Instant;
 use axum::http::HeaderValue;
 
 pub use context::{Caller, Reported, RequestContext};
-pub use finished::{Finished, Outcome};
+pub use finished::{call_type, Finished, Outcome};
 
 /// Which API a client speaks: it decides the error shape and the stream format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,6 +39,11 @@ pub struct SpendRow {
     pub outcome: String,
     pub stream: bool,
     pub cache_hit: bool,
+    /// LiteLLM's name for the route (`acompletion`, `aembedding`, `aresponses` ...), or
+    /// `pass_through_endpoint`; `None` on rows written before the column existed (and spilled
+    /// rows from then).
+    #[serde(default)]
+    pub call_type: Option<String>,
     /// The request's `metadata` object, as the client sent it.
     pub metadata: Option<Map<String, Value>>,
 }
@@ -92,6 +97,10 @@ impl SpendRow {
             outcome: event.outcome.name().to_owned(),
             stream: event.stream,
             cache_hit: event.cache_hit,
+            call_type: match event.passthrough_provider {
+                Some(_) => Some("pass_through_endpoint".to_owned()),
+                None => crate::pipeline::call_type(event.path).map(str::to_owned),
+            },
             metadata: event.metadata.filter(|m| !m.is_empty()).cloned(),
         })
     }

@@ -151,6 +151,7 @@ mod tests {
             outcome: "answered".into(),
             stream: false,
             cache_hit: false,
+            call_type: None,
             metadata: None,
         }
     }

@@ -37,6 +37,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_spend_keys.sql",
         include_str!("../../migrations/postgres/0003_spend_keys.sql"),
     ),
+    (
+        "0004_spend_call_type.sql",
+        include_str!("../../migrations/postgres/0004_spend_call_type.sql"),
+    ),
 ];
 
 /// How long a management call waits for a pooled connection before answering 503, and how long

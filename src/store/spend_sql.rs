@@ -45,7 +45,7 @@ pub(super) fn chunks<T>(mut rows: &[T], max: usize) -> impl Iterator<Item = &[T]
 /// a named parameter up in a list, once when it parses and once per bind, so a statement of
 /// 1,536 `$N` costs millions of instructions to prepare and to bind where `?` costs nothing.
 pub(super) fn insert_sql(n: usize, numbered: bool, json_cast: &str, returning: bool) -> String {
-    const PER_ROW: usize = 24;
+    const PER_ROW: usize = 25;
     let mut sql = format!("INSERT INTO switchyard_spend_logs ({COLUMNS}) VALUES ");
     for row in 0..n {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -70,16 +70,17 @@ pub(super) fn insert_sql(n: usize, numbered: bool, json_cast: &str, returning: b
     sql
 }
 
+/// `metadata` is last: the JSON cast follows the last parameter of a row ([`insert_sql`]).
 pub(super) const COLUMNS: &str = "id, request_id, started_at, api_key, key_alias, team_id, \
     user_id, end_user, requested_model, model_group, deployment_id, provider, prompt_tokens, \
     completion_tokens, cached_tokens, cost_nanos, cost_source, latency_ms, ttft_ms, status, \
-    outcome, stream, cache_hit, metadata";
+    outcome, stream, cache_hit, call_type, metadata";
 
 /// The columns as PostgreSQL's SELECTs read them (JSONB as text).
 pub(super) const PG_COLUMNS: &str = "id, request_id, started_at, api_key, key_alias, team_id, \
     user_id, end_user, requested_model, model_group, deployment_id, provider, prompt_tokens, \
     completion_tokens, cached_tokens, cost_nanos, cost_source, latency_ms, ttft_ms, status, \
-    outcome, stream, cache_hit, metadata::text AS metadata";
+    outcome, stream, cache_hit, call_type, metadata::text AS metadata";
 
 pub(super) fn spend_from_row(row: &impl Cols) -> Result<SpendRow, StoreError> {
     let metadata = match row.opt_text("metadata")? {
@@ -110,6 +111,7 @@ pub(super) fn spend_from_row(row: &impl Cols) -> Result<SpendRow, StoreError> {
         outcome: row.text("outcome")?,
         stream: row.flag("stream")?,
         cache_hit: row.flag("cache_hit")?,
+        call_type: row.opt_text("call_type")?,
         metadata,
     })
 }
@@ -193,6 +195,7 @@ macro_rules! spend_queries {
                     .bind(row.outcome.as_str())
                     .bind(row.stream)
                     .bind(row.cache_hit)
+                    .bind(row.call_type.as_deref())
                     .bind(row.metadata_json());
             }
             query
@@ -487,12 +490,12 @@ mod tests {
     #[test]
     fn inserts_use_anonymous_placeholders_on_sqlite_and_numbered_ones_on_postgres() {
         let sqlite = insert_sql(2, false, "", false);
-        assert_eq!(sqlite.matches('?').count(), 48);
+        assert_eq!(sqlite.matches('?').count(), 50);
         assert!(!sqlite.contains('$'));
         assert!(sqlite.ends_with("ON CONFLICT (started_at, id) DO NOTHING"));
         let postgres = insert_sql(2, true, "::jsonb", true);
-        assert!(postgres.contains("$24::jsonb), ($25, "));
-        assert!(postgres.contains("$48::jsonb) ON CONFLICT"));
+        assert!(postgres.contains("$25::jsonb), ($26, "));
+        assert!(postgres.contains("$50::jsonb) ON CONFLICT"));
         assert!(postgres.ends_with("DO NOTHING RETURNING id"));
     }
 }

@@ -35,6 +35,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0003_spend_keys.sql",
         include_str!("../../migrations/sqlite/0003_spend_keys.sql"),
     ),
+    (
+        "0004_spend_call_type.sql",
+        include_str!("../../migrations/sqlite/0004_spend_call_type.sql"),
+    ),
 ];
 
 /// Writers wait this long for another connection's write lock before failing.

@@ -31,7 +31,7 @@ use super::StoreError;
 use crate::spend::SpendRow;
 
 /// Values a spend row binds, in the INSERT's column order.
-const PER_ROW: usize = 24;
+const PER_ROW: usize = 25;
 
 pub(super) struct SpendWriter {
     connection: Mutex<Option<Connection>>,
@@ -311,7 +311,8 @@ impl Connection {
         text(20, &row.outcome)?;
         int(21, i64::from(row.stream))?;
         int(22, i64::from(row.cache_hit))?;
-        opt(23, metadata)
+        opt(23, row.call_type.as_deref())?;
+        opt(24, metadata)
     }
 
     /// Binds `value` without a copy: the caller keeps it alive until the bindings are cleared.
