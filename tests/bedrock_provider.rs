@@ -320,71 +320,12 @@ async fn the_signature_verifies_with_the_secret() {
     .await;
     assert_eq!(response.status(), 200);
     let seen = seen.lock().unwrap().clone();
-    let got = seen.headers["authorization"].to_str().unwrap().to_owned();
-    let signed: Vec<&str> = got
-        .split("SignedHeaders=")
-        .nth(1)
-        .unwrap()
-        .split(',')
-        .next()
-        .unwrap()
-        .split(';')
-        .collect();
-    // Rebuild the request as signed (the signer adds host, x-amz-date and the token itself).
-    let mut headers = HeaderMap::new();
-    for name in &signed {
-        if !matches!(*name, "host" | "x-amz-date" | "x-amz-security-token") {
-            headers.insert(
-                HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                seen.headers[*name].clone(),
-            );
-        }
-    }
-    let host = seen.headers["host"].to_str().unwrap();
-    let keys = AwsKeys {
-        access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
-        session_token: Some(Secret::new("test-session-token".into())),
-        expires_at: None,
-    };
-    let date = seen.headers["x-amz-date"].to_str().unwrap();
-    sign_request(
-        "POST",
-        &format!("http://{host}{}", seen.path),
-        &mut headers,
-        &seen.body,
-        &keys,
-        &Scope {
-            region: "us-east-1",
-            service: "bedrock",
-            time: amz_date(date),
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        headers["authorization"],
-        HeaderValue::from_str(&got).unwrap()
-    );
+    assert_signed(&seen, "POST", &seen.path);
     // And a different secret gives a different signature.
-    let mut other = HeaderMap::new();
-    let wrong = AwsKeys {
-        secret_access_key: Secret::new("not-the-secret".into()),
-        ..keys
-    };
-    sign_request(
-        "POST",
-        &format!("http://{host}{}", seen.path),
-        &mut other,
-        &seen.body,
-        &wrong,
-        &Scope {
-            region: "us-east-1",
-            service: "bedrock",
-            time: amz_date(date),
-        },
-    )
-    .unwrap();
-    assert_ne!(other["authorization"].to_str().unwrap(), got);
+    assert_ne!(
+        resign(&seen, "POST", &seen.path, "not-the-secret"),
+        seen.headers["authorization"].to_str().unwrap()
+    );
 }
 
 fn fallback_config(bedrock_mock: &Proc, openai_mock: &Proc) -> String {
@@ -735,13 +676,10 @@ async fn titan_and_cohere_embeddings_through_invoke() {
     gw.stop();
 }
 
-/// Recomputes the SigV4 signature of a recorded request with the test secret.
-fn assert_signed(seen: &Seen, method: &str, path_and_query: &str) {
-    let got = seen.headers["authorization"].to_str().unwrap().to_owned();
-    assert!(
-        got.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
-        "{got}"
-    );
+/// The `authorization` a recorded request gets when signed again with `secret` (its signed
+/// headers, date and body as recorded; the signer adds host, x-amz-date and the token itself).
+fn resign(seen: &Seen, method: &str, path_and_query: &str, secret: &str) -> String {
+    let got = seen.headers["authorization"].to_str().unwrap();
     let signed: Vec<&str> = got
         .split("SignedHeaders=")
         .nth(1)
@@ -763,7 +701,7 @@ fn assert_signed(seen: &Seen, method: &str, path_and_query: &str) {
     let host = seen.headers["host"].to_str().unwrap();
     let keys = AwsKeys {
         access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
+        secret_access_key: Secret::new(secret.into()),
         session_token: Some(Secret::new("test-session-token".into())),
         expires_at: None,
     };
@@ -781,9 +719,24 @@ fn assert_signed(seen: &Seen, method: &str, path_and_query: &str) {
         },
     )
     .unwrap();
+    headers["authorization"].to_str().unwrap().to_owned()
+}
+
+/// Recomputes the SigV4 signature of a recorded request with the test secret.
+fn assert_signed(seen: &Seen, method: &str, path_and_query: &str) {
+    let got = seen.headers["authorization"].to_str().unwrap();
+    assert!(
+        got.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
+        "{got}"
+    );
     assert_eq!(
-        headers["authorization"],
-        HeaderValue::from_str(&got).unwrap()
+        resign(
+            seen,
+            method,
+            path_and_query,
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+        ),
+        got
     );
 }
 
