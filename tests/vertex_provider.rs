@@ -342,6 +342,17 @@ async fn a_refused_token_is_a_clear_error_without_secrets() {
         "{text}"
     );
     assert!(model_requests(&Mock(&mock).requests().await).is_empty());
+    // Callers waiting on a fetch that fails get its error, and so do those of the next second:
+    // they do not each ask the token endpoint again (8 concurrent calls made 8 token
+    // requests, one after another).
+    let before = token_requests(&mock).await;
+    let body = hello("gemini");
+    let calls = (0..8).map(|_| post(&gw, "/v1/chat/completions", &body));
+    for response in futures_util::future::join_all(calls).await {
+        assert!(!response.status().is_success());
+    }
+    let asked = token_requests(&mock).await - before;
+    assert!(asked <= 1, "{asked} token requests for 8 waiting calls");
     let log = gw.stop();
     assert!(
         !log.contains("PRIVATE KEY") && !log.contains("ya29."),

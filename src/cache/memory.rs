@@ -42,13 +42,28 @@ pub struct MemoryStore {
 /// The answer size the item estimate assumes (it only sizes the hash tables up front).
 const TYPICAL_ENTRY_BYTES: u64 = 4096;
 
+/// quick_cache's options for a cache of `max_bytes` whose entries may weigh up to
+/// `largest_entry` bytes. quick_cache splits its capacity between shards (four per CPU by
+/// default) and refuses, silently, an entry heavier than about one shard's share: on a 64-core
+/// machine a 256 MiB cache would keep no answer over 1 MiB. Fewer shards here, so each holds at
+/// least four of the largest entries.
+pub fn options(items: usize, max_bytes: u64, largest_entry: u64) -> quick_cache::Options {
+    let by_cpu = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
+    let by_size = (max_bytes / largest_entry.saturating_mul(4).max(1)).max(1) as usize;
+    quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(items)
+        .weight_capacity(max_bytes)
+        .shards(by_cpu.min(by_size).max(1))
+        .build()
+        .expect("both capacities are set")
+}
+
 impl MemoryStore {
-    pub fn new(max_bytes: u64) -> Self {
+    pub fn new(max_bytes: u64, max_entry_bytes: u64) -> Self {
         let items = (max_bytes / TYPICAL_ENTRY_BYTES).clamp(16, 1 << 20) as usize;
         MemoryStore {
-            entries: Cache::with(
-                items,
-                max_bytes,
+            entries: Cache::with_options(
+                options(items, max_bytes, max_entry_bytes),
                 ByBytes,
                 Hasher::default(),
                 DefaultLifecycle::default(),
@@ -85,7 +100,7 @@ mod tests {
 
     #[test]
     fn expires_and_stays_within_its_bytes() {
-        let store = MemoryStore::new(64 * 1024);
+        let store = MemoryStore::new(64 * 1024, 16 * 1024);
         let key = |i: u32| {
             let mut k = [0u8; 32];
             k[..4].copy_from_slice(&i.to_le_bytes());
@@ -103,5 +118,14 @@ mod tests {
         }
         assert!(store.weight() <= 64 * 1024, "{}", store.weight());
         assert!(store.get(&key(999), 0).is_some(), "the newest entries stay");
+    }
+
+    #[test]
+    fn an_entry_as_large_as_allowed_is_kept_whatever_the_cpu_count() {
+        // quick_cache's default shards (four per CPU) would split 256 KiB into shards too
+        // small for a 60 KiB answer on a machine with more than four CPUs.
+        let store = MemoryStore::new(256 * 1024, 64 * 1024);
+        store.put([7; 32], entry(60 * 1024), i64::MAX);
+        assert!(store.get(&[7; 32], 0).is_some());
     }
 }

@@ -79,7 +79,10 @@ impl ResponseCache {
     pub fn new(settings: CacheSettings) -> Result<ResponseCache, String> {
         let mut semantic = None;
         let store = match &settings.backend {
-            Backend::Memory { max_bytes } => Store::Memory(memory::MemoryStore::new(*max_bytes)),
+            Backend::Memory { max_bytes } => Store::Memory(memory::MemoryStore::new(
+                *max_bytes,
+                settings.max_entry_bytes as u64,
+            )),
             Backend::Semantic {
                 max_bytes,
                 embedding_model,
@@ -90,7 +93,10 @@ impl ResponseCache {
                     semantic::SemanticIndex::new(*threshold, *max_entries),
                     embedding_model.clone(),
                 ));
-                Store::Memory(memory::MemoryStore::new(*max_bytes))
+                Store::Memory(memory::MemoryStore::new(
+                    *max_bytes,
+                    settings.max_entry_bytes as u64,
+                ))
             }
             Backend::Redis { url, timeout } => {
                 if tokio::runtime::Handle::try_current().is_err() {

@@ -68,29 +68,45 @@ fn without_dropped<'a>(
 /// Calls an embeddings request's parts may have in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// Inputs one embeddings request may hold when it is split into calls (OpenAI's limit).
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+
 /// An embeddings request whose `input` list is longer than the upstream takes in one call, as
 /// one request per `limit` inputs, in order; `None` when one call takes it.
-fn split_inputs(request: &PassthroughRequest, limit: usize) -> Option<Vec<PassthroughRequest>> {
-    let serde_json::Value::Array(inputs) = request.extra.get("input")? else {
-        return None;
+fn split_inputs(
+    request: &PassthroughRequest,
+    limit: usize,
+) -> Result<Option<Vec<PassthroughRequest>>, ProviderError> {
+    let Some(serde_json::Value::Array(inputs)) = request.extra.get("input") else {
+        return Ok(None);
     };
     if inputs.len() <= limit.max(1) {
-        return None;
+        return Ok(None);
     }
-    Some(
+    // OpenAI's own bound: one request cannot become more upstream calls than this.
+    if inputs.len() > MAX_EMBEDDING_INPUTS {
+        return Err(crate::providers::translate::invalid(
+            "input",
+            format!("at most {MAX_EMBEDDING_INPUTS} inputs a request"),
+        ));
+    }
+    // Every part shares the other fields; the inputs are not copied into each.
+    let mut shared = request.extra.clone();
+    shared.remove("input");
+    Ok(Some(
         inputs
             .chunks(limit.max(1))
             .map(|chunk| {
-                let mut part = PassthroughRequest {
+                let mut extra = shared.clone();
+                extra.insert("input".into(), chunk.to_vec().into());
+                PassthroughRequest {
                     model: request.model.clone(),
                     stream: request.stream,
-                    extra: request.extra.clone(),
-                };
-                part.extra.insert("input".into(), chunk.to_vec().into());
-                part
+                    extra,
+                }
             })
             .collect(),
-    )
+    ))
 }
 
 /// Sends the parts (a few at a time, in batches), then joins their OpenAI-format answers into one: the
@@ -221,11 +237,10 @@ impl<P: HttpProvider> Provider for P {
         Box::pin(async move {
             let request = &*without_dropped(call.upstream, request);
             if endpoint == PassthroughEndpoint::Embeddings {
-                if let Some(parts) = self
-                    .embeddings_per_call(call.upstream)
-                    .and_then(|limit| split_inputs(request, limit))
-                {
-                    return embed_in_parts(self, &call, parts).await;
+                if let Some(limit) = self.embeddings_per_call(call.upstream) {
+                    if let Some(parts) = split_inputs(request, limit)? {
+                        return embed_in_parts(self, &call, parts).await;
+                    }
                 }
             }
             let upstream_request = self.passthrough_request(call.upstream, endpoint, request)?;

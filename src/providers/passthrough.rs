@@ -214,8 +214,12 @@ pub fn vertex_target(deployments: &[(&str, &Upstream)], path: &str) -> Option<Si
         .or_else(|| vertex.first().copied())?;
     let host = crate::providers::vertex::host_of(&upstream.base_url);
     let base_url = match location {
-        // Google's own host: the path's location decides the region.
-        Some(location) if host.ends_with("aiplatform.googleapis.com") => {
+        // Google's own host: the path's location decides the region (a location that is not a
+        // Google Cloud name never becomes part of a host name).
+        Some(location)
+            if host.ends_with("aiplatform.googleapis.com")
+                && crate::providers::vertex::valid_gcp_name(location) =>
+        {
             crate::providers::vertex::location_host(location)
         }
         _ => host.to_owned(),

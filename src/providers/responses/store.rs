@@ -63,9 +63,13 @@ impl Conversations {
     pub fn new(max_bytes: u64, max_entries: u64, ttl_ms: i64) -> Self {
         let max_entries = max_entries.max(1);
         Conversations {
-            entries: Cache::with(
-                max_entries.min(1 << 20) as usize,
-                max_bytes,
+            // A conversation may be as large as an eighth of the store and still be kept.
+            entries: Cache::with_options(
+                crate::cache::memory::options(
+                    max_entries.min(1 << 20) as usize,
+                    max_bytes,
+                    max_bytes / 32,
+                ),
                 ByBytes {
                     min_weight: max_bytes / max_entries,
                 },
@@ -76,7 +80,8 @@ impl Conversations {
         }
     }
 
-    /// Stores `response` with its conversation; one larger than the whole store is not kept.
+    /// Stores `response` with its conversation; one larger than about an eighth of the store is
+    /// not kept (its next turn is then told the id is unknown).
     pub fn put(&self, owner: &str, items: Vec<InputItem>, response: ResponseObject, now_ms: i64) {
         let bytes = serde_json::to_vec(&items).map_or(0, |b| b.len())
             + serde_json::to_vec(&response).map_or(0, |b| b.len());

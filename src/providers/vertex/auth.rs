@@ -235,13 +235,18 @@ struct AccessToken {
     expires_at: Instant,
 }
 
+/// How long a failed token fetch answers the callers that come after it.
+const FAILED_FETCH_HOLD: Duration = Duration::from_secs(1);
+
 /// The current token of one set of credentials, shared by every deployment (and every config
 /// reload) that uses them: N deployments of one service account make one token request.
 #[derive(Default)]
 struct TokenCache {
     cached: ArcSwapOption<AccessToken>,
-    /// Held by the one caller that fetches a token.
-    refreshing: tokio::sync::Mutex<()>,
+    /// Held by the one caller that fetches a token; holds the last failed fetch (when it ended,
+    /// and its error), so the callers that waited on it get its answer instead of each asking
+    /// the token endpoint again in turn.
+    refreshing: tokio::sync::Mutex<Option<(Instant, ProviderError)>>,
 }
 
 /// The cache of the credentials with this fingerprint, created on first use and dropped with
@@ -332,24 +337,43 @@ impl GoogleCredentials {
         }
         // An async mutex held across the token call on purpose: callers arriving meanwhile wait
         // for its token instead of asking for their own.
-        let _refreshing = self.cache.refreshing.lock().await;
+        let waited_from = Instant::now();
+        let mut refreshing = self.cache.refreshing.lock().await;
         let current = self.cache.cached.load_full();
         if let Some(header) = fresh(&current) {
             return Ok(header);
+        }
+        let still_valid = |current: &Option<Arc<AccessToken>>| {
+            current
+                .as_ref()
+                .filter(|t| Instant::now() < t.expires_at)
+                .map(|t| t.header.clone())
+        };
+        // A fetch that failed while this caller waited for the lock, or less than
+        // `FAILED_FETCH_HOLD` ago, is its answer too: a token endpoint that refuses is asked
+        // again at most about once a second, not once per request.
+        if let Some((failed_at, err)) = refreshing.as_ref() {
+            if *failed_at >= waited_from || failed_at.elapsed() < FAILED_FETCH_HOLD {
+                return still_valid(&current).ok_or_else(|| err.clone());
+            }
         }
         match self.fetch().await {
             Ok(token) => {
                 let header = token.header.clone();
                 self.cache.cached.store(Some(Arc::new(token)));
+                *refreshing = None;
                 Ok(header)
             }
-            Err(err) => match current {
-                Some(token) if Instant::now() < token.expires_at => {
-                    tracing::warn!(error = %err, credentials = %self.origin, "refreshing the Google access token failed; the current one is still valid");
-                    Ok(token.header.clone())
+            Err(err) => {
+                *refreshing = Some((Instant::now(), err.clone()));
+                match still_valid(&current) {
+                    Some(header) => {
+                        tracing::warn!(error = %err, credentials = %self.origin, "refreshing the Google access token failed; the current one is still valid");
+                        Ok(header)
+                    }
+                    None => Err(err),
                 }
-                _ => Err(err),
-            },
+            }
         }
     }
 

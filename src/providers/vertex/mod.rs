@@ -85,6 +85,15 @@ impl Vertex {
 }
 
 /// The regional host of a location (`global` has none in its name).
+/// A Google Cloud project id or location as they may be written into a URL: letters, digits,
+/// `-`, `_`, `.`.
+pub fn valid_gcp_name(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 pub fn location_host(location: &str) -> String {
     if location == "global" {
         "https://aiplatform.googleapis.com".to_owned()
@@ -184,8 +193,10 @@ pub fn load_credentials(value: &str, from: &str) -> Result<GoogleCredentials, St
         let key = GoogleKey::from_json(trimmed).map_err(|why| format!("{from} {why}"))?;
         return Ok(GoogleCredentials::new(key, format!("{from} (inline JSON)")));
     }
-    // A value that cannot be a path is not echoed: it may be a secret pasted in the wrong form.
-    let shown = if trimmed.len() < 512 && !trimmed.contains('\n') {
+    // Only a value that looks like a path is echoed: anything else may be a secret pasted in
+    // another form (base64 of a credentials JSON is a single line).
+    let looks_like_path = trimmed.contains('/') || trimmed.ends_with(".json");
+    let shown = if looks_like_path && trimmed.len() < 512 && !trimmed.contains('\n') {
         format!("`{trimmed}`")
     } else {
         "(the value)".to_owned()
@@ -250,11 +261,7 @@ pub fn prepare(
         .or_else(|| env("VERTEX_LOCATION").and_then(non_empty))
         .unwrap_or_else(|| DEFAULT_LOCATION.to_owned());
     for (what, value) in [("vertex_project", &project), ("vertex_location", &location)] {
-        if value.is_empty()
-            || !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
+        if !valid_gcp_name(value) {
             return Err(format!("{what} `{value}` is not a valid Google Cloud name"));
         }
     }
