@@ -707,7 +707,7 @@ async fn sqlite_reopens_with_its_data_and_migrates_once() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(applied, [(1, true), (2, true), (3, true)]);
+    assert_eq!(applied, [(1, true), (2, true), (3, true), (4, true)]);
     let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode")
         .fetch_one(&pool)
         .await
@@ -756,7 +756,7 @@ async fn postgres_reconnects_with_its_data_and_migrates_once() {
     .fetch_all(&schema.admin)
     .await
     .unwrap();
-    assert_eq!(applied, [(1, true), (2, true), (3, true)]);
+    assert_eq!(applied, [(1, true), (2, true), (3, true), (4, true)]);
     // Everything went into the schema of the URL's search_path, nothing into public.
     let (outside,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM information_schema.tables \
