@@ -11,6 +11,7 @@ use super::openai::{
     chat_body, parse_completion, parse_error, parse_raw_completion, OpenAiStreamDecoder,
 };
 use super::responses::wire::{native_body, ResponsesRequest};
+use super::translate::encode_path_segment;
 use super::{
     ChatStreamDecoder, HttpProvider, PassthroughEndpoint, ProviderError, Upstream, UpstreamRequest,
 };
@@ -34,8 +35,8 @@ impl Azure {
         format!(
             "{}/openai/deployments/{}/{operation}?api-version={}",
             upstream.base_url,
-            encode_path_segment(&upstream.model),
-            encode_path_segment(version)
+            encode_path_segment(&upstream.model, b""),
+            encode_path_segment(version, b"")
         )
     }
 
@@ -123,7 +124,7 @@ impl HttpProvider for Azure {
                 url: format!(
                     "{}/openai/responses?api-version={}",
                     upstream.base_url,
-                    encode_path_segment(version)
+                    encode_path_segment(version, b"")
                 ),
                 headers: Self::headers(upstream)?,
                 body: native_body(request, &upstream.model).map_err(|err| {
@@ -132,19 +133,6 @@ impl HttpProvider for Azure {
             })
         })())
     }
-}
-
-/// Percent-encodes everything but unreserved characters: deployment names come from config.
-fn encode_path_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

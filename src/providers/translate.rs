@@ -110,6 +110,28 @@ pub fn base64_f32(values: &[f32]) -> String {
     out
 }
 
+/// `segment` percent-encoded for one URL path segment: RFC 3986's unreserved characters and
+/// those in `keep` stay, every other byte is `%XX` (a model id's `/` and `:` included). Written
+/// without `format!` per byte: it runs on every request of the providers that put a model id in
+/// the path.
+pub fn encode_path_segment(segment: &str, keep: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(segment.len() + 8);
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric()
+            || matches!(byte, b'-' | b'_' | b'.' | b'~')
+            || keep.contains(&byte)
+        {
+            out.push(byte as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 15)] as char);
+        }
+    }
+    out
+}
+
 /// OpenAI's embeddings answer from a provider's vectors: `data` in input order, numbered from 0
 /// (each vector base64-encoded when the client asked with `encoding_format: base64`), and
 /// `usage` when the provider counted the input tokens (else the gateway estimates the cost).
@@ -150,6 +172,16 @@ pub fn openai_embeddings<V: AsRef<[f64]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_keep_only_unreserved_bytes() {
+        assert_eq!(
+            encode_path_segment("us.anthropic.claude-3-5:0/x y", b""),
+            "us.anthropic.claude-3-5%3A0%2Fx%20y"
+        );
+        assert_eq!(encode_path_segment("claude@2024", b"@"), "claude@2024");
+        assert_eq!(encode_path_segment("é", b""), "%C3%A9");
+    }
 
     #[test]
     fn arguments_and_data_urls() {

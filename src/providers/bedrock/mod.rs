@@ -74,14 +74,7 @@ pub fn url(base: &str, model: &str, stream: bool) -> Result<String, ProviderErro
 /// `{base}/model/{modelId}/{method}` (`invoke` for the embedding models' own bodies).
 pub fn model_url(base: &str, model: &str, method: &str) -> Result<String, ProviderError> {
     let id = model_id(model)?;
-    let mut encoded = String::with_capacity(id.len() + 8);
-    for byte in id.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    let encoded = super::translate::encode_path_segment(id, b"");
     Ok(format!(
         "{}/model/{encoded}/{method}",
         base.trim_end_matches('/')

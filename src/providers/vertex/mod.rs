@@ -125,15 +125,8 @@ pub fn project_base(
 
 /// `{base}/publishers/{publisher}/models/{model}:{method}`.
 pub fn url(base: &str, kind: Kind, model: &str, method: &str) -> String {
-    let mut encoded = String::with_capacity(model.len());
-    for byte in model_id(model).bytes() {
-        // `@` stays: Claude's versions are written `claude-3-5-sonnet-v2@20241022`.
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'@') {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
+    // `@` stays: Claude's versions are written `claude-3-5-sonnet-v2@20241022`.
+    let encoded = crate::providers::translate::encode_path_segment(model_id(model), b"@");
     format!(
         "{}/publishers/{}/models/{encoded}:{method}",
         base.trim_end_matches('/'),
