@@ -110,6 +110,54 @@ pub fn base64_f32(values: &[f32]) -> String {
     out
 }
 
+/// A chat message's content as a translating provider's parts, in order: text and `refusal`
+/// parts become `text(..)` (empty ones are left out: Converse and Gemini refuse them), a part
+/// whose type `media_kinds` names goes to `media(part, path)`, any other part is a 400 naming
+/// its path and `provider`. `path` is the message's (`messages[2]`).
+pub fn content_parts<T>(
+    content: Option<&crate::schema::MessageContent>,
+    path: &str,
+    provider: &str,
+    media_kinds: &[&str],
+    mut text: impl FnMut(&str) -> T,
+    mut media: impl FnMut(&crate::schema::ContentPart, &str) -> Result<T, ProviderError>,
+) -> Result<Vec<T>, ProviderError> {
+    use crate::schema::MessageContent;
+    match content {
+        None => Ok(Vec::new()),
+        Some(MessageContent::Text(t)) if t.is_empty() => Ok(Vec::new()),
+        Some(MessageContent::Text(t)) => Ok(vec![text(t)]),
+        Some(MessageContent::Parts(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                let at = format!("{path}.content[{index}]");
+                match item.kind.as_str() {
+                    "text" => {
+                        if let Some(t) = item.text.as_deref().filter(|t| !t.is_empty()) {
+                            out.push(text(t));
+                        }
+                    }
+                    "refusal" => {
+                        if let Some(Value::String(t)) = item.extra.get("refusal") {
+                            out.push(text(t));
+                        }
+                    }
+                    kind if media_kinds.contains(&kind) => out.push(media(item, &at)?),
+                    other => {
+                        return Err(invalid(
+                            &at,
+                            format!(
+                                "content parts of type `{other}` cannot be sent to {provider} here"
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// `segment` percent-encoded for one URL path segment: RFC 3986's unreserved characters and
 /// those in `keep` stay, every other byte is `%XX` (a model id's `/` and `:` included). Written
 /// without `format!` per byte: it runs on every request of the providers that put a model id in

@@ -22,7 +22,7 @@ use super::wire::{
     SystemBlock, Tool, ToolConfig, ToolResult, ToolResultContent, ToolSpec, ToolUse,
 };
 use crate::providers::params::{self, Dropped};
-use crate::providers::translate::{data_url, invalid, tool_arguments};
+use crate::providers::translate::{content_parts, data_url, invalid, tool_arguments};
 use crate::providers::ProviderError;
 use crate::schema::{ChatRequest, Message as ChatMessage, MessageContent, Role, ToolChoice};
 
@@ -243,47 +243,22 @@ fn blocks(
     at: &str,
     allow_images: bool,
 ) -> Result<Vec<ContentBlock>, ProviderError> {
-    match content {
-        None => Ok(Vec::new()),
-        // Converse refuses empty text blocks.
-        Some(MessageContent::Text(text)) if text.is_empty() => Ok(Vec::new()),
-        Some(MessageContent::Text(text)) => Ok(vec![ContentBlock::text(text.clone())]),
-        Some(MessageContent::Parts(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (index, item) in items.iter().enumerate() {
-                let at = format!("{at}.content[{index}]");
-                match item.kind.as_str() {
-                    "text" => {
-                        if let Some(text) = item.text.as_deref().filter(|t| !t.is_empty()) {
-                            out.push(ContentBlock::text(text));
-                        }
-                    }
-                    "refusal" => {
-                        if let Some(Value::String(text)) = item.extra.get("refusal") {
-                            out.push(ContentBlock::text(text.clone()));
-                        }
-                    }
-                    "image_url" if allow_images => {
-                        let url = item
-                            .image_url
-                            .as_ref()
-                            .map(|i| i.url.as_str())
-                            .ok_or_else(|| invalid(&at, "needs an image URL"))?;
-                        out.push(image_block(url, &at)?);
-                    }
-                    other => {
-                        return Err(invalid(
-                            &at,
-                            format!(
-                                "content parts of type `{other}` cannot be sent to Bedrock here"
-                            ),
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-    }
+    let media: &[&str] = if allow_images { &["image_url"] } else { &[] };
+    content_parts(
+        content,
+        at,
+        "Bedrock",
+        media,
+        |t| ContentBlock::text(t),
+        |item, at| {
+            let url = item
+                .image_url
+                .as_ref()
+                .map(|i| i.url.as_str())
+                .ok_or_else(|| invalid(at, "needs an image URL"))?;
+            image_block(url, at)
+        },
+    )
 }
 
 fn image_block(url: &str, at: &str) -> Result<ContentBlock, ProviderError> {

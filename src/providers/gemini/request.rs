@@ -20,7 +20,7 @@ use super::wire::{
     ToolConfig,
 };
 use crate::providers::params::{self, Dropped};
-use crate::providers::translate::{data_url, invalid, tool_arguments};
+use crate::providers::translate::{content_parts, data_url, invalid, tool_arguments};
 use crate::providers::ProviderError;
 use crate::schema::{ChatRequest, ContentPart, Message, MessageContent, Role, ToolChoice};
 
@@ -281,39 +281,12 @@ fn parts(
     at: &str,
     allow_media: bool,
 ) -> Result<Vec<Part>, ProviderError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(MessageContent::Text(text)) if text.is_empty() => Ok(Vec::new()),
-        Some(MessageContent::Text(text)) => Ok(vec![Part::text(text.clone())]),
-        Some(MessageContent::Parts(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (index, item) in items.iter().enumerate() {
-                let at = format!("{at}.content[{index}]");
-                match item.kind.as_str() {
-                    "text" => {
-                        if let Some(text) = item.text.as_deref().filter(|t| !t.is_empty()) {
-                            out.push(Part::text(text));
-                        }
-                    }
-                    "refusal" => {
-                        if let Some(Value::String(text)) = item.extra.get("refusal") {
-                            out.push(Part::text(text.clone()));
-                        }
-                    }
-                    "image_url" | "file" if allow_media => out.push(media_part(item, &at)?),
-                    other => {
-                        return Err(invalid(
-                            &at,
-                            format!(
-                                "content parts of type `{other}` cannot be sent to Gemini here"
-                            ),
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-    }
+    let media: &[&str] = if allow_media {
+        &["image_url", "file"]
+    } else {
+        &[]
+    };
+    content_parts(content, at, "Gemini", media, |t| Part::text(t), media_part)
 }
 
 fn media_part(item: &ContentPart, at: &str) -> Result<Part, ProviderError> {
